@@ -1,0 +1,106 @@
+"""The job definition: the canonical in-memory form of one TOML file.
+
+It holds everything a RegisterJobDefinition request can say that localbatch supports,
+plus the localbatch-only S3 staging lists. ``jobdef.py`` builds it from TOML,
+``awsbatch.jobdefinition`` converts it to and from AWS's request, losslessly for every
+field AWS has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from localbatch.core.retry import RetryStrategy
+from localbatch.core.spec import ContainerSpec
+
+# AWS's own minimum for timeout.attemptDurationSeconds. Shorter timeouts run locally
+# (so users can test timeouts without waiting a minute) but cannot be exported.
+AWS_MIN_TIMEOUT_S = 60
+MIN_MEMORY_MIB = 4
+MAX_SCHEDULING_PRIORITY = 9999
+MAX_TAGS = 50
+RESERVED_ENV_PREFIX = "AWS_BATCH"
+
+
+class PlatformCapability(str, Enum):
+    EC2 = "EC2"
+    FARGATE = "FARGATE"
+
+
+@dataclass(frozen=True)
+class LogConfiguration:
+    """Exported as is; locally every attempt's output goes to its log file regardless."""
+
+    log_driver: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FargateSettings:
+    """Fargate-only containerProperties. No local meaning; exported as is."""
+
+    platform_version: str | None = None
+    assign_public_ip: str | None = None  # ENABLED | DISABLED
+    ephemeral_storage_gib: int | None = None
+    cpu_architecture: str | None = None  # X86_64 | ARM64
+    operating_system_family: str | None = None
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    """localbatch only: an S3 object or prefix copied into the container before it starts."""
+
+    source: str  # s3://bucket/key or s3://bucket/prefix/
+    path: str  # absolute path inside the container
+
+
+@dataclass(frozen=True)
+class StagedOutput:
+    """localbatch only: a container path uploaded to S3 after the container exits."""
+
+    path: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    name: str
+    container: ContainerSpec
+    type: str = "container"
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    retry_strategy: RetryStrategy = field(default_factory=RetryStrategy)
+    timeout_s: int | None = None  # timeout.attempt_duration_seconds
+    platform_capabilities: tuple[PlatformCapability, ...] = (PlatformCapability.EC2,)
+    scheduling_priority: int | None = None
+    propagate_tags: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+    job_role_arn: str | None = None
+    execution_role_arn: str | None = None
+    log_configuration: LogConfiguration | None = None
+    fargate: FargateSettings | None = None
+    inputs: tuple[StagedInput, ...] = ()
+    outputs: tuple[StagedOutput, ...] = ()
+
+    def aws_compatibility_warnings(self) -> list[str]:
+        """What runs locally but AWS Batch would refuse, as ``key: message`` lines."""
+        warnings: list[str] = []
+        if self.timeout_s is not None and self.timeout_s < AWS_MIN_TIMEOUT_S:
+            warnings.append(
+                f"timeout.attempt_duration_seconds: {self.timeout_s} is below AWS's minimum of "
+                f"{AWS_MIN_TIMEOUT_S}; it runs locally, but export refuses it"
+            )
+        vcpus = self.container.resources.vcpus
+        ec2 = PlatformCapability.EC2 in self.platform_capabilities
+        if ec2 and not float(vcpus).is_integer():
+            warnings.append(
+                f"resources.vcpus: {vcpus:g} is fractional; AWS Batch on EC2 takes whole vCPUs "
+                "(fractions are a Fargate feature), so export refuses it"
+            )
+        if self.inputs or self.outputs:
+            warnings.append(
+                "inputs/outputs: S3 staging is a localbatch feature; on AWS Batch the job's own "
+                "code must read and write S3"
+            )
+        return warnings

@@ -1,0 +1,151 @@
+"""Jobs, attempts and the AWS Batch state machine.
+
+A job moves through AWS Batch's states (aws-batch-reference.md §2):
+
+    SUBMITTED -> PENDING -> RUNNABLE -> STARTING -> RUNNING -> SUCCEEDED
+                   |           |  ^        |          |  |
+                   +-----------+--|--------+----------+--+--> FAILED
+                                  +--------(retry)----+
+
+There is no CANCELLED state: a cancelled or terminated job ends FAILED with
+``is_cancelled`` / ``is_terminated`` set. Every attempt (one container run) is recorded with
+its exit code, reasons, log stream and times. Times are epoch milliseconds, as AWS reports
+them, and always come in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from localbatch.core.retry import RetryStrategy
+from localbatch.core.spec import ContainerSpec
+from localbatch.errors import InvalidTransition
+
+EpochMs = int
+
+
+class JobStatus(str, Enum):
+    SUBMITTED = "SUBMITTED"
+    PENDING = "PENDING"
+    RUNNABLE = "RUNNABLE"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+S = JobStatus
+TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    S.SUBMITTED: frozenset({S.PENDING, S.RUNNABLE, S.FAILED}),
+    S.PENDING: frozenset({S.RUNNABLE, S.FAILED}),
+    S.RUNNABLE: frozenset({S.STARTING, S.FAILED}),
+    # STARTING -> RUNNABLE: the container failed to start and a retry remains.
+    S.STARTING: frozenset({S.RUNNING, S.RUNNABLE, S.FAILED}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.RUNNABLE}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a job: one container (AWS's AttemptDetail).
+
+    ``task_id`` plays the role of the ECS task id (32 hex characters) in AWS's log stream
+    name ``<definition>/default/<task id>``.
+    """
+
+    number: int  # 1-based, as AWS_BATCH_JOB_ATTEMPT
+    task_id: str
+    container_name: str
+    log_stream_name: str
+    container_id: str | None = None
+    started_at: EpochMs | None = None
+    stopped_at: EpochMs | None = None
+    exit_code: int | None = None
+    reason: str | None = None  # container.reason, e.g. "OutOfMemoryError: ..."
+    status_reason: str | None = None  # e.g. "Essential container in task exited"
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped_at is not None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A submitted job. ``container`` is resolved: overrides applied, ``Ref::`` substituted."""
+
+    job_id: str
+    job_name: str
+    job_definition_name: str
+    job_definition_revision: int
+    job_queue: str
+    container: ContainerSpec
+    created_at: EpochMs
+    status: JobStatus = JobStatus.SUBMITTED
+    status_reason: str | None = None
+    compute_environment: str | None = None
+    started_at: EpochMs | None = None
+    stopped_at: EpochMs | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    retry_strategy: RetryStrategy = field(default_factory=RetryStrategy)
+    timeout_s: int | None = None
+    attempts: tuple[Attempt, ...] = ()
+    gpu_ids: tuple[str, ...] = ()  # devices held by the current attempt
+    tags: Mapping[str, str] = field(default_factory=dict)
+    propagate_tags: bool = False
+    platform_capabilities: tuple[str, ...] = ("EC2",)
+    scheduling_priority: int | None = None
+    is_cancelled: bool = False
+    is_terminated: bool = False
+
+    @property
+    def current_attempt(self) -> Attempt | None:
+        """The attempt in flight (STARTING/RUNNING), or the last one."""
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def exit_code(self) -> int | None:
+        attempt = self.current_attempt
+        return attempt.exit_code if attempt else None
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One state change, kept in the store as an append-only history."""
+
+    job_id: str
+    at: EpochMs
+    from_status: JobStatus | None  # None for the submission itself
+    to_status: JobStatus
+    reason: str | None = None
+
+
+def transition(job: Job, to: JobStatus, at: EpochMs, reason: str | None = None) -> tuple[Job, JobEvent]:
+    """``job`` moved to ``to``, with the event that records it.
+
+    Raises InvalidTransition for a change AWS Batch does not make. Sets ``started_at`` on
+    entering RUNNING (AWS's startedAt) and ``stopped_at`` on reaching a terminal state.
+    """
+    if to not in TRANSITIONS[job.status]:
+        raise InvalidTransition(job.job_id, job.status.value, to.value)
+    changes: dict[str, object] = {"status": to, "status_reason": reason}
+    if to is JobStatus.RUNNING:
+        changes["started_at"] = at
+    if to.is_terminal:
+        changes["stopped_at"] = at
+    moved = replace(job, **changes)  # type: ignore[arg-type]
+    return moved, JobEvent(job.job_id, at, job.status, to, reason)
+
+
+def with_attempt(job: Job, attempt: Attempt) -> Job:
+    """``job`` with its current attempt replaced by ``attempt`` (or appended if new)."""
+    if job.attempts and job.attempts[-1].number == attempt.number:
+        return replace(job, attempts=job.attempts[:-1] + (attempt,))
+    return replace(job, attempts=job.attempts + (attempt,))

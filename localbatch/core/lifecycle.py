@@ -1,0 +1,198 @@
+"""Pure steps of a job's life: submit, start an attempt, see it run, see it end, stop it.
+
+Each step takes the job and what happened (with the time) and returns the new job and the
+events to record. The caller (``runner`` now, the daemon later) does the I/O between
+steps; these functions decide. Retry rules come from ``core.retry``, AWS's wording from
+``core.outcome``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from localbatch.core import params
+from localbatch.core.definition import (
+    MIN_MEMORY_MIB,
+    RESERVED_ENV_PREFIX,
+    JobDefinition,
+)
+from localbatch.core.jobs import Attempt, EpochMs, Job, JobEvent, JobStatus, transition, with_attempt
+from localbatch.core.outcome import ESSENTIAL_CONTAINER_EXITED, AttemptOutcome, Ending
+from localbatch.core.resources import Resources
+from localbatch.core.retry import RetryDecision, RetryStrategy, decide
+from localbatch.errors import Problem
+
+
+@dataclass(frozen=True)
+class JobOverrides:
+    """What a submission may change (AWS's SubmitJob parameters and containerOverrides).
+
+    ``command`` replaces the whole command; ``environment`` merges by name; each resource
+    overrides the definition's value of that type; ``parameters`` override defaults per key.
+    """
+
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    vcpus: float | None = None
+    memory_mib: int | None = None
+    gpus: int | None = None
+    retry_strategy: RetryStrategy | None = None
+    timeout_s: int | None = None
+
+
+def check_overrides(overrides: JobOverrides) -> list[Problem]:
+    """Every problem with ``overrides``; paths name the override (``environment.NAME``)."""
+    problems: list[Problem] = []
+    for name in overrides.environment:
+        if name.startswith(RESERVED_ENV_PREFIX):
+            problems.append(
+                Problem(f"environment.{name}", f"names starting with {RESERVED_ENV_PREFIX} are reserved")
+            )
+        elif not name:
+            problems.append(Problem("environment", "a variable name must not be empty"))
+    if overrides.vcpus is not None and overrides.vcpus <= 0:
+        problems.append(Problem("vcpus", f"must be greater than 0, got {overrides.vcpus:g}"))
+    if overrides.memory_mib is not None and overrides.memory_mib < MIN_MEMORY_MIB:
+        problems.append(
+            Problem("memory_mib", f"must be at least {MIN_MEMORY_MIB} MiB, got {overrides.memory_mib}")
+        )
+    if overrides.gpus is not None and overrides.gpus < 0:
+        problems.append(Problem("gpus", f"must be 0 or more, got {overrides.gpus}"))
+    if overrides.command is not None:
+        if not overrides.command:
+            problems.append(Problem("command", "must not be empty"))
+        elif any(arg == "" for arg in overrides.command):
+            problems.append(Problem("command", "must not contain empty arguments (AWS rejects them)"))
+    if overrides.timeout_s is not None and overrides.timeout_s < 1:
+        problems.append(Problem("timeout", f"must be at least 1 second, got {overrides.timeout_s}"))
+    return problems
+
+
+def new_job(
+    definition: JobDefinition,
+    revision: int,
+    overrides: JobOverrides,
+    *,
+    job_id: str,
+    job_name: str,
+    job_queue: str,
+    now: EpochMs,
+) -> tuple[Job, JobEvent]:
+    """A SUBMITTED job: the definition with the overrides applied and ``Ref::`` substituted."""
+    base = definition.container
+    parameters = params.merge(definition.parameters, overrides.parameters)
+    resources = Resources(
+        vcpus=overrides.vcpus if overrides.vcpus is not None else base.resources.vcpus,
+        memory_mib=overrides.memory_mib if overrides.memory_mib is not None else base.resources.memory_mib,
+        gpus=overrides.gpus if overrides.gpus is not None else base.resources.gpus,
+    )
+    command = overrides.command if overrides.command is not None else base.command
+    container = replace(
+        base,
+        command=params.substitute(command, parameters),
+        environment={**base.environment, **overrides.environment},
+        resources=resources,
+    )
+    job = Job(
+        job_id=job_id,
+        job_name=job_name,
+        job_definition_name=definition.name,
+        job_definition_revision=revision,
+        job_queue=job_queue,
+        container=container,
+        created_at=now,
+        parameters=parameters,
+        retry_strategy=overrides.retry_strategy or definition.retry_strategy,
+        timeout_s=overrides.timeout_s if overrides.timeout_s is not None else definition.timeout_s,
+        tags=dict(definition.tags),
+        propagate_tags=definition.propagate_tags,
+        platform_capabilities=tuple(p.value for p in definition.platform_capabilities),
+        scheduling_priority=definition.scheduling_priority,
+    )
+    return job, JobEvent(job_id, now, None, JobStatus.SUBMITTED)
+
+
+def begin_attempt(
+    job: Job,
+    now: EpochMs,
+    *,
+    task_id: str,
+    container_name: str,
+    log_stream_name: str,
+    compute_environment: str,
+    gpu_ids: tuple[str, ...] = (),
+) -> tuple[Job, JobEvent]:
+    """RUNNABLE -> STARTING: the job was placed and its next attempt's container is being made."""
+    attempt = Attempt(
+        number=len(job.attempts) + 1,
+        task_id=task_id,
+        container_name=container_name,
+        log_stream_name=log_stream_name,
+    )
+    placed = replace(job, compute_environment=compute_environment, gpu_ids=gpu_ids)
+    moved, event = transition(with_attempt(placed, attempt), JobStatus.STARTING, now)
+    return moved, event
+
+
+def mark_running(job: Job, now: EpochMs, container_id: str) -> tuple[Job, JobEvent]:
+    """STARTING -> RUNNING: the container started; the attempt's clock starts here."""
+    attempt = _current(job)
+    started = replace(attempt, container_id=container_id, started_at=now)
+    return transition(with_attempt(job, started), JobStatus.RUNNING, now)
+
+
+def finish_attempt(
+    job: Job, outcome: AttemptOutcome, now: EpochMs
+) -> tuple[Job, JobEvent, RetryDecision | None]:
+    """The current attempt ended: record it, then succeed, retry (-> RUNNABLE) or fail.
+
+    Returns the retry decision when the attempt failed, so callers can say why it was or
+    was not retried.
+    """
+    attempt = replace(
+        _current(job),
+        stopped_at=now,
+        exit_code=outcome.exit_code,
+        reason=outcome.reason,
+        status_reason=outcome.status_reason,
+    )
+    job = replace(with_attempt(job, attempt), gpu_ids=())
+    if outcome.succeeded:
+        moved, event = transition(job, JobStatus.SUCCEEDED, now, ESSENTIAL_CONTAINER_EXITED)
+        return moved, event, None
+    decision = decide(
+        job.retry_strategy,
+        attempt.number,
+        retryable=outcome.retryable,
+        status_reason=outcome.status_reason,
+        reason=outcome.reason,
+        exit_code=outcome.exit_code,
+    )
+    if decision.retry:
+        moved, event = transition(job, JobStatus.RUNNABLE, now, outcome.status_reason)
+        return moved, event, decision
+    if outcome.ending is Ending.TERMINATED:
+        job = replace(job, is_terminated=True)
+    moved, event = transition(job, JobStatus.FAILED, now, outcome.status_reason)
+    return moved, event, decision
+
+
+def fail_before_start(
+    job: Job, now: EpochMs, reason: str, *, cancelled: bool = False, terminated: bool = False
+) -> tuple[Job, JobEvent]:
+    """A job that has no attempt in flight ends FAILED (cancel, terminate, never fits)."""
+    flagged = replace(
+        job,
+        is_cancelled=job.is_cancelled or cancelled,
+        is_terminated=job.is_terminated or terminated,
+    )
+    return transition(flagged, JobStatus.FAILED, now, reason)
+
+
+def _current(job: Job) -> Attempt:
+    attempt = job.current_attempt
+    if attempt is None or attempt.finished:
+        raise ValueError(f"job {job.job_id} has no attempt in flight")
+    return attempt

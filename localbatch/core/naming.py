@@ -1,0 +1,84 @@
+"""Names AWS gives things, and the names localbatch gives containers.
+
+ARNs follow AWS's format with a local account id and the configured region. Container
+names are deterministic (``localbatch-<job id>-<attempt>``) so a restarted daemon, or a
+person running ``docker ps``, can tell which job and attempt a container belongs to;
+labels carry the same facts for machines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from localbatch.core.jobs import Job
+
+LABEL_JOB_ID = "localbatch.job_id"
+LABEL_ATTEMPT = "localbatch.attempt"
+LABEL_HOME = "localbatch.home"
+LABEL_VERSION = "localbatch.version"
+
+LOG_GROUP = "/aws/batch/job"
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class Arns:
+    region: str
+    account_id: str
+
+    def _arn(self, resource: str) -> str:
+        return f"arn:aws:batch:{self.region}:{self.account_id}:{resource}"
+
+    def job(self, job_id: str) -> str:
+        return self._arn(f"job/{job_id}")
+
+    def job_definition(self, name: str, revision: int) -> str:
+        return self._arn(f"job-definition/{name}:{revision}")
+
+    def job_queue(self, name: str) -> str:
+        return self._arn(f"job-queue/{name}")
+
+    def compute_environment(self, name: str) -> str:
+        return self._arn(f"compute-environment/{name}")
+
+    def task(self, task_id: str) -> str:
+        """The ECS-style task ARN AWS reports for each attempt."""
+        return f"arn:aws:ecs:{self.region}:{self.account_id}:task/localbatch/{task_id}"
+
+
+def container_name(job_id: str, attempt: int) -> str:
+    """``localbatch-<job id>-<attempt>``, with characters Docker refuses (``:`` of array
+    children, ``#`` of multi-node nodes) replaced by ``_``."""
+    return f"localbatch-{_UNSAFE.sub('_', job_id)}-{attempt}"
+
+
+def log_stream_name(job_definition_name: str, task_id: str) -> str:
+    """AWS's awslogs stream name: ``<definition name, first 200 chars>/default/<task id>``."""
+    return f"{job_definition_name[:200]}/default/{task_id}"
+
+
+def batch_environment(job: Job, attempt: int) -> dict[str, str]:
+    """The AWS_BATCH_* variables AWS Batch sets in every job container."""
+    return {
+        "AWS_BATCH_JOB_ID": job.job_id,
+        "AWS_BATCH_JOB_ATTEMPT": str(attempt),
+        "AWS_BATCH_JQ_NAME": job.job_queue,
+        "AWS_BATCH_CE_NAME": job.compute_environment or "",
+    }
+
+
+def container_environment(job: Job, attempt: int) -> dict[str, str]:
+    """The full environment of an attempt's container: the job's own plus AWS_BATCH_*."""
+    env: Mapping[str, str] = job.container.environment
+    return {**env, **batch_environment(job, attempt)}
+
+
+def container_labels(job: Job, attempt: int, home_id: str, version: str) -> dict[str, str]:
+    return {
+        LABEL_JOB_ID: job.job_id,
+        LABEL_ATTEMPT: str(attempt),
+        LABEL_HOME: home_id,
+        LABEL_VERSION: version,
+    }

@@ -1,0 +1,77 @@
+"""How an attempt ended, in AWS Batch's words.
+
+The runtime reports what it saw (an exit code, an OOM flag, a failure to start); this
+module turns that into what AWS Batch would report: ``exitCode``, ``container.reason`` and
+``statusReason`` (aws-batch-reference.md §4.5), and whether the retry rules may consider it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
+TASK_FAILED_TO_START = "Task failed to start"
+TIMEOUT = "Job attempt duration exceeded timeout"
+OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
+CANNOT_PULL = "CannotPullContainerError"
+CANNOT_START = "CannotStartContainerError"
+# AWS's container.reason is at most 255 characters.
+MAX_REASON_CHARS = 255
+
+
+class Ending(str, Enum):
+    EXITED = "EXITED"  # the container ran and exited by itself (OOM kills included)
+    FAILED_TO_START = "FAILED_TO_START"  # image could not be pulled, container not created/started
+    TIMED_OUT = "TIMED_OUT"  # killed for exceeding attempt_duration_seconds
+    TERMINATED = "TERMINATED"  # stopped on request (TerminateJob, Ctrl-C on `run`)
+    LOST = "LOST"  # the container vanished or the engine failed under it
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    ending: Ending
+    exit_code: int | None
+    reason: str | None  # container.reason
+    status_reason: str  # statusReason of the attempt (and of the job, if this ends it)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.ending is Ending.EXITED and self.exit_code == 0
+
+    @property
+    def retryable(self) -> bool:
+        """Whether retry rules apply: AWS never retries timed-out or terminated attempts."""
+        return self.ending not in (Ending.TIMED_OUT, Ending.TERMINATED)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
+
+
+def exited(exit_code: int, oom_killed: bool) -> AttemptOutcome:
+    """The container exited on its own; an OOM kill is reported as ECS reports it."""
+    return AttemptOutcome(
+        Ending.EXITED,
+        exit_code,
+        OUT_OF_MEMORY if oom_killed else None,
+        ESSENTIAL_CONTAINER_EXITED,
+    )
+
+
+def failed_to_start(detail: str, *, image_missing: bool) -> AttemptOutcome:
+    """The container never ran: the image could not be pulled, or the engine refused it."""
+    kind = CANNOT_PULL if image_missing else CANNOT_START
+    return AttemptOutcome(Ending.FAILED_TO_START, None, _clip(f"{kind}: {detail}"), TASK_FAILED_TO_START)
+
+
+def timed_out(exit_code: int | None) -> AttemptOutcome:
+    return AttemptOutcome(Ending.TIMED_OUT, exit_code, None, TIMEOUT)
+
+
+def terminated(exit_code: int | None, reason: str) -> AttemptOutcome:
+    return AttemptOutcome(Ending.TERMINATED, exit_code, None, _clip(reason))
+
+
+def lost(detail: str) -> AttemptOutcome:
+    return AttemptOutcome(Ending.LOST, None, _clip(detail), _clip(detail))

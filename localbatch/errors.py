@@ -1,0 +1,126 @@
+"""Every error localbatch raises on purpose, under one root.
+
+Catch ``LocalbatchError`` to catch them all. Adapters translate their SDK's
+exceptions into these at the border (``raise ... from exc``); the CLI maps them
+to exit codes in one place (``cli.py``) and the HTTP API to AWS error shapes in
+one place.
+
+    LocalbatchError
+    ├── JobDefinitionError        a job definition (TOML or AWS JSON) is invalid; carries every problem
+    ├── ConfigError               the settings file or LOCALBATCH_* environment is invalid
+    ├── UsageError                a command-line argument or override is invalid
+    ├── NotFound
+    │   ├── JobNotFound
+    │   └── JobDefinitionNotFound
+    ├── InvalidTransition         a job state change AWS Batch does not allow
+    ├── Unschedulable             a job can never fit the compute environment; names the resource
+    ├── ContainerRuntimeError     the container engine refused or failed an operation
+    │   ├── RuntimeUnavailable    the engine does not answer
+    │   └── ImageError            the image is missing and cannot be pulled
+    ├── StateStoreError           the SQLite state store failed
+    └── HostProbeError            the host inventory could not be read
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LocalbatchError(Exception):
+    """Root of every error localbatch raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where it is, and what is wrong with it.
+
+    ``path`` is the key path inside the document (``retry.evaluate_on_exit[0].action``),
+    empty for the document as a whole.
+    """
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class JobDefinitionError(LocalbatchError):
+    """Raised when a job definition is invalid. ``problems`` lists every problem found."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class ConfigError(LocalbatchError):
+    """Raised when the settings file or LOCALBATCH_* environment is invalid."""
+
+
+class UsageError(LocalbatchError):
+    """Raised when a command-line argument or an override is invalid."""
+
+
+class NotFound(LocalbatchError):
+    """Raised when a named object does not exist."""
+
+
+class JobNotFound(NotFound):
+    """Raised when no job has the given id."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} does not exist")
+
+
+class JobDefinitionNotFound(NotFound):
+    """Raised when no job definition has the given name (and revision)."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"job definition {ref!r} does not exist")
+
+
+class InvalidTransition(LocalbatchError):
+    """Raised when code asks for a job state change AWS Batch does not allow."""
+
+    def __init__(self, job_id: str, from_status: str, to_status: str) -> None:
+        self.job_id = job_id
+        self.from_status = from_status
+        self.to_status = to_status
+        super().__init__(f"job {job_id}: no transition {from_status} -> {to_status}")
+
+
+class Unschedulable(LocalbatchError):
+    """Raised when a job asks for more than its compute environment can ever give."""
+
+    def __init__(self, message: str, resource: str) -> None:
+        self.resource = resource
+        super().__init__(message)
+
+
+class ContainerRuntimeError(LocalbatchError):
+    """Raised when the container engine refuses or fails an operation."""
+
+
+class RuntimeUnavailable(ContainerRuntimeError):
+    """Raised when the container engine does not answer at all."""
+
+
+class ImageError(ContainerRuntimeError):
+    """Raised when an image is not on the host and cannot be pulled."""
+
+    def __init__(self, image: str, detail: str) -> None:
+        self.image = image
+        self.detail = detail
+        super().__init__(f"image {image!r}: {detail}")
+
+
+class StateStoreError(LocalbatchError):
+    """Raised when the state store cannot be read or written."""
+
+
+class HostProbeError(LocalbatchError):
+    """Raised when the host's CPUs, memory or GPUs cannot be read."""
