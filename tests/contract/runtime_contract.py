@@ -1,0 +1,227 @@
+"""The ContainerRuntime contract: what every implementation must do (huey's StorageTests).
+
+``RuntimeContract`` is a mixin of tests. A subclass named ``Test...`` runs them against one
+implementation by filling in the hooks: ``make_runtime()``, the images, and commands that
+print, exit or run until stopped. The fake scripts its runtime inside those hooks; Docker
+returns shell commands for busybox. A fake that passes this suite can stand in for Docker
+in unit tests.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+
+import pytest
+
+from localbatch.core.resources import Resources
+from localbatch.core.spec import ContainerSpec
+from localbatch.errors import ContainerRuntimeError, ImageError
+from localbatch.ports import ContainerExit, ContainerRequest, ContainerRuntime
+
+# Generous bounds for a real engine on a small machine; the fake answers at once.
+WAIT_S = 30.0
+PROMPT_S = 10.0
+
+
+class RuntimeContract:
+    """Mixin: subclass as ``Test<Impl>RuntimeContract`` and implement the hooks."""
+
+    image: str = "busybox:1.36"  # an image the runtime can run
+    missing_image: str = "127.0.0.1:9/localbatch-missing:nope"  # one it cannot get
+
+    # -- hooks --------------------------------------------------------------------------
+
+    def make_runtime(self) -> ContainerRuntime:
+        raise NotImplementedError
+
+    def request_labels(self) -> Mapping[str, str]:
+        """Labels every request carries (Docker: the test-run label its teardown removes by)."""
+        return {}
+
+    def command_printing(self, runtime: ContainerRuntime, output: bytes, exit_code: int) -> tuple[str, ...]:
+        """A command that prints ``output`` (stdout) and exits with ``exit_code``."""
+        raise NotImplementedError
+
+    def command_printing_env(self, runtime: ContainerRuntime, name: str) -> tuple[str, ...]:
+        """A command that prints the value of environment variable ``name`` and exits 0."""
+        raise NotImplementedError
+
+    def long_running_command(self, runtime: ContainerRuntime) -> tuple[str, ...]:
+        """A command that runs until stopped (minutes, at least)."""
+        raise NotImplementedError
+
+    def command_that_cannot_start(self, runtime: ContainerRuntime) -> tuple[str, ...]:
+        """A command the engine cannot even start (not in the image)."""
+        raise NotImplementedError
+
+    def make_missing(self, runtime: ContainerRuntime, image: str) -> None:
+        """Make sure ``image`` cannot be had (Docker: nothing to do for a loopback registry)."""
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @pytest.fixture
+    def runtime(self) -> ContainerRuntime:
+        return self.make_runtime()
+
+    def request(
+        self,
+        command: tuple[str, ...],
+        *,
+        image: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> ContainerRequest:
+        return ContainerRequest(
+            name=name or f"lbtest-{uuid.uuid4().hex[:12]}",
+            spec=ContainerSpec(
+                image=image or self.image, command=command, resources=Resources(vcpus=1, memory_mib=64)
+            ),
+            environment=dict(environment or {}),
+            labels={**self.request_labels(), **(labels or {})},
+        )
+
+    def run_to_exit(self, runtime: ContainerRuntime, request: ContainerRequest) -> tuple[str, ContainerExit]:
+        container_id = runtime.create(request)
+        runtime.start(container_id)
+        exit = runtime.wait(container_id, WAIT_S)
+        assert exit is not None, "container did not exit in time"
+        return container_id, exit
+
+    def start_long_running(self, runtime: ContainerRuntime) -> str:
+        request = self.request(self.long_running_command(runtime))
+        container_id = runtime.create(request)
+        runtime.start(container_id)
+        return container_id
+
+    # -- the contract -------------------------------------------------------------------
+
+    def test_create_start_wait_returns_the_exit_code(self, runtime: ContainerRuntime) -> None:
+        _, exit = self.run_to_exit(runtime, self.request(self.command_printing(runtime, b"", 0)))
+        assert exit == ContainerExit(exit_code=0, oom_killed=False, error=None)
+
+    def test_non_zero_exit_code(self, runtime: ContainerRuntime) -> None:
+        _, exit = self.run_to_exit(runtime, self.request(self.command_printing(runtime, b"", 3)))
+        assert exit.exit_code == 3
+        assert not exit.oom_killed
+
+    def test_create_returns_distinct_ids(self, runtime: ContainerRuntime) -> None:
+        command = self.command_printing(runtime, b"", 0)
+        first = runtime.create(self.request(command))
+        second = runtime.create(self.request(command))
+        assert first != second
+
+    def test_labels_and_names_visible_in_list_containers(self, runtime: ContainerRuntime) -> None:
+        mine = {"localbatch.contract": uuid.uuid4().hex}
+        request = self.request(self.command_printing(runtime, b"", 0), labels=mine)
+        container_id = runtime.create(request)
+        other_id = runtime.create(self.request(self.command_printing(runtime, b"", 0)))
+
+        found = runtime.list_containers({**mine, **self.request_labels()})
+
+        assert [c.container_id for c in found] == [container_id]
+        (info,) = found
+        assert info.name == request.name
+        assert dict(info.labels).items() >= {**mine, **self.request_labels()}.items()
+        assert not info.running  # created, not started
+        assert other_id not in {c.container_id for c in runtime.list_containers(mine)}
+
+    def test_list_containers_reports_running(self, runtime: ContainerRuntime) -> None:
+        container_id = self.start_long_running(runtime)
+        (info,) = [
+            c for c in runtime.list_containers(self.request_labels()) if c.container_id == container_id
+        ]
+        assert info.running
+        runtime.stop(container_id, grace_s=1)
+        assert runtime.wait(container_id, WAIT_S) is not None
+        (info,) = [
+            c for c in runtime.list_containers(self.request_labels()) if c.container_id == container_id
+        ]
+        assert not info.running
+
+    def test_environment_reaches_the_container(self, runtime: ContainerRuntime) -> None:
+        request = self.request(
+            self.command_printing_env(runtime, "LOCALBATCH_GREETING"),
+            environment={"LOCALBATCH_GREETING": "hello from the environment"},
+        )
+        container_id, exit = self.run_to_exit(runtime, request)
+        assert exit.exit_code == 0
+        assert b"".join(runtime.logs(container_id)) == b"hello from the environment"
+
+    def test_logs_yield_what_the_container_printed(self, runtime: ContainerRuntime) -> None:
+        output = b"line one\nline two\n"
+        container_id, _ = self.run_to_exit(runtime, self.request(self.command_printing(runtime, output, 0)))
+        assert b"".join(runtime.logs(container_id)) == output
+
+    def test_stop_ends_a_long_running_container_promptly(self, runtime: ContainerRuntime) -> None:
+        container_id = self.start_long_running(runtime)
+        began = time.monotonic()
+        runtime.stop(container_id, grace_s=1)
+        exit = runtime.wait(container_id, WAIT_S)
+        assert time.monotonic() - began < PROMPT_S
+        assert exit is not None
+        assert exit.exit_code != 0
+
+    def test_wait_with_short_timeout_on_running_container_returns_none(
+        self, runtime: ContainerRuntime
+    ) -> None:
+        container_id = self.start_long_running(runtime)
+        began = time.monotonic()
+        assert runtime.wait(container_id, 0.5) is None
+        assert time.monotonic() - began < PROMPT_S
+        assert runtime.wait(container_id, 0) is None  # a zero timeout polls
+        runtime.stop(container_id, grace_s=0)
+
+    def test_remove_makes_the_container_disappear(self, runtime: ContainerRuntime) -> None:
+        container_id, _ = self.run_to_exit(runtime, self.request(self.command_printing(runtime, b"", 0)))
+        assert container_id in {c.container_id for c in runtime.list_containers(self.request_labels())}
+        runtime.remove(container_id)
+        assert container_id not in {c.container_id for c in runtime.list_containers(self.request_labels())}
+
+    def test_remove_a_running_container(self, runtime: ContainerRuntime) -> None:
+        container_id = self.start_long_running(runtime)
+        runtime.remove(container_id)
+        assert container_id not in {c.container_id for c in runtime.list_containers(self.request_labels())}
+
+    def test_stop_and_remove_of_unknown_id_are_not_errors(self, runtime: ContainerRuntime) -> None:
+        unknown = f"localbatch-no-such-container-{uuid.uuid4().hex}"
+        runtime.stop(unknown, grace_s=0)
+        runtime.remove(unknown)
+
+    def test_remove_twice_is_not_an_error(self, runtime: ContainerRuntime) -> None:
+        container_id = runtime.create(self.request(self.command_printing(runtime, b"", 0)))
+        runtime.remove(container_id)
+        runtime.remove(container_id)
+
+    def test_stop_of_an_exited_container_keeps_its_exit(self, runtime: ContainerRuntime) -> None:
+        container_id, exit = self.run_to_exit(runtime, self.request(self.command_printing(runtime, b"", 5)))
+        runtime.stop(container_id, grace_s=1)
+        assert runtime.wait(container_id, WAIT_S) == exit
+
+    def test_wait_on_unknown_id_is_a_runtime_error(self, runtime: ContainerRuntime) -> None:
+        with pytest.raises(ContainerRuntimeError):
+            runtime.wait(f"localbatch-no-such-container-{uuid.uuid4().hex}", 1)
+
+    def test_missing_image_is_an_image_error(self, runtime: ContainerRuntime) -> None:
+        self.make_missing(runtime, self.missing_image)
+        with pytest.raises(ImageError) as caught:
+            runtime.create(self.request(self.command_printing(runtime, b"", 0), image=self.missing_image))
+        assert caught.value.image == self.missing_image
+        assert self.missing_image in str(caught.value)
+
+    def test_failed_start_is_an_error_and_then_an_exit(self, runtime: ContainerRuntime) -> None:
+        container_id = runtime.create(self.request(self.command_that_cannot_start(runtime)))
+        with pytest.raises(ContainerRuntimeError):
+            runtime.start(container_id)
+        exit = runtime.wait(container_id, WAIT_S)
+        assert exit is not None
+        assert exit.exit_code != 0
+        assert exit.error
+
+    def test_name_already_in_use_is_a_runtime_error(self, runtime: ContainerRuntime) -> None:
+        request = self.request(self.command_printing(runtime, b"", 0))
+        runtime.create(request)
+        with pytest.raises(ContainerRuntimeError, match=request.name):
+            runtime.create(request)
