@@ -1,0 +1,415 @@
+"""Rows and JSON for the SQLite state store: Job, Attempt, JobEvent and the specs inside a Job.
+
+Explicit on purpose: every field is named once when encoding and once when decoding, so what
+goes in comes back equal (tuples stay tuples, enums stay enums, None stays None). Decoding
+checks each value's type and leaves a key that is absent to the dataclass default, so a JSON
+column written before a field existed still reads back (adding a field with a default needs
+no migration). Anything that does not decode raises ``ValueError``; the store turns that into
+``StateStoreError`` with the database path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from localbatch.core.jobs import Attempt, Job, JobEvent, JobStatus
+from localbatch.core.resources import Resources
+from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
+from localbatch.core.spec import (
+    ContainerSpec,
+    Device,
+    LinuxParameters,
+    MountPoint,
+    Tmpfs,
+    Ulimit,
+    Volume,
+)
+
+T = TypeVar("T")
+
+
+class Row(Protocol):
+    """One row by column name: a ``sqlite3.Row`` (or a dict in tests)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+# ---------------------------------------------------------------------------------------
+# JSON text
+
+
+def dumps(value: object) -> str:
+    """Compact JSON; NaN and infinities are refused (they are not JSON). Raises ValueError."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except TypeError as exc:  # an object json cannot encode: same family as NaN for the caller
+        raise ValueError(str(exc)) from exc
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
+
+
+# ---------------------------------------------------------------------------------------
+# Checked converters for decoding: each returns its argument or raises ValueError.
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _num(value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value  # an int stays an int: Resources(vcpus=2) reads back as 2, not 2.0
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _opt(convert: Callable[[object], T]) -> Callable[[object], T | None]:
+    return lambda value: None if value is None else convert(value)
+
+
+def _tuple(convert: Callable[[object], T]) -> Callable[[object], tuple[T, ...]]:
+    def decode(value: object) -> tuple[T, ...]:
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {value!r}")
+        return tuple(convert(item) for item in value)
+
+    return decode
+
+
+def _str_map(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object, got {value!r}")
+    return {_str(key): _str(item) for key, item in value.items()}
+
+
+def _obj(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object, got {value!r}")
+    return value
+
+
+def _present(data: object, **convert: Callable[[object], object]) -> dict[str, Any]:
+    """The keys of ``data`` that ``convert`` names, converted; absent keys are left out so the
+    dataclass default applies. Keys ``convert`` does not name are ignored."""
+    obj = _obj(data)
+    return {key: fn(obj[key]) for key, fn in convert.items() if key in obj}
+
+
+def _build(cls: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key was missing
+        raise ValueError(str(exc)) from exc
+
+
+# ---------------------------------------------------------------------------------------
+# ContainerSpec and its parts
+
+
+def encode_container(spec: ContainerSpec) -> dict[str, Any]:
+    lp = spec.linux_parameters
+    return {
+        "image": spec.image,
+        "command": list(spec.command),
+        "environment": dict(spec.environment),
+        "resources": {
+            "vcpus": spec.resources.vcpus,
+            "memory_mib": spec.resources.memory_mib,
+            "gpus": spec.resources.gpus,
+        },
+        "volumes": [{"name": v.name, "host_source_path": v.host_source_path} for v in spec.volumes],
+        "mount_points": [
+            {"source_volume": m.source_volume, "container_path": m.container_path, "read_only": m.read_only}
+            for m in spec.mount_points
+        ],
+        "ulimits": [
+            {"name": u.name, "soft_limit": u.soft_limit, "hard_limit": u.hard_limit} for u in spec.ulimits
+        ],
+        "user": spec.user,
+        "privileged": spec.privileged,
+        "readonly_root_filesystem": spec.readonly_root_filesystem,
+        "linux_parameters": {
+            "devices": [
+                {
+                    "host_path": d.host_path,
+                    "container_path": d.container_path,
+                    "permissions": list(d.permissions),
+                }
+                for d in lp.devices
+            ],
+            "init_process_enabled": lp.init_process_enabled,
+            "shared_memory_size_mib": lp.shared_memory_size_mib,
+            "tmpfs": [
+                {
+                    "container_path": t.container_path,
+                    "size_mib": t.size_mib,
+                    "mount_options": list(t.mount_options),
+                }
+                for t in lp.tmpfs
+            ],
+            "max_swap_mib": lp.max_swap_mib,
+            "swappiness": lp.swappiness,
+        },
+    }
+
+
+def _resources(data: object) -> Resources:
+    return _build(Resources, _present(data, vcpus=_num, memory_mib=_int, gpus=_int))
+
+
+def _volume(data: object) -> Volume:
+    return _build(Volume, _present(data, name=_str, host_source_path=_opt(_str)))
+
+
+def _mount_point(data: object) -> MountPoint:
+    return _build(MountPoint, _present(data, source_volume=_str, container_path=_str, read_only=_bool))
+
+
+def _ulimit(data: object) -> Ulimit:
+    return _build(Ulimit, _present(data, name=_str, soft_limit=_int, hard_limit=_int))
+
+
+def _device(data: object) -> Device:
+    return _build(Device, _present(data, host_path=_str, container_path=_opt(_str), permissions=_tuple(_str)))
+
+
+def _tmpfs(data: object) -> Tmpfs:
+    return _build(Tmpfs, _present(data, container_path=_str, size_mib=_int, mount_options=_tuple(_str)))
+
+
+def _linux_parameters(data: object) -> LinuxParameters:
+    fields = _present(
+        data,
+        devices=_tuple(_device),
+        init_process_enabled=_opt(_bool),
+        shared_memory_size_mib=_opt(_int),
+        tmpfs=_tuple(_tmpfs),
+        max_swap_mib=_opt(_int),
+        swappiness=_opt(_int),
+    )
+    return _build(LinuxParameters, fields)
+
+
+def decode_container(data: object) -> ContainerSpec:
+    fields = _present(
+        data,
+        image=_str,
+        command=_tuple(_str),
+        environment=_str_map,
+        resources=_resources,
+        volumes=_tuple(_volume),
+        mount_points=_tuple(_mount_point),
+        ulimits=_tuple(_ulimit),
+        user=_opt(_str),
+        privileged=_bool,
+        readonly_root_filesystem=_bool,
+        linux_parameters=_linux_parameters,
+    )
+    return _build(ContainerSpec, fields)
+
+
+# ---------------------------------------------------------------------------------------
+# RetryStrategy
+
+
+def encode_retry(strategy: RetryStrategy) -> dict[str, Any]:
+    return {
+        "attempts": strategy.attempts,
+        "evaluate_on_exit": [
+            {
+                "action": rule.action.value,
+                "on_status_reason": rule.on_status_reason,
+                "on_reason": rule.on_reason,
+                "on_exit_code": rule.on_exit_code,
+            }
+            for rule in strategy.evaluate_on_exit
+        ],
+    }
+
+
+def _retry_action(value: object) -> RetryAction:
+    return RetryAction(_str(value))
+
+
+def _evaluate_on_exit(data: object) -> EvaluateOnExit:
+    fields = _present(
+        data,
+        action=_retry_action,
+        on_status_reason=_opt(_str),
+        on_reason=_opt(_str),
+        on_exit_code=_opt(_str),
+    )
+    return _build(EvaluateOnExit, fields)
+
+
+def decode_retry(data: object) -> RetryStrategy:
+    return _build(RetryStrategy, _present(data, attempts=_int, evaluate_on_exit=_tuple(_evaluate_on_exit)))
+
+
+# ---------------------------------------------------------------------------------------
+# Rows: jobs, attempts, events. Scalars are columns; nested values are JSON text columns.
+
+JOB_COLUMNS = (
+    "job_id",
+    "job_name",
+    "job_queue",
+    "status",
+    "created_at",
+    "started_at",
+    "stopped_at",
+    "job_definition_name",
+    "job_definition_revision",
+    "status_reason",
+    "compute_environment",
+    "timeout_s",
+    "scheduling_priority",
+    "propagate_tags",
+    "is_cancelled",
+    "is_terminated",
+    "container",
+    "parameters",
+    "retry_strategy",
+    "gpu_ids",
+    "tags",
+    "platform_capabilities",
+)
+
+ATTEMPT_COLUMNS = (
+    "job_id",
+    "number",
+    "task_id",
+    "container_name",
+    "log_stream_name",
+    "container_id",
+    "started_at",
+    "stopped_at",
+    "exit_code",
+    "reason",
+    "status_reason",
+)
+
+
+def job_row(job: Job) -> dict[str, object]:
+    """The ``jobs`` row for ``job`` (its attempts go to ``attempts``). Raises ValueError."""
+    return {
+        "job_id": job.job_id,
+        "job_name": job.job_name,
+        "job_queue": job.job_queue,
+        "status": job.status.value,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "stopped_at": job.stopped_at,
+        "job_definition_name": job.job_definition_name,
+        "job_definition_revision": job.job_definition_revision,
+        "status_reason": job.status_reason,
+        "compute_environment": job.compute_environment,
+        "timeout_s": job.timeout_s,
+        "scheduling_priority": job.scheduling_priority,
+        "propagate_tags": int(job.propagate_tags),
+        "is_cancelled": int(job.is_cancelled),
+        "is_terminated": int(job.is_terminated),
+        "container": dumps(encode_container(job.container)),
+        "parameters": dumps(dict(job.parameters)),
+        "retry_strategy": dumps(encode_retry(job.retry_strategy)),
+        "gpu_ids": dumps(list(job.gpu_ids)),
+        "tags": dumps(dict(job.tags)),
+        "platform_capabilities": dumps(list(job.platform_capabilities)),
+    }
+
+
+def attempt_row(job_id: str, attempt: Attempt) -> dict[str, object]:
+    return {
+        "job_id": job_id,
+        "number": attempt.number,
+        "task_id": attempt.task_id,
+        "container_name": attempt.container_name,
+        "log_stream_name": attempt.log_stream_name,
+        "container_id": attempt.container_id,
+        "started_at": attempt.started_at,
+        "stopped_at": attempt.stopped_at,
+        "exit_code": attempt.exit_code,
+        "reason": attempt.reason,
+        "status_reason": attempt.status_reason,
+    }
+
+
+def decode_attempt(row: Row) -> Attempt:
+    return Attempt(
+        number=_int(row["number"]),
+        task_id=_str(row["task_id"]),
+        container_name=_str(row["container_name"]),
+        log_stream_name=_str(row["log_stream_name"]),
+        container_id=_opt(_str)(row["container_id"]),
+        started_at=_opt(_int)(row["started_at"]),
+        stopped_at=_opt(_int)(row["stopped_at"]),
+        exit_code=_opt(_int)(row["exit_code"]),
+        reason=_opt(_str)(row["reason"]),
+        status_reason=_opt(_str)(row["status_reason"]),
+    )
+
+
+def decode_job(row: Row, attempts: Sequence[Attempt]) -> Job:
+    """The Job in ``row`` with ``attempts`` (already in order). Raises ValueError."""
+    return Job(
+        job_id=_str(row["job_id"]),
+        job_name=_str(row["job_name"]),
+        job_definition_name=_str(row["job_definition_name"]),
+        job_definition_revision=_int(row["job_definition_revision"]),
+        job_queue=_str(row["job_queue"]),
+        container=decode_container(loads(row["container"])),
+        created_at=_int(row["created_at"]),
+        status=JobStatus(row["status"]),
+        status_reason=_opt(_str)(row["status_reason"]),
+        compute_environment=_opt(_str)(row["compute_environment"]),
+        started_at=_opt(_int)(row["started_at"]),
+        stopped_at=_opt(_int)(row["stopped_at"]),
+        parameters=_str_map(loads(row["parameters"])),
+        retry_strategy=decode_retry(loads(row["retry_strategy"])),
+        timeout_s=_opt(_int)(row["timeout_s"]),
+        attempts=tuple(attempts),
+        gpu_ids=_tuple(_str)(loads(row["gpu_ids"])),
+        tags=_str_map(loads(row["tags"])),
+        propagate_tags=bool(_int(row["propagate_tags"])),
+        platform_capabilities=_tuple(_str)(loads(row["platform_capabilities"])),
+        scheduling_priority=_opt(_int)(row["scheduling_priority"]),
+        is_cancelled=bool(_int(row["is_cancelled"])),
+        is_terminated=bool(_int(row["is_terminated"])),
+    )
+
+
+def event_row(event: JobEvent) -> dict[str, object]:
+    return {
+        "job_id": event.job_id,
+        "at": event.at,
+        "from_status": None if event.from_status is None else event.from_status.value,
+        "to_status": event.to_status.value,
+        "reason": event.reason,
+    }
+
+
+def decode_event(row: Row) -> JobEvent:
+    from_status = row["from_status"]
+    return JobEvent(
+        job_id=_str(row["job_id"]),
+        at=_int(row["at"]),
+        from_status=None if from_status is None else JobStatus(from_status),
+        to_status=JobStatus(row["to_status"]),
+        reason=_opt(_str)(row["reason"]),
+    )
