@@ -82,25 +82,3 @@ class JobDefinition:
     fargate: FargateSettings | None = None
     inputs: tuple[StagedInput, ...] = ()
     outputs: tuple[StagedOutput, ...] = ()
-
-    def aws_compatibility_warnings(self) -> list[str]:
-        """What runs locally but AWS Batch would refuse, as ``key: message`` lines."""
-        warnings: list[str] = []
-        if self.timeout_s is not None and self.timeout_s < AWS_MIN_TIMEOUT_S:
-            warnings.append(
-                f"timeout.attempt_duration_seconds: {self.timeout_s} is below AWS's minimum of "
-                f"{AWS_MIN_TIMEOUT_S}; it runs locally, but export refuses it"
-            )
-        vcpus = self.container.resources.vcpus
-        ec2 = PlatformCapability.EC2 in self.platform_capabilities
-        if ec2 and not float(vcpus).is_integer():
-            warnings.append(
-                f"resources.vcpus: {vcpus:g} is fractional; AWS Batch on EC2 takes whole vCPUs "
-                "(fractions are a Fargate feature), so export refuses it"
-            )
-        if self.inputs or self.outputs:
-            warnings.append(
-                "inputs/outputs: S3 staging is a localbatch feature; on AWS Batch the job's own "
-                "code must read and write S3"
-            )
-        return warnings

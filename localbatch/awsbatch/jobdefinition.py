@@ -1,0 +1,212 @@
+"""The job definition in AWS's words: RegisterJobDefinition requests, both ways.
+
+``to_register_request`` writes the body AWS Batch's RegisterJobDefinition takes (camelCase,
+``resourceRequirements`` values as strings, ``action`` upper-case); ``from_register_request``
+reads one back, or one entry of a DescribeJobDefinitions response, checks it with botocore's
+model and then with the same rules as a TOML file (``jobdef.parse_document``).
+
+For every definition ``jobdef`` produces without inputs/outputs the round trip is lossless:
+``from_register_request(to_register_request(d, strict=False), source) == d``.
+
+Not in the request: ``inputs`` and ``outputs``. S3 staging is localbatch's own feature and
+AWS has no field for it; on AWS Batch the job's code reads and writes S3 itself.
+
+``strict=True`` (the default) refuses what AWS Batch would refuse but localbatch runs
+(``core.portability``): timeouts under 60 s, fractional vCPUs on EC2, and for FARGATE a
+missing execution role, a vCPU/memory pair Fargate does not offer, a log driver other than
+awslogs/splunk, ``privileged``. Also more than one platform capability: AWS documents one
+value, and what it does with two is unverified, so export does not risk it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from localbatch import jobdef
+from localbatch.awsbatch import model
+from localbatch.awsbatch._request_reader import RequestReader, unsupported_parts
+from localbatch.core import portability
+from localbatch.core.definition import FargateSettings, JobDefinition
+from localbatch.core.resources import Resources
+from localbatch.core.retry import RetryStrategy
+from localbatch.core.spec import ContainerSpec, LinuxParameters
+from localbatch.errors import JobDefinitionError, Problem
+
+__all__ = ["container_properties", "from_register_request", "to_register_request"]
+
+_DESCRIBE_ONLY = ("jobDefinitionArn", "revision", "status", "containerOrchestrationType")
+
+
+# -- export --------------------------------------------------------------------------------
+def to_register_request(
+    definition: JobDefinition, *, strict: bool = True, source: str | None = None
+) -> dict[str, Any]:
+    """The RegisterJobDefinition request body. With ``strict`` refuse what AWS would refuse
+    (``core.portability``); ``source`` names the definition in that error."""
+    if strict:
+        problems = portability.definition_problems(definition)
+        if problems:
+            raise JobDefinitionError(source or f"job definition {definition.name!r}", problems)
+    d = definition
+    request: dict[str, Any] = {"jobDefinitionName": d.name, "type": d.type}
+    if d.parameters:
+        request["parameters"] = dict(d.parameters)
+    if d.scheduling_priority is not None:
+        request["schedulingPriority"] = d.scheduling_priority
+    props = container_properties(d.container)
+    if d.job_role_arn is not None:
+        props["jobRoleArn"] = d.job_role_arn
+    if d.execution_role_arn is not None:
+        props["executionRoleArn"] = d.execution_role_arn
+    if d.log_configuration is not None:
+        props["logConfiguration"] = {"logDriver": d.log_configuration.log_driver}
+        if d.log_configuration.options:
+            props["logConfiguration"]["options"] = dict(d.log_configuration.options)
+    if d.fargate is not None:
+        props.update(_fargate(d.fargate))
+    request["containerProperties"] = props
+    if d.retry_strategy != RetryStrategy():
+        request["retryStrategy"] = retry_strategy(d.retry_strategy)
+    if d.propagate_tags:
+        request["propagateTags"] = True
+    if d.timeout_s is not None:
+        request["timeout"] = {"attemptDurationSeconds": d.timeout_s}
+    if d.tags:
+        request["tags"] = dict(d.tags)
+    request["platformCapabilities"] = [p.value for p in d.platform_capabilities]
+    return request
+
+
+def container_properties(container: ContainerSpec) -> dict[str, Any]:
+    """The parts of ``containerProperties`` a ``ContainerSpec`` holds (also the core of
+    DescribeJobs' ``container``)."""
+    c = container
+    props: dict[str, Any] = {"image": c.image}
+    if c.command:
+        props["command"] = list(c.command)
+    if c.volumes:
+        props["volumes"] = [
+            {"name": v.name, **({"host": {"sourcePath": v.host_source_path}} if v.host_source_path else {})}
+            for v in c.volumes
+        ]
+    if c.environment:
+        props["environment"] = [{"name": k, "value": v} for k, v in c.environment.items()]
+    if c.mount_points:
+        props["mountPoints"] = [
+            {"sourceVolume": m.source_volume, "containerPath": m.container_path, "readOnly": m.read_only}
+            for m in c.mount_points
+        ]
+    if c.readonly_root_filesystem:
+        props["readonlyRootFilesystem"] = True
+    if c.privileged:
+        props["privileged"] = True
+    if c.ulimits:
+        props["ulimits"] = [
+            {"name": u.name, "softLimit": u.soft_limit, "hardLimit": u.hard_limit} for u in c.ulimits
+        ]
+    if c.user is not None:
+        props["user"] = c.user
+    props["resourceRequirements"] = resource_requirements(c.resources)
+    if c.linux_parameters != LinuxParameters():
+        props["linuxParameters"] = _linux_parameters(c.linux_parameters)
+    return props
+
+
+def resource_requirements(resources: Resources) -> list[dict[str, str]]:
+    """VCPU, MEMORY and (when not 0) GPU, with string values as AWS takes them."""
+    vcpus = float(resources.vcpus)
+    requirements = [
+        {"type": "VCPU", "value": str(int(vcpus)) if vcpus.is_integer() else repr(vcpus)},
+        {"type": "MEMORY", "value": str(resources.memory_mib)},
+    ]
+    if resources.gpus:
+        requirements.append({"type": "GPU", "value": str(resources.gpus)})
+    return requirements
+
+
+def retry_strategy(strategy: RetryStrategy) -> dict[str, Any]:
+    """AWS's ``retryStrategy``: attempts, and the rules with ``action`` upper-case."""
+    body: dict[str, Any] = {"attempts": strategy.attempts}
+    rules = []
+    for rule in strategy.evaluate_on_exit:
+        fields = (
+            ("onStatusReason", rule.on_status_reason),
+            ("onReason", rule.on_reason),
+            ("onExitCode", rule.on_exit_code),
+        )
+        rules.append({**{k: v for k, v in fields if v is not None}, "action": rule.action.value})
+    if rules:
+        body["evaluateOnExit"] = rules
+    return body
+
+
+def _linux_parameters(linux: LinuxParameters) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if linux.devices:
+        body["devices"] = [
+            {
+                "hostPath": d.host_path,
+                **({"containerPath": d.container_path} if d.container_path is not None else {}),
+                **({"permissions": list(d.permissions)} if d.permissions else {}),
+            }
+            for d in linux.devices
+        ]
+    optional = {
+        "initProcessEnabled": linux.init_process_enabled,
+        "sharedMemorySize": linux.shared_memory_size_mib,
+        "maxSwap": linux.max_swap_mib,
+        "swappiness": linux.swappiness,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if linux.tmpfs:
+        body["tmpfs"] = [
+            {
+                "containerPath": t.container_path,
+                "size": t.size_mib,
+                **({"mountOptions": list(t.mount_options)} if t.mount_options else {}),
+            }
+            for t in linux.tmpfs
+        ]
+    return body
+
+
+def _fargate(fargate: FargateSettings) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    if fargate.assign_public_ip is not None:
+        props["networkConfiguration"] = {"assignPublicIp": fargate.assign_public_ip}
+    if fargate.platform_version is not None:
+        props["fargatePlatformConfiguration"] = {"platformVersion": fargate.platform_version}
+    if fargate.ephemeral_storage_gib is not None:
+        props["ephemeralStorage"] = {"sizeInGiB": fargate.ephemeral_storage_gib}
+    runtime = {
+        "operatingSystemFamily": fargate.operating_system_family,
+        "cpuArchitecture": fargate.cpu_architecture,
+    }
+    if any(v is not None for v in runtime.values()):
+        props["runtimePlatform"] = {k: v for k, v in runtime.items() if v is not None}
+    return props
+
+
+# -- import --------------------------------------------------------------------------------
+def from_register_request(request: Mapping[str, Any], source: str) -> JobDefinition:
+    """A definition from a RegisterJobDefinition request or a DescribeJobDefinitions entry.
+
+    botocore's model checks the shape first; then parts localbatch cannot run are refused,
+    and the rest goes through the TOML rules. Every problem names its camelCase path.
+    """
+    body = {k: v for k, v in request.items() if k not in _DESCRIBE_ONLY}
+    problems = model.validate_request("RegisterJobDefinition", body)
+    if problems:
+        raise JobDefinitionError(source, problems)
+    reader = RequestReader()
+    document = reader.read(body)
+    problems = unsupported_parts(body) + reader.problems
+    if problems:
+        raise JobDefinitionError(source, problems)
+    try:
+        return jobdef.parse_document(document, source)
+    except JobDefinitionError as exc:
+        raise JobDefinitionError(
+            source, [Problem(reader.aws_path(p.path), p.message) for p in exc.problems]
+        ) from None

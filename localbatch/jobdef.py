@@ -1,0 +1,389 @@
+"""Job definition files: TOML <-> the core's ``JobDefinition``, with every problem at once.
+
+This module owns the TOML format of design §2.1: reading it (``load_file``,
+``parse_document``), checking it, and writing it back (``to_document``, ``dumps``). The
+key names are AWS's RegisterJobDefinition names in snake_case; ``docs/jobdef.md`` is the
+reference. pydantic parses the untrusted document (``_jobdef_schema``, with the per-value
+rules and their messages in ``_jobdef_rules``); what leaves this module is the core's frozen
+dataclasses. Conversion to and from AWS's JSON is ``awsbatch.jobdefinition``'s.
+
+Problems come in at most two rounds. First every shape problem pydantic finds (unknown
+keys, wrong types, values out of range, bad patterns), all at once. When the document has
+none, every rule that relates two values (a mount point names a declared volume, FARGATE
+jobs have no GPUs, ...), all at once.
+
+``parse_document(to_document(d)) == d`` for every definition ``parse_document`` returns.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import ValidationError
+
+from localbatch import _jobdef_rules as rules
+from localbatch import _jobdef_schema as schema
+from localbatch._jobdef_rules import quote
+from localbatch._jobdef_schema import format_path
+from localbatch.core.definition import (
+    FargateSettings,
+    JobDefinition,
+    LogConfiguration,
+    PlatformCapability,
+    StagedInput,
+    StagedOutput,
+)
+from localbatch.core.resources import Resources
+from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
+from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume
+from localbatch.errors import JobDefinitionError, Problem
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+__all__ = ["dumps", "format_path", "load_file", "loads", "parse_document", "to_document"]
+
+_TOML_POSITION = re.compile(r"(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)", re.DOTALL)
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_MAX_INLINE = 100  # longest line for an array written on one line
+
+
+# -- reading -------------------------------------------------------------------------------
+def load_file(path: Path) -> JobDefinition:
+    """Read and check one job definition file; ``JobDefinitionError`` names every problem."""
+    source = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise JobDefinitionError(source, [Problem("", "file not found")]) from None
+    except UnicodeDecodeError as exc:
+        raise JobDefinitionError(source, [Problem("", f"not UTF-8 text (byte {exc.start})")]) from None
+    except OSError as exc:
+        raise JobDefinitionError(
+            source, [Problem("", f"cannot read the file: {exc.strerror or exc}")]
+        ) from exc
+    return loads(text, source)
+
+
+def loads(text: str, source: str = "<string>") -> JobDefinition:
+    """Parse and check TOML text; ``source`` names it in errors."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise JobDefinitionError(source, [Problem("", _toml_error(str(exc), text))]) from None
+    return parse_document(document, source)
+
+
+def _toml_error(message: str, text: str) -> str:
+    """tomllib's message with the position always as line and column."""
+    found = _TOML_POSITION.fullmatch(message)
+    if found:
+        what, line, column = found["what"], int(found["line"]), int(found["column"])
+    else:  # "(at end of document)"
+        what = message.replace(" (at end of document)", "")
+        line = text.count("\n") + 1
+        column = len(text.rsplit("\n", 1)[-1]) + 1
+    return f"malformed TOML at line {line}, column {column}: {what[:1].lower()}{what[1:]}"
+
+
+def parse_document(document: Mapping[str, Any], source: str) -> JobDefinition:
+    """Check a TOML-shaped document and build the definition; ``source`` names it in errors."""
+    if not isinstance(document, Mapping):
+        found = schema.describe(document)
+        raise JobDefinitionError(source, [Problem("", f"expected a table of keys, got {found}")])
+    try:
+        model = schema.JobDefinitionModel.model_validate(dict(document))
+    except ValidationError as exc:
+        raise JobDefinitionError(source, schema.problems_from(exc)) from None
+    problems = _cross_checks(model)
+    if problems:
+        raise JobDefinitionError(source, problems)
+    return _to_core(model)
+
+
+def _cross_checks(model: schema.JobDefinitionModel) -> list[Problem]:
+    problems: list[Problem] = []
+    if model.retry is not None and model.retry.evaluate_on_exit and model.retry.attempts is None:
+        problems.append(Problem("retry.attempts", "required when retry.evaluate_on_exit is given (AWS rule)"))
+    volume_names = [v.name for v in model.volumes]
+    problems += _duplicates("volumes", "name", volume_names, "volume name")
+    for index, mount in enumerate(model.mount_points):
+        if mount.source_volume not in volume_names:
+            declared = (
+                "declared: " + ", ".join(quote(n) for n in volume_names)
+                if volume_names
+                else "no [[volumes]] are declared"
+            )
+            problems.append(
+                Problem(
+                    f"mount_points[{index}].source_volume",
+                    f"{quote(mount.source_volume)} names no volume; {declared}"
+                    + rules.suggest(mount.source_volume, volume_names),
+                )
+            )
+    problems += _duplicates(
+        "mount_points", "container_path", [m.container_path for m in model.mount_points], "container path"
+    )
+    problems += _duplicates("ulimits", "name", [u.name for u in model.ulimits], "ulimit")
+    for index, limit in enumerate(model.ulimits):
+        if _unlimited(limit.soft_limit) > _unlimited(limit.hard_limit):
+            problems.append(
+                Problem(
+                    f"ulimits[{index}].soft_limit",
+                    f"must not exceed hard_limit ({limit.hard_limit}), got {limit.soft_limit}",
+                )
+            )
+    if "FARGATE" in model.platform_capabilities:
+        why = 'platform_capabilities includes "FARGATE"'
+        if model.resources.gpus > 0:
+            problems.append(Problem("resources.gpus", f"FARGATE jobs cannot use GPUs; {why}"))
+        if model.linux_parameters is not None and model.linux_parameters.devices:
+            problems.append(
+                Problem("linux_parameters.devices", f"FARGATE jobs cannot use host devices; {why}")
+            )
+    return problems
+
+
+def _unlimited(limit: int) -> float:
+    return float("inf") if limit == -1 else limit
+
+
+def _duplicates(table: str, key: str, values: Sequence[str], what: str) -> list[Problem]:
+    first: dict[str, int] = {}
+    problems = []
+    for index, value in enumerate(values):
+        if value in first:
+            problems.append(
+                Problem(
+                    f"{table}[{index}].{key}",
+                    f"duplicate {what} {quote(value)}; {table}[{first[value]}] has it",
+                )
+            )
+        first.setdefault(value, index)
+    return problems
+
+
+def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
+    linux = m.linux_parameters or schema.LinuxParametersModel()
+    retry = m.retry or schema.RetryModel()
+    container = ContainerSpec(
+        image=m.image,
+        command=tuple(m.command),
+        environment=dict(m.environment),
+        resources=Resources(
+            vcpus=float(m.resources.vcpus), memory_mib=m.resources.memory_mib, gpus=m.resources.gpus
+        ),
+        volumes=tuple(Volume(v.name, v.host_source_path) for v in m.volumes),
+        mount_points=tuple(
+            MountPoint(p.source_volume, p.container_path, p.read_only) for p in m.mount_points
+        ),
+        ulimits=tuple(Ulimit(u.name, u.soft_limit, u.hard_limit) for u in m.ulimits),
+        user=m.user,
+        privileged=m.privileged,
+        readonly_root_filesystem=m.readonly_root_filesystem,
+        linux_parameters=LinuxParameters(
+            devices=tuple(Device(d.host_path, d.container_path, tuple(d.permissions)) for d in linux.devices),
+            init_process_enabled=linux.init_process_enabled,
+            shared_memory_size_mib=linux.shared_memory_size,
+            tmpfs=tuple(Tmpfs(t.container_path, t.size, tuple(t.mount_options)) for t in linux.tmpfs),
+            max_swap_mib=linux.max_swap,
+            swappiness=linux.swappiness,
+        ),
+    )
+    fargate = None
+    if m.fargate is not None and m.fargate != schema.FargateModel():  # an empty [fargate] says nothing
+        fargate = FargateSettings(**m.fargate.model_dump())
+    return JobDefinition(
+        name=m.name,
+        container=container,
+        type=m.type,
+        parameters=dict(m.parameters),
+        retry_strategy=RetryStrategy(
+            attempts=retry.attempts or 1,
+            evaluate_on_exit=tuple(
+                EvaluateOnExit(
+                    action=RetryAction(rule.action.upper()),
+                    on_status_reason=rule.on_status_reason,
+                    on_reason=rule.on_reason,
+                    on_exit_code=rule.on_exit_code,
+                )
+                for rule in retry.evaluate_on_exit
+            ),
+        ),
+        timeout_s=m.timeout.attempt_duration_seconds if m.timeout is not None else None,
+        platform_capabilities=tuple(PlatformCapability(p) for p in m.platform_capabilities),
+        scheduling_priority=m.scheduling_priority,
+        propagate_tags=m.propagate_tags,
+        tags=dict(m.tags),
+        job_role_arn=m.job_role_arn,
+        execution_role_arn=m.execution_role_arn,
+        log_configuration=(
+            LogConfiguration(m.log_configuration.log_driver, dict(m.log_configuration.options))
+            if m.log_configuration is not None
+            else None
+        ),
+        fargate=fargate,
+        inputs=tuple(StagedInput(i.source, i.path) for i in m.inputs),
+        outputs=tuple(StagedOutput(o.path, o.destination) for o in m.outputs),
+    )
+
+
+# -- writing -------------------------------------------------------------------------------
+def to_document(definition: JobDefinition) -> dict[str, Any]:
+    """The TOML-shaped document for a definition; defaults and empty values are left out."""
+    d, c = definition, definition.container
+    doc: dict[str, Any] = {"name": d.name, "type": d.type, "image": c.image}
+    if c.command:
+        doc["command"] = list(c.command)
+    if d.platform_capabilities != (PlatformCapability.EC2,):
+        doc["platform_capabilities"] = [p.value for p in d.platform_capabilities]
+    _put(doc, "scheduling_priority", d.scheduling_priority)
+    _put(doc, "propagate_tags", d.propagate_tags or None)
+    _put(doc, "user", c.user)
+    _put(doc, "privileged", c.privileged or None)
+    _put(doc, "readonly_root_filesystem", c.readonly_root_filesystem or None)
+    _put(doc, "job_role_arn", d.job_role_arn)
+    _put(doc, "execution_role_arn", d.execution_role_arn)
+    resources = c.resources
+    doc["resources"] = {"vcpus": _number(resources.vcpus), "memory_mib": resources.memory_mib}
+    _put(doc["resources"], "gpus", resources.gpus or None)
+    _put(doc, "parameters", dict(d.parameters) or None)
+    _put(doc, "environment", dict(c.environment) or None)
+    if d.retry_strategy != RetryStrategy():
+        doc["retry"] = {"attempts": d.retry_strategy.attempts}
+        rules = [_rule(rule) for rule in d.retry_strategy.evaluate_on_exit]
+        _put(doc["retry"], "evaluate_on_exit", rules or None)
+    if d.timeout_s is not None:
+        doc["timeout"] = {"attempt_duration_seconds": d.timeout_s}
+    _put(doc, "linux_parameters", _linux_parameters(c.linux_parameters) or None)
+    if d.log_configuration is not None:
+        doc["log_configuration"] = {"log_driver": d.log_configuration.log_driver}
+        _put(doc["log_configuration"], "options", dict(d.log_configuration.options) or None)
+    if d.fargate is not None:
+        _put(doc, "fargate", _without_none(asdict(d.fargate)) or None)
+    _put(doc, "tags", dict(d.tags) or None)
+    _put(
+        doc,
+        "volumes",
+        [_without_none({"name": v.name, "host_source_path": v.host_source_path}) for v in c.volumes],
+    )
+    mounts = [
+        {
+            "source_volume": m.source_volume,
+            "container_path": m.container_path,
+            **({"read_only": True} if m.read_only else {}),
+        }
+        for m in c.mount_points
+    ]
+    _put(doc, "mount_points", mounts)
+    _put(
+        doc,
+        "ulimits",
+        [{"name": u.name, "soft_limit": u.soft_limit, "hard_limit": u.hard_limit} for u in c.ulimits],
+    )
+    _put(doc, "inputs", [{"source": i.source, "path": i.path} for i in d.inputs])
+    _put(doc, "outputs", [{"path": o.path, "destination": o.destination} for o in d.outputs])
+    return doc
+
+
+def _put(table: dict[str, Any], key: str, value: object) -> None:
+    if value is not None and value != []:
+        table[key] = value
+
+
+def _without_none(table: Mapping[str, object]) -> dict[str, object]:
+    return {k: v for k, v in table.items() if v is not None}
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _rule(rule: EvaluateOnExit) -> dict[str, str]:
+    table = {
+        "on_exit_code": rule.on_exit_code,
+        "on_status_reason": rule.on_status_reason,
+        "on_reason": rule.on_reason,
+        "action": rule.action.value.lower(),
+    }
+    return {k: v for k, v in table.items() if v is not None}
+
+
+def _linux_parameters(linux: LinuxParameters) -> dict[str, Any]:
+    table: dict[str, Any] = _without_none(
+        {
+            "shared_memory_size": linux.shared_memory_size_mib,
+            "init_process_enabled": linux.init_process_enabled,
+            "max_swap": linux.max_swap_mib,
+            "swappiness": linux.swappiness,
+        }
+    )
+    devices = []
+    for device in linux.devices:
+        entry: dict[str, Any] = {"host_path": device.host_path}
+        _put(entry, "container_path", device.container_path)
+        _put(entry, "permissions", list(device.permissions))
+        devices.append(entry)
+    _put(table, "devices", devices)
+    tmpfs = []
+    for mount in linux.tmpfs:
+        entry = {"container_path": mount.container_path, "size": mount.size_mib}
+        _put(entry, "mount_options", list(mount.mount_options))
+        tmpfs.append(entry)
+    _put(table, "tmpfs", tmpfs)
+    return table
+
+
+def dumps(definition: JobDefinition) -> str:
+    """The definition as TOML text: plain keys first (name, type, image, command, ...), then
+    tables, then arrays of tables written as ``[[volumes]]`` sections."""
+    return "\n".join(_sections(to_document(definition), ""))
+
+
+def _sections(table: Mapping[str, Any], name: str, *, array: bool = False) -> list[str]:
+    plain = [(k, v) for k, v in table.items() if not isinstance(v, Mapping) and not _is_table_array(v)]
+    tables = [(k, v) for k, v in table.items() if isinstance(v, Mapping)]
+    arrays = [(k, v) for k, v in table.items() if _is_table_array(v)]
+    lines = [f"{_key(k)} = {_literal(v)}" for k, v in plain]
+    if array:
+        lines.insert(0, f"[[{name}]]")
+    elif name and (plain or not (tables or arrays)):
+        lines.insert(0, f"[{name}]")
+    sections = ["\n".join(lines) + "\n"] if lines else []
+    for key, value in tables:
+        sections += _sections(value, _join(name, key))
+    for key, items in arrays:
+        for item in items:
+            sections += _sections(item, _join(name, key), array=True)
+    return sections
+
+
+def _is_table_array(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, Mapping) for item in value)
+
+
+def _join(name: str, key: str) -> str:
+    return f"{name}.{_key(key)}" if name else _key(key)
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _literal(key)
+
+
+def _literal(value: object) -> str:
+    """One TOML value; arrays on one line when short, else one item per line."""
+    if isinstance(value, list):
+        items = [_literal(item) for item in value]
+        one_line = "[" + ", ".join(items) + "]"
+        if len(one_line) <= _MAX_INLINE and "\n" not in one_line:
+            return one_line
+        return "[\n" + "".join(f"    {item},\n" for item in items) + "]"
+    return tomli_w.dumps({"v": value})[len("v = ") : -1]
