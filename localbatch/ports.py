@@ -1,7 +1,7 @@
 """The ports: what the service layer needs from the outside world, as Protocols.
 
-Adapters in ``localbatch.adapters`` implement them against real SDKs; ``tests/fakes.py``
-implements them in memory. Both pass the same contract tests (``tests/*/test_contract_*``).
+Adapters in ``localbatch.adapters`` implement them against real SDKs; ``tests/fakes/``
+implements them in memory. Both pass the same contract suites (``tests/contract/``).
 """
 
 from __future__ import annotations
@@ -68,7 +68,11 @@ class ContainerRuntime(Protocol):
     def start(self, container_id: str) -> None: ...
 
     def wait(self, container_id: str, timeout_s: float) -> ContainerExit | None:
-        """Block until the container exits or ``timeout_s`` passes (then None)."""
+        """Block until the container exits or ``timeout_s`` passes (then None).
+
+        ``timeout_s <= 0`` only looks. A container never started gives None; one whose start
+        the engine refused gives its exit with ``error`` set.
+        """
         ...
 
     def stop(self, container_id: str, grace_s: float) -> None:

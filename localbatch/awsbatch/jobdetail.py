@@ -1,0 +1,104 @@
+"""Jobs in AWS's words: DescribeJobs' ``JobDetail`` and ListJobs' ``JobSummary``.
+
+camelCase, epoch-millisecond timestamps, ARNs in AWS's format. Checked against botocore's
+own output shapes in the tests. ``attempts`` lists finished attempts, as AWS does; the
+attempt in flight shows in ``container`` (its task ARN and log stream).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from localbatch.awsbatch.jobdefinition import container_properties, retry_strategy
+from localbatch.core.jobs import Attempt, Job
+from localbatch.core.naming import Arns
+
+
+def job_detail(job: Job, arns: Arns) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "jobArn": arns.job(job.job_id),
+        "jobName": job.job_name,
+        "jobId": job.job_id,
+        "jobQueue": arns.job_queue(job.job_queue),
+        "status": job.status.value,
+        "attempts": [_attempt(a, arns) for a in job.attempts if a.finished],
+        "createdAt": job.created_at,
+        "retryStrategy": retry_strategy(job.retry_strategy),
+        "dependsOn": [],
+        "jobDefinition": arns.job_definition(job.job_definition_name, job.job_definition_revision),
+        "parameters": dict(job.parameters),
+        "container": _container(job, arns),
+        "propagateTags": job.propagate_tags,
+        "platformCapabilities": list(job.platform_capabilities),
+        "isCancelled": job.is_cancelled,
+        "isTerminated": job.is_terminated,
+    }
+    optional = {
+        "statusReason": job.status_reason,
+        "startedAt": job.started_at,
+        "stoppedAt": job.stopped_at,
+        "schedulingPriority": job.scheduling_priority,
+        "timeout": {"attemptDurationSeconds": job.timeout_s} if job.timeout_s is not None else None,
+        "tags": dict(job.tags) if job.tags else None,
+    }
+    detail.update({key: value for key, value in optional.items() if value is not None})
+    return detail
+
+
+def job_summary(job: Job, arns: Arns) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "jobArn": arns.job(job.job_id),
+        "jobId": job.job_id,
+        "jobName": job.job_name,
+        "createdAt": job.created_at,
+        "status": job.status.value,
+        "jobDefinition": arns.job_definition(job.job_definition_name, job.job_definition_revision),
+        "capacityUsage": [{"capacityUnit": "VCPU", "quantity": job.container.resources.vcpus}],
+    }
+    attempt = job.current_attempt
+    optional: dict[str, Any] = {
+        "statusReason": job.status_reason,
+        "startedAt": job.started_at,
+        "stoppedAt": job.stopped_at,
+        "container": _exit_info(attempt) if attempt is not None and attempt.finished else None,
+        "isCancelled": True if job.is_cancelled else None,
+        "isTerminated": True if job.is_terminated else None,
+    }
+    summary.update({key: value for key, value in optional.items() if value is not None})
+    return summary
+
+
+def _container(job: Job, arns: Arns) -> dict[str, Any]:
+    container = container_properties(job.container)
+    attempt = job.current_attempt
+    if attempt is not None:
+        container["taskArn"] = arns.task(attempt.task_id)
+        if attempt.started_at is not None:
+            container["logStreamName"] = attempt.log_stream_name
+        if attempt.finished:
+            container.update(_exit_info(attempt))
+    return container
+
+
+def _exit_info(attempt: Attempt) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    if attempt.exit_code is not None:
+        info["exitCode"] = attempt.exit_code
+    if attempt.reason is not None:
+        info["reason"] = attempt.reason
+    return info
+
+
+def _attempt(attempt: Attempt, arns: Arns) -> dict[str, Any]:
+    container: dict[str, Any] = {"taskArn": arns.task(attempt.task_id), **_exit_info(attempt)}
+    if attempt.started_at is not None:
+        container["logStreamName"] = attempt.log_stream_name
+    detail: dict[str, Any] = {"container": container}
+    for key, value in (
+        ("startedAt", attempt.started_at),
+        ("stoppedAt", attempt.stopped_at),
+        ("statusReason", attempt.status_reason),
+    ):
+        if value is not None:
+            detail[key] = value
+    return detail

@@ -1,0 +1,185 @@
+"""Settings: defaults < config file < LOCALBATCH_* environment < command-line flags.
+
+Resolved once by the front door and passed down; nothing reads the environment behind
+the caller's back. The config file is ``./localbatch.toml`` if present, else
+``~/.config/localbatch/config.toml``, or the file named by ``LOCALBATCH_CONFIG``::
+
+    region = "us-east-1"              # for ARNs
+    account_id = "000000000000"       # for ARNs
+
+    [docker]
+    network_mode = "auto"             # auto | host | bridge | none | <network name>
+    cpu_limit = "shares"              # shares (AWS on EC2) | quota (also a hard cap)
+    image_pull = "missing"            # missing | always | never
+    stop_timeout_seconds = 30         # SIGTERM -> SIGKILL grace, as ECS's default
+
+    [host]
+    reserve_vcpus = 0                 # kept back from the compute environment "local"
+    reserve_memory_mib = 256
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from localbatch.core.inventory import Reserve
+from localbatch.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+DEFAULT_QUEUE = "default"
+DEFAULT_COMPUTE_ENVIRONMENT = "local"
+
+
+class _DockerFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    network_mode: str = "auto"
+    cpu_limit: Literal["shares", "quota"] = "shares"
+    image_pull: Literal["missing", "always", "never"] = "missing"
+    stop_timeout_seconds: float = Field(default=30, ge=0, le=3600)
+
+
+class _HostFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reserve_vcpus: float = Field(default=0, ge=0)
+    reserve_memory_mib: int = Field(default=256, ge=0)
+
+
+class _ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    account_id: str = Field(default="000000000000", pattern=r"^\d{12}$")
+    docker: _DockerFile = Field(default_factory=_DockerFile)
+    host: _HostFile = Field(default_factory=_HostFile)
+
+
+# LOCALBATCH_* variable -> (section, key) in the config file.
+ENV_KEYS: Mapping[str, tuple[str | None, str]] = {
+    "LOCALBATCH_REGION": (None, "region"),
+    "LOCALBATCH_ACCOUNT_ID": (None, "account_id"),
+    "LOCALBATCH_NETWORK_MODE": ("docker", "network_mode"),
+    "LOCALBATCH_CPU_LIMIT": ("docker", "cpu_limit"),
+    "LOCALBATCH_IMAGE_PULL": ("docker", "image_pull"),
+    "LOCALBATCH_STOP_TIMEOUT_SECONDS": ("docker", "stop_timeout_seconds"),
+    "LOCALBATCH_RESERVE_VCPUS": ("host", "reserve_vcpus"),
+    "LOCALBATCH_RESERVE_MEMORY_MIB": ("host", "reserve_memory_mib"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    config_file: Path | None
+    region: str
+    account_id: str
+    network_mode: str
+    cpu_limit: str
+    image_pull: str
+    stop_timeout_s: float
+    reserve: Reserve
+
+    @property
+    def home_id(self) -> str:
+        """A short stable id for this state directory, put on every container as a label so
+        two homes on one engine never mistake each other's containers."""
+        return hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "state.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get("LOCALBATCH_HOME"):
+        return Path(env["LOCALBATCH_HOME"]).expanduser()
+    data = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
+    return Path(data) / "localbatch"
+
+
+def find_config_file(env: Mapping[str, str], cwd: Path) -> Path | None:
+    if env.get("LOCALBATCH_CONFIG"):
+        path = Path(env["LOCALBATCH_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"LOCALBATCH_CONFIG names {path}, which is not a file")
+        return path
+    for candidate in (cwd / "localbatch.toml", _user_config(env)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _user_config(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "localbatch" / "config.toml"
+
+
+def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Settings from the defaults, the config file and the environment (in that order)."""
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    config_file = find_config_file(env, cwd)
+    raw: dict[str, Any] = _read_file(config_file) if config_file else {}
+    for var, (section, key) in ENV_KEYS.items():
+        if env.get(var):
+            target = raw.setdefault(section, {}) if section else raw
+            if not isinstance(target, dict):
+                raise ConfigError(f"{config_file}: [{section}] must be a table")
+            target[key] = env[var]
+    try:
+        parsed = _ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file)) from None
+    return Settings(
+        home=default_home(env),
+        config_file=config_file,
+        region=parsed.region,
+        account_id=parsed.account_id,
+        network_mode=parsed.docker.network_mode,
+        cpu_limit=parsed.docker.cpu_limit,
+        image_pull=parsed.docker.image_pull,
+        stop_timeout_s=parsed.docker.stop_timeout_seconds,
+        reserve=Reserve(vcpus=parsed.host.reserve_vcpus, memory_mib=parsed.host.reserve_memory_mib),
+    )
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _describe(exc: ValidationError, config_file: Path | None) -> str:
+    env_for = {(s, k): v for v, (s, k) in ENV_KEYS.items()}
+    lines = []
+    for error in exc.errors():
+        loc = tuple(str(p) for p in error["loc"])
+        key = ".".join(loc)
+        section, name = (loc[0], loc[1]) if len(loc) == 2 else (None, loc[0])
+        var = env_for.get((section, name))
+        where = f"{config_file or 'config'}: {key}" + (f" (or {var})" if var else "")
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        lines.append(f"{where}: {message}")
+    return "\n".join(lines)

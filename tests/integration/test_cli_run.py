@@ -1,0 +1,214 @@
+"""`localbatch run` end to end: the real CLI process, the real engine, a temporary home.
+
+Every container the CLI creates carries ``localbatch.home=<this test's home id>``; the
+fixture removes any left over (and the tests assert there are none).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localbatch import config
+from localbatch.awsbatch.model import validate_output
+from tests.integration.conftest import remove_labelled
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "jobdefs" / "hello.toml"
+FLAKY = REPO / "jobdefs" / "flaky.toml"
+
+
+@dataclass
+class Cli:
+    home: Path
+    env: dict[str, str]
+    labels: dict[str, str]
+    client: Any
+
+    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "localbatch", *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "localbatch", *args],
+            env=self.env,
+            cwd=self.home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def containers(self) -> list[dict[str, Any]]:
+        filters = {"label": [f"{k}={v}" for k, v in self.labels.items()]}
+        return list(self.client.api.containers(all=True, filters=filters))
+
+    def wait_for_running_container(self, timeout_s: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            running = [c for c in self.containers() if c["State"] == "running"]
+            if running:
+                return running[0]
+            time.sleep(0.1)
+        raise AssertionError("no container started")
+
+    def only_job(self) -> dict[str, Any]:
+        listed = json.loads(self("ls", "--json").stdout)["jobSummaryList"]
+        assert len(listed) == 1
+        return json.loads(self("describe", listed[0]["jobId"], "--json").stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, docker_client: Any, busybox_image: str) -> Iterator[Cli]:
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "LOCALBATCH_HOME": str(home),
+        "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2",
+        "LOCALBATCH_CONFIG": "",
+        "COLUMNS": "200",
+    }
+    home_id = config.resolve(env={"LOCALBATCH_HOME": str(home)}, cwd=tmp_path).home_id
+    labels = {"localbatch.home": home_id}
+    runner = Cli(home=tmp_path, env=env, labels=labels, client=docker_client)
+    yield runner
+    leftovers = runner.containers()
+    remove_labelled(docker_client, labels)
+    assert leftovers == [], "localbatch left containers behind"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_hello_succeeds_with_aws_environment_parameters_and_overrides(cli: Cli):
+    result = cli("run", str(HELLO), "--param", "greeting=hi", "--env", "STAGE=test")
+    assert result.returncode == 0, result.stderr
+    job = cli.only_job()
+    assert result.stdout == (
+        f"hi from {job['jobId']}, attempt 1, queue default, compute environment local, stage test\n"
+    )
+    for status in ("SUBMITTED", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"):
+        assert status in result.stderr
+    assert job["status"] == "SUCCEEDED" and job["statusReason"] == "Essential container in task exited"
+    assert job["attempts"][0]["container"]["exitCode"] == 0
+    assert job["parameters"] == {"greeting": "hi"}
+    assert {"name": "STAGE", "value": "test"} in job["container"]["environment"]
+    assert validate_output("DescribeJobs", {"jobs": [job]}) == []
+
+
+def test_nonzero_exit_is_the_run_exit_code(cli: Cli):
+    result = cli("run", str(HELLO), "--vcpus", "0.5", "--memory-mib", "64", "--command", 'sh -c "exit 3"')
+    assert result.returncode == 3, result.stderr
+    job = cli.only_job()
+    assert job["status"] == "FAILED" and job["container"]["exitCode"] == 3
+    assert job["container"]["command"] == ["sh", "-c", "exit 3"]
+
+
+def test_retries_follow_the_definitions_rules(cli: Cli):
+    result = cli("run", str(FLAKY))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "attempt 1\nattempt 2\nattempt 3\n"
+    job = cli.only_job()
+    assert [a["container"]["exitCode"] for a in job["attempts"]] == [3, 3, 0]
+    assert len({a["container"]["logStreamName"] for a in job["attempts"]}) == 3
+    no_retry = cli("run", str(FLAKY), "--command", 'sh -c "exit 2"')
+    assert no_retry.returncode == 2 and "not retrying: evaluate_on_exit[0] matched: EXIT" in no_retry.stderr
+
+
+def test_oom_kill_is_reported_with_aws_reason(cli: Cli):
+    hog = 'sh -c "x=$(head -c 100000000 /dev/zero | tr \\"\\\\0\\" a)"'
+    result = cli("run", str(HELLO), "--memory-mib", "16", "--command", hog)
+    assert result.returncode == 137, result.stderr
+    job = cli.only_job()
+    assert job["container"]["reason"] == "OutOfMemoryError: Container killed due to memory usage"
+    assert job["statusReason"] == "Essential container in task exited"
+    assert "OutOfMemoryError" in result.stderr
+
+
+def test_timeout_kills_the_container_with_aws_reason(cli: Cli):
+    started = time.monotonic()
+    result = cli("run", str(HELLO), "--timeout", "1", "--command", "sleep 60")
+    assert time.monotonic() - started < 30
+    assert result.returncode == 137, result.stderr
+    assert "below AWS Batch's minimum of 60" in result.stderr
+    job = cli.only_job()
+    assert job["status"] == "FAILED" and job["statusReason"] == "Job attempt duration exceeded timeout"
+    assert job["timeout"] == {"attemptDurationSeconds": 1}
+
+
+def test_limits_are_applied_as_aws_does_on_ec2(cli: Cli):
+    process = cli.popen("run", str(HELLO), "--vcpus", "0.5", "--memory-mib", "64", "--command", "sleep 30")
+    try:
+        container = cli.wait_for_running_container()
+        inspected = cli.client.api.inspect_container(container["Id"])
+        host = inspected["HostConfig"]
+        assert host["CpuShares"] == 512
+        assert host["Memory"] == 64 * 1024 * 1024 == host["MemorySwap"]
+        assert host["NanoCpus"] == 0  # shares only, unless cpu_limit = "quota"
+        assert inspected["Name"].startswith("/localbatch-") and inspected["Name"].endswith("-1")
+        labels = inspected["Config"]["Labels"]
+        assert labels["localbatch.attempt"] == "1" and labels["localbatch.job_id"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+
+
+def test_sigint_stops_the_container_and_leaves_none_behind(cli: Cli):
+    process = cli.popen("run", str(HELLO), "--command", "sleep 60")
+    cli.wait_for_running_container()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert cli.containers() == []
+    job = cli.only_job()
+    assert job["status"] == "FAILED" and job["isTerminated"] is True
+    assert job["statusReason"] == "Terminated: localbatch run received SIGINT"
+
+
+def test_output_is_kept_per_attempt_and_readable_with_logs(cli: Cli):
+    result = cli("run", str(FLAKY))
+    assert result.returncode == 0
+    job = cli.only_job()
+    assert cli("logs", job["jobId"]).stdout == "attempt 3\n"
+    assert cli("logs", job["jobId"], "--attempt", "1").stdout == "attempt 1\n"
+    log_file = cli.home / "home" / "logs" / job["jobId"] / "2.log"
+    assert log_file.read_text() == "attempt 2\n"
+
+
+def test_missing_image_fails_with_cannot_pull_reason(cli: Cli, tmp_path: Path):
+    text = HELLO.read_text().replace(
+        'image = "busybox:1.36"', 'image = "127.0.0.1:9/localbatch-missing:nope"'
+    )
+    result = cli("run", str(write(tmp_path, "missing.toml", text)))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    job = cli.only_job()
+    assert job["statusReason"] == "Task failed to start"
+    assert job["attempts"][0]["container"]["reason"].startswith("CannotPullContainerError: ")
+    assert "CannotPullContainerError" in result.stderr
+
+
+def test_resources_reports_host_and_engine(cli: Cli):
+    report = json.loads(cli("resources", "--json").stdout)
+    assert report["host"]["cpus"] >= 1 and report["host"]["memoryMiB"] > 0
+    assert report["engine"]["name"] == "docker" and report["engine"]["networkMode"] in ("host", "bridge")
+    assert report["computeEnvironments"][0]["computeEnvironmentName"] == "local"

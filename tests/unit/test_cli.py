@@ -1,0 +1,151 @@
+"""The CLI's bad-input paths and offline commands, through Typer's runner (no engine needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from localbatch import jobdef
+from localbatch.awsbatch.jobdefinition import to_register_request
+from localbatch.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "jobdefs" / "hello.toml"
+DEAD_ENGINE = "unix:///tmp/localbatch-test-no-engine.sock"
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "LOCALBATCH_HOME": str(tmp_path / "home"),
+        "LOCALBATCH_CONFIG": "",
+        "DOCKER_HOST": DEAD_ENGINE,
+        "COLUMNS": "200",
+    }
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, list(args), env=env)
+
+    invoke.home = tmp_path / "home"
+    return invoke
+
+
+def write(tmp_path: Path, text: str, name: str = "job.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_validate_accepts_the_examples(cli):
+    result = cli("validate", *map(str, sorted((REPO / "jobdefs").glob("*.toml"))))
+    assert result.exit_code == 0, result.output
+    assert "3 valid, 0 invalid" in result.stderr
+
+
+def test_validate_reports_every_problem_with_file_and_key_path(cli, tmp_path):
+    bad = write(
+        tmp_path,
+        'name = "x"\nimage = "busybox"\nimgae = "typo"\n[resources]\nvcpus = 0\nmemory_mib = 2\n'
+        '[retry]\nattempts = 11\n[environment]\nAWS_BATCH_X = "1"\n',
+    )
+    result = cli("validate", str(bad))
+    assert result.exit_code == 2
+    err = result.stderr
+    assert f"{bad}: imgae: unknown key" in err and "did you mean 'image'" in err
+    assert f"{bad}: resources.vcpus:" in err
+    assert f"{bad}: resources.memory_mib:" in err and "4" in err
+    assert f"{bad}: retry.attempts:" in err and "10" in err
+    assert f"{bad}: environment.AWS_BATCH_X:" in err
+    assert "0 valid, 1 invalid" in err
+
+
+def test_malformed_toml_names_line_and_column(cli, tmp_path):
+    result = cli("validate", str(write(tmp_path, 'name = "x"\nimage = \n')))
+    assert result.exit_code == 2 and "line 2" in result.stderr and "column" in result.stderr
+
+
+def test_validate_strict_refuses_what_aws_would(cli, tmp_path):
+    text = HELLO.read_text().replace("attempt_duration_seconds = 60", "attempt_duration_seconds = 5")
+    short = write(tmp_path, text)
+    relaxed = cli("validate", str(short))
+    assert relaxed.exit_code == 0 and "below AWS Batch's minimum of 60 seconds" in relaxed.stderr
+    strict = cli("validate", "--strict", str(short))
+    assert strict.exit_code == 2
+    report = json.loads(cli("validate", "--json", str(short)).stdout)
+    assert report[0]["problems"] == [] and report[0]["warnings"][0].startswith(
+        "timeout.attempt_duration_seconds"
+    )
+
+
+def test_run_with_an_invalid_file_exits_2_before_touching_anything(cli, tmp_path):
+    result = cli("run", str(write(tmp_path, 'name = "x"\n')))
+    assert result.exit_code == 2 and "image" in result.stderr
+    assert not cli.home.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--env", "AWS_BATCH_JOB_ID=x"],
+            "environment.AWS_BATCH_JOB_ID: names starting with AWS_BATCH are reserved",
+        ),
+        (["--param", "novalue"], "--param 'novalue': expected NAME=VALUE"),
+        (["--command", "sh -c 'unterminated"], "--command: No closing quotation"),
+        (["--attempts", "11"], "--attempts: must be between 1 and 10, got 11"),
+    ],
+)
+def test_run_refuses_bad_overrides_with_exit_2(cli, args, message):
+    result = cli("run", str(HELLO), *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_run_without_an_engine_says_so_in_one_line(cli):
+    result = cli("run", str(HELLO))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not answer" in lines[0] and DEAD_ENGINE in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_bad_config_names_the_variable(cli, monkeypatch):
+    monkeypatch.setenv("LOCALBATCH_CPU_LIMIT", "lots")
+    result = cli("ls")
+    assert result.exit_code == 2 and "docker.cpu_limit (or LOCALBATCH_CPU_LIMIT)" in result.stderr
+
+
+def test_ls_and_describe_on_an_empty_home(cli):
+    assert cli("ls").exit_code == 0
+    assert json.loads(cli("ls", "--json").stdout) == {"jobSummaryList": []}
+    missing = cli("describe", "nope")
+    assert missing.exit_code == 1 and "job 'nope' does not exist" in missing.stderr
+    assert cli("logs", "nope").exit_code == 1
+    assert cli("ls", "--status", "DONE").exit_code == 2
+
+
+def test_export_prints_the_register_request(cli):
+    result = cli("export", str(HELLO))
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == to_register_request(jobdef.load_file(HELLO))
+    assert cli("export", str(HELLO), "--format", "terraform").exit_code == 2
+
+
+def test_import_turns_aws_json_back_into_the_same_definition(cli, tmp_path):
+    request = write(tmp_path, cli("export", str(HELLO)).stdout, "hello.json")
+    out = tmp_path / "hello.toml"
+    result = cli("import", str(request), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert jobdef.load_file(out) == jobdef.load_file(HELLO)
+    broken = cli("import", str(write(tmp_path, "{nope", "bad.json")))
+    assert broken.exit_code == 2 and "not valid JSON" in broken.stderr
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("localbatch ")

@@ -1,0 +1,108 @@
+"""Structure is a test: the core stays pure, SDKs stay in their adapters, adapters stay leaves."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "localbatch"
+
+# Third-party SDK -> the only modules that may import it.
+SDK_HOMES = {
+    "docker": {"adapters/docker_runtime.py"},
+    "psutil": {"adapters/host.py"},
+    "pynvml": {"adapters/host.py"},
+    "sqlite3": {"adapters/sqlite_store.py", "adapters/_sqlite_codec.py"},
+    "minio": {"adapters/minio_store.py"},
+    "boto3": {"awsbatch/deploy.py"},
+    "typer": {"cli.py"},
+    "rich": {"cli.py", "render.py"},
+}
+# What the pure core may import besides the standard library.
+CORE_MAY_IMPORT = {"localbatch.core", "localbatch.errors"}
+# Who may import adapters: only the composition root.
+ADAPTER_IMPORTERS = {"bootstrap.py"}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def modules() -> list[tuple[str, Path]]:
+    return [(str(p.relative_to(PACKAGE)), p) for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def test_core_imports_only_stdlib_and_core():
+    offenders = []
+    for rel, path in modules():
+        if not rel.startswith("core/"):
+            continue
+        for name in imports(path):
+            top = name.split(".")[0]
+            allowed = top in sys.stdlib_module_names or any(
+                name == p or name.startswith(p + ".") for p in CORE_MAY_IMPORT
+            )
+            if not allowed:
+                offenders.append(f"{rel} imports {name}")
+    assert offenders == []
+
+
+def test_core_has_no_clock_and_no_io():
+    banned = {"time", "datetime", "os", "socket", "subprocess", "threading", "random", "uuid", "logging"}
+    offenders = [
+        f"{rel} imports {name}"
+        for rel, path in modules()
+        if rel.startswith("core/")
+        for name in imports(path)
+        if name.split(".")[0] in banned
+    ]
+    assert offenders == []
+
+
+def test_sdks_stay_in_their_adapters():
+    offenders = []
+    for rel, path in modules():
+        for name in imports(path):
+            top = name.split(".")[0]
+            if top in SDK_HOMES and rel not in SDK_HOMES[top]:
+                offenders.append(f"{rel} imports {name}")
+    assert offenders == []
+
+
+def test_only_the_composition_root_imports_adapters():
+    offenders = []
+    for rel, path in modules():
+        if rel.startswith("adapters/") or rel in ADAPTER_IMPORTERS:
+            continue
+        offenders += [f"{rel} imports {n}" for n in imports(path) if n.startswith("localbatch.adapters")]
+    assert offenders == []
+
+
+def test_adapters_import_no_service_front_door_or_each_other():
+    banned = (
+        "localbatch.service",
+        "localbatch.runner",
+        "localbatch.cli",
+        "localbatch.bootstrap",
+        "localbatch.api",
+        "localbatch.daemon",
+        "localbatch.client",
+    )
+    offenders = []
+    for rel, path in modules():
+        if not rel.startswith("adapters/"):
+            continue
+        own = "localbatch." + rel[:-3].replace("/", ".")
+        for name in imports(path):
+            sibling = name.startswith("localbatch.adapters.") and name != own and "._" not in name
+            if name.startswith(banned) or sibling:
+                offenders.append(f"{rel} imports {name}")
+    assert offenders == []
