@@ -1,0 +1,88 @@
+# localbatch developer targets. `make demo` and `make test` set up everything they need.
+#
+# Set-up policy: the virtualenv (.venv) is always created here. The Docker engine is only
+# installed and started when none answers AND we are root on Debian (a fresh CI or dev
+# machine): then Debian's docker.io runs as `dockerd --bridge=none --iptables=false`.
+# On a machine where Docker already runs, nothing of the system is touched.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_IMAGE := busybox:1.36
+DOCKERD_LOG ?= /var/log/localbatch-dockerd.log
+
+.DEFAULT_GOAL := help
+.PHONY: help install docker images demo test test-unit test-integration lint fmt typecheck check clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install localbatch with its dev tools
+
+docker: ## Make sure a Docker engine answers (installs docker.io as root on Debian if none does)
+	@if docker info >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then \
+	  echo "No Docker engine answers. Start Docker (Docker Desktop, or: sudo systemctl start docker) and retry." >&2; \
+	  exit 1; \
+	fi; \
+	if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null || [ ! -x /bin/busybox ]; then \
+	  echo "installing Debian's docker.io and busybox-static ..." >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static >/dev/null; \
+	fi; \
+	if ! pgrep -x dockerd >/dev/null; then \
+	  rm -f /var/run/docker.pid; \
+	  echo "starting dockerd (log: $(DOCKERD_LOG)) ..." >&2; \
+	  nohup dockerd --bridge=none --iptables=false >>$(DOCKERD_LOG) 2>&1 & \
+	fi; \
+	for i in $$(seq 60); do docker info >/dev/null 2>&1 && exit 0; sleep 1; done; \
+	echo "dockerd did not answer within 60 s; see $(DOCKERD_LOG)" >&2; exit 1
+
+images: docker ## Make sure the images the demo and tests use exist (built locally when no registry)
+	@if docker image inspect $(DEMO_IMAGE) >/dev/null 2>&1; then exit 0; fi; \
+	if [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; then \
+	  echo "building $(DEMO_IMAGE) from this host's static busybox (no registry needed) ..." >&2; \
+	  dir=$$(mktemp -d) && cp /bin/busybox $$dir/ && \
+	  printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' > $$dir/Dockerfile && \
+	  DOCKER_BUILDKIT=0 docker build --quiet -t $(DEMO_IMAGE) $$dir >/dev/null 2>&1; rc=$$?; rm -rf $$dir; exit $$rc; \
+	else \
+	  docker pull $(DEMO_IMAGE); \
+	fi
+
+demo: install images ## Set up everything, then run jobdefs/hello.toml
+	$(BIN)/localbatch validate jobdefs/*.toml
+	$(BIN)/localbatch run jobdefs/hello.toml
+
+test: install ## Run every test: unit, and integration on the real engine (CI requires the engine)
+	@$(MAKE) --no-print-directory images || { \
+	  if [ "$$LOCALBATCH_REQUIRE_DOCKER" = 1 ]; then exit 1; fi; \
+	  echo "no Docker engine: the integration tests will be skipped" >&2; }
+	$(BIN)/pytest
+
+test-unit: install ## Fast tests only (no Docker)
+	$(BIN)/pytest tests/unit
+
+test-integration: install images ## Tests on the real engine only
+	$(BIN)/pytest tests/integration
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check localbatch tests
+	$(BIN)/ruff format --check localbatch tests
+
+fmt: install ## Format the code
+	$(BIN)/ruff check --fix localbatch tests
+	$(BIN)/ruff format localbatch tests
+
+typecheck: install ## mypy, strict on the package
+	$(BIN)/mypy
+
+check: lint typecheck test ## What CI runs
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
