@@ -4,8 +4,11 @@ Rules (aws-batch-reference.md §4.1-4.2):
 - ``attempts`` (1..10) is the total number of tries.
 - ``evaluate_on_exit`` rules (at most 5) are tried in order; the first rule whose every
   given condition matches decides RETRY or EXIT. If none matches, the attempt is retried.
-- A pattern matches exactly, or as a prefix when it ends with ``*``; a condition on a field
-  the attempt does not have (no exit code because the container never ran) does not match.
+- A pattern matches exactly, or as a prefix when it ends with ``*``. A bare ``*`` matches
+  anything, a field the attempt does not have included: AWS's own idiom "RETRY on
+  ``onStatusReason: Host EC2*``, then EXIT on ``onReason: *``" must stop an ordinary failure,
+  whose ``container.reason`` is absent. Any other pattern does not match a missing field
+  (no exit code because the container never ran).
 - Cancelled, terminated and timed-out attempts are never retried, whatever the rules say.
 """
 
@@ -47,7 +50,10 @@ class RetryStrategy:
 
 
 def glob_matches(pattern: str, value: str | None) -> bool:
-    """AWS's pattern rule: exact match, or prefix match when the pattern ends with ``*``."""
+    """AWS's pattern rule: exact match, or prefix match when the pattern ends with ``*``; a
+    bare ``*`` matches even a missing value."""
+    if pattern == "*":
+        return True
     if value is None:
         return False
     if pattern.endswith("*"):

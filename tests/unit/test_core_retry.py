@@ -17,7 +17,8 @@ RETRY, EXIT = RetryAction.RETRY, RetryAction.EXIT
         ("*", "", True),
         ("Host EC2*", "Host EC2 (instance i-1) terminated.", True),
         ("Host EC2*", "host ec2", False),  # case-sensitive, as AWS
-        ("1*", None, False),  # a field the attempt lacks never matches
+        ("1*", None, False),  # a field the attempt lacks matches no pattern ...
+        ("*", None, True),  # ... but the bare "*", or AWS's "exit on anything else" idiom breaks
     ],
 )
 def test_glob_is_exact_or_trailing_star_prefix(pattern, value, expected):
@@ -82,7 +83,7 @@ def test_every_condition_of_a_rule_must_match():
 
 
 def test_rule_on_exit_code_does_not_match_an_attempt_that_never_ran():
-    strategy = RetryStrategy(attempts=3, evaluate_on_exit=(EvaluateOnExit(EXIT, on_exit_code="*"),))
+    strategy = RetryStrategy(attempts=3, evaluate_on_exit=(EvaluateOnExit(EXIT, on_exit_code="1*"),))
     assert failed(strategy, 1, exit_code=None, reason="CannotPullContainerError: no").retry
 
 
@@ -94,8 +95,10 @@ def test_spot_idiom_retries_host_loss_and_exits_on_everything_else():
             EvaluateOnExit(EXIT, on_reason="*"),
         ),
     )
-    assert failed(strategy, 1, status_reason="Host EC2 (instance i-0) terminated.", reason="").retry
+    assert failed(strategy, 1, status_reason="Host EC2 (instance i-0) terminated.", reason=None).retry
     assert not failed(strategy, 1, reason="OutOfMemoryError: x").retry
+    # An ordinary non-zero exit has no container.reason at all: "*" still stops it.
+    assert not failed(strategy, 1, exit_code=1, reason=None).retry
 
 
 def test_timed_out_and_terminated_attempts_are_never_retried():
