@@ -16,8 +16,9 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from localbatch.core.definition import RESERVED_ENV_PREFIX
+from localbatch.core.resources import AWS_INT_MAX, vcpus_problem
+from localbatch.validation import quote
 
-AWS_INT_MAX = 2**31 - 1  # AWS's Integer is 32-bit
 LOG_DRIVERS = ("json-file", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "awsfirelens")
 PLATFORM_CAPABILITIES = ("EC2", "FARGATE")
 ASSIGN_PUBLIC_IP = ("ENABLED", "DISABLED")
@@ -30,7 +31,6 @@ OPERATING_SYSTEM_FAMILIES = (
     "WINDOWS_SERVER_2022_FULL",
 )
 MAX_PATTERN = 512
-MIN_VCPUS = 0.001
 _NAME_CHAR = re.compile(r"[A-Za-z0-9_-]")
 _EXIT_CODE_PATTERN = re.compile(r"[0-9]+\*?|\*")
 _REASON_PATTERN = re.compile(r"[A-Za-z0-9.: \t]+\*?|\*")
@@ -41,11 +41,6 @@ T = TypeVar("T")
 
 def _fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("localbatch", "{detail}", {"detail": message})
-
-
-def quote(value: str) -> str:
-    """A string as TOML writes it (double quotes), for messages."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:
@@ -182,16 +177,6 @@ def _job_type(value: str) -> str | None:
     return f'{quote(value)} is not allowed; allowed: "container"'
 
 
-def _vcpus(value: float) -> str | None:
-    if value <= 0:
-        return f"must be greater than 0, got {value:g}"
-    if value < MIN_VCPUS:
-        return f"must be at least {MIN_VCPUS} (localbatch counts vCPUs in thousandths), got {value:g}"
-    if value > AWS_INT_MAX:
-        return f"must be at most {AWS_INT_MAX}, got {value:g}"
-    return None
-
-
 def _unique(items: list[str]) -> str | None:
     duplicates = sorted({i for i in items if items.count(i) > 1})
     return (
@@ -230,7 +215,7 @@ TagKey = Annotated[str, rule(_tag_key)]
 TagValue = Annotated[str, max_chars(256)]
 AbsolutePath = Annotated[str, rule(_absolute)]
 S3Uri = Annotated[str, rule(_s3_uri)]
-Vcpus = Annotated[float, rule(_vcpus)]
+Vcpus = Annotated[float, rule(vcpus_problem)]
 AwsInt = Annotated[int, at_least(0)]
 Limit = Annotated[int, between(-1, AWS_INT_MAX)]  # -1: unlimited, as Docker and ECS take it
 Action = Annotated[str, rule(_action)]

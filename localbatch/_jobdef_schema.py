@@ -6,29 +6,23 @@ no 1 for true). Rules about one value come from ``_jobdef_rules`` and run as val
 so pydantic reports them together with type errors. Rules that relate several values (a
 mount point names a declared volume) run afterwards in ``jobdef``.
 
-``problems_from`` turns pydantic's error list into ``Problem``s in plain words; users never
-see pydantic's wording or its URLs.
+``problems_from`` turns pydantic's error list into ``Problem``s in plain words
+(``localbatch.validation``); users never see pydantic's wording or its URLs.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time
-from typing import Annotated, Any, get_args
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
 
 from localbatch import _jobdef_rules as rules
-from localbatch._jobdef_rules import quote
-from localbatch.core.definition import MAX_SCHEDULING_PRIORITY, MAX_TAGS, MIN_MEMORY_MIB
+from localbatch import validation
+from localbatch.core.definition import MAX_SCHEDULING_PRIORITY, MAX_TAGS
+from localbatch.core.resources import MIN_MEMORY_MIB
 from localbatch.core.retry import MAX_ATTEMPTS, MAX_EVALUATE_ON_EXIT
 from localbatch.core.spec import DEVICE_PERMISSIONS, ULIMIT_NAMES
 from localbatch.errors import Problem
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 # -- models --------------------------------------------------------------------------------
@@ -161,16 +155,6 @@ class JobDefinitionModel(Strict):
 
 
 # -- errors in plain words -----------------------------------------------------------------
-_EXPECTED = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "list_type": "an array",
-    "dict_type": "a table",
-    "model_type": "a table",
-    "model_attributes_type": "a table",
-}
 _MISSING_HINTS = {
     "image": 'required; the container image to run, e.g. image = "busybox:1.36"',
     "resources": "required; AWS Batch needs [resources] vcpus and memory_mib for every job",
@@ -179,104 +163,6 @@ _MISSING_HINTS = {
 }
 
 
-def format_path(loc: Sequence[str | int]) -> str:
-    """A key path as messages show it: ``retry.evaluate_on_exit[0].action``, with keys that
-    are not bare TOML keys quoted (``environment."MY VAR"``)."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            key = part if _BARE_KEY.fullmatch(part) else quote(part)
-            path = f"{path}.{key}" if path else key
-    return path
-
-
-def describe(value: object, *, json: bool = False) -> str:
-    """A value as a user would name it: ``a string 'ten'``, ``an integer 5``, ``a table``
-    (``an object`` with ``json``, for AWS's JSON documents)."""
-    if isinstance(value, bool):
-        return f"a boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"an integer {value}"
-    if isinstance(value, float):
-        return f"a number {value}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"a string {shown!r}"
-    if isinstance(value, Mapping):
-        return "an object" if json else "a table"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, datetime):
-        return "a date-time"
-    if isinstance(value, date):
-        return "a date"
-    if isinstance(value, time):
-        return "a time"
-    if value is None:
-        return "nothing (null)"
-    return f"a {type(value).__name__}"
-
-
-def camel_to_snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def unknown_key_message(key: str, allowed: Sequence[str]) -> str:
-    message = f"unknown key '{key}'; allowed: {', '.join(allowed)}"
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    snake = camel_to_snake(key)
-    if snake != key and snake in allowed:  # an AWS camelCase name
-        close = [snake]
-    return message + (f"; did you mean '{close[0]}'?" if close else "")
-
-
-def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = root
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if model is None or part not in model.model_fields:
-            return None
-        model = _find_model(model.model_fields[part].annotation)
-    return model
-
-
-def _find_model(annotation: object) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _find_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _message(error: ErrorDetails, loc: Sequence[str | int], root: type[BaseModel]) -> str:
-    kind = error["type"]
-    ctx: dict[str, Any] = dict(error.get("ctx") or {})
-    if kind == "localbatch":
-        return str(ctx["detail"])
-    if kind == "extra_forbidden":
-        model = _model_at(root, loc[:-1])
-        allowed = list(model.model_fields) if model is not None else []
-        return unknown_key_message(str(loc[-1]), allowed)
-    if kind == "missing":
-        return _MISSING_HINTS.get(format_path(loc), "required key is missing")
-    if kind in _EXPECTED:
-        return f"expected {_EXPECTED[kind]}, got {describe(error['input'])}"
-    if kind == "finite_number":
-        return f"must be a finite number, got {describe(error['input'])}"
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    return error["msg"]  # not reached by this schema; pydantic's own sentence, without URL
-
-
-def problems_from(error: ValidationError, root: type[BaseModel] = JobDefinitionModel) -> list[Problem]:
-    """Every error pydantic collected, as Problems with TOML key paths, in document order."""
-    problems: list[Problem] = []
-    for detail in error.errors(include_url=False):
-        loc = [part for part in detail["loc"] if part != "[key]"]
-        problems.append(Problem(format_path(loc), _message(detail, loc, root)))
-    return problems
+def problems_from(error: ValidationError) -> list[Problem]:
+    """Every error pydantic collected about a job definition, in plain words."""
+    return validation.problems_from(error, JobDefinitionModel, _MISSING_HINTS)

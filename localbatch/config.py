@@ -24,7 +24,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from localbatch.core.inventory import Reserve
 from localbatch.errors import ConfigError
+from localbatch.validation import problems_from
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,9 +104,6 @@ class Settings:
     def logs_dir(self) -> Path:
         return self.home / "logs"
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
-
 
 def default_home(env: Mapping[str, str]) -> Path:
     if env.get("LOCALBATCH_HOME"):
@@ -172,14 +170,11 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _describe(exc: ValidationError, config_file: Path | None) -> str:
-    env_for = {(s, k): v for v, (s, k) in ENV_KEYS.items()}
+    """One line per problem, naming the file and key and, where one exists, the variable."""
+    env_for = {f"{s}.{k}" if s else k: var for var, (s, k) in ENV_KEYS.items()}
     lines = []
-    for error in exc.errors():
-        loc = tuple(str(p) for p in error["loc"])
-        key = ".".join(loc)
-        section, name = (loc[0], loc[1]) if len(loc) == 2 else (None, loc[0])
-        var = env_for.get((section, name))
-        where = f"{config_file or 'config'}: {key}" + (f" (or {var})" if var else "")
-        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        lines.append(f"{where}: {message}")
+    for problem in problems_from(exc, _ConfigFile):
+        var = env_for.get(problem.path)
+        where = f"{config_file or 'settings'}: {problem.path}" + (f" (or {var})" if var else "")
+        lines.append(f"{where}: {problem.message}")
     return "\n".join(lines)

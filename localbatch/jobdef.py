@@ -29,8 +29,6 @@ from pydantic import ValidationError
 
 from localbatch import _jobdef_rules as rules
 from localbatch import _jobdef_schema as schema
-from localbatch._jobdef_rules import quote
-from localbatch._jobdef_schema import format_path
 from localbatch.core.definition import (
     FargateSettings,
     JobDefinition,
@@ -43,6 +41,7 @@ from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume
 from localbatch.errors import JobDefinitionError, Problem
+from localbatch.validation import describe, format_path, quote
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,7 +96,7 @@ def _toml_error(message: str, text: str) -> str:
 def parse_document(document: Mapping[str, Any], source: str) -> JobDefinition:
     """Check a TOML-shaped document and build the definition; ``source`` names it in errors."""
     if not isinstance(document, Mapping):
-        found = schema.describe(document)
+        found = describe(document)
         raise JobDefinitionError(source, [Problem("", f"expected a table of keys, got {found}")])
     try:
         model = schema.JobDefinitionModel.model_validate(dict(document))

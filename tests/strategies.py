@@ -17,7 +17,7 @@ from localbatch.core.definition import (
     StagedInput,
     StagedOutput,
 )
-from localbatch.core.resources import Resources
+from localbatch.core.resources import AWS_INT_MAX, Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import (
     DEVICE_PERMISSIONS,
@@ -31,7 +31,6 @@ from localbatch.core.spec import (
     Volume,
 )
 
-AWS_INT_MAX = 2**31 - 1
 EC2, FARGATE = PlatformCapability.EC2, PlatformCapability.FARGATE
 
 # Any text TOML and JSON both carry: no surrogates; control characters included (escaped).

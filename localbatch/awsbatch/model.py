@@ -21,8 +21,8 @@ from typing import Any
 import botocore.session  # type: ignore[import-untyped, unused-ignore]
 from botocore.validate import ParamValidator  # type: ignore[import-untyped, unused-ignore]
 
-from localbatch._jobdef_schema import describe
 from localbatch.errors import Problem
+from localbatch.validation import describe
 
 __all__ = ["operation_names", "service_model", "validate_output", "validate_request"]
 

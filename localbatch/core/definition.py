@@ -18,7 +18,6 @@ from localbatch.core.spec import ContainerSpec
 # AWS's own minimum for timeout.attemptDurationSeconds. Shorter timeouts run locally
 # (so users can test timeouts without waiting a minute) but cannot be exported.
 AWS_MIN_TIMEOUT_S = 60
-MIN_MEMORY_MIB = 4
 MAX_SCHEDULING_PRIORITY = 9999
 MAX_TAGS = 50
 RESERVED_ENV_PREFIX = "AWS_BATCH"

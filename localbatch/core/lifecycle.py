@@ -12,15 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from localbatch.core import params
-from localbatch.core.definition import (
-    MIN_MEMORY_MIB,
-    RESERVED_ENV_PREFIX,
-    JobDefinition,
-)
+from localbatch.core.definition import RESERVED_ENV_PREFIX, JobDefinition
 from localbatch.core.jobs import Attempt, EpochMs, Job, JobEvent, JobStatus, transition, with_attempt
 from localbatch.core.outcome import ESSENTIAL_CONTAINER_EXITED, AttemptOutcome, Ending
-from localbatch.core.resources import Resources
-from localbatch.core.retry import RetryDecision, RetryStrategy, decide
+from localbatch.core.resources import (
+    AWS_INT_MAX,
+    Resources,
+    gpus_problem,
+    memory_mib_problem,
+    vcpus_problem,
+)
+from localbatch.core.retry import MAX_ATTEMPTS, RetryDecision, RetryStrategy, decide
 from localbatch.errors import Problem
 
 
@@ -40,6 +42,7 @@ class JobOverrides:
     gpus: int | None = None
     retry_strategy: RetryStrategy | None = None
     timeout_s: int | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 def check_overrides(overrides: JobOverrides) -> list[Problem]:
@@ -50,23 +53,26 @@ def check_overrides(overrides: JobOverrides) -> list[Problem]:
             problems.append(
                 Problem(f"environment.{name}", f"names starting with {RESERVED_ENV_PREFIX} are reserved")
             )
-        elif not name:
-            problems.append(Problem("environment", "a variable name must not be empty"))
-    if overrides.vcpus is not None and overrides.vcpus <= 0:
-        problems.append(Problem("vcpus", f"must be greater than 0, got {overrides.vcpus:g}"))
-    if overrides.memory_mib is not None and overrides.memory_mib < MIN_MEMORY_MIB:
-        problems.append(
-            Problem("memory_mib", f"must be at least {MIN_MEMORY_MIB} MiB, got {overrides.memory_mib}")
-        )
-    if overrides.gpus is not None and overrides.gpus < 0:
-        problems.append(Problem("gpus", f"must be 0 or more, got {overrides.gpus}"))
+        elif not name or "=" in name:
+            problems.append(Problem("environment", f"{name!r} is not a variable name"))
+    resource_messages = (
+        ("vcpus", None if overrides.vcpus is None else vcpus_problem(overrides.vcpus)),
+        ("memory_mib", None if overrides.memory_mib is None else memory_mib_problem(overrides.memory_mib)),
+        ("gpus", None if overrides.gpus is None else gpus_problem(overrides.gpus)),
+    )
+    problems += [Problem(path, message) for path, message in resource_messages if message is not None]
     if overrides.command is not None:
         if not overrides.command:
             problems.append(Problem("command", "must not be empty"))
         elif any(arg == "" for arg in overrides.command):
             problems.append(Problem("command", "must not contain empty arguments (AWS rejects them)"))
-    if overrides.timeout_s is not None and overrides.timeout_s < 1:
-        problems.append(Problem("timeout", f"must be at least 1 second, got {overrides.timeout_s}"))
+    if overrides.retry_strategy is not None and not 1 <= overrides.retry_strategy.attempts <= MAX_ATTEMPTS:
+        got = overrides.retry_strategy.attempts
+        problems.append(Problem("retry.attempts", f"must be between 1 and {MAX_ATTEMPTS}, got {got}"))
+    if overrides.timeout_s is not None and not 1 <= overrides.timeout_s <= AWS_INT_MAX:
+        problems.append(
+            Problem("timeout", f"must be between 1 and {AWS_INT_MAX} seconds, got {overrides.timeout_s}")
+        )
     return problems
 
 
@@ -106,7 +112,7 @@ def new_job(
         parameters=parameters,
         retry_strategy=overrides.retry_strategy or definition.retry_strategy,
         timeout_s=overrides.timeout_s if overrides.timeout_s is not None else definition.timeout_s,
-        tags=dict(definition.tags),
+        tags=dict(overrides.tags),  # AWS: a job carries its submission's tags, not its definition's
         propagate_tags=definition.propagate_tags,
         platform_capabilities=tuple(p.value for p in definition.platform_capabilities),
         scheduling_priority=definition.scheduling_priority,

@@ -6,10 +6,14 @@ resource was short and by how much, so a waiting or rejected job can tell the us
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # vCPU arithmetic is done in thousandths so 0.1 + 0.2 packs like the user expects.
 _MILLI = 1000
+MIN_VCPUS = 1 / _MILLI
+MIN_MEMORY_MIB = 4  # AWS's minimum MEMORY requirement
+AWS_INT_MAX = 2**31 - 1  # AWS's Integer is 32-bit
 
 
 def _milli(vcpus: float) -> int:
@@ -75,4 +79,36 @@ def shortfall(requested: Resources, available: Resources) -> Shortfall | None:
         return Shortfall("vcpus", requested.vcpus, available.vcpus)
     if requested.memory_mib > available.memory_mib:
         return Shortfall("memory_mib", requested.memory_mib, available.memory_mib)
+    return None
+
+
+# The checks a vCPU, memory or GPU request must pass, wherever it comes from (a TOML file, a
+# command-line override, an API request): each returns what is wrong, or None.
+
+
+def vcpus_problem(value: float) -> str | None:
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if value <= 0:
+        return f"must be greater than 0, got {value:g}"
+    if value < MIN_VCPUS:
+        return f"must be at least {MIN_VCPUS:g} (localbatch counts vCPUs in thousandths), got {value:g}"
+    if value > AWS_INT_MAX:
+        return f"must be at most {AWS_INT_MAX}, got {value:g}"
+    return None
+
+
+def memory_mib_problem(value: int) -> str | None:
+    if value < MIN_MEMORY_MIB:
+        return f"must be at least {MIN_MEMORY_MIB} MiB, got {value}"
+    if value > AWS_INT_MAX:
+        return f"must be at most {AWS_INT_MAX} (AWS's largest integer), got {value}"
+    return None
+
+
+def gpus_problem(value: int) -> str | None:
+    if value < 0:
+        return f"must be 0 or more, got {value}"
+    if value > AWS_INT_MAX:
+        return f"must be at most {AWS_INT_MAX} (AWS's largest integer), got {value}"
     return None

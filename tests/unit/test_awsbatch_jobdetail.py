@@ -30,7 +30,13 @@ DEFINITION = JobDefinition(
 
 def submitted():
     job, _ = lifecycle.new_job(
-        DEFINITION, 2, lifecycle.JobOverrides(), job_id="j-1", job_name="render", job_queue="default", now=T0
+        DEFINITION,
+        2,
+        lifecycle.JobOverrides(tags={"run": "nightly"}),
+        job_id="j-1",
+        job_name="render",
+        job_queue="default",
+        now=T0,
     )
     return job
 
@@ -76,7 +82,8 @@ def test_submitted_job_has_no_start_and_no_attempts():
     assert detail["status"] == "SUBMITTED" and "startedAt" not in detail and detail["attempts"] == []
     assert detail["jobDefinition"] == "arn:aws:batch:us-east-1:000000000000:job-definition/render:2"
     assert detail["container"]["command"] == ["echo", "1"]
-    assert detail["timeout"] == {"attemptDurationSeconds": 60} and detail["tags"] == {"team": "a"}
+    assert detail["timeout"] == {"attemptDurationSeconds": 60}
+    assert detail["tags"] == {"run": "nightly"}  # the submission's tags; the definition's stay on it
     assert detail["retryStrategy"] == {
         "attempts": 2,
         "evaluateOnExit": [{"action": "EXIT", "onExitCode": "3"}],

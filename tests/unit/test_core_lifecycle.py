@@ -81,22 +81,31 @@ def test_overrides_replace_command_merge_environment_and_parameters_and_override
 def test_check_overrides_names_each_bad_override():
     problems = lifecycle.check_overrides(
         lifecycle.JobOverrides(
-            environment={"AWS_BATCH_JOB_ID": "x"},
+            environment={"AWS_BATCH_JOB_ID": "x", "A=B": "y"},
             vcpus=0,
             memory_mib=2,
             gpus=-1,
             command=("a", ""),
+            retry_strategy=RetryStrategy(attempts=11),
             timeout_s=0,
         )
     )
     assert [str(p) for p in problems] == [
         "environment.AWS_BATCH_JOB_ID: names starting with AWS_BATCH are reserved",
+        "environment: 'A=B' is not a variable name",
         "vcpus: must be greater than 0, got 0",
         "memory_mib: must be at least 4 MiB, got 2",
         "gpus: must be 0 or more, got -1",
         "command: must not contain empty arguments (AWS rejects them)",
-        "timeout: must be at least 1 second, got 0",
+        "retry.attempts: must be between 1 and 10, got 11",
+        "timeout: must be between 1 and 2147483647 seconds, got 0",
     ]
+
+
+@pytest.mark.parametrize("vcpus", [float("nan"), float("inf"), 0.0001])
+def test_check_overrides_refuses_vcpus_no_scheduler_could_pack(vcpus):
+    [problem] = lifecycle.check_overrides(lifecycle.JobOverrides(vcpus=vcpus))
+    assert problem.path == "vcpus"
 
 
 def test_a_successful_attempt_ends_the_job_succeeded_with_aws_reason():
