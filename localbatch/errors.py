@@ -8,12 +8,11 @@ one place.
     LocalbatchError
     ├── JobDefinitionError        a job definition (TOML or AWS JSON) is invalid; carries every problem
     ├── ConfigError               the settings file or LOCALBATCH_* environment is invalid
-    ├── UsageError                a command-line argument or override is invalid
+    ├── UsageError                a command-line argument is invalid
+    │   └── InvalidOverrides      a submission's overrides are invalid; carries every problem
     ├── NotFound
-    │   ├── JobNotFound
-    │   └── JobDefinitionNotFound
+    │   └── JobNotFound
     ├── InvalidTransition         a job state change AWS Batch does not allow
-    ├── Unschedulable             a job can never fit the compute environment; names the resource
     ├── ContainerRuntimeError     the container engine refused or failed an operation
     │   ├── RuntimeUnavailable    the engine does not answer
     │   └── ImageError            the image is missing and cannot be pulled
@@ -60,7 +59,16 @@ class ConfigError(LocalbatchError):
 
 
 class UsageError(LocalbatchError):
-    """Raised when a command-line argument or an override is invalid."""
+    """Raised when a command-line argument is invalid."""
+
+
+class InvalidOverrides(UsageError):
+    """Raised when a submission's overrides are invalid. ``problems`` name the override
+    (``vcpus``, ``environment.NAME``); front doors translate them into their own words."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
 
 
 class NotFound(LocalbatchError):
@@ -75,14 +83,6 @@ class JobNotFound(NotFound):
         super().__init__(f"job {job_id!r} does not exist")
 
 
-class JobDefinitionNotFound(NotFound):
-    """Raised when no job definition has the given name (and revision)."""
-
-    def __init__(self, ref: str) -> None:
-        self.ref = ref
-        super().__init__(f"job definition {ref!r} does not exist")
-
-
 class InvalidTransition(LocalbatchError):
     """Raised when code asks for a job state change AWS Batch does not allow."""
 
@@ -91,14 +91,6 @@ class InvalidTransition(LocalbatchError):
         self.from_status = from_status
         self.to_status = to_status
         super().__init__(f"job {job_id}: no transition {from_status} -> {to_status}")
-
-
-class Unschedulable(LocalbatchError):
-    """Raised when a job asks for more than its compute environment can ever give."""
-
-    def __init__(self, message: str, resource: str) -> None:
-        self.resource = resource
-        super().__init__(message)
 
 
 class ContainerRuntimeError(LocalbatchError):

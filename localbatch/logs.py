@@ -8,27 +8,30 @@ never sent through the ``logging`` module and never stored in SQLite.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
+from localbatch.core import naming
 from localbatch.errors import LocalbatchError
 
 logger = logging.getLogger(__name__)
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.:#-]")
 
 
 def attempt_log_path(logs_dir: Path, job_id: str, attempt: int) -> Path:
-    return logs_dir / _UNSAFE.sub("_", job_id) / f"{attempt}.log"
+    return logs_dir / naming.safe_name(job_id) / f"{attempt}.log"
 
 
 class LogPump(threading.Thread):
     """Copies one container's output into its log file as it arrives.
 
     ``tee`` (if given) also receives every chunk, which is how ``localbatch run`` streams
-    output live. The pump ends by itself when the container's output ends.
+    output live. The file and the tee fail independently: a closed terminal
+    (``localbatch run ... | head``) does not stop the file, and a full disk does not stop the
+    terminal. The pump reads the stream to its end either way, and ends by itself when the
+    container's output ends. ``error`` says what was lost, if anything.
     """
 
     def __init__(
@@ -43,24 +46,54 @@ class LogPump(threading.Thread):
         self._chunks = chunks
         self._path = path
         self._tee = tee
-        self.bytes_written = 0
+        self._file: BinaryIO | None = None
         self.error: str | None = None
 
     def run(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        with self._path.open("ab") as out:
+        self._open()
+        try:
+            for chunk in self._chunks:
+                self._write(chunk)
+                self._send(chunk)
+        except LocalbatchError as exc:  # the engine stopped streaming
+            self._lost(f"the engine stopped sending output: {exc}")
+            self._write(f"\n[localbatch: log capture stopped: {exc}]\n".encode())
+        finally:
+            if self._file is not None:
+                self._file.close()
+
+    def _open(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self._path.open("ab")
+        except OSError as exc:
+            self._lost(f"cannot write {self._path}: {exc.strerror}")
+
+    def _write(self, chunk: bytes) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(chunk)
+            self._file.flush()
+        except OSError as exc:
+            self._lost(f"writing {self._path} failed: {exc.strerror}")
+            file, self._file = self._file, None
             try:
-                for chunk in self._chunks:
-                    out.write(chunk)
-                    out.flush()
-                    self.bytes_written += len(chunk)
-                    if self._tee is not None:
-                        self._tee(chunk)
-            except (LocalbatchError, OSError) as exc:
-                # The container's fate does not depend on its log; note the gap and stop.
-                self.error = str(exc)
-                out.write(f"\n[localbatch: log capture stopped: {exc}]\n".encode())
-                logger.warning("log capture for %s stopped: %s", self._path, exc)
+                file.close()
+            except OSError:
+                pass  # the same failure again, already reported
+
+    def _send(self, chunk: bytes) -> None:
+        if self._tee is None:
+            return
+        try:
+            self._tee(chunk)
+        except OSError:  # the reader went away (a closed pipe): keep filling the file
+            self._tee = None
+
+    def _lost(self, message: str) -> None:
+        self.error = self.error or message
+        logger.warning("log capture for %s: %s", self._path, message)
 
 
 def read(path: Path) -> bytes:

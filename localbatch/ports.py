@@ -80,7 +80,8 @@ class ContainerRuntime(Protocol):
         ...
 
     def remove(self, container_id: str) -> None:
-        """Remove the container. A container already gone is not an error."""
+        """Remove the container (killing it if it still runs) and its anonymous volumes.
+        A container already gone is not an error."""
         ...
 
     def logs(self, container_id: str) -> Iterator[bytes]:
@@ -89,6 +90,10 @@ class ContainerRuntime(Protocol):
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         """Every container (running or not) that carries all of ``labels``."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection to the engine."""
         ...
 
 

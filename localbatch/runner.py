@@ -34,7 +34,7 @@ from localbatch.core.jobs import Job, JobEvent, JobStatus, transition
 from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources, shortfall
 from localbatch.core.retry import RetryDecision
-from localbatch.errors import ContainerRuntimeError, ImageError, UsageError
+from localbatch.errors import ContainerRuntimeError, ImageError, InvalidOverrides
 from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, StateStore
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class Runner:
         observer: RunObserver,
         poll_s: float = 0.25,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_task_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._settings = settings
         self._runtime = runtime
@@ -89,6 +90,7 @@ class Runner:
         self._observer = observer
         self._poll_s = poll_s
         self._new_id = new_id
+        self._new_task_id = new_task_id
         self._stop_reason: str | None = None
         self._force = threading.Event()
 
@@ -99,12 +101,12 @@ class Runner:
     ) -> Job:
         """Record a SUBMITTED job for ``definition`` with ``overrides``.
 
-        Bad overrides raise UsageError and an engine that does not answer raises
+        Bad overrides raise InvalidOverrides and an engine that does not answer raises
         RuntimeUnavailable, both before anything is recorded.
         """
         problems = lifecycle.check_overrides(overrides)
         if problems:
-            raise UsageError("\n".join(str(p) for p in problems))
+            raise InvalidOverrides(problems)
         self._runtime.engine_info()
         revision = self._register(definition)
         job, event = lifecycle.new_job(
@@ -150,7 +152,8 @@ class Runner:
             return self._fail_before_start(job, reason)
         while not job.status.is_terminal:
             if self._stop_reason is not None:
-                return self._fail_before_start(job, self._stop_reason, terminated=True)
+                # No attempt in flight: AWS treats stopping such a job as a cancel.
+                return self._fail_before_start(job, self._stop_reason, cancelled=True)
             job = self._run_attempt(job)
         return job
 
@@ -158,45 +161,70 @@ class Runner:
 
     def _run_attempt(self, job: Job) -> Job:
         number = len(job.attempts) + 1
-        task_id = uuid.uuid4().hex
+        task_id = self._new_task_id()
+        name = naming.container_name(job.job_id, number)
         job, event = lifecycle.begin_attempt(
             job,
             self._clock.now_ms(),
             task_id=task_id,
-            container_name=naming.container_name(job.job_id, number),
+            container_name=name,
             log_stream_name=naming.log_stream_name(job.job_definition_name, task_id),
             compute_environment=DEFAULT_COMPUTE_ENVIRONMENT,
             gpu_ids=tuple(g.device_id for g in self._gpus[: job.container.resources.gpus]),
         )
         self._save(job, event)
         request = ContainerRequest(
-            name=naming.container_name(job.job_id, number),
+            name=name,
             spec=job.container,
             environment=naming.container_environment(job, number),
             labels=naming.container_labels(job, number, self._settings.home_id, __version__),
             gpu_device_ids=job.gpu_ids,
         )
+        created = self._create(request)
+        if isinstance(created, AttemptOutcome):
+            return self._finish(job, created)
         try:
-            container_id = self._runtime.create(request)
-        except ImageError as exc:
-            return self._finish(job, outcome.failed_to_start(exc.detail, image_missing=True))
-        except ContainerRuntimeError as exc:
-            return self._finish(job, outcome.failed_to_start(str(exc), image_missing=False))
-        if self._stop_reason is not None:  # stopped while the image was being pulled
-            self._runtime.remove(container_id)
-            return self._finish(job, outcome.terminated(None, self._stop_reason))
+            job, ending = self._start_and_watch(job, created)
+        except BaseException:
+            # The store failed, or a bug: whatever it was, the container must not outlive us.
+            self._remove_quietly(created)
+            raise
+        return self._finish(job, ending)
+
+    def _create(self, request: ContainerRequest) -> str | AttemptOutcome:
+        """The new container's id, or how the attempt ended without one.
+
+        Creating may pull the image, which can take minutes; it runs on a helper thread so a
+        stop request ends the attempt at once. An abandoned creation that completes later
+        removes its own container.
+        """
+        creation = _Creation(self._runtime, request)
+        creation.start()
+        while not creation.wait(self._poll_s):
+            if self._stop_reason is not None:
+                creation.abandon()
+                return outcome.terminated(None, self._stop_reason)
+        return creation.result()
+
+    def _start_and_watch(self, job: Job, container_id: str) -> tuple[Job, AttemptOutcome]:
+        if self._stop_reason is not None:  # stopped just as the container was created
+            self._remove_quietly(container_id)
+            return job, outcome.terminated(None, self._stop_reason)
         try:
             self._runtime.start(container_id)
         except ContainerRuntimeError as exc:
-            self._runtime.remove(container_id)
-            return self._finish(job, outcome.failed_to_start(str(exc), image_missing=False))
+            self._remove_quietly(container_id)
+            return job, outcome.failed_to_start(str(exc), image_missing=False)
         job, event = lifecycle.mark_running(job, self._clock.now_ms(), container_id)
         self._save(job, event)
+        number = len(job.attempts)
         path = logs.attempt_log_path(self._settings.logs_dir, job.job_id, number)
         pump = logs.LogPump(self._runtime.logs(container_id), path, self._observer.output)
         pump.start()
         ending = self._watch(job, _InFlight(container_id, pump))
-        return self._finish(job, ending)
+        if pump.error is not None:
+            self._observer.warn(job, f"the output of attempt {number} was not all saved: {pump.error}")
+        return job, ending
 
     def _watch(self, job: Job, flight: _InFlight) -> AttemptOutcome:
         """Wait for the container to exit, stopping it on timeout or request; say how it ended."""
@@ -227,7 +255,7 @@ class Runner:
             return outcome.timed_out(exit_.exit_code)
         if flight.stop_cause is Ending.TERMINATED:
             return outcome.terminated(exit_.exit_code, flight.stop_reason)
-        return outcome.exited(exit_.exit_code, exit_.oom_killed)
+        return outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
 
     def _begin_stop(self, flight: _InFlight, cause: Ending, reason: str) -> None:
         flight.stop_cause = cause
@@ -245,10 +273,7 @@ class Runner:
         threading.Thread(target=guarded, name="container-stop", daemon=True).start()
 
     def _remove_quietly(self, container_id: str) -> None:
-        try:
-            self._runtime.remove(container_id)
-        except ContainerRuntimeError as exc:
-            logger.warning("could not remove container %s: %s", container_id, exc)
+        _remove_quietly(self._runtime, container_id)
 
     # -- bookkeeping ------------------------------------------------------------------
 
@@ -263,8 +288,8 @@ class Runner:
         verdict = "retrying" if decision.retry else "not retrying"
         self._observer.note(job, f"{verdict}: {decision.why}")
 
-    def _fail_before_start(self, job: Job, reason: str, *, terminated: bool = False) -> Job:
-        job, event = lifecycle.fail_before_start(job, self._clock.now_ms(), reason, terminated=terminated)
+    def _fail_before_start(self, job: Job, reason: str, *, cancelled: bool = False) -> Job:
+        job, event = lifecycle.fail_before_start(job, self._clock.now_ms(), reason, cancelled=cancelled)
         self._save(job, event)
         return job
 
@@ -286,11 +311,75 @@ class Runner:
         return self._store.register_job_definition(definition.name, document, self._clock.now_ms()).revision
 
 
-def exit_status(job: Job) -> int:
-    """What ``localbatch run`` exits with: 0, the container's exit code, or 1 if it never ran."""
+def exit_status(job: Job, interrupted_by: int | None = None) -> int:
+    """What ``localbatch run`` exits with: 0; the container's exit code; 128 + the signal
+    number when a signal stopped the job; 1 when the job never ran."""
+    if interrupted_by is not None and (job.is_terminated or job.is_cancelled):
+        return 128 + interrupted_by
     if job.status is JobStatus.SUCCEEDED:
         return 0
     attempt = job.current_attempt
     if attempt is not None and attempt.exit_code is not None and attempt.exit_code != 0:
         return attempt.exit_code
     return 1
+
+
+def _remove_quietly(runtime: ContainerRuntime, container_id: str) -> None:
+    try:
+        runtime.remove(container_id)
+    except ContainerRuntimeError as exc:
+        logger.warning("could not remove container %s: %s", container_id, exc)
+
+
+class _Creation:
+    """One container creation on a helper thread, which the runner may walk away from."""
+
+    def __init__(self, runtime: ContainerRuntime, request: ContainerRequest) -> None:
+        self._runtime = runtime
+        self._request = request
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._container_id: str | None = None
+        self._ending: AttemptOutcome | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="container-create", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait(self, timeout_s: float) -> bool:
+        """True once the creation is over (either way)."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def result(self) -> str | AttemptOutcome:
+        if self._error is not None:
+            raise self._error
+        if self._container_id is not None:
+            return self._container_id
+        assert self._ending is not None
+        return self._ending
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            container_id, self._container_id = self._container_id, None
+        if container_id is not None:
+            _remove_quietly(self._runtime, container_id)
+
+    def _work(self) -> None:
+        container_id = None
+        try:
+            container_id = self._runtime.create(self._request)
+        except ImageError as exc:
+            self._ending = outcome.failed_to_start(exc.detail, image_missing=True)
+        except ContainerRuntimeError as exc:
+            self._ending = outcome.failed_to_start(str(exc), image_missing=False)
+        except BaseException as exc:  # handed to the runner's thread, which re-raises it
+            self._error = exc
+        with self._lock:
+            if not self._abandoned:
+                self._container_id = container_id
+                return
+        if container_id is not None:
+            _remove_quietly(self._runtime, container_id)

@@ -48,10 +48,16 @@ class Arns:
         return f"arn:aws:ecs:{self.region}:{self.account_id}:task/localbatch/{task_id}"
 
 
+def safe_name(job_id: str) -> str:
+    """The job id with characters Docker names and file names refuse (``:`` of array
+    children, ``#`` of multi-node nodes) replaced by ``_``. Job ids are UUIDs (no ``_``), so
+    this never makes two ids alike."""
+    return _UNSAFE.sub("_", job_id)
+
+
 def container_name(job_id: str, attempt: int) -> str:
-    """``localbatch-<job id>-<attempt>``, with characters Docker refuses (``:`` of array
-    children, ``#`` of multi-node nodes) replaced by ``_``."""
-    return f"localbatch-{_UNSAFE.sub('_', job_id)}-{attempt}"
+    """``localbatch-<job id>-<attempt>``, Docker-safe."""
+    return f"localbatch-{safe_name(job_id)}-{attempt}"
 
 
 def log_stream_name(job_definition_name: str, task_id: str) -> str:

@@ -49,14 +49,11 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 
 
-def exited(exit_code: int, oom_killed: bool) -> AttemptOutcome:
-    """The container exited on its own; an OOM kill is reported as ECS reports it."""
-    return AttemptOutcome(
-        Ending.EXITED,
-        exit_code,
-        OUT_OF_MEMORY if oom_killed else None,
-        ESSENTIAL_CONTAINER_EXITED,
-    )
+def exited(exit_code: int, oom_killed: bool, engine_error: str | None = None) -> AttemptOutcome:
+    """The container exited on its own. An OOM kill is reported as ECS reports it; an error
+    the engine recorded against the container becomes its ``container.reason``."""
+    reason = OUT_OF_MEMORY if oom_killed else (_clip(engine_error) if engine_error else None)
+    return AttemptOutcome(Ending.EXITED, exit_code, reason, ESSENTIAL_CONTAINER_EXITED)
 
 
 def failed_to_start(detail: str, *, image_missing: bool) -> AttemptOutcome:

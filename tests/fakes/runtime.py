@@ -49,6 +49,7 @@ class Script:
     stop_exit_code: int
     start_error: str | None = None
     start_exit_code: int = 128
+    ignores_sigterm: bool = False
 
     def chunks(self, request: ContainerRequest) -> list[bytes]:
         if callable(self.output):
@@ -112,6 +113,7 @@ class FakeRuntime:
         self.refuse_create_with: str | None = None  # engine's message; create raises
         self.refuse_start_with: str | None = None  # engine's message; start raises
         self.unavailable = False  # every call raises RuntimeUnavailable
+        self.closed = False
 
         # Observations.
         self.created: list[ContainerRequest] = []
@@ -201,7 +203,16 @@ class FakeRuntime:
             if container is None:
                 return
             self.stopped.append((container_id, grace_s))
-            if container.running(self.clock.now_ms()):
+            now = self.clock.now_ms()
+            if not container.running(now):
+                return
+            if grace_s <= 0:
+                self._end(container, ContainerExit(exit_code=137))
+            elif container.script.ignores_sigterm:
+                killed_at = now + round(grace_s * 1000)
+                if container.ends_at_ms is None or container.ends_at_ms > killed_at:
+                    container.ends_at_ms, container.exit = killed_at, ContainerExit(exit_code=137)
+            else:
                 self._end(container, ContainerExit(exit_code=container.script.stop_exit_code))
 
     def remove(self, container_id: str) -> None:
@@ -232,6 +243,9 @@ class FakeRuntime:
                 if all(c.request.labels.get(key) == value for key, value in labels.items())
             ]
 
+    def close(self) -> None:
+        self.closed = True
+
     # -- test API: set up the world ----------------------------------------------------
 
     def script(
@@ -245,6 +259,7 @@ class FakeRuntime:
         error: str | None = None,
         stop_exit_code: int = 143,
         start_error: str | None = None,
+        ignores_sigterm: bool = False,
     ) -> Script:
         """Say what containers matching ``match`` do once started.
 
@@ -255,7 +270,9 @@ class FakeRuntime:
         ``output`` is bytes, a list of chunks, or a function of the request (to echo its
         environment, say). ``start_error`` makes ``start`` fail with that engine message
         (the container then reports ``exit_code``, default 128, with the error, as Docker
-        does). Applies to containers created afterwards.
+        does). ``ignores_sigterm`` models a program that does not handle SIGTERM (busybox
+        ``sleep`` as PID 1): a graceful ``stop`` ends it only when the grace runs out, with 137,
+        as Docker's SIGKILL does. Applies to containers created afterwards.
         """
         matches = _named(match) if isinstance(match, str) else match
         if exit_code is None:
@@ -273,6 +290,7 @@ class FakeRuntime:
             stop_exit_code=stop_exit_code,
             start_error=start_error,
             start_exit_code=start_exit_code,
+            ignores_sigterm=ignores_sigterm,
         )
         with self._lock:
             self._scripts.append(script)

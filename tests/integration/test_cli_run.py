@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -212,3 +213,47 @@ def test_resources_reports_host_and_engine(cli: Cli):
     assert report["host"]["cpus"] >= 1 and report["host"]["memoryMiB"] > 0
     assert report["engine"]["name"] == "docker" and report["engine"]["networkMode"] in ("host", "bridge")
     assert report["computeEnvironments"][0]["computeEnvironmentName"] == "local"
+
+
+def test_logs_follow_streams_a_running_job_until_it_ends(cli: Cli):
+    ticker = "sh -c 'for i in 1 2 3 4 5; do echo tick $i; sleep 0.4; done'"
+    process = cli.popen("run", str(HELLO), "--command", ticker)
+    try:
+        cli.wait_for_running_container()
+        job_id = json.loads(cli("ls", "--json").stdout)["jobSummaryList"][0]["jobId"]
+        followed = cli("logs", job_id, "--follow", timeout=30)
+    finally:
+        process.communicate(timeout=30)
+    assert followed.returncode == 0
+    assert followed.stdout == "".join(f"tick {i}\n" for i in range(1, 6))
+
+
+def test_ctrl_c_during_a_hanging_image_pull_stops_at_once(cli: Cli, tmp_path: Path):
+    # A "registry" on loopback that accepts connections and never answers: the engine's pull
+    # hangs, as it would on a slow network, and nothing leaves this machine.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    port = server.getsockname()[1]
+    text = HELLO.read_text().replace('image = "busybox:1.36"', f'image = "127.0.0.1:{port}/hangs:1"')
+    try:
+        process = cli.popen("run", str(write(tmp_path, "hangs.toml", text)))
+        deadline = time.monotonic() + 20
+        while "STARTING" not in _job_statuses(cli) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the pull is under way
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+        assert time.monotonic() - interrupted < 5, "Ctrl-C waited for the pull"
+    finally:
+        server.close()
+    assert process.returncode == 130, stderr
+    job = cli.only_job()
+    assert job["status"] == "FAILED" and job["isTerminated"] is True
+    assert job["statusReason"] == "Terminated: localbatch run received SIGINT"
+
+
+def _job_statuses(cli: Cli) -> str:
+    listed = cli("ls", "--json")
+    return listed.stdout if listed.returncode == 0 else ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -15,7 +17,7 @@ from localbatch.core.lifecycle import JobOverrides
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import ContainerSpec
-from localbatch.errors import UsageError
+from localbatch.errors import InvalidOverrides, StateStoreError
 from localbatch.runner import Runner, exit_status
 from tests.fakes.clock import FakeClock
 from tests.fakes.runtime import FakeRuntime
@@ -256,7 +258,8 @@ def test_stop_before_start_fails_without_a_container(world):
     job = runner.submit(HELLO, JobOverrides())
     runner.request_stop("Terminated: stop")
     job = runner.run(job)
-    assert job.status is JobStatus.FAILED and job.is_terminated and world.runtime.created == []
+    assert job.status is JobStatus.FAILED and world.runtime.created == []
+    assert job.is_cancelled and not job.is_terminated  # AWS: stopping a job not yet started cancels it
 
 
 def test_engine_lost_while_running_is_reported(world):
@@ -297,7 +300,116 @@ def test_overrides_aws_would_refuse_are_warned_about(world):
 
 def test_bad_overrides_are_refused_before_anything_is_recorded(world):
     with pytest.raises(
-        UsageError, match="environment.AWS_BATCH_X: names starting with AWS_BATCH are reserved"
+        InvalidOverrides, match="environment.AWS_BATCH_X: names starting with AWS_BATCH are reserved"
     ):
         world.make().submit(HELLO, JobOverrides(environment={"AWS_BATCH_X": "1"}))
     assert world.store.all_jobs() == []
+
+
+def test_a_second_stop_during_a_graceful_stop_kills_at_once(world):
+    runner = world.make()
+    world.runtime.script("busybox:1.36", runs_for_s=None, ignores_sigterm=True)
+    original_wait = world.runtime.wait
+    waits = []
+
+    def wait_and_interrupt(container_id, timeout_s):
+        waits.append(world.clock.now_ms())
+        if len(waits) == 1:
+            runner.request_stop("first")  # graceful: SIGTERM, which this program ignores
+        elif len(waits) == 4:  # the graceful stop is under way: its 2 s grace is still running
+            assert (container_id, 2) in world.runtime.stopped and world.runtime.running()
+            runner.request_stop("second")
+        return original_wait(container_id, timeout_s)
+
+    world.runtime.wait = wait_and_interrupt
+    job = run(world, runner=runner)
+    assert job.is_terminated and job.status_reason == "first" and job.attempts[0].exit_code == 137
+    assert (job.attempts[0].container_id, 0) in world.runtime.stopped
+    assert job.stopped_at - waits[0] < 2000  # killed before the grace ran out
+
+
+def test_a_stop_during_image_pull_ends_the_attempt_at_once_and_leaves_no_container(world):
+    runner = world.make()
+    pulling, release = threading.Event(), threading.Event()
+    original_create = world.runtime.create
+
+    def slow_create(request):
+        pulling.set()
+        release.wait(timeout=10)
+        return original_create(request)
+
+    world.runtime.create = slow_create
+    job = runner.submit(HELLO, NO_OVERRIDES)
+    stopper = threading.Timer(0.05, lambda: (pulling.wait(5), runner.request_stop("Terminated: SIGINT")))
+    stopper.start()
+    job = runner.run(job)
+    assert job.status is JobStatus.FAILED and job.is_terminated and job.status_reason == "Terminated: SIGINT"
+    assert job.attempts[0].started_at is None
+    release.set()  # the pull finishes after the runner walked away ...
+    deadline = time.monotonic() + 5
+    while (world.runtime.created and world.runtime.containers()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert world.runtime.containers() == []  # ... and the late container removed itself
+
+
+def test_a_stop_between_attempts_cancels_the_job(world):
+    runner = world.make()
+    world.runtime.script("busybox:1.36", exit_code=3)
+    original_remove = world.runtime.remove
+
+    def remove_then_interrupt(container_id):
+        original_remove(container_id)
+        runner.request_stop("Terminated: SIGTERM")  # arrives while the job waits for attempt 2
+
+    world.runtime.remove = remove_then_interrupt
+    job = run(world, replace(HELLO, retry_strategy=RetryStrategy(attempts=3)), runner=runner)
+    assert len(job.attempts) == 1 and job.status is JobStatus.FAILED
+    assert job.is_cancelled and job.status_reason == "Terminated: SIGTERM"
+
+
+def test_a_store_failure_mid_attempt_removes_the_container_before_propagating(world):
+    world.runtime.script("busybox:1.36", runs_for_s=None)
+    runner = world.make()
+    job = runner.submit(HELLO, NO_OVERRIDES)
+    original_save = world.store.save_job
+
+    def fail_on_running(job, events=()):
+        if job.status is JobStatus.RUNNING:
+            raise StateStoreError("disk I/O error")
+        original_save(job, events)
+
+    world.store.save_job = fail_on_running
+    with pytest.raises(StateStoreError):
+        runner.run(job)
+    assert world.runtime.containers() == []
+
+
+def test_an_unwritable_log_is_reported_and_the_job_still_runs(world):
+    world.settings.logs_dir.parent.mkdir(parents=True, exist_ok=True)
+    world.settings.logs_dir.write_text("a file where the logs directory should be")
+    world.runtime.script("busybox:1.36", output=b"still shown\n")
+    job = run(world)
+    assert job.status is JobStatus.SUCCEEDED
+    assert world.observer.out == b"still shown\n"
+    [warning] = world.observer.warnings
+    assert warning.startswith("the output of attempt 1 was not all saved: cannot write ")
+
+
+def test_a_closed_terminal_does_not_stop_the_log_file(world):
+    world.runtime.script("busybox:1.36", output=[b"one\n", b"two\n"])
+
+    def broken_pipe(chunk):
+        raise BrokenPipeError
+
+    world.observer.output = broken_pipe
+    run(world)
+    assert logs.read(logs.attempt_log_path(world.settings.logs_dir, "job-1", 1)) == b"one\ntwo\n"
+    assert world.observer.warnings == []
+
+
+def test_exit_status_names_the_signal_that_stopped_the_job(world):
+    world.runtime.script("busybox:1.36", exit_code=3)
+    job = run(world)
+    assert exit_status(job) == 3 and exit_status(job, interrupted_by=2) == 3  # not stopped by us
+    stopped = replace(job, is_terminated=True)
+    assert exit_status(stopped, interrupted_by=2) == 130 and exit_status(stopped, interrupted_by=15) == 143
