@@ -8,23 +8,34 @@ when a command needs state.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from localbatch.adapters.clock import SystemClock
 from localbatch.adapters.docker_runtime import DockerRuntime
 from localbatch.adapters.host import PsutilHostProbe
 from localbatch.adapters.sqlite_store import SqliteStateStore
 from localbatch.config import Settings
 from localbatch.core.inventory import capacity
-from localbatch.errors import StateStoreError
+from localbatch.errors import ConfigError
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, StateStore
 from localbatch.runner import Runner, RunObserver
 
 
-def open_store(settings: Settings) -> StateStore:
+@contextmanager
+def state_store(settings: Settings) -> Iterator[StateStore]:
+    """The state store under ``$LOCALBATCH_HOME`` (created if missing), closed afterwards."""
+    if settings.home.exists() and not settings.home.is_dir():
+        raise ConfigError(f"LOCALBATCH_HOME {settings.home} is not a directory")
     try:
         settings.home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StateStoreError(f"cannot create LOCALBATCH_HOME {settings.home}: {exc.strerror}") from None
-    return SqliteStateStore(settings.database_path)
+        raise ConfigError(f"cannot create LOCALBATCH_HOME {settings.home}: {exc.strerror}") from None
+    store = SqliteStateStore(settings.database_path)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def container_runtime(settings: Settings) -> ContainerRuntime:
@@ -43,16 +54,21 @@ def clock() -> Clock:
     return SystemClock()
 
 
-def local_runner(settings: Settings, observer: RunObserver) -> Runner:
+@contextmanager
+def local_runner(settings: Settings, observer: RunObserver) -> Iterator[Runner]:
     """A Runner on the real engine, store and host (the engine is first asked on submit)."""
-    runtime = container_runtime(settings)
     inventory = host_probe().probe()
-    return Runner(
-        settings=settings,
-        runtime=runtime,
-        store=open_store(settings),
-        clock=clock(),
-        capacity=capacity(inventory, settings.reserve),
-        gpus=inventory.gpus,
-        observer=observer,
-    )
+    runtime = container_runtime(settings)
+    try:
+        with state_store(settings) as store:
+            yield Runner(
+                settings=settings,
+                runtime=runtime,
+                store=store,
+                clock=clock(),
+                capacity=capacity(inventory, settings.reserve),
+                gpus=inventory.gpus,
+                observer=observer,
+            )
+    finally:
+        runtime.close()

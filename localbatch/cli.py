@@ -25,12 +25,17 @@ import typer
 from localbatch import __version__, bootstrap, config, jobdef, logs, render, service
 from localbatch.awsbatch import jobdefinition as aws_jobdefinition
 from localbatch.awsbatch.jobdetail import job_detail, job_summary
-from localbatch.core import portability
 from localbatch.core.jobs import Job, JobEvent
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.core.naming import Arns
-from localbatch.core.retry import RetryStrategy
-from localbatch.errors import ConfigError, JobDefinitionError, LocalbatchError, Problem, UsageError
+from localbatch.errors import (
+    ConfigError,
+    InvalidOverrides,
+    JobDefinitionError,
+    LocalbatchError,
+    Problem,
+    UsageError,
+)
 from localbatch.runner import exit_status
 
 app = typer.Typer(
@@ -57,7 +62,7 @@ def _handles_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except LocalbatchError as exc:
-            render.stderr().print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            render.stderr().print(render.error_lines(str(exc)))
             raise typer.Exit(_exit_code_for(exc)) from None
 
     return wrapper
@@ -117,25 +122,29 @@ class _ConsoleObserver:
 
     def note(self, job: Job, message: str) -> None:
         if not self._quiet:
-            self._console.print(f"[dim]note:[/dim] {message}", highlight=False)
+            self._console.print(render.note_lines(message))
 
     def warn(self, job: Job, message: str) -> None:
-        self._console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+        self._console.print(render.warning_lines(message))
 
     def output(self, chunk: bytes) -> None:
         render.write_output(chunk)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextmanager
 def _stop_on_signals(request_stop: Callable[[str], None]) -> Iterator[list[int]]:
-    """Route SIGINT/SIGTERM to ``request_stop`` (first: graceful stop, second: kill)."""
+    """Route SIGINT, SIGTERM and SIGHUP (the terminal closed) to ``request_stop``: the first
+    stops the job gracefully, a second kills its container."""
     received: list[int] = []
 
     def handle(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
         request_stop(f"Terminated: localbatch run received {signal.Signals(signum).name}")
 
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
     try:
         yield received
     finally:
@@ -174,15 +183,36 @@ def run(
         memory_mib=memory_mib,
         gpus=gpus,
         command=_split_command(command),
-        retry_strategy=_retry_override(definition.retry_strategy, attempts),
+        retry_strategy=None if attempts is None else replace(definition.retry_strategy, attempts=attempts),
         timeout_s=timeout,
     )
-    runner = bootstrap.local_runner(settings, _ConsoleObserver(quiet))
-    job = runner.submit(definition, overrides, name)
-    with _stop_on_signals(runner.request_stop) as received:
-        job = runner.run(job)
-    code = 128 + received[0] if received and job.is_terminated else exit_status(job)
-    raise typer.Exit(code)
+    with bootstrap.local_runner(settings, _ConsoleObserver(quiet)) as runner:
+        with _stop_on_signals(runner.request_stop) as received:
+            try:
+                job = runner.submit(definition, overrides, name)
+            except InvalidOverrides as exc:
+                raise UsageError("\n".join(_as_flags(p) for p in exc.problems)) from None
+            job = runner.run(job)
+    raise typer.Exit(exit_status(job, received[0] if received else None))
+
+
+# Override paths (core's names) -> the flags that set them.
+_FLAGS = {
+    "environment": "--env",
+    "vcpus": "--vcpus",
+    "memory_mib": "--memory-mib",
+    "gpus": "--gpus",
+    "command": "--command",
+    "retry.attempts": "--attempts",
+    "timeout": "--timeout",
+}
+
+
+def _as_flags(problem: Problem) -> str:
+    head, _, rest = problem.path.partition(".")
+    if head == "environment" and rest:
+        return f"--env {rest}: {problem.message}"
+    return f"{_FLAGS.get(problem.path, problem.path)}: {problem.message}"
 
 
 def _split_command(command: str | None) -> tuple[str, ...] | None:
@@ -192,14 +222,6 @@ def _split_command(command: str | None) -> tuple[str, ...] | None:
         return tuple(shlex.split(command))
     except ValueError as exc:
         raise UsageError(f"--command: {exc}") from None
-
-
-def _retry_override(strategy: RetryStrategy, attempts: int | None) -> RetryStrategy | None:
-    if attempts is None:
-        return None
-    if not 1 <= attempts <= 10:
-        raise UsageError(f"--attempts: must be between 1 and 10, got {attempts}")
-    return replace(strategy, attempts=attempts)
 
 
 # -- definitions -----------------------------------------------------------------------
@@ -215,26 +237,20 @@ def validate(
     json_: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Check job definitions: every problem, with file, key path and what is allowed."""
-    results = []
-    for path in files:
-        try:
-            portable = portability.definition_problems(jobdef.load_file(path))
-            results.append({"file": str(path), "problems": [], "warnings": [str(p) for p in portable]})
-        except JobDefinitionError as exc:
-            results.append({"file": str(path), "problems": [str(p) for p in exc.problems], "warnings": []})
-    failed = [r for r in results if r["problems"] or (strict and r["warnings"])]
+    reports = service.validate_files(files)
+    failed = [r for r in reports if r.failed(strict)]
     if json_:
-        _print_json(results)
+        _print_json([{"file": str(r.file), "problems": r.problems, "warnings": r.warnings} for r in reports])
     else:
         err = render.stderr()
-        for r in results:
-            for problem in r["problems"]:
-                err.print(f"[red]error:[/red] {r['file']}: {problem}", highlight=False)
-            for warning in r["warnings"]:
-                label = "[red]error:[/red]" if strict else "[yellow]warning:[/yellow]"
-                err.print(f"{label} {r['file']}: {warning}", highlight=False)
-        ok = len(results) - len(failed)
-        err.print(f"{ok} valid, {len(failed)} invalid", style="green" if not failed else "red")
+        for r in reports:
+            for problem in r.problems:
+                err.print(render.error_lines(f"{r.file}: {problem}"))
+            for warning in r.warnings:
+                show = render.error_lines if strict else render.warning_lines
+                err.print(show(f"{r.file}: {warning}"))
+        verdict = f"{len(reports) - len(failed)} valid, {len(failed)} invalid"
+        err.print(verdict, style="red" if failed else "green")
     if failed:
         raise typer.Exit(2)
 
@@ -276,9 +292,12 @@ def import_(
     text = jobdef.dumps(definition)
     if output is None:
         typer.echo(text, nl=False)
-    else:
+        return
+    try:
         output.write_text(text)
-        render.stderr().print(f"wrote {output}")
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot write: {exc.strerror}") from None
+    render.stderr().print(f"wrote {output}", highlight=False)
 
 
 def _json_problem(exc: json.JSONDecodeError) -> Problem:
@@ -297,7 +316,8 @@ def list_(
 ) -> None:
     """List jobs, newest first."""
     settings = _settings()
-    jobs = service.list_jobs(bootstrap.open_store(settings), status, limit)
+    with bootstrap.state_store(settings) as store:
+        jobs = service.list_jobs(store, status, limit)
     if json_:
         arns = Arns(settings.region, settings.account_id)
         _print_json({"jobSummaryList": [job_summary(j, arns) for j in jobs]})
@@ -315,7 +335,8 @@ def describe(
 ) -> None:
     """Show a job: status, reason, attempts and every state change."""
     settings = _settings()
-    view = service.describe_job(bootstrap.open_store(settings), job_id)
+    with bootstrap.state_store(settings) as store:
+        view = service.describe_job(store, job_id)
     if json_:
         _print_json(job_detail(view.job, Arns(settings.region, settings.account_id)))
     else:
@@ -333,18 +354,20 @@ def logs_(
 ) -> None:
     """Print a job attempt's output (stdout and stderr, as the container wrote them)."""
     settings = _settings()
-    store = bootstrap.open_store(settings)
-    path = service.log_file(settings, store, job_id, attempt)
-    if not follow:
-        render.write_output(logs.read(path))
-        return
+    with bootstrap.state_store(settings) as store:
+        path = service.log_file(settings, store, job_id, attempt)
+        if not follow:
+            render.write_output(logs.read(path))
+            return
 
-    def finished() -> bool:
-        job = store.get_job(job_id)
-        return job is None or job.status.is_terminal or (attempt is not None and len(job.attempts) > attempt)
+        def finished() -> bool:
+            job = store.get_job(job_id)
+            return (
+                job is None or job.status.is_terminal or (attempt is not None and len(job.attempts) > attempt)
+            )
 
-    for chunk in logs.follow(path, finished):
-        render.write_output(chunk)
+        for chunk in logs.follow(path, finished):
+            render.write_output(chunk)
 
 
 # -- host ------------------------------------------------------------------------------

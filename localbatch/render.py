@@ -7,6 +7,7 @@ Formatting only; every value comes from the service layer. Machine-readable outp
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,29 @@ STATUS_STYLE = {
     JobStatus.SUCCEEDED: "green",
     JobStatus.FAILED: "red",
 }
+
+
+def error_lines(message: str) -> Text:
+    """``error: ...`` on every line of ``message``; user text is never read as markup."""
+    return _labelled("error:", "red", message)
+
+
+def warning_lines(message: str) -> Text:
+    return _labelled("warning:", "yellow", message)
+
+
+def note_lines(message: str) -> Text:
+    return _labelled("note:", "dim", message)
+
+
+def _labelled(label: str, style: str, message: str) -> Text:
+    text = Text()
+    for number, line in enumerate(message.splitlines() or [""]):
+        if number:
+            text.append("\n")
+        text.append(label, style=style)
+        text.append(" " + line)
+    return text
 
 
 def stdout() -> Console:
@@ -177,5 +201,11 @@ def resource_report(report: ResourceReport) -> list[Table | Text]:
 
 
 def write_output(chunk: bytes) -> None:
-    sys.stdout.buffer.write(chunk)
-    sys.stdout.buffer.flush()
+    """Container output to stdout. A reader that went away (``| head``) raises
+    BrokenPipeError once; stdout then points at /dev/null so Python's exit stays quiet."""
+    try:
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise

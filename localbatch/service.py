@@ -1,4 +1,5 @@
-"""Read-side use cases behind the front doors: list and describe jobs, find logs, report resources.
+"""Use cases behind the front doors that need no container: validate definitions, list and
+describe jobs, find logs, report resources.
 
 Given ports, never adapters. The CLI calls these and only formats what they return; the
 daemon's API will call the same functions.
@@ -9,13 +10,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from localbatch import logs
+from localbatch import jobdef, logs
 from localbatch.config import DEFAULT_COMPUTE_ENVIRONMENT, Settings
+from localbatch.core import portability
 from localbatch.core.inventory import HostInventory, capacity
 from localbatch.core.jobs import Job, JobEvent, JobStatus
 from localbatch.core.resources import Resources
-from localbatch.errors import JobNotFound, RuntimeUnavailable, UsageError
+from localbatch.errors import JobDefinitionError, JobNotFound, RuntimeUnavailable, UsageError
 from localbatch.ports import ContainerRuntime, EngineInfo, HostProbe, JobQuery, StateStore
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What ``validate`` found in one job definition file."""
+
+    file: Path
+    problems: list[str]  # what makes the file invalid
+    warnings: list[str]  # what runs locally but AWS Batch would refuse
+
+    def failed(self, strict: bool) -> bool:
+        return bool(self.problems or (strict and self.warnings))
+
+
+def validate_files(paths: list[Path]) -> list[FileReport]:
+    reports = []
+    for path in paths:
+        try:
+            portable = portability.definition_problems(jobdef.load_file(path))
+            reports.append(FileReport(path, [], [str(p) for p in portable]))
+        except JobDefinitionError as exc:
+            reports.append(FileReport(path, [str(p) for p in exc.problems], []))
+    return reports
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from localbatch.core.resources import Resources
 from localbatch.core.retry import RetryStrategy
 from localbatch.core.spec import ContainerSpec, LinuxParameters
 from localbatch.errors import JobDefinitionError, Problem
+from localbatch.validation import describe
 
 __all__ = ["container_properties", "from_register_request", "to_register_request"]
 
@@ -195,6 +196,11 @@ def from_register_request(request: Mapping[str, Any], source: str) -> JobDefinit
     botocore's model checks the shape first; then parts localbatch cannot run are refused,
     and the rest goes through the TOML rules. Every problem names its camelCase path.
     """
+    if not isinstance(request, Mapping):
+        found = describe(request, json=True)
+        raise JobDefinitionError(
+            source, [Problem("", f"expected a JSON object (a job definition), got {found}")]
+        )
     body = {k: v for k, v in request.items() if k not in _DESCRIBE_ONLY}
     problems = model.validate_request("RegisterJobDefinition", body)
     if problems:

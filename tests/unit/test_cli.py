@@ -32,6 +32,7 @@ def cli(tmp_path, monkeypatch):
         return runner.invoke(app, list(args), env=env)
 
     invoke.home = tmp_path / "home"
+    invoke.env = env  # a test may change what the next invocation sees
     return invoke
 
 
@@ -93,7 +94,7 @@ def test_run_with_an_invalid_file_exits_2_before_touching_anything(cli, tmp_path
     [
         (
             ["--env", "AWS_BATCH_JOB_ID=x"],
-            "environment.AWS_BATCH_JOB_ID: names starting with AWS_BATCH are reserved",
+            "--env AWS_BATCH_JOB_ID: names starting with AWS_BATCH are reserved",
         ),
         (["--param", "novalue"], "--param 'novalue': expected NAME=VALUE"),
         (["--command", "sh -c 'unterminated"], "--command: No closing quotation"),
@@ -104,6 +105,22 @@ def test_run_refuses_bad_overrides_with_exit_2(cli, args, message):
     result = cli("run", str(HELLO), *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+    assert not (cli.home / "state.db").exists() or "hello" not in cli("ls").stdout
+
+
+def test_several_problems_each_get_their_own_error_line(cli):
+    result = cli("run", str(HELLO), "--vcpus", "0", "--gpus", "-1")
+    assert result.stderr.splitlines() == [
+        "error: --vcpus: must be greater than 0, got 0",
+        "error: --gpus: must be 0 or more, got -1",
+    ]
+
+
+def test_brackets_in_user_text_are_printed_not_read_as_markup(cli, tmp_path):
+    bad = write(tmp_path, 'name = "x"\nimage = "i"\n')
+    result = cli("validate", str(bad))
+    assert "AWS Batch needs [resources] vcpus and memory_mib" in result.stderr
+    assert cli("run", str(HELLO), "--env", "AWS_BATCH_[/x]=1").exit_code == 2
 
 
 def test_run_without_an_engine_says_so_in_one_line(cli):
@@ -117,7 +134,27 @@ def test_run_without_an_engine_says_so_in_one_line(cli):
 def test_bad_config_names_the_variable(cli, monkeypatch):
     monkeypatch.setenv("LOCALBATCH_CPU_LIMIT", "lots")
     result = cli("ls")
-    assert result.exit_code == 2 and "docker.cpu_limit (or LOCALBATCH_CPU_LIMIT)" in result.stderr
+    assert result.exit_code == 2
+    assert "docker.cpu_limit (or LOCALBATCH_CPU_LIMIT): a string 'lots' is not allowed" in result.stderr
+
+
+def test_bad_config_file_speaks_plainly(cli, tmp_path):
+    config_file = write(tmp_path, 'docker = 3\n[host]\nreserve_vcpus = "two"\nextra = 1\n', "cfg.toml")
+    cli.env["LOCALBATCH_CONFIG"] = str(config_file)
+    result = cli("ls")
+    assert result.exit_code == 2
+    assert f"{config_file}: docker: expected a table, got an integer 3" in result.stderr
+    assert f"{config_file}: host.extra: unknown key 'extra'" in result.stderr
+    assert (
+        f"{config_file}: host.reserve_vcpus (or LOCALBATCH_RESERVE_VCPUS): expected a number" in result.stderr
+    )
+    assert "Input should" not in result.stderr
+
+
+def test_a_home_that_is_a_file_is_a_configuration_error(tmp_path):
+    home = write(tmp_path, "", "not-a-dir")
+    result = CliRunner().invoke(app, ["ls"], env={"LOCALBATCH_HOME": str(home), "LOCALBATCH_CONFIG": ""})
+    assert result.exit_code == 2 and f"LOCALBATCH_HOME {home} is not a directory" in result.stderr
 
 
 def test_ls_and_describe_on_an_empty_home(cli):
@@ -144,6 +181,11 @@ def test_import_turns_aws_json_back_into_the_same_definition(cli, tmp_path):
     assert jobdef.load_file(out) == jobdef.load_file(HELLO)
     broken = cli("import", str(write(tmp_path, "{nope", "bad.json")))
     assert broken.exit_code == 2 and "not valid JSON" in broken.stderr
+    array = cli("import", str(write(tmp_path, "[1, 2]", "array.json")))
+    assert array.exit_code == 2 and "expected a JSON object (a job definition), got an array" in array.stderr
+    unwritable = cli("import", str(request), "-o", str(tmp_path / "no" / "such" / "dir.toml"))
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.stderr
+    assert "Traceback" not in array.output + unwritable.output
 
 
 def test_version(cli):
