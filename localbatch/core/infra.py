@@ -1,0 +1,50 @@
+"""The local infrastructure: compute environments (slices of this host) and job queues.
+
+AWS's objects, with local meaning: a compute environment is a slice of the host, its
+``max_vcpus``, ``max_memory_mib`` and GPU device ids the most its jobs may hold at once; a
+job queue feeds compute environments in order, and queues sharing an environment are
+served in descending ``priority`` (aws-batch-reference.md §1.3-1.4, §3.1-3.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from localbatch.core.resources import Resources
+
+MAX_ENVIRONMENTS_PER_QUEUE = 3  # AWS's limit on computeEnvironmentOrder
+
+
+class State(str, Enum):
+    ENABLED = "ENABLED"
+    DISABLED = "DISABLED"
+
+
+@dataclass(frozen=True)
+class ComputeEnvironment:
+    name: str
+    max_vcpus: float
+    max_memory_mib: int
+    gpu_ids: tuple[str, ...] = ()  # device ids (NVML indices) this environment owns
+    state: State = State.ENABLED
+
+    @property
+    def capacity(self) -> Resources:
+        return Resources(vcpus=self.max_vcpus, memory_mib=self.max_memory_mib, gpus=len(self.gpu_ids))
+
+    @property
+    def enabled(self) -> bool:
+        return self.state is State.ENABLED
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    name: str
+    priority: int
+    compute_environments: tuple[str, ...]  # in the order jobs try them
+    state: State = State.ENABLED
+
+    @property
+    def enabled(self) -> bool:
+        return self.state is State.ENABLED

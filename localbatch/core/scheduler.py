@@ -1,0 +1,599 @@
+"""The scheduler: which runnable jobs start now, where, and why every other job waits.
+
+``plan()`` is a pure function in the manner of Nomad's scheduler: a snapshot of the world goes
+in (runnable jobs, queues, compute environments, the jobs holding resources now, the host, the
+time) and a ``Plan`` comes out (placements, and a reason for every job left waiting). The daemon
+applies the plan; nothing here reads a clock, a store or an engine. The rules, each with why:
+
+1. **Queues in descending priority, ties by name.** AWS Batch evaluates queues that share a
+   compute environment in descending ``priority`` (aws-batch-reference.md §3.1); the name breaks
+   ties so the same input always gives the same plan.
+2. **FIFO within a queue, by (created_at, job_id).** AWS orders a FIFO queue by submission time
+   (§3.3); the job id breaks ties between jobs submitted in the same millisecond.
+3. **Compute environments in the queue's order; first that can take the job now wins.** AWS's
+   ``computeEnvironmentOrder`` (§3.2): the second environment is a spill-over for the first.
+   Names the queue lists that do not exist are ignored, repeated names count once.
+4. **Never over-commit.** A job fits an environment when its vCPU, memory and GPU request fits
+   the environment's maximum minus what its allocations and this pass's placements hold, *and*
+   fits the host minus everything held in every environment: environments are slices a user
+   configures and their sum may exceed the machine, the machine may not be exceeded. vCPUs are
+   counted in thousandths as integers (no float drift). A dimension already over its limit (an
+   update shrank an environment) takes nothing more, but a request of 0 in it still fits.
+5. **GPUs are whole devices with names.** A placement gets specific device ids: the free ones of
+   its environment's ``gpu_ids``, in that order. A device held by any allocation or placement is
+   never handed out again, even when two environments list it, because a device given to two
+   containers is a bug a user cannot see.
+6. **DISABLED stops dispatch.** A DISABLED queue places nothing; a DISABLED environment takes no
+   new job (running ones keep running). Both as AWS.
+7. **Backfill.** A job that does not fit now does not block the jobs behind it, in its queue or
+   in lower queues: smaller jobs start past it. AWS does not document whether it backfills
+   (§3.3); we do, because on one workstation an idle core behind a big job is waste the user sees.
+8. **Starvation guarantee (the price of backfill).** Backfill alone can starve a big job forever:
+   a stream of small jobs keeps its environment from ever being empty enough. So each queue has
+   at most one *starving head*: its first job in FIFO order that waits for capacity (not for a
+   DISABLED object, not too big for every environment) and has waited ``max_head_wait_s`` or
+   more (``now - runnable_at``); normally simply the queue's head. From its turn in the pass on,
+
+   - the environments that could hold it (enabled, large enough when empty) take no further job,
+     from its own queue or any queue served after it; when it needs GPUs, their devices are not
+     handed out through other environments that list them either;
+   - its request is subtracted from the host-wide free capacity for every job served after it
+     (per dimension: later jobs may use only what is free beyond the request; a dimension the
+     head is short of takes nothing more, though a request of 0 in it still fits).
+
+   **Guarantee.** Let t0 be the first pass at which H is its queue's starving head, and D the
+   longest remaining run time of the jobs holding resources at t0. If, while H waits, nothing
+   served *before* H in a pass (see the limits) takes capacity H needs, H starts at the first
+   pass at or after t0 + D. By then every job that held its environments at t0 has ended and
+   none has replaced it, so its first environment is empty, which H fits (``never_fits`` at
+   submit makes sure of that); host-wide, no job served after H took what H needs. Passes run
+   every tick, so H waits at most ``max_head_wait_s`` + D + two ticks after it became runnable
+   (one tick when passes fall on those moments).
+
+   **Limits.** What is served before H is not held back: the queues of higher priority (and of
+   equal priority whose names sort first) and the jobs ahead of H in its own queue. Priority is
+   AWS's contract (§3.1), so a higher-priority queue that never runs dry delays H for as long as
+   it flows; running jobs are never preempted. A job ahead of H in FIFO order that starves as
+   well (one that became runnable after H, or a retry keeping its created_at) becomes the
+   queue's starving head in H's place until it starts. Holding back trades throughput for the
+   guarantee: an environment with room for small jobs idles while it drains for H. Changing an
+   environment (resizing, disabling) changes what H can fit and when.
+9. **Every waiting job says why** (Nomad's ``AllocsFit``): a ``WaitReason`` with AWS's
+   statusReason code (§3.6) and a message naming the resource and both numbers, as things stood
+   when its turn came in the pass. The host when one of the job's environments has room for it
+   but the host has not ("on this host"); otherwise the first environment the job could use
+   (enabled, large enough when empty).
+
+   - ``ACTION_REQUIRED - job queue q is DISABLED`` / ``... does not exist`` / ``... has no
+     compute environment`` / ``every compute environment of job queue q is DISABLED``;
+   - ``MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - needs 64 vCPU; the largest compute
+     environment of queue q (local) has 16 vCPU`` (an update shrank the environments after submit);
+   - ``CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - needs 4 vCPU, 1.5 vCPU free in compute
+     environment local`` / ``... free on this host`` / ``waiting behind job j, which has waited
+     75 s and holds back compute environment local``.
+
+Deterministic: inputs are sorted, so their order does not matter (names of jobs, queues and
+environments are assumed unique). Fast: one pass is O(n log n) for the FIFO sort and O(n) after
+it. Within a queue, capacity only shrinks as the pass goes on, so a request size that did not fit
+will not fit later in that queue's turn: it is not tried again (the "stop early when nothing more
+can fit" rule, per size). Reasons are built once per request size until capacity changes, and
+shared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.jobs import EpochMs
+from localbatch.core.resources import Resources
+
+CAPACITY = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+MAX_RESOURCE = "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"
+ACTION_REQUIRED = "ACTION_REQUIRED"
+
+_MILLI = 1000
+
+# A request or a capacity in integers: (milli-vCPU, memory MiB, GPUs).
+_Vec = tuple[int, int, int]
+# Dimensions in the order a shortfall is reported: the scarcest resource first, as shortfall().
+_GPU, _VCPU, _MEMORY = 2, 0, 1
+_REPORT_ORDER = (_GPU, _VCPU, _MEMORY)
+_UNIT = {_VCPU: "vCPU", _MEMORY: "MiB memory", _GPU: "GPU"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunnableJob:
+    job_id: str
+    job_queue: str
+    resources: Resources
+    created_at: EpochMs  # FIFO within a queue: (created_at, job_id) ascending
+    runnable_at: EpochMs  # since when it has been RUNNABLE (the starvation clock)
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """A job holding resources now (STARTING or RUNNING)."""
+
+    job_id: str
+    compute_environment: str
+    resources: Resources
+    gpu_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    job_id: str
+    compute_environment: str
+    gpu_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WaitReason:
+    code: str  # AWS's statusReason code, e.g. "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+    message: str  # human text naming the resource and the numbers
+
+    def __str__(self) -> str:
+        return f"{self.code} - {self.message}"  # AWS's "CODE - text" form
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    placements: tuple[Placement, ...]
+    waiting: Mapping[str, WaitReason]  # every runnable job not placed, by job id
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    max_head_wait_s: float = 60.0  # see rule 8; math.inf turns the starvation guarantee off
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.max_head_wait_s) or self.max_head_wait_s < 0:
+            raise ValueError(f"max_head_wait_s must be 0 or more, got {self.max_head_wait_s}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers and words
+
+
+def _vec(resources: Resources) -> _Vec:
+    return (round(resources.vcpus * _MILLI), resources.memory_mib, resources.gpus)
+
+
+def _amount(dim: int, value: int) -> str:
+    """``value`` in ``dim``'s unit, exact: milli-vCPU print as decimals without float noise."""
+    if dim != _VCPU:
+        return f"{value} {_UNIT[dim]}"
+    whole, milli = divmod(value, _MILLI)
+    if not milli:
+        return f"{whole} vCPU"
+    return f"{whole}.{milli:03d}".rstrip("0") + " vCPU"
+
+
+def _first_short(need: _Vec, have: Sequence[int]) -> int | None:
+    """The first dimension (GPU, vCPU, memory) in which ``need`` exceeds ``have``."""
+    for dim in _REPORT_ORDER:
+        if need[dim] > have[dim]:
+            return dim
+    return None
+
+
+def _environments_text(names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return f"compute environment {names[0]}"
+    return f"compute environments {', '.join(names)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Never fits: the submit-time check, and the MISCONFIGURATION reason when an update shrank things
+
+
+def never_fits(
+    request: Resources, queue: JobQueue, environments: Sequence[ComputeEnvironment], host: Resources
+) -> str | None:
+    """Why a job with this request can never run in this queue (it exceeds every compute environment
+    of the queue, considering each environment's max and the host), naming the resource and both
+    numbers — e.g. "needs 64 vCPU; the largest compute environment of queue default (local) has 16 vCPU".
+    None if some environment could hold it when empty (DISABLED environments count: they can be enabled).
+    """
+    by_name = {env.name: env for env in environments}
+    members = [by_name[name] for name in dict.fromkeys(queue.compute_environments) if name in by_name]
+    maxima = [(env.name, _env_max(env)) for env in members]
+    return _too_big(_vec(request), queue, maxima, _vec(host))
+
+
+def _env_max(env: ComputeEnvironment) -> _Vec:
+    return (round(env.max_vcpus * _MILLI), env.max_memory_mib, len(env.gpu_ids))
+
+
+def _effective(maximum: _Vec, host: _Vec) -> _Vec:
+    """What an environment can hold when empty on this host: its max, but never more than the host."""
+    return (min(maximum[0], host[0]), min(maximum[1], host[1]), min(maximum[2], host[2]))
+
+
+def _too_big(need: _Vec, queue: JobQueue, maxima: Sequence[tuple[str, _Vec]], host: _Vec) -> str | None:
+    """``never_fits``'s text for integer vectors; ``maxima`` are the queue's environments in order.
+
+    Names one dimension when no environment is big enough in it (the binding limit: the host's
+    size when the host is smaller than the largest environment), else each environment's own
+    shortfall (each is too small somewhere, in different dimensions).
+    """
+    if not maxima:
+        return f"job queue {queue.name} has no compute environment"
+    if any(_first_short(need, _effective(cap, host)) is None for _, cap in maxima):
+        return None
+    for dim in _REPORT_ORDER:
+        largest_name, largest = maxima[0]
+        for name, cap in maxima[1:]:
+            if cap[dim] > largest[dim]:
+                largest_name, largest = name, cap
+        if need[dim] <= min(largest[dim], host[dim]):
+            continue
+        if host[dim] < largest[dim]:
+            return f"needs {_amount(dim, need[dim])}; this host has {_amount(dim, host[dim])}"
+        return (
+            f"needs {_amount(dim, need[dim])}; the largest compute environment of queue {queue.name} "
+            f"({largest_name}) has {_amount(dim, largest[dim])}"
+        )
+    # Every dimension fits some environment, but no environment fits every dimension. The host
+    # cannot be what is short here: a dimension the host is short of was reported above.
+    shorts = []
+    for name, cap in maxima:
+        short = _first_short(need, cap)
+        assert short is not None  # no environment fits, and the host is not what is short
+        shorts.append(f"{name} has {_amount(short, cap[short])}")
+    wanted = ", ".join(_amount(dim, need[dim]) for dim in (_VCPU, _MEMORY, _GPU) if need[dim] or dim != _GPU)
+    return f"needs {wanted}; no compute environment of queue {queue.name} holds all of it: {'; '.join(shorts)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The pass's working state
+
+
+class _Env:
+    """One compute environment during a pass: what is free in it, and who holds it back."""
+
+    __slots__ = ("name", "enabled", "gpu_ids", "maximum", "capacity", "free", "held_by")
+
+    def __init__(self, env: ComputeEnvironment, used: Sequence[int], host: _Vec) -> None:
+        self.name = env.name
+        self.enabled = env.enabled
+        self.gpu_ids = env.gpu_ids
+        self.maximum = _env_max(env)
+        self.capacity = _effective(self.maximum, host)  # what it can hold when empty, on this host
+        self.free = [max(0, self.maximum[dim] - used[dim]) for dim in range(3)]
+        self.held_by: _Head | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """A starving head (rule 8): the job holding back, and what it holds back."""
+
+    job_id: str
+    waited_s: int
+    need: _Vec
+
+    def behind(self, what: str) -> WaitReason:
+        return WaitReason(
+            CAPACITY,
+            f"waiting behind job {self.job_id}, which has waited {self.waited_s} s and holds back {what}",
+        )
+
+
+def _queue_blocked(queue: JobQueue, envs: Sequence[_Env]) -> WaitReason | None:
+    """The one reason every job of the queue shares when the queue cannot dispatch at all."""
+    if not queue.enabled:
+        return WaitReason(ACTION_REQUIRED, f"job queue {queue.name} is DISABLED")
+    if not envs:
+        return WaitReason(ACTION_REQUIRED, f"job queue {queue.name} has no compute environment")
+    return None
+
+
+class _Members:
+    """A queue's compute environments during its turn, and which of them can hold a request size."""
+
+    __slots__ = ("queue", "envs", "host", "floor", "all_usable", "cache")
+
+    def __init__(self, queue: JobQueue, envs: Sequence[_Env], host: _Vec) -> None:
+        self.queue = queue
+        self.envs = envs
+        self.host = host
+        # A request within every environment's capacity can use all enabled ones: the common case,
+        # answered without building anything.
+        self.floor = tuple(min(env.capacity[dim] for env in envs) for dim in range(3))
+        self.all_usable = self._usable(self.floor)
+        self.cache: dict[_Vec, tuple[_Env, ...] | WaitReason] = {}
+
+    def usable(self, need: _Vec) -> tuple[_Env, ...] | WaitReason:
+        """The enabled environments that could hold the job when empty, or why there is none."""
+        floor = self.floor
+        if need[0] <= floor[0] and need[1] <= floor[1] and need[2] <= floor[2]:
+            return self.all_usable
+        found = self.cache.get(need)
+        if found is None:
+            found = self.cache[need] = self._usable(need)
+        return found
+
+    def _usable(self, need: Sequence[int]) -> tuple[_Env, ...] | WaitReason:
+        vcpu, memory, gpus = need
+        big_enough = tuple(
+            env
+            for env in self.envs
+            if vcpu <= env.capacity[0] and memory <= env.capacity[1] and gpus <= env.capacity[2]
+        )
+        name = self.queue.name
+        if not big_enough:
+            text = _too_big((vcpu, memory, gpus), self.queue, [(env.name, env.maximum) for env in self.envs], self.host)
+            assert text is not None  # no environment can hold it
+            return WaitReason(MAX_RESOURCE, text)
+        enabled = tuple(env for env in big_enough if env.enabled)
+        if enabled:
+            return enabled
+        if not any(env.enabled for env in self.envs):
+            return WaitReason(ACTION_REQUIRED, f"every compute environment of job queue {name} is DISABLED")
+        names = ", ".join(env.name for env in big_enough)
+        text = f"every compute environment of job queue {name} that can hold this job is DISABLED"
+        return WaitReason(ACTION_REQUIRED, f"{text}: {names}")
+
+
+class _Host:
+    """Host-wide free capacity, and the part of it starving heads hold back from later jobs."""
+
+    __slots__ = ("free", "held", "avail", "holders")
+
+    def __init__(self, total: _Vec, used: Sequence[int]) -> None:
+        self.free = [max(0, total[dim] - used[dim]) for dim in range(3)]
+        self.held = [0, 0, 0]
+        self.holders: list[_Head] = []
+        self.avail = list(self.free)
+
+    def take(self, need: _Vec) -> None:
+        for dim in range(3):
+            self.free[dim] -= need[dim]
+        self._refresh()
+
+    def hold(self, head: _Head) -> None:
+        for dim in range(3):
+            self.held[dim] += head.need[dim]
+        self.holders.append(head)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        # Per dimension: later jobs may use what is free beyond what is held; none of it if
+        # less is free than held, which a request of 0 in that dimension still fits.
+        self.avail = [max(0, self.free[dim] - self.held[dim]) for dim in range(3)]
+
+
+# A queue's FIFO entry: (created_at, job_id, request, runnable_at). Tuples sort fast and in order.
+_Item = tuple[int, str, _Vec, int]
+
+
+class _Pass:
+    """One scheduling pass: serves queues in order, mutating the free capacity as it places jobs."""
+
+    def __init__(
+        self,
+        environments: Sequence[ComputeEnvironment],
+        allocations: Sequence[Allocation],
+        host: Resources,
+        now: EpochMs,
+        settings: SchedulerSettings,
+    ) -> None:
+        used: dict[str, list[int]] = {}
+        host_used = [0, 0, 0]
+        self.taken_gpus: set[str] = set()
+        for alloc in allocations:
+            need = _vec(alloc.resources)
+            env_used = used.setdefault(alloc.compute_environment, [0, 0, 0])
+            for dim in range(3):
+                env_used[dim] += need[dim]
+                host_used[dim] += need[dim]
+            self.taken_gpus.update(alloc.gpu_ids)
+        self.host_total = _vec(host)
+        self.environments = {
+            env.name: _Env(env, used.get(env.name, (0, 0, 0)), self.host_total) for env in environments
+        }
+        self.host = _Host(self.host_total, host_used)
+        self.reserved_gpus: set[str] = set()
+        self.shortfalls: dict[tuple[int, int, int, str], WaitReason] = {}
+        self.now = now
+        wait_ms = settings.max_head_wait_s * _MILLI
+        self.starving_since = -math.inf if math.isinf(wait_ms) else now - wait_ms
+        self.placements: list[Placement] = []
+        self.waiting: dict[str, WaitReason] = {}
+
+    # -- serving a queue ----------------------------------------------------------------------
+
+    def serve(self, queue: JobQueue, items: list[_Item]) -> None:
+        """Place what fits of one queue's jobs, in FIFO order with backfill; give the rest reasons."""
+        envs = [self.environments[n] for n in dict.fromkeys(queue.compute_environments) if n in self.environments]
+        blocked = _queue_blocked(queue, envs)
+        if blocked is not None:
+            for item in items:
+                self.waiting[item[1]] = blocked
+            return
+        members = _Members(queue, envs, self.host_total)
+        failed: set[_Vec] = set()  # sizes that did not fit: capacity only shrinks, so they never will
+        reasons: dict[_Vec, WaitReason] = {}  # per size, until capacity changes: shared, built once
+        open_envs = [env for env in envs if env.enabled and env.held_by is None]
+        room_vcpu, room_memory = self._room(open_envs)
+        head: _Head | None = None
+        waiting = self.waiting
+        starving_since = self.starving_since
+        for _, job_id, need, runnable_at in items:
+            if need[0] <= room_vcpu and need[1] <= room_memory and need not in failed:
+                if self._try_place(job_id, need, open_envs):
+                    reasons = {}
+                    room_vcpu, room_memory = self._room(open_envs)
+                    continue
+                failed.add(need)
+            reason = reasons.get(need)
+            if reason is None:
+                usable = members.usable(need)
+                reason = usable if isinstance(usable, WaitReason) else self._capacity_reason(usable, need)
+                reasons[need] = reason
+            if head is None and runnable_at <= starving_since and reason.code == CAPACITY:
+                head, reason = self._hold_back(job_id, need, runnable_at, members.usable(need), reason)
+                open_envs = [env for env in open_envs if env.held_by is None]
+                reasons = {}
+                room_vcpu, room_memory = self._room(open_envs)
+            waiting[job_id] = reason
+
+    def _room(self, open_envs: Sequence[_Env]) -> tuple[int, int]:
+        """The most vCPU and memory any one job could still get: a cheap test that skips the rest."""
+        if not open_envs:
+            return -1, -1
+        avail = self.host.avail
+        return (
+            min(avail[_VCPU], max(env.free[_VCPU] for env in open_envs)),
+            min(avail[_MEMORY], max(env.free[_MEMORY] for env in open_envs)),
+        )
+
+    def _try_place(self, job_id: str, need: _Vec, open_envs: Sequence[_Env]) -> bool:
+        """Place the job in the first open environment that can take it now, if any (rules 3-5)."""
+        avail = self.host.avail
+        if need[0] > avail[0] or need[1] > avail[1] or need[2] > avail[2]:
+            return False
+        for env in open_envs:
+            free = env.free
+            if need[0] > free[0] or need[1] > free[1] or need[2] > free[2]:
+                continue
+            gpu_ids: tuple[str, ...] = ()
+            if need[_GPU]:
+                devices = self._free_devices(env)
+                if len(devices) < need[_GPU]:
+                    continue
+                gpu_ids = devices[: need[_GPU]]
+                self.taken_gpus.update(gpu_ids)
+            for dim in range(3):
+                free[dim] -= need[dim]
+            self.host.take(need)
+            self.placements.append(Placement(job_id, env.name, gpu_ids))
+            return True
+        return False
+
+    def _free_devices(self, env: _Env) -> tuple[str, ...]:
+        """The environment's devices nobody holds and no starving head holds back, in its order."""
+        return tuple(gpu for gpu in env.gpu_ids if gpu not in self.taken_gpus and gpu not in self.reserved_gpus)
+
+    def _hold_back(
+        self,
+        job_id: str,
+        need: _Vec,
+        runnable_at: int,
+        usable: tuple[_Env, ...] | WaitReason,
+        reason: WaitReason,
+    ) -> tuple[_Head, WaitReason]:
+        """Make the job its queue's starving head (rule 8); returns it and its own reason."""
+        assert isinstance(usable, tuple)  # it waits for capacity, so some enabled environment can hold it
+        names = tuple(env.name for env in usable)
+        head = _Head(job_id, (self.now - runnable_at) // _MILLI, need)
+        for env in usable:
+            if env.held_by is None:
+                env.held_by = head
+            if need[_GPU]:  # devices it may get are not handed out through other environments
+                self.reserved_gpus.update(env.gpu_ids)
+        self.host.hold(head)
+        text = (
+            f"{reason.message}; it has waited {head.waited_s} s, so {_environments_text(names)} "
+            f"{'takes' if len(names) == 1 else 'take'} no other job until it starts"
+        )
+        return head, WaitReason(CAPACITY, text)
+
+    # -- reasons ------------------------------------------------------------------------------
+
+    def _capacity_reason(self, usable: tuple[_Env, ...], need: _Vec) -> WaitReason:
+        """Why the job does not fit now: the host, when one of its environments has room for it;
+        else the first environment it could use (held back, or short of something).
+        """
+        for env in usable:
+            if env.held_by is None and self._room_in(env, need):
+                return self._host_reason(env, need)
+        env = usable[0]
+        if env.held_by is not None:
+            return env.held_by.behind(f"compute environment {env.name}")
+        dim = _first_short(need, env.free)
+        if dim is not None:
+            return self._short(need, dim, env.free[dim], f"in compute environment {env.name}")
+        return self._short(need, _GPU, len(self._free_devices(env)), f"in compute environment {env.name}")
+
+    def _room_in(self, env: _Env, need: _Vec) -> bool:
+        return _first_short(need, env.free) is None and (not need[_GPU] or len(self._free_devices(env)) >= need[_GPU])
+
+    def _host_reason(self, env: _Env, need: _Vec) -> WaitReason:
+        """The host-wide shortfall: what is free, or what a starving head holds back."""
+        host = self.host
+        dim = _first_short(need, host.free)
+        if dim is not None:
+            return self._short(need, dim, host.free[dim], "on this host")
+        dim = _first_short(need, host.avail)
+        if dim is not None:
+            holder = next(h for h in host.holders if h.need[dim])  # it holds back what is missing
+            return holder.behind(f"{_amount(dim, holder.need[dim])} on this host")
+        # Unreachable: a job with room in an open environment and on the host is placed.
+        return WaitReason(CAPACITY, f"no room now in compute environment {env.name}")
+
+    def _short(self, need: _Vec, dim: int, free: int, where: str) -> WaitReason:
+        """ "needs 4 vCPU, 1.5 vCPU free in ...": jobs of different sizes short of the same amount of
+        the same thing share it, so it is built once per pass.
+        """
+        key = (dim, need[dim], free, where)
+        reason = self.shortfalls.get(key)
+        if reason is None:
+            text = f"needs {_amount(dim, need[dim])}, {_amount(dim, free)} free {where}"
+            reason = self.shortfalls[key] = WaitReason(CAPACITY, text)
+        return reason
+
+
+# ---------------------------------------------------------------------------------------------
+# The pass
+
+
+def plan(
+    runnable: Sequence[RunnableJob],
+    queues: Sequence[JobQueue],
+    environments: Sequence[ComputeEnvironment],
+    allocations: Sequence[Allocation],
+    host: Resources,
+    now: EpochMs,
+    settings: SchedulerSettings = SchedulerSettings(),
+) -> Plan:
+    """Decide which runnable jobs start now and where; say why each of the others waits.
+
+    The rules and their reasons are in the module docstring. ``host`` is the capacity jobs may
+    use (the machine minus its reserve); ``allocations`` are the jobs holding resources now.
+    """
+    fifo = _fifo_by_queue(runnable)
+    state = _Pass(environments, allocations, host, now, settings)
+    for queue in sorted(queues, key=lambda q: (-q.priority, q.name)):
+        items = fifo.pop(queue.name, None)
+        if items:
+            state.serve(queue, items)
+    for name in sorted(fifo):  # jobs of queues that do not exist (deleted under them)
+        reason = WaitReason(ACTION_REQUIRED, f"job queue {name} does not exist")
+        for item in fifo[name]:
+            state.waiting[item[1]] = reason
+    return Plan(tuple(state.placements), state.waiting)
+
+
+def _fifo_by_queue(runnable: Sequence[RunnableJob]) -> dict[str, list[_Item]]:
+    """Each queue's jobs in FIFO order, with their requests in integers (converted once).
+
+    Jobs of the same size share one request tuple: fewer live objects for the garbage collector.
+    """
+    fifo: dict[str, list[_Item]] = {}
+    sizes: dict[_Vec, _Vec] = {}
+    for job in runnable:
+        res = job.resources
+        need = (round(res.vcpus * _MILLI), res.memory_mib, res.gpus)
+        item = (job.created_at, job.job_id, sizes.setdefault(need, need), job.runnable_at)
+        items = fifo.get(job.job_queue)
+        if items is None:
+            fifo[job.job_queue] = [item]
+        else:
+            items.append(item)
+    for items in fifo.values():
+        items.sort()
+    return fifo
