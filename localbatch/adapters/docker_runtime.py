@@ -98,9 +98,7 @@ _MIB = 1024 * 1024
 _CPU_SHARES_PER_VCPU = 1024
 _MIN_CPU_SHARES = 2  # the smallest cpu.shares the kernel accepts
 _DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-_START_HINT = (
-    "start Docker Desktop or `sudo systemctl start docker`; on this project's dev machines `make docker`"
-)
+_START_HINT = "start Docker Desktop or `sudo systemctl start docker`; on this project's dev machines `make docker`"
 _DEVICE_PERMISSION_LETTERS = {"READ": "r", "WRITE": "w", "MKNOD": "m"}
 _RUNNING_STATES = frozenset({"running", "paused", "restarting"})
 
@@ -143,9 +141,7 @@ class DockerRuntime:
     def create(self, request: ContainerRequest) -> str:
         image = request.spec.image
         self._ensure_image(image)
-        kwargs = container_create_kwargs(
-            request, network_mode=self._resolved_network_mode(), cpu_limit=self._cpu_limit
-        )
+        kwargs = container_create_kwargs(request, network_mode=self._resolved_network_mode(), cpu_limit=self._cpu_limit)
         _create_bind_sources(request.spec)
         with self._border(f"create container {request.name}"):
             try:
@@ -310,9 +306,7 @@ class DockerRuntime:
 # The mapping (pure: no engine)
 
 
-def container_create_kwargs(
-    request: ContainerRequest, *, network_mode: str, cpu_limit: str
-) -> dict[str, Any]:
+def container_create_kwargs(request: ContainerRequest, *, network_mode: str, cpu_limit: str) -> dict[str, Any]:
     """docker-py ``containers.create`` keyword arguments for ``request`` (see the table above)."""
     spec = request.spec
     linux = spec.linux_parameters
@@ -345,9 +339,7 @@ def container_create_kwargs(
     if linux.init_process_enabled is not None:
         kwargs["init"] = linux.init_process_enabled
     if linux.tmpfs:
-        kwargs["tmpfs"] = {
-            t.container_path: ",".join((f"size={t.size_mib}m", *t.mount_options)) for t in linux.tmpfs
-        }
+        kwargs["tmpfs"] = {t.container_path: ",".join((f"size={t.size_mib}m", *t.mount_options)) for t in linux.tmpfs}
     if linux.devices:
         kwargs["devices"] = [
             ":".join((d.host_path, d.container_path or d.host_path, _device_permissions(d.permissions)))
@@ -358,9 +350,7 @@ def container_create_kwargs(
         kwargs["mounts"] = mounts
     if request.gpu_device_ids:
         kwargs["device_requests"] = [
-            docker.types.DeviceRequest(
-                driver="nvidia", device_ids=list(request.gpu_device_ids), capabilities=[["gpu"]]
-            )
+            docker.types.DeviceRequest(driver="nvidia", device_ids=list(request.gpu_device_ids), capabilities=[["gpu"]])
         ]
     return kwargs
 
@@ -392,9 +382,7 @@ def _mounts(spec: ContainerSpec) -> list[Any]:
             )
         else:  # anonymous volume: lives and dies with the container (remove(v=True))
             mounts.append(
-                docker.types.Mount(
-                    target=point.container_path, source=None, type="volume", read_only=point.read_only
-                )
+                docker.types.Mount(target=point.container_path, source=None, type="volume", read_only=point.read_only)
             )
     return mounts
 

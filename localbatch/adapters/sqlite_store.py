@@ -1,4 +1,5 @@
-"""The state store on SQLite: job definitions, jobs, attempts and their history, in one file.
+"""The state store on SQLite: job definitions, jobs, attempts and their history, compute
+environments and job queues, in one file.
 
 Implements ``localbatch.ports.StateStore`` with the standard library's ``sqlite3`` only.
 
@@ -14,29 +15,17 @@ On-disk layout under ``$LOCALBATCH_HOME`` (default ``~/.local/share/localbatch``
 Several processes (the daemon, a few ``localbatch run``) may open one database at once.
 WAL lets readers run while one writer writes; writers take the write lock up front
 (``BEGIN IMMEDIATE``) and wait up to ``busy_timeout_s`` for it, so transactions are kept
-short: encode first, then one transaction per call. Inside a process, one connection is
-shared behind a lock, so any thread may call any method.
+short: encode first, then one transaction per call, decode after. Inside a process, one
+connection is shared behind a lock, so any thread may call any method.
 
-Schema (``PRAGMA user_version`` = the number of migration steps applied; a database newer
-than this code is refused, never downgraded)::
+The schema and its migrations are in ``_sqlite_schema``, the SQL in ``_sqlite_queries``, the
+rows and JSON in ``_sqlite_codec``. Every ``sqlite3`` error becomes ``StateStoreError`` here,
+naming the database file and what was being done.
 
-    job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
-        PK (name, revision). Revisions count 1, 2, 3 ... per name; rows are never deleted
-        (deregistering flips ``status``), so a revision is never reused.
-    jobs(job_id PK, job_name, job_queue, status, created_at, started_at, stopped_at,
-         job_definition_name, job_definition_revision, status_reason, compute_environment,
-         timeout_s, scheduling_priority, propagate_tags, is_cancelled, is_terminated,
-         container JSON, parameters JSON, retry_strategy JSON, gpu_ids JSON, tags JSON,
-         platform_capabilities JSON)
-        indexes for ``list_jobs``: (created_at DESC, job_id), the same after status, after job_queue
-    attempts(job_id -> jobs, number >= 1, task_id, container_name, log_stream_name,
-             container_id, started_at, stopped_at, exit_code, reason, status_reason)
-        PK (job_id, number)
-    events(id AUTOINCREMENT, job_id -> jobs, at, from_status, to_status, reason)
-        append-only (triggers refuse UPDATE and DELETE); index (job_id, at, id)
-
-Times are epoch milliseconds; booleans are 0/1; JSON columns are written and read by
-``_sqlite_codec``.
+Two rules beyond "write what is given": a save never clears a recorded stop request (a job
+saved with ``stop_request=None`` keeps the one stored, which ``request_stop`` may have
+written after the caller read the job), and ``name_prefix`` folds case for ASCII letters only
+(SQLite's NOCASE; AWS job names are ASCII).
 """
 
 from __future__ import annotations
@@ -45,111 +34,29 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TypeVar
 
 from localbatch.adapters import _sqlite_codec as codec
-from localbatch.core.jobs import EpochMs, Job, JobEvent
+from localbatch.adapters import _sqlite_queries as sql
+from localbatch.adapters._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
+from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
 from localbatch.errors import StateStoreError
 from localbatch.ports import JobDefinitionRecord, JobQuery
+
+__all__ = ["ACTIVE", "INACTIVE", "MIGRATIONS", "SCHEMA_VERSION", "SqliteStateStore"]
 
 log = logging.getLogger(__name__)
 
 ACTIVE = "ACTIVE"
 INACTIVE = "INACTIVE"
 
-# Spelled out, not computed from JobStatus: a migration step must never change once shipped.
-_STATUSES = "'SUBMITTED', 'PENDING', 'RUNNABLE', 'STARTING', 'RUNNING', 'SUCCEEDED', 'FAILED'"
-
-# Ordered migration steps: step N brings user_version from N-1 to N. Append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE job_definitions (
-            name        TEXT    NOT NULL,
-            revision    INTEGER NOT NULL CHECK (revision >= 1),
-            status      TEXT    NOT NULL CHECK (status IN ('ACTIVE', 'INACTIVE')),
-            document    TEXT    NOT NULL,
-            created_at  INTEGER NOT NULL,
-            PRIMARY KEY (name, revision)
-        )""",
-        f"""CREATE TABLE jobs (
-            job_id                  TEXT    PRIMARY KEY,
-            job_name                TEXT    NOT NULL,
-            job_queue               TEXT    NOT NULL,
-            status                  TEXT    NOT NULL CHECK (status IN ({_STATUSES})),
-            created_at              INTEGER NOT NULL,
-            started_at              INTEGER,
-            stopped_at              INTEGER,
-            job_definition_name     TEXT    NOT NULL,
-            job_definition_revision INTEGER NOT NULL,
-            status_reason           TEXT,
-            compute_environment     TEXT,
-            timeout_s               INTEGER,
-            scheduling_priority     INTEGER,
-            propagate_tags          INTEGER NOT NULL CHECK (propagate_tags IN (0, 1)),
-            is_cancelled            INTEGER NOT NULL CHECK (is_cancelled IN (0, 1)),
-            is_terminated           INTEGER NOT NULL CHECK (is_terminated IN (0, 1)),
-            container               TEXT    NOT NULL,
-            parameters              TEXT    NOT NULL,
-            retry_strategy          TEXT    NOT NULL,
-            gpu_ids                 TEXT    NOT NULL,
-            tags                    TEXT    NOT NULL,
-            platform_capabilities   TEXT    NOT NULL
-        )""",
-        "CREATE INDEX jobs_by_created ON jobs (created_at DESC, job_id)",
-        "CREATE INDEX jobs_by_status ON jobs (status, created_at DESC, job_id)",
-        "CREATE INDEX jobs_by_queue ON jobs (job_queue, created_at DESC, job_id)",
-        """CREATE TABLE attempts (
-            job_id          TEXT    NOT NULL REFERENCES jobs (job_id),
-            number          INTEGER NOT NULL CHECK (number >= 1),
-            task_id         TEXT    NOT NULL,
-            container_name  TEXT    NOT NULL,
-            log_stream_name TEXT    NOT NULL,
-            container_id    TEXT,
-            started_at      INTEGER,
-            stopped_at      INTEGER,
-            exit_code       INTEGER,
-            reason          TEXT,
-            status_reason   TEXT,
-            PRIMARY KEY (job_id, number)
-        )""",
-        f"""CREATE TABLE events (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            job_id      TEXT    NOT NULL REFERENCES jobs (job_id),
-            at          INTEGER NOT NULL,
-            from_status TEXT    CHECK (from_status IS NULL OR from_status IN ({_STATUSES})),
-            to_status   TEXT    NOT NULL CHECK (to_status IN ({_STATUSES})),
-            reason      TEXT
-        )""",
-        "CREATE INDEX events_by_job ON events (job_id, at, id)",
-        """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-           BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
-        """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-           BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _named(columns: Sequence[str]) -> tuple[str, str]:
-    return ", ".join(columns), ", ".join(f":{c}" for c in columns)
-
-
-_JOB_COLS, _JOB_VALUES = _named(codec.JOB_COLUMNS)
-_UPSERT_JOB = (
-    f"INSERT INTO jobs ({_JOB_COLS}) VALUES ({_JOB_VALUES}) ON CONFLICT (job_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in codec.JOB_COLUMNS if c != "job_id")
-)
-_ATTEMPT_COLS, _ATTEMPT_VALUES = _named(codec.ATTEMPT_COLUMNS)
-_INSERT_ATTEMPT = f"INSERT INTO attempts ({_ATTEMPT_COLS}) VALUES ({_ATTEMPT_VALUES})"
-_INSERT_EVENT = (
-    "INSERT INTO events (job_id, at, from_status, to_status, reason) "
-    "VALUES (:job_id, :at, :from_status, :to_status, :reason)"
-)
-_DEFINITION_COLS = "name, revision, status, document, created_at"
+T = TypeVar("T")
+_JobRows = list[tuple[sqlite3.Row, list[sqlite3.Row]]]  # a job's row and its attempts' rows
 
 
 class SqliteStateStore:
@@ -161,9 +68,7 @@ class SqliteStateStore:
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
+            self._conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StateStoreError(f"state database {path}: cannot open: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
@@ -265,54 +170,39 @@ class SqliteStateStore:
     def _decode(self, what: str, exc: ValueError) -> StateStoreError:
         return StateStoreError(f"state database {self.path}: {what} cannot be decoded: {exc}")
 
+    def _read(self, doing: str, query: str, args: Sequence[object] | Mapping[str, object] = ()) -> list[sqlite3.Row]:
+        with self._transaction(doing, write=False) as conn:
+            return conn.execute(query, args).fetchall()
+
     # -- job definitions --------------------------------------------------------------
 
-    def register_job_definition(
-        self, name: str, document: Mapping[str, object], now: EpochMs
-    ) -> JobDefinitionRecord:
+    def register_job_definition(self, name: str, document: Mapping[str, object], now: EpochMs) -> JobDefinitionRecord:
         try:
             text = codec.dumps(dict(document))
         except ValueError as exc:
             raise StateStoreError(f"job definition {name!r}: document is not JSON: {exc}") from exc
         with self._transaction(f"registering job definition {name!r}", write=True) as conn:
-            (revision,) = conn.execute(
-                "SELECT COALESCE(MAX(revision), 0) + 1 FROM job_definitions WHERE name = ?", (name,)
-            ).fetchone()
-            conn.execute(
-                f"INSERT INTO job_definitions ({_DEFINITION_COLS}) VALUES (?, ?, ?, ?, ?)",
-                (name, revision, ACTIVE, text, now),
-            )
+            (revision,) = conn.execute(sql.NEXT_REVISION, (name,)).fetchone()
+            conn.execute(sql.INSERT_DEFINITION, (name, revision, ACTIVE, text, now))
         return JobDefinitionRecord(name, int(revision), ACTIVE, codec.loads(text), now)
 
     def get_job_definition(self, name: str, revision: int | None = None) -> JobDefinitionRecord | None:
-        with self._transaction(f"reading job definition {name!r}", write=False) as conn:
-            if revision is None:
-                row = conn.execute(
-                    f"SELECT {_DEFINITION_COLS} FROM job_definitions WHERE name = ? AND status = ? "
-                    "ORDER BY revision DESC LIMIT 1",
-                    (name, ACTIVE),
-                ).fetchone()
-            else:
-                row = conn.execute(
-                    f"SELECT {_DEFINITION_COLS} FROM job_definitions WHERE name = ? AND revision = ?",
-                    (name, revision),
-                ).fetchone()
-        return None if row is None else self._definition(row)
+        if revision is None:
+            rows = self._read(f"reading job definition {name!r}", sql.SELECT_LATEST_DEFINITION, (name, ACTIVE))
+        else:
+            rows = self._read(f"reading job definition {name!r}", sql.SELECT_DEFINITION, (name, revision))
+        return self._definition(rows[0]) if rows else None
 
     def deregister_job_definition(self, name: str, revision: int) -> JobDefinitionRecord | None:
-        """Mark one revision INACTIVE (AWS's DeregisterJobDefinition); None if there is none.
-
-        Not (yet) in the ``StateStore`` port."""
+        """Mark one revision INACTIVE (AWS's DeregisterJobDefinition); None if there is none."""
         with self._transaction(f"deregistering job definition {name}:{revision}", write=True) as conn:
-            conn.execute(
-                "UPDATE job_definitions SET status = ? WHERE name = ? AND revision = ?",
-                (INACTIVE, name, revision),
-            )
-            row = conn.execute(
-                f"SELECT {_DEFINITION_COLS} FROM job_definitions WHERE name = ? AND revision = ?",
-                (name, revision),
-            ).fetchone()
+            conn.execute(sql.SET_DEFINITION_STATUS, (INACTIVE, name, revision))
+            row = conn.execute(sql.SELECT_DEFINITION, (name, revision)).fetchone()
         return None if row is None else self._definition(row)
+
+    def list_job_definitions(self, name: str | None = None, status: str | None = None) -> list[JobDefinitionRecord]:
+        query, args = sql.list_definitions(name, status)
+        return [self._definition(row) for row in self._read("listing job definitions", query, args)]
 
     def _definition(self, row: sqlite3.Row) -> JobDefinitionRecord:
         try:
@@ -321,60 +211,104 @@ class SqliteStateStore:
             raise self._decode(f"job definition {row['name']}:{row['revision']}", exc) from exc
         return JobDefinitionRecord(row["name"], row["revision"], row["status"], document, row["created_at"])
 
-    # -- jobs and events --------------------------------------------------------------
+    # -- jobs and events: writes ------------------------------------------------------
 
     def save_job(self, job: Job, events: Sequence[JobEvent] = ()) -> None:
-        numbers = [a.number for a in job.attempts]
-        if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
-            raise StateStoreError(f"job {job.job_id}: attempt numbers must increase, got {numbers}")
-        try:
-            row = codec.job_row(job)
-        except ValueError as exc:
-            raise StateStoreError(f"job {job.job_id}: cannot be encoded: {exc}") from exc
-        attempts = [codec.attempt_row(job.job_id, attempt) for attempt in job.attempts]
-        event_rows = [codec.event_row(event) for event in events]
-        with self._transaction(f"saving job {job.job_id}", write=True) as conn:
-            conn.execute(_UPSERT_JOB, row)
-            conn.execute("DELETE FROM attempts WHERE job_id = ?", (job.job_id,))
-            conn.executemany(_INSERT_ATTEMPT, attempts)
-            conn.executemany(_INSERT_EVENT, event_rows)
+        self.save_jobs([(job, events)])
+
+    def save_jobs(self, changes: Sequence[tuple[Job, Sequence[JobEvent]]]) -> None:
+        """Every change in one transaction, as if saved one after the other: a job saved twice
+        ends as its last save, every event is appended in order, and an event may name any job
+        that exists once the whole batch is written. Nothing is written if anything fails."""
+        job_rows: list[dict[str, object]] = []
+        attempts: dict[str, list[dict[str, object]]] = {}  # each job's attempts as last saved
+        event_rows: list[dict[str, object]] = []
+        for job, events in changes:
+            numbers = [a.number for a in job.attempts]
+            if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
+                raise StateStoreError(f"job {job.job_id}: attempt numbers must increase, got {numbers}")
+            try:
+                job_rows.append(codec.job_row(job))
+            except ValueError as exc:
+                raise StateStoreError(f"job {job.job_id}: cannot be encoded: {exc}") from exc
+            attempts[job.job_id] = [codec.attempt_row(job.job_id, attempt) for attempt in job.attempts]
+            event_rows.extend(codec.event_row(event) for event in events)
+        doing = f"saving job {next(iter(attempts))}" if len(attempts) == 1 else f"saving {len(attempts)} jobs"
+        with self._transaction(doing, write=True) as conn:
+            conn.executemany(sql.UPSERT_JOB, job_rows)
+            conn.executemany(sql.DELETE_ATTEMPTS, [(job_id,) for job_id in attempts])
+            conn.executemany(sql.INSERT_ATTEMPT, [row for rows in attempts.values() for row in rows])
+            conn.executemany(sql.INSERT_EVENT, event_rows)
+
+    def request_stop(self, job_id: str, request: StopRequest) -> Job | None:
+        """Record ``request`` unless the job is unknown, terminal or already has one (a
+        TERMINATE replaces a pending CANCEL), checked and written in one transaction; the job
+        as it now is, or None if there is none."""
+        args = {
+            "job_id": job_id,
+            "kind": request.kind.value,
+            "reason": request.reason,
+            "requested_at": request.requested_at,
+        }
+        with self._transaction(f"requesting a stop of job {job_id}", write=True) as conn:
+            conn.execute(sql.REQUEST_STOP, args)
+            found = self._with_attempts(conn, conn.execute(sql.SELECT_JOB, (job_id,)).fetchall())
+        return self._job(*found[0]) if found else None
+
+    def clear_stop_request(self, job_id: str, request: StopRequest) -> None:
+        """Forget ``request`` (and only it: not a request recorded since)."""
+        args = {"job_id": job_id, "kind": request.kind.value, "requested_at": request.requested_at}
+        with self._transaction(f"clearing the stop request of job {job_id}", write=True) as conn:
+            conn.execute(sql.CLEAR_STOP, args)
+
+    # -- jobs and events: reads -------------------------------------------------------
 
     def get_job(self, job_id: str) -> Job | None:
-        with self._transaction(f"reading job {job_id}", write=False) as conn:
-            row = conn.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-            if row is None:
-                return None
-            attempts = conn.execute(
-                f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE job_id = ? ORDER BY number", (job_id,)
-            ).fetchall()
-        return self._job(row, attempts)
+        found = self._jobs(f"reading job {job_id}", sql.SELECT_JOB, (job_id,))
+        return found[0] if found else None
 
     def list_jobs(self, query: JobQuery) -> list[Job]:
-        if query.limit < 0:
-            raise ValueError(f"JobQuery.limit must be >= 0, got {query.limit}")
-        where: list[str] = []
-        args: list[Any] = []
-        if query.statuses:
-            where.append(f"status IN ({', '.join('?' for _ in query.statuses)})")
-            args.extend(status.value for status in query.statuses)
-        if query.job_queue is not None:
-            where.append("job_queue = ?")
-            args.append(query.job_queue)
-        where_sql = f"WHERE {' AND '.join(where)}" if where else ""
-        selected = f"SELECT job_id FROM jobs {where_sql} ORDER BY created_at DESC, job_id LIMIT ?"
-        args.append(query.limit)
-        with self._transaction("listing jobs", write=False) as conn:
-            rows = conn.execute(
-                f"SELECT {_JOB_COLS} FROM jobs {where_sql} ORDER BY created_at DESC, job_id LIMIT ?", args
-            ).fetchall()
-            attempt_rows = conn.execute(
-                f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE job_id IN ({selected}) ORDER BY job_id, number",
-                args,
-            ).fetchall()
-        by_job: dict[str, list[sqlite3.Row]] = {}
-        for attempt in attempt_rows:
-            by_job.setdefault(attempt["job_id"], []).append(attempt)
-        return [self._job(row, by_job.get(row["job_id"], [])) for row in rows]
+        """Jobs matching ``query``, newest first; ties by ``job_id``. See ``JobQuery``."""
+        statement, args = sql.list_jobs(query)
+        return self._jobs("listing jobs", statement, args)
+
+    def active_jobs(self) -> list[Job]:
+        """Every job not SUCCEEDED or FAILED, oldest ``created_at`` first (ties by ``job_id``)."""
+        return self._jobs("listing active jobs", sql.SELECT_ACTIVE_JOBS)
+
+    def count_jobs(self, job_queue: str | None = None) -> dict[JobStatus, int]:
+        if job_queue is None:
+            rows = self._read("counting jobs", sql.COUNT_JOBS)
+        else:
+            rows = self._read(f"counting jobs of queue {job_queue!r}", sql.COUNT_QUEUE_JOBS, (job_queue,))
+        try:
+            counts = {JobStatus(row["status"]): int(row["n"]) for row in rows}
+        except ValueError as exc:
+            raise self._decode("job counts", exc) from exc
+        return {status: counts[status] for status in JobStatus if status in counts}
+
+    def list_events(self, job_id: str) -> list[JobEvent]:
+        rows = self._read(f"reading events of job {job_id}", sql.SELECT_EVENTS, (job_id,))
+        try:
+            return [codec.decode_event(row) for row in rows]
+        except ValueError as exc:
+            raise self._decode(f"events of job {job_id}", exc) from exc
+
+    def _jobs(self, doing: str, query: str, args: Sequence[object] | Mapping[str, object] = ()) -> list[Job]:
+        """The jobs ``query`` selects (``sql.JOB_COLS``), in its order, with their attempts."""
+        with self._transaction(doing, write=False) as conn:
+            found = self._with_attempts(conn, conn.execute(query, args).fetchall())
+        return [self._job(row, attempts) for row, attempts in found]
+
+    @staticmethod
+    def _with_attempts(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> _JobRows:
+        by_job: dict[str, list[sqlite3.Row]] = {row["job_id"]: [] for row in rows}
+        ids = list(by_job)
+        for start in range(0, len(ids), sql.ATTEMPTS_CHUNK):
+            chunk = ids[start : start + sql.ATTEMPTS_CHUNK]
+            for attempt in conn.execute(sql.select_attempts(len(chunk)), chunk):
+                by_job[attempt["job_id"]].append(attempt)
+        return [(row, by_job[row["job_id"]]) for row in rows]
 
     def _job(self, row: sqlite3.Row, attempts: Sequence[sqlite3.Row]) -> Job:
         try:
@@ -382,17 +316,55 @@ class SqliteStateStore:
         except ValueError as exc:
             raise self._decode(f"job {row['job_id']}", exc) from exc
 
-    def list_events(self, job_id: str) -> list[JobEvent]:
-        with self._transaction(f"reading events of job {job_id}", write=False) as conn:
-            rows = conn.execute(
-                "SELECT job_id, at, from_status, to_status, reason FROM events WHERE job_id = ? "
-                "ORDER BY at, id",
-                (job_id,),
-            ).fetchall()
+    # -- compute environments and job queues ------------------------------------------
+
+    def put_compute_environment(self, environment: ComputeEnvironment) -> None:
+        what = f"compute environment {environment.name!r}"
+        self._put(what, sql.UPSERT_ENVIRONMENT, lambda: codec.environment_row(environment))
+
+    def get_compute_environment(self, name: str) -> ComputeEnvironment | None:
+        found = self._infra("compute_environments", sql.ENVIRONMENT_COLS, name, codec.decode_environment)
+        return found[0] if found else None
+
+    def list_compute_environments(self) -> list[ComputeEnvironment]:
+        return self._infra("compute_environments", sql.ENVIRONMENT_COLS, None, codec.decode_environment)
+
+    def delete_compute_environment(self, name: str) -> bool:
+        return self._delete("compute_environments", name)
+
+    def put_job_queue(self, queue: JobQueue) -> None:
+        self._put(f"job queue {queue.name!r}", sql.UPSERT_QUEUE, lambda: codec.queue_row(queue))
+
+    def get_job_queue(self, name: str) -> JobQueue | None:
+        found = self._infra("job_queues", sql.QUEUE_COLS, name, codec.decode_queue)
+        return found[0] if found else None
+
+    def list_job_queues(self) -> list[JobQueue]:
+        return self._infra("job_queues", sql.QUEUE_COLS, None, codec.decode_queue)
+
+    def delete_job_queue(self, name: str) -> bool:
+        return self._delete("job_queues", name)
+
+    def _put(self, what: str, upsert: str, encode: Callable[[], dict[str, object]]) -> None:
         try:
-            return [codec.decode_event(row) for row in rows]
+            row = encode()
         except ValueError as exc:
-            raise self._decode(f"events of job {job_id}", exc) from exc
+            raise StateStoreError(f"{what}: cannot be encoded: {exc}") from exc
+        with self._transaction(f"saving {what}", write=True) as conn:
+            conn.execute(upsert, row)
+
+    def _infra(self, table: str, columns: str, name: str | None, decode: Callable[[sqlite3.Row], T]) -> list[T]:
+        """One row of ``table`` by name, or every row (``name`` None) by name."""
+        where, args = ("WHERE name = ?", (name,)) if name is not None else ("", ())
+        rows = self._read(f"reading {table}", f"SELECT {columns} FROM {table} {where} ORDER BY name", args)
+        try:
+            return [decode(row) for row in rows]
+        except ValueError as exc:
+            raise self._decode(f"a row of {table}", exc) from exc
+
+    def _delete(self, table: str, name: str) -> bool:
+        with self._transaction(f"deleting {name!r} from {table}", write=True) as conn:
+            return conn.execute(f"DELETE FROM {table} WHERE name = ?", (name,)).rowcount > 0
 
     # -- lifetime ---------------------------------------------------------------------
 
@@ -404,7 +376,5 @@ class SqliteStateStore:
     def __enter__(self) -> SqliteStateStore:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import MappingProxyType
-from typing import Protocol
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from localbatch.core.jobs import Attempt, Job, JobEvent, JobStatus
+from localbatch.core.infra import ComputeEnvironment, JobQueue, State
+from localbatch.core.jobs import Attempt, Job, JobEvent, JobStatus, StopKind, StopRequest, transition
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume
@@ -25,12 +28,6 @@ from localbatch.errors import StateStoreError
 from localbatch.ports import JobDefinitionRecord, JobQuery, StateStore
 
 S = JobStatus
-
-
-class ContractStore(StateStore, Protocol):
-    """The port plus AWS's DeregisterJobDefinition, which both stores implement."""
-
-    def deregister_job_definition(self, name: str, revision: int) -> JobDefinitionRecord | None: ...
 
 
 def rich_job(job_id: str = "job-rich") -> Job:
@@ -59,9 +56,7 @@ def rich_job(job_id: str = "job-rich") -> Job:
     retry = RetryStrategy(
         attempts=3,
         evaluate_on_exit=(
-            EvaluateOnExit(
-                RetryAction.RETRY, on_status_reason="Host EC2*", on_reason="*", on_exit_code="137"
-            ),
+            EvaluateOnExit(RetryAction.RETRY, on_status_reason="Host EC2*", on_reason="*", on_exit_code="137"),
             EvaluateOnExit(RetryAction.EXIT, on_exit_code="1"),
         ),
     )
@@ -104,6 +99,8 @@ def rich_job(job_id: str = "job-rich") -> Job:
         scheduling_priority=0,  # 0, not None
         is_cancelled=True,
         is_terminated=True,
+        runnable_at=1_700_000_000_500,
+        stop_request=StopRequest(StopKind.TERMINATE, "Terminated: operator's call ünïcode", 1_700_000_003_500),
     )
 
 
@@ -129,40 +126,100 @@ def job(job_id: str, created_at: int = 1_000, status: JobStatus = S.SUBMITTED, q
     return Job(job_id, f"name-{job_id}", "hello", 1, queue, ContainerSpec("busybox"), created_at, status)
 
 
-def event(
-    job_id: str, at: int, to: JobStatus, frm: JobStatus | None = None, reason: str | None = None
-) -> JobEvent:
+def event(job_id: str, at: int, to: JobStatus, frm: JobStatus | None = None, reason: str | None = None) -> JobEvent:
     return JobEvent(job_id, at, frm, to, reason)
 
 
+def ids(jobs: list[Job]) -> list[str]:
+    return [j.job_id for j in jobs]
+
+
+def crowd(seed: int = 7, count: int = 150) -> list[Job]:
+    """Jobs in 3 queues and every status, with few distinct created_at values (many ties)
+    and names that differ in ASCII case, for the listing properties."""
+    rng = random.Random(seed)
+    names = ["Render-", "render_", "RENDER", "train", "rend", "Ünï"]
+    return [
+        dataclasses.replace(
+            job(f"j{rng.randrange(10**6):06d}-{i}", rng.randrange(20), rng.choice(list(S)), rng.choice("abc")),
+            job_name=rng.choice(names) + str(i),
+        )
+        for i in range(count)
+    ]
+
+
+def expected(jobs: list[Job], query: JobQuery) -> list[Job]:
+    """What ``list_jobs(query)`` returns, ignoring ``limit``: the contract written plainly."""
+
+    def fold(text: str) -> str:  # ASCII letters only, as SQLite's NOCASE
+        return "".join(c.lower() if "A" <= c <= "Z" else c for c in text)
+
+    def wanted(j: Job) -> bool:
+        return (
+            (not query.statuses or j.status in query.statuses)
+            and (query.job_queue is None or j.job_queue == query.job_queue)
+            and (query.name_prefix is None or fold(j.job_name).startswith(fold(query.name_prefix)))
+            and (query.created_after is None or j.created_at > query.created_after)
+            and (query.created_before is None or j.created_at < query.created_before)
+            and (
+                query.after is None
+                or j.created_at < query.after[0]
+                or (j.created_at == query.after[0] and j.job_id > query.after[1])
+            )
+        )
+
+    return sorted(filter(wanted, jobs), key=lambda j: (-j.created_at, j.job_id))
+
+
+def walk(store: StateStore, query: JobQuery) -> list[Job]:
+    """Every page of ``query``, each continuing after the last job of the one before."""
+    seen: list[Job] = []
+    for _ in range(1_000):  # more pages than any test has jobs: a walk that repeats itself fails
+        page = store.list_jobs(query)
+        seen += page
+        if len(page) < query.limit:
+            return seen
+        query = dataclasses.replace(query, after=(page[-1].created_at, page[-1].job_id))
+    raise AssertionError(f"the pages never end; the first 20 ids: {ids(seen[:20])}")
+
+
+queries = st.builds(
+    JobQuery,
+    statuses=st.lists(st.sampled_from(list(S)), max_size=4).map(tuple),
+    job_queue=st.none() | st.sampled_from(["a", "b", "nope"]),
+    name_prefix=st.none() | st.sampled_from(["", "r", "RENDER", "render-", "Ren", "t", "ü", "Ü", "x"]),
+    created_after=st.none() | st.integers(-1, 20),
+    created_before=st.none() | st.integers(-1, 21),
+    limit=st.integers(1, 40),
+)
+
+
 class StateStoreContract:
-    def make_store(self, tmp_path: Path) -> ContractStore:
+    def make_store(self, tmp_path: Path) -> StateStore:
         raise NotImplementedError
 
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[ContractStore]:
+    def store(self, tmp_path: Path) -> Iterator[StateStore]:
         store = self.make_store(tmp_path)
         yield store
         store.close()
 
     # -- job definitions --------------------------------------------------------------
 
-    def test_revisions_count_from_one_per_name(self, store: ContractStore) -> None:
-        revisions = [
-            store.register_job_definition("render", {"image": f"v{i}"}, 10 + i).revision for i in range(3)
-        ]
+    def test_revisions_count_from_one_per_name(self, store: StateStore) -> None:
+        revisions = [store.register_job_definition("render", {"image": f"v{i}"}, 10 + i).revision for i in range(3)]
         other = store.register_job_definition("hello", {"image": "busybox"}, 20)
         assert revisions == [1, 2, 3]
         assert other.revision == 1
 
-    def test_registered_record_is_what_get_returns(self, store: ContractStore) -> None:
+    def test_registered_record_is_what_get_returns(self, store: StateStore) -> None:
         document = {"name": "render", "command": ["sh", "-c", "x"], "resources": {"vcpus": 1.5}, "n": None}
         record = store.register_job_definition("render", document, 1_700_000_000_000)
         assert record == JobDefinitionRecord("render", 1, "ACTIVE", document, 1_700_000_000_000)
         assert store.get_job_definition("render", 1) == record
         assert store.get_job_definition("render") == record
 
-    def test_latest_active_revision(self, store: ContractStore) -> None:
+    def test_latest_active_revision(self, store: StateStore) -> None:
         for i in range(3):
             store.register_job_definition("render", {"v": i}, i)
         latest = store.get_job_definition("render")
@@ -176,18 +233,18 @@ class StateStoreContract:
         inactive = store.get_job_definition("render", 3)
         assert inactive is not None and inactive.status == "INACTIVE"  # still readable by revision
 
-    def test_revision_never_reused(self, store: ContractStore) -> None:
+    def test_revision_never_reused(self, store: StateStore) -> None:
         store.register_job_definition("render", {}, 1)
         store.register_job_definition("render", {}, 2)
         store.deregister_job_definition("render", 2)
         assert store.register_job_definition("render", {}, 3).revision == 3
 
-    def test_no_active_revision_is_none(self, store: ContractStore) -> None:
+    def test_no_active_revision_is_none(self, store: StateStore) -> None:
         store.register_job_definition("render", {}, 1)
         store.deregister_job_definition("render", 1)
         assert store.get_job_definition("render") is None
 
-    def test_unknown_definition_is_none(self, store: ContractStore) -> None:
+    def test_unknown_definition_is_none(self, store: StateStore) -> None:
         store.register_job_definition("render", {}, 1)
         assert store.get_job_definition("nope") is None
         assert store.get_job_definition("render", 2) is None
@@ -195,15 +252,42 @@ class StateStoreContract:
         assert store.deregister_job_definition("render", 9) is None
 
     @pytest.mark.parametrize("bad", [{"x": {1, 2}}, {"x": math.nan}], ids=["set", "nan"])
-    def test_document_that_is_not_json_is_refused(self, store: ContractStore, bad: dict[str, object]) -> None:
+    def test_document_that_is_not_json_is_refused(self, store: StateStore, bad: dict[str, object]) -> None:
         with pytest.raises(StateStoreError, match="not JSON"):
             store.register_job_definition("render", bad, 1)
         assert store.get_job_definition("render") is None
         assert store.register_job_definition("render", {}, 2).revision == 1
 
+    def test_list_job_definitions_by_name_then_revision(self, store: StateStore) -> None:
+        store.register_job_definition("render", {"v": 1}, 1)
+        store.register_job_definition("hello", {"v": 1}, 2)
+        store.register_job_definition("render", {"v": 2}, 3)
+        store.register_job_definition("Render", {}, 4)  # names are case-sensitive: "R" < "h" < "r"
+        store.deregister_job_definition("render", 1)
+
+        def keys(records: list[JobDefinitionRecord]) -> list[tuple[str, int, str]]:
+            return [(r.name, r.revision, r.status) for r in records]
+
+        everything = [("Render", 1, "ACTIVE"), ("hello", 1, "ACTIVE"), ("render", 1, "INACTIVE")]
+        everything.append(("render", 2, "ACTIVE"))
+        assert keys(store.list_job_definitions()) == everything
+        assert keys(store.list_job_definitions(name="render")) == everything[2:]
+        assert keys(store.list_job_definitions(status="ACTIVE")) == [everything[i] for i in (0, 1, 3)]
+        assert keys(store.list_job_definitions(name="render", status="INACTIVE")) == [everything[2]]
+        assert store.list_job_definitions(name="nope") == []
+        assert store.list_job_definitions(status="nope") == []
+        assert store.list_job_definitions(name="hello") == [JobDefinitionRecord("hello", 1, "ACTIVE", {"v": 1}, 2)]
+
+    def test_deregister_returns_the_record_and_is_idempotent(self, store: StateStore) -> None:
+        store.register_job_definition("render", {"v": 1}, 1)
+        inactive = JobDefinitionRecord("render", 1, "INACTIVE", {"v": 1}, 1)
+        assert store.deregister_job_definition("render", 1) == inactive
+        assert store.deregister_job_definition("render", 1) == inactive
+        assert store.list_job_definitions() == [inactive]
+
     # -- jobs -------------------------------------------------------------------------
 
-    def test_rich_job_round_trips_exactly(self, store: ContractStore) -> None:
+    def test_rich_job_round_trips_exactly(self, store: StateStore) -> None:
         original = rich_job()
         assert_no_defaults(original)
         store.save_job(original)
@@ -218,8 +302,9 @@ class StateStoreContract:
         assert loaded.scheduling_priority == 0
         assert list(loaded.container.environment) == ["STAGE", "EMPTY", "Z_FIRST"]
         assert type(loaded.container.resources.vcpus) is float
+        assert loaded.stop_request is not None and loaded.stop_request.kind is StopKind.TERMINATE
 
-    def test_minimal_job_round_trips_with_defaults(self, store: ContractStore) -> None:
+    def test_minimal_job_round_trips_with_defaults(self, store: StateStore) -> None:
         original = job("job-min")
         store.save_job(original)
         loaded = store.get_job("job-min")
@@ -228,12 +313,13 @@ class StateStoreContract:
         assert loaded.container.linux_parameters.init_process_enabled is None
         assert loaded.scheduling_priority is None
         assert type(loaded.container.resources.vcpus) is int  # Resources(vcpus=1): an int stays an int
+        assert loaded.runnable_at is None and loaded.stop_request is None
 
-    def test_unknown_job_is_none(self, store: ContractStore) -> None:
+    def test_unknown_job_is_none(self, store: StateStore) -> None:
         assert store.get_job("nope") is None
         assert store.list_events("nope") == []
 
-    def test_save_updates_in_place(self, store: ContractStore) -> None:
+    def test_save_updates_in_place(self, store: StateStore) -> None:
         first = rich_job("job-1")
         store.save_job(first)
         finished = dataclasses.replace(
@@ -249,7 +335,7 @@ class StateStoreContract:
         assert store.get_job("job-1") == finished
         assert store.list_jobs(JobQuery()) == [finished]
 
-    def test_events_are_appended_in_order(self, store: ContractStore) -> None:
+    def test_events_are_appended_in_order(self, store: StateStore) -> None:
         store.save_job(job("job-1"), [event("job-1", 1, S.SUBMITTED)])
         store.save_job(job("job-2"), [event("job-2", 2, S.SUBMITTED)])
         moved = [event("job-1", 3, S.RUNNABLE, S.SUBMITTED), event("job-1", 3, S.STARTING, S.RUNNABLE, "go")]
@@ -258,18 +344,18 @@ class StateStoreContract:
         assert store.list_events("job-1") == [event("job-1", 1, S.SUBMITTED), *moved]
         assert store.list_events("job-2") == [event("job-2", 2, S.SUBMITTED)]
 
-    def test_events_oldest_first(self, store: ContractStore) -> None:
+    def test_events_oldest_first(self, store: StateStore) -> None:
         late, early = event("job-1", 50, S.RUNNABLE, S.SUBMITTED), event("job-1", 10, S.SUBMITTED)
         store.save_job(job("job-1"), [late])
         store.save_job(job("job-1"), [early])
         assert store.list_events("job-1") == [early, late]
 
-    def test_event_may_name_another_existing_job(self, store: ContractStore) -> None:
+    def test_event_may_name_another_existing_job(self, store: StateStore) -> None:
         store.save_job(job("parent"))
         store.save_job(job("child"), [event("parent", 5, S.RUNNABLE, S.PENDING, "dependency met")])
         assert store.list_events("parent") == [event("parent", 5, S.RUNNABLE, S.PENDING, "dependency met")]
 
-    def test_failed_save_of_a_new_job_writes_nothing(self, store: ContractStore) -> None:
+    def test_failed_save_of_a_new_job_writes_nothing(self, store: StateStore) -> None:
         events = [event("job-1", 1, S.SUBMITTED), event("ghost", 1, S.SUBMITTED)]  # no job "ghost"
         with pytest.raises(StateStoreError):
             store.save_job(rich_job("job-1"), events)
@@ -277,7 +363,7 @@ class StateStoreContract:
         assert store.list_events("job-1") == []
         assert store.list_jobs(JobQuery()) == []
 
-    def test_failed_update_leaves_the_job_as_it_was(self, store: ContractStore) -> None:
+    def test_failed_update_leaves_the_job_as_it_was(self, store: StateStore) -> None:
         before = rich_job("job-1")
         store.save_job(before, [event("job-1", 1, S.SUBMITTED)])
         after = dataclasses.replace(before, status=S.FAILED, attempts=before.attempts[:1])
@@ -287,7 +373,7 @@ class StateStoreContract:
         assert store.list_events("job-1") == [event("job-1", 1, S.SUBMITTED)]
 
     @pytest.mark.parametrize("numbers", [(2, 1), (1, 1)], ids=["out-of-order", "duplicate"])
-    def test_attempt_numbers_must_increase(self, store: ContractStore, numbers: tuple[int, int]) -> None:
+    def test_attempt_numbers_must_increase(self, store: StateStore, numbers: tuple[int, int]) -> None:
         base = rich_job("job-1")
         attempts = tuple(dataclasses.replace(base.attempts[0], number=n) for n in numbers)
         with pytest.raises(StateStoreError, match="attempt numbers"):
@@ -295,23 +381,167 @@ class StateStoreContract:
         assert store.get_job("job-1") is None
         assert store.list_events("job-1") == []
 
+    # -- many jobs at once -------------------------------------------------------------
+
+    def test_save_jobs_writes_every_change(self, store: StateStore) -> None:
+        changes = [(job(f"j{i:02d}", created_at=i), [event(f"j{i:02d}", i, S.SUBMITTED)]) for i in range(60)]
+        store.save_jobs(changes)
+        assert store.list_jobs(JobQuery(limit=100)) == [j for j, _ in reversed(changes)]
+        assert store.list_events("j07") == [event("j07", 7, S.SUBMITTED)]
+        store.save_jobs([])  # nothing to do is not an error
+        assert len(store.list_jobs(JobQuery(limit=100))) == 60
+
+    def test_save_jobs_is_saves_one_after_another(self, store: StateStore) -> None:
+        first = rich_job("a")
+        second = dataclasses.replace(first, status=S.FAILED, attempts=first.attempts[:1], stop_request=None)
+        store.save_jobs(
+            [
+                # an event may name a job saved later in the same batch
+                (first, [event("a", 1, S.SUBMITTED), event("b", 1, S.SUBMITTED)]),
+                (job("b"), []),
+                (second, [event("a", 2, S.FAILED, S.RUNNING)]),  # the same job again: the last save wins
+            ]
+        )
+        assert store.get_job("a") == dataclasses.replace(second, stop_request=first.stop_request)
+        assert store.list_events("a") == [event("a", 1, S.SUBMITTED), event("a", 2, S.FAILED, S.RUNNING)]
+        assert store.list_events("b") == [event("b", 1, S.SUBMITTED)]
+
+    @pytest.mark.parametrize("bad", ["attempt-numbers", "unknown-job-in-event"])
+    def test_failed_save_jobs_writes_nothing(self, store: StateStore, bad: str) -> None:
+        existing = rich_job("old")
+        store.save_job(existing, [event("old", 1, S.SUBMITTED)])
+        new = [(job(f"new-{i}", created_at=i), [event(f"new-{i}", 1, S.SUBMITTED)]) for i in range(6)]
+        update = (dataclasses.replace(existing, status=S.FAILED), [event("old", 2, S.FAILED, S.RUNNING)])
+        failing: tuple[Job, list[JobEvent]]
+        if bad == "attempt-numbers":
+            failing = (dataclasses.replace(rich_job("bad"), attempts=rich_job().attempts[::-1]), [])
+        else:
+            failing = (job("bad"), [event("ghost", 1, S.SUBMITTED)])
+        with pytest.raises(StateStoreError):
+            store.save_jobs([*new[:3], update, failing, *new[3:]])
+        assert store.list_jobs(JobQuery()) == [existing]
+        assert store.list_events("old") == [event("old", 1, S.SUBMITTED)]
+        assert all(store.list_events(f"new-{i}") == [] for i in range(6))
+        assert store.count_jobs() == {S.RUNNING: 1}
+
+    # -- stop requests ----------------------------------------------------------------
+
+    def test_request_stop_records_the_first_request_only(self, store: StateStore) -> None:
+        store.save_job(job("j", status=S.RUNNABLE))
+        terminate = StopRequest(StopKind.TERMINATE, "Terminated: by user", 5)
+        stopped = store.request_stop("j", terminate)
+        assert stopped == dataclasses.replace(job("j", status=S.RUNNABLE), stop_request=terminate)
+        assert store.get_job("j") == stopped
+        # a second request, of either kind, changes nothing; the answer is the job as it is
+        assert store.request_stop("j", StopRequest(StopKind.TERMINATE, "Terminated: again", 6)) == stopped
+        assert store.request_stop("j", StopRequest(StopKind.CANCEL, "Cancelled", 7)) == stopped
+        assert store.get_job("j") == stopped
+
+    def test_a_terminate_replaces_a_pending_cancel(self, store: StateStore) -> None:
+        store.save_job(job("j", status=S.RUNNING))
+        store.request_stop("j", StopRequest(StopKind.CANCEL, "Cancelled", 5))
+        terminate = StopRequest(StopKind.TERMINATE, "Terminated", 6)
+        assert store.request_stop("j", terminate) == dataclasses.replace(
+            job("j", status=S.RUNNING), stop_request=terminate
+        )
+
+    def test_clear_stop_request_clears_only_the_request_named(self, store: StateStore) -> None:
+        store.save_job(job("j", status=S.RUNNING))
+        cancel = StopRequest(StopKind.CANCEL, "Cancelled", 5)
+        store.request_stop("j", cancel)
+        terminate = StopRequest(StopKind.TERMINATE, "Terminated", 6)
+        store.request_stop("j", terminate)  # recorded after the caller decided on the cancel
+        store.clear_stop_request("j", cancel)
+        assert store.get_job("j") == dataclasses.replace(job("j", status=S.RUNNING), stop_request=terminate)
+        store.clear_stop_request("j", terminate)
+        assert store.get_job("j") == job("j", status=S.RUNNING)
+        store.clear_stop_request("nope", terminate)  # an unknown job: nothing to clear, no error
+
+    def test_request_stop_returns_the_whole_job(self, store: StateStore) -> None:
+        running = dataclasses.replace(rich_job("j"), stop_request=None)
+        store.save_job(running)
+        terminate = StopRequest(StopKind.TERMINATE, "Terminated: stop", 9)
+        assert store.request_stop("j", terminate) == dataclasses.replace(running, stop_request=terminate)
+
+    @pytest.mark.parametrize("status", [S.SUCCEEDED, S.FAILED])
+    def test_request_stop_of_a_finished_job_changes_nothing(self, store: StateStore, status: JobStatus) -> None:
+        store.save_job(job("j", status=status))
+        assert store.request_stop("j", StopRequest(StopKind.TERMINATE, "late", 5)) == job("j", status=status)
+        assert store.get_job("j") == job("j", status=status)
+
+    def test_request_stop_of_an_unknown_job_is_none(self, store: StateStore) -> None:
+        assert store.request_stop("nope", StopRequest(StopKind.CANCEL, "x", 1)) is None
+        assert store.get_job("nope") is None
+        assert store.list_jobs(JobQuery()) == []
+
+    def test_a_save_never_clears_a_stop_request(self, store: StateStore) -> None:
+        read = job("j", status=S.RUNNABLE)  # the control loop read the job ...
+        store.save_job(read)
+        request = StopRequest(StopKind.TERMINATE, "Terminated: by user", 5)
+        store.request_stop("j", request)  # ... the API recorded a request ...
+        moved, moved_event = transition(read, S.STARTING, 6)
+        store.save_job(moved, [moved_event])  # ... and the loop saved its stale copy
+        assert store.get_job("j") == dataclasses.replace(moved, stop_request=request)
+        store.save_jobs([(dataclasses.replace(moved, status=S.RUNNING), [])])
+        assert store.get_job("j") == dataclasses.replace(moved, status=S.RUNNING, stop_request=request)
+        other = StopRequest(StopKind.CANCEL, "Cancelled", 7)  # a save that carries a request writes it
+        store.save_job(dataclasses.replace(moved, stop_request=other))
+        assert store.get_job("j") == dataclasses.replace(moved, stop_request=other)
+
+    # -- active jobs and counts -------------------------------------------------------
+
+    def test_active_jobs_are_the_unfinished_oldest_first(self, store: StateStore) -> None:
+        rich = dataclasses.replace(rich_job("rich"), created_at=35)  # RUNNING, with attempts
+        store.save_jobs(
+            [
+                (job("failed", 10, S.FAILED), []),
+                (job("r2", 30, S.RUNNING), []),
+                (job("sub", 20, S.SUBMITTED), []),
+                (job("r1", 30, S.RUNNABLE), []),  # same created_at as r2: job_id breaks the tie
+                (job("ok", 5, S.SUCCEEDED), []),
+                (job("pend", 40, S.PENDING), []),
+                (job("start", 1, S.STARTING), []),
+                (rich, []),
+            ]
+        )
+        active = store.active_jobs()
+        assert ids(active) == ["start", "sub", "r1", "r2", "rich", "pend"]
+        assert active[4] == rich
+        store.save_job(job("r1", 30, S.FAILED))
+        assert ids(store.active_jobs()) == ["start", "sub", "r2", "rich", "pend"]
+
+    def test_no_active_jobs(self, store: StateStore) -> None:
+        assert store.active_jobs() == []
+        store.save_job(job("done", status=S.SUCCEEDED))
+        assert store.active_jobs() == []
+
+    def test_count_jobs_per_status(self, store: StateStore) -> None:
+        assert store.count_jobs() == {}
+        self._three_queues(store)
+        assert store.count_jobs() == {S.RUNNING: 2, S.SUBMITTED: 1, S.SUCCEEDED: 1, S.FAILED: 1}
+        assert store.count_jobs("gpu") == {S.SUBMITTED: 1, S.RUNNING: 1}
+        assert store.count_jobs("nope") == {}
+        store.save_job(job("e", 50, S.SUCCEEDED, "gpu"))
+        assert store.count_jobs("gpu") == {S.SUBMITTED: 1, S.SUCCEEDED: 1}
+        assert list(store.count_jobs()) == [S.SUBMITTED, S.RUNNING, S.SUCCEEDED, S.FAILED]  # status order
+
     # -- listing ----------------------------------------------------------------------
 
-    def _three_queues(self, store: ContractStore) -> None:
+    def _three_queues(self, store: StateStore) -> None:
         store.save_job(job("a", 100, S.RUNNING, "default"))
         store.save_job(job("b", 300, S.SUBMITTED, "gpu"))
         store.save_job(job("c", 200, S.SUCCEEDED, "default"))
         store.save_job(job("d", 300, S.FAILED, "default"))  # same created_at as b: job_id breaks the tie
         store.save_job(job("e", 50, S.RUNNING, "gpu"))
 
-    def _ids(self, store: ContractStore, query: JobQuery) -> list[str]:
+    def _ids(self, store: StateStore, query: JobQuery) -> list[str]:
         return [j.job_id for j in store.list_jobs(query)]
 
-    def test_list_all_newest_first(self, store: ContractStore) -> None:
+    def test_list_all_newest_first(self, store: StateStore) -> None:
         self._three_queues(store)
         assert self._ids(store, JobQuery()) == ["b", "d", "c", "a", "e"]
 
-    def test_list_filters(self, store: ContractStore) -> None:
+    def test_list_filters(self, store: StateStore) -> None:
         self._three_queues(store)
         assert self._ids(store, JobQuery(statuses=(S.RUNNING,))) == ["a", "e"]
         assert self._ids(store, JobQuery(statuses=(S.SUCCEEDED, S.FAILED))) == ["d", "c"]
@@ -320,7 +550,7 @@ class StateStoreContract:
         assert self._ids(store, JobQuery(statuses=(S.RUNNABLE,))) == []
         assert self._ids(store, JobQuery(job_queue="nope")) == []
 
-    def test_list_limit(self, store: ContractStore) -> None:
+    def test_list_limit(self, store: StateStore) -> None:
         self._three_queues(store)
         assert self._ids(store, JobQuery(limit=2)) == ["b", "d"]
         assert self._ids(store, JobQuery(statuses=(S.RUNNING, S.FAILED), limit=2)) == ["d", "a"]
@@ -328,16 +558,161 @@ class StateStoreContract:
         with pytest.raises(ValueError):
             store.list_jobs(JobQuery(limit=-1))
 
-    def test_list_returns_whole_jobs(self, store: ContractStore) -> None:
+    def test_list_returns_whole_jobs(self, store: StateStore) -> None:
         rich = rich_job("rich")
         store.save_job(rich)
         store.save_job(job("plain", created_at=rich.created_at + 1))
         assert store.list_jobs(JobQuery()) == [job("plain", created_at=rich.created_at + 1), rich]
         assert store.list_jobs(JobQuery(limit=1, job_queue="gpu")) == [rich]
 
+    def test_list_name_prefix_folds_ascii_case(self, store: StateStore) -> None:
+        names = [
+            "Render-1",
+            "render-2",
+            "RENDER_3",
+            "rend",
+            "train-render",
+            "r%x",
+            "r_x",
+            "rAx",
+            "Ünï",
+            "ünï",
+        ]
+        store.save_jobs([(dataclasses.replace(job(f"j{i}", 100 - i), job_name=n), []) for i, n in enumerate(names)])
+
+        def named(prefix: str) -> list[str]:
+            return [j.job_name for j in store.list_jobs(JobQuery(name_prefix=prefix))]
+
+        assert named("render") == ["Render-1", "render-2", "RENDER_3"]
+        assert named("RENDER-") == ["Render-1", "render-2"]
+        assert named("r%") == ["r%x"]  # no wildcards: % and _ are themselves
+        assert named("r_") == ["r_x"]
+        assert named("Ü") == ["Ünï"]  # only ASCII letters fold (AWS job names are ASCII)
+        assert named("") == names
+        assert named("render-10") == []
+
+    def test_list_created_bounds_are_exclusive(self, store: StateStore) -> None:
+        self._three_queues(store)  # created_at: b 300, d 300, c 200, a 100, e 50
+        assert self._ids(store, JobQuery(created_after=100)) == ["b", "d", "c"]
+        assert self._ids(store, JobQuery(created_before=300)) == ["c", "a", "e"]
+        assert self._ids(store, JobQuery(created_after=100, created_before=300)) == ["c"]
+        assert self._ids(store, JobQuery(created_after=300)) == []
+        assert self._ids(store, JobQuery(created_after=200, created_before=200)) == []
+
+    def test_list_after_continues_the_order(self, store: StateStore) -> None:
+        self._three_queues(store)  # order: b d c a e
+        assert self._ids(store, JobQuery(after=(300, "b"))) == ["d", "c", "a", "e"]
+        assert self._ids(store, JobQuery(after=(300, "d"))) == ["c", "a", "e"]
+        assert self._ids(store, JobQuery(after=(300, "a"))) == ["b", "d", "c", "a", "e"]  # no such job: fine
+        assert self._ids(store, JobQuery(after=(250, "zzz"))) == ["c", "a", "e"]
+        assert self._ids(store, JobQuery(after=(301, ""))) == ["b", "d", "c", "a", "e"]
+        assert self._ids(store, JobQuery(after=(50, "e"))) == []
+
+    def test_list_filters_combined(self, store: StateStore) -> None:
+        self._three_queues(store)
+        store.save_job(dataclasses.replace(job("f", 250, S.FAILED, "default"), job_name="other"))
+        both = (S.FAILED, S.SUCCEEDED)
+        assert self._ids(store, JobQuery(statuses=both, job_queue="default")) == ["d", "f", "c"]
+        assert self._ids(store, JobQuery(statuses=both, job_queue="default", name_prefix="NAME-")) == [
+            "d",
+            "c",
+        ]
+        query = JobQuery(statuses=both, job_queue="default", created_after=100, created_before=300)
+        assert self._ids(store, query) == ["f", "c"]
+        assert self._ids(store, dataclasses.replace(query, after=(250, "f"))) == ["c"]
+        assert self._ids(store, dataclasses.replace(query, after=(250, "f"), job_queue="gpu")) == []
+        assert self._ids(store, JobQuery(statuses=(S.FAILED, S.FAILED))) == ["d", "f"]  # repeats are harmless
+
+    def test_pages_of_equal_created_at_walk_every_job_once(self, store: StateStore) -> None:
+        tied = [job(f"t{i:02d}", created_at=500, status=(S.RUNNING, S.FAILED)[i % 2]) for i in range(23)]
+        store.save_jobs([(j, []) for j in reversed(tied)])
+        for limit in (1, 2, 5, 23, 24):
+            assert walk(store, JobQuery(limit=limit)) == tied
+            assert walk(store, JobQuery(statuses=(S.FAILED, S.RUNNING), limit=limit)) == tied
+            assert walk(store, JobQuery(statuses=(S.FAILED,), limit=limit)) == tied[1::2]
+
+    @pytest.fixture
+    def crowded(self, store: StateStore) -> list[Job]:
+        jobs = crowd()
+        store.save_jobs([(j, []) for j in jobs])
+        return jobs
+
+    # The store is filled once per test and only read by the examples; the mixin's method runs
+    # under each implementation's class (the "executors"), against that class's own store.
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.differing_executors],
+    )
+    @given(query=queries)
+    def test_pages_walk_the_filtered_list_exactly_once(
+        self, store: StateStore, crowded: list[Job], query: JobQuery
+    ) -> None:
+        """Whatever the filters and page size: the pages, joined, are the filtered list in
+        order, each job once, no gaps (the store is only read, so examples may share it)."""
+        want = expected(crowded, query)
+        assert store.list_jobs(query) == want[: query.limit]
+        assert walk(store, query) == want
+
+    # -- compute environments and job queues ------------------------------------------
+
+    def test_compute_environment_round_trip(self, store: StateStore) -> None:
+        gpu = ComputeEnvironment("gpu-box", 7.5, 30_000, gpu_ids=("2", "0", "1"), state=State.DISABLED)
+        local = ComputeEnvironment("local", 4, 8192)  # an int max_vcpus reads back as a float
+        store.put_compute_environment(local)
+        store.put_compute_environment(gpu)
+        loaded = store.get_compute_environment("gpu-box")
+        assert loaded == gpu
+        assert loaded is not None and loaded.gpu_ids == ("2", "0", "1") and loaded.state is State.DISABLED
+        loaded = store.get_compute_environment("local")
+        assert loaded == local
+        assert loaded is not None and type(loaded.max_vcpus) is float and loaded.state is State.ENABLED
+        assert store.list_compute_environments() == [gpu, local]
+
+        updated = dataclasses.replace(gpu, max_vcpus=2.25, gpu_ids=(), state=State.ENABLED)
+        store.put_compute_environment(updated)  # replaces, by name
+        assert store.list_compute_environments() == [updated, local]
+
+        assert store.delete_compute_environment("gpu-box") is True
+        assert store.delete_compute_environment("gpu-box") is False
+        assert store.get_compute_environment("gpu-box") is None
+        assert store.list_compute_environments() == [local]
+
+    @pytest.mark.parametrize("vcpus", [math.nan, math.inf], ids=["nan", "inf"])
+    def test_compute_environment_with_no_vcpu_number_is_refused(self, store: StateStore, vcpus: float) -> None:
+        with pytest.raises(StateStoreError, match="max_vcpus"):
+            store.put_compute_environment(ComputeEnvironment("local", vcpus, 1024))
+        assert store.list_compute_environments() == []
+
+    def test_job_queue_round_trip(self, store: StateStore) -> None:
+        high = JobQueue("high", 10, ("gpu-box", "local"), State.DISABLED)
+        low = JobQueue("low", -1, ("local",))
+        store.put_job_queue(low)
+        store.put_job_queue(high)
+        loaded = store.get_job_queue("high")
+        assert loaded == high
+        assert loaded is not None and loaded.state is State.DISABLED
+        assert type(loaded.compute_environments) is tuple
+        assert store.list_job_queues() == [high, low]
+
+        reordered = dataclasses.replace(high, priority=0, compute_environments=("local", "gpu-box"))
+        store.put_job_queue(reordered)
+        assert store.get_job_queue("high") == reordered  # the order of environments is kept
+
+        assert store.delete_job_queue("low") is True
+        assert store.delete_job_queue("low") is False
+        assert store.list_job_queues() == [reordered]
+
+    def test_unknown_infrastructure(self, store: StateStore) -> None:
+        assert store.get_compute_environment("nope") is None
+        assert store.get_job_queue("nope") is None
+        assert store.delete_compute_environment("nope") is False
+        assert store.delete_job_queue("nope") is False
+        assert store.list_compute_environments() == [] and store.list_job_queues() == []
+
     # -- lifetime ---------------------------------------------------------------------
 
-    def test_closed_store_refuses_calls(self, store: ContractStore) -> None:
+    def test_closed_store_refuses_calls(self, store: StateStore) -> None:
         store.save_job(job("job-1"))
         store.close()
         store.close()  # idempotent
@@ -345,3 +720,16 @@ class StateStoreContract:
             store.get_job("job-1")
         with pytest.raises(StateStoreError):
             store.save_job(job("job-2"))
+        calls: list[Callable[[], object]] = [
+            lambda: store.save_jobs([(job("job-2"), [])]),
+            lambda: store.list_jobs(JobQuery()),
+            lambda: store.request_stop("job-1", StopRequest(StopKind.CANCEL, "x", 1)),
+            lambda: store.active_jobs(),
+            lambda: store.count_jobs(),
+            lambda: store.list_job_definitions(),
+            lambda: store.put_job_queue(JobQueue("q", 1, ())),
+            lambda: store.list_compute_environments(),
+        ]
+        for call in calls:
+            with pytest.raises(StateStoreError):
+                call()

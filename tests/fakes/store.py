@@ -3,20 +3,36 @@
 Same revision numbering, ordering and errors: job definition documents go through a JSON
 round trip (so a document that SQLite would refuse or change is refused or changed here
 too), events must name a job that exists once the save is done, attempt numbers must
-increase, and a failed save changes nothing.
+increase, a failed save changes nothing, a save never clears a recorded stop request,
+``name_prefix`` folds ASCII letters only, and ``max_vcpus`` reads back as a float.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
+import string
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from localbatch.core.jobs import EpochMs, Job, JobEvent
+from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.errors import StateStoreError
 from localbatch.ports import JobDefinitionRecord, JobQuery
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _fold(text: str) -> str:
+    """What SQLite's NOCASE compares: ASCII letters folded, everything else as is."""
+    return text.translate(_ASCII_LOWER)
+
+
+def _order(job: Job) -> tuple[int, str]:
+    """list_jobs' order as an ascending key: newest created_at first, then job_id."""
+    return (-job.created_at, job.job_id)
 
 
 class InMemoryStateStore:
@@ -25,15 +41,15 @@ class InMemoryStateStore:
         self._definitions: dict[str, list[JobDefinitionRecord]] = {}  # revisions in order
         self._jobs: dict[str, Job] = {}
         self._events: list[JobEvent] = []  # every job's, in append order
+        self._environments: dict[str, ComputeEnvironment] = {}
+        self._queues: dict[str, JobQueue] = {}
         self._fail_next: StateStoreError | None = None
         self.closed = False
-        self.saves = 0  # successful save_job calls
+        self.saves = 0  # successful save_job / save_jobs calls (transactions)
 
-    # -- called by the code under test ------------------------------------------------
+    # -- called by the code under test: job definitions -------------------------------
 
-    def register_job_definition(
-        self, name: str, document: Mapping[str, object], now: EpochMs
-    ) -> JobDefinitionRecord:
+    def register_job_definition(self, name: str, document: Mapping[str, object], now: EpochMs) -> JobDefinitionRecord:
         with self._lock:
             self._check_open()
             try:
@@ -65,23 +81,61 @@ class InMemoryStateStore:
                     return copy.deepcopy(revisions[position])
             return None
 
+    def list_job_definitions(self, name: str | None = None, status: str | None = None) -> list[JobDefinitionRecord]:
+        with self._lock:
+            self._check_open()
+            return [
+                copy.deepcopy(record)
+                for key in sorted(self._definitions)
+                if name is None or key == name
+                for record in self._definitions[key]
+                if status is None or record.status == status
+            ]
+
+    # -- jobs and events --------------------------------------------------------------
+
     def save_job(self, job: Job, events: Sequence[JobEvent] = ()) -> None:
+        self.save_jobs([(job, events)])
+
+    def save_jobs(self, changes: Sequence[tuple[Job, Sequence[JobEvent]]]) -> None:
         with self._lock:
             self._check_open()
             if self._fail_next is not None:
                 error, self._fail_next = self._fail_next, None
                 raise error
-            numbers = [a.number for a in job.attempts]
-            if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
-                raise StateStoreError(f"job {job.job_id}: attempt numbers must increase, got {numbers}")
-            known = self._jobs.keys() | {job.job_id}
-            unknown = sorted({e.job_id for e in events} - known)
+            for job, _ in changes:
+                numbers = [a.number for a in job.attempts]
+                if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
+                    raise StateStoreError(f"job {job.job_id}: attempt numbers must increase, got {numbers}")
+            known = self._jobs.keys() | {job.job_id for job, _ in changes}
+            unknown = sorted({e.job_id for _, events in changes for e in events} - known)
             if unknown:
-                raise StateStoreError(f"saving job {job.job_id} failed: events name unknown jobs {unknown}")
-            self._jobs[job.job_id] = job  # frozen: sharing it is safe, as long as callers
-            # treat the Mappings inside a Job as read-only (its type says they are)
-            self._events.extend(events)
+                raise StateStoreError(f"saving jobs failed: events name unknown jobs {unknown}")
+            for job, events in changes:
+                stored = self._jobs.get(job.job_id)
+                if job.stop_request is None and stored is not None and stored.stop_request is not None:
+                    job = replace(job, stop_request=stored.stop_request)  # never cleared by a save
+                self._jobs[job.job_id] = job  # frozen: sharing it is safe, as long as callers
+                # treat the Mappings inside a Job as read-only (its type says they are)
+                self._events.extend(events)
             self.saves += 1
+
+    def request_stop(self, job_id: str, request: StopRequest) -> Job | None:
+        with self._lock:
+            self._check_open()
+            job = self._jobs.get(job_id)
+            pending = None if job is None else job.stop_request
+            replaceable = pending is None or (pending.kind is StopKind.CANCEL and request.kind is StopKind.TERMINATE)
+            if job is not None and replaceable and not job.status.is_terminal:
+                job = self._jobs[job_id] = replace(job, stop_request=request)
+            return job
+
+    def clear_stop_request(self, job_id: str, request: StopRequest) -> None:
+        with self._lock:
+            self._check_open()
+            job = self._jobs.get(job_id)
+            if job is not None and job.stop_request == request:
+                self._jobs[job_id] = replace(job, stop_request=None)
 
     def get_job(self, job_id: str) -> Job | None:
         with self._lock:
@@ -91,6 +145,8 @@ class InMemoryStateStore:
     def list_jobs(self, query: JobQuery) -> list[Job]:
         if query.limit < 0:
             raise ValueError(f"JobQuery.limit must be >= 0, got {query.limit}")
+        prefix = None if query.name_prefix is None else _fold(query.name_prefix)
+        after = None if query.after is None else (-query.after[0], query.after[1])
         with self._lock:
             self._check_open()
             found = [
@@ -98,15 +154,79 @@ class InMemoryStateStore:
                 for job in self._jobs.values()
                 if (not query.statuses or job.status in query.statuses)
                 and (query.job_queue is None or job.job_queue == query.job_queue)
+                and (prefix is None or _fold(job.job_name[: len(prefix)]) == prefix)
+                and (query.created_after is None or job.created_at > query.created_after)
+                and (query.created_before is None or job.created_at < query.created_before)
+                and (after is None or _order(job) > after)
             ]
-            found.sort(key=lambda job: job.job_id)
-            found.sort(key=lambda job: job.created_at, reverse=True)  # stable: job_id breaks ties
-            return found[: query.limit]
+        return sorted(found, key=_order)[: query.limit]
+
+    def active_jobs(self) -> list[Job]:
+        with self._lock:
+            self._check_open()
+            active = [job for job in self._jobs.values() if not job.status.is_terminal]
+        return sorted(active, key=lambda job: (job.created_at, job.job_id))
+
+    def count_jobs(self, job_queue: str | None = None) -> dict[JobStatus, int]:
+        with self._lock:
+            self._check_open()
+            statuses = [j.status for j in self._jobs.values() if job_queue is None or j.job_queue == job_queue]
+        return {status: statuses.count(status) for status in JobStatus if status in statuses}
 
     def list_events(self, job_id: str) -> list[JobEvent]:
         with self._lock:
             self._check_open()
             return sorted((e for e in self._events if e.job_id == job_id), key=lambda e: e.at)
+
+    # -- compute environments and job queues ------------------------------------------
+
+    def put_compute_environment(self, environment: ComputeEnvironment) -> None:
+        vcpus = environment.max_vcpus
+        if isinstance(vcpus, bool) or not isinstance(vcpus, int | float) or not math.isfinite(vcpus):
+            raise StateStoreError(
+                f"compute environment {environment.name!r}: cannot be encoded: "
+                f"max_vcpus must be a finite number, got {vcpus!r}"
+            )
+        with self._lock:
+            self._check_open()
+            self._environments[environment.name] = replace(environment, max_vcpus=float(vcpus))
+
+    def get_compute_environment(self, name: str) -> ComputeEnvironment | None:
+        with self._lock:
+            self._check_open()
+            return self._environments.get(name)
+
+    def list_compute_environments(self) -> list[ComputeEnvironment]:
+        with self._lock:
+            self._check_open()
+            return [self._environments[name] for name in sorted(self._environments)]
+
+    def delete_compute_environment(self, name: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._environments.pop(name, None) is not None
+
+    def put_job_queue(self, queue: JobQueue) -> None:
+        with self._lock:
+            self._check_open()
+            self._queues[queue.name] = queue
+
+    def get_job_queue(self, name: str) -> JobQueue | None:
+        with self._lock:
+            self._check_open()
+            return self._queues.get(name)
+
+    def list_job_queues(self) -> list[JobQueue]:
+        with self._lock:
+            self._check_open()
+            return [self._queues[name] for name in sorted(self._queues)]
+
+    def delete_job_queue(self, name: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._queues.pop(name, None) is not None
+
+    # -- lifetime ---------------------------------------------------------------------
 
     def close(self) -> None:
         self.closed = True
@@ -118,7 +238,8 @@ class InMemoryStateStore:
     # -- called by tests: set up the world, look at what happened ---------------------
 
     def fail_next_save(self, message: str = "database is locked") -> None:
-        """Make the next ``save_job`` raise StateStoreError(message) and store nothing."""
+        """Make the next ``save_job`` or ``save_jobs`` raise StateStoreError(message) and
+        store nothing."""
         self._fail_next = StateStoreError(f"in-memory state store: {message}")
 
     def all_jobs(self) -> list[Job]:

@@ -37,3 +37,14 @@ def test_observers_see_everything_in_append_order() -> None:
     assert [j.job_id for j in store.all_jobs()] == ["b", "a"]
     assert store.all_events() == [first, second]
     assert store.saves == 2
+
+
+def test_fail_next_save_also_fails_a_batch_whole() -> None:
+    store = InMemoryStateStore()
+    store.fail_next_save()
+    with pytest.raises(StateStoreError, match="locked"):
+        store.save_jobs([(job("job-1"), []), (job("job-2"), [])])
+    assert store.all_jobs() == [] and store.saves == 0
+    store.save_jobs([(job("job-1"), []), (job("job-2"), [])])
+    assert store.saves == 1  # one per transaction, however many jobs
+    assert [j.job_id for j in store.all_jobs()] == ["job-1", "job-2"]

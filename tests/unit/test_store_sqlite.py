@@ -3,18 +3,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from localbatch.adapters import _sqlite_codec as codec
+from localbatch.adapters import _sqlite_queries as queries
 from localbatch.adapters.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SqliteStateStore
-from localbatch.core.jobs import JobStatus
+from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.jobs import Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.errors import StateStoreError
 from localbatch.ports import JobQuery
 from tests.contract.store_contract import StateStoreContract, event, job, rich_job
@@ -46,6 +52,7 @@ def test_new_database_records_schema_version_and_wal(db: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"job_definitions", "jobs", "attempts", "events"} <= tables
+        assert {"compute_environments", "job_queues"} <= tables
     finally:
         conn.close()
 
@@ -226,9 +233,224 @@ def test_save_is_one_transaction(db: Path) -> None:
             store.save_job(rich_job("job-1"), [event("ghost", 1, S.SUBMITTED)])
     conn = raw(db)
     try:
-        counts = [
-            conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("jobs", "attempts", "events")
-        ]
+        counts = [conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("jobs", "attempts", "events")]
     finally:
         conn.close()
     assert counts == [0, 0, 0]
+
+
+# -- schema version 2 -----------------------------------------------------------------
+
+
+def make_v1(db: Path, saves: list[tuple[Job, list[JobEvent]]]) -> None:
+    """A database as localbatch with schema version 1 left it, holding ``saves``."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    conn = raw(db)
+    try:
+        conn.execute("BEGIN")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        v1_columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
+        names = ", ".join(v1_columns)
+        values = ", ".join(f":{c}" for c in v1_columns)
+        for saved, events in saves:
+            row = codec.job_row(saved)
+            conn.execute(f"INSERT INTO jobs ({names}) VALUES ({values})", {c: row[c] for c in v1_columns})
+            conn.executemany(queries.INSERT_ATTEMPT, [codec.attempt_row(saved.job_id, a) for a in saved.attempts])
+            conn.executemany(queries.INSERT_EVENT, [codec.event_row(e) for e in events])
+        conn.execute(
+            "INSERT INTO job_definitions (name, revision, status, document, created_at) "
+            "VALUES ('render', 1, 'ACTIVE', '{\"image\":\"busybox\"}', 5)"
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def test_version_1_database_upgrades_in_place(db: Path) -> None:
+    old = dataclasses.replace(rich_job("old"), runnable_at=None, stop_request=None)  # all v1 knew
+    retried = job("retried", status=S.RUNNING)
+    history = [
+        event("retried", 10, S.SUBMITTED),
+        event("retried", 20, S.RUNNABLE, S.SUBMITTED),
+        event("retried", 30, S.STARTING, S.RUNNABLE),
+        event("retried", 40, S.RUNNABLE, S.STARTING, "retry"),
+        event("retried", 50, S.STARTING, S.RUNNABLE),
+        event("retried", 60, S.RUNNING, S.STARTING),
+    ]
+    make_v1(db, [(old, [event("old", 1, S.SUBMITTED)]), (retried, history)])
+
+    with SqliteStateStore(db) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        loaded = store.get_job("old")
+        assert loaded == old
+        assert loaded is not None and loaded.runnable_at is None and loaded.stop_request is None
+        # runnable_at is filled from the last RUNNABLE event, as transition() would have set it
+        assert store.get_job("retried") == dataclasses.replace(retried, runnable_at=40)
+        assert store.list_events("retried") == history
+        definition = store.get_job_definition("render")
+        assert definition is not None and definition.document == {"image": "busybox"}
+        # and everything new works on the upgraded file
+        assert store.count_jobs() == {S.RUNNING: 2}
+        assert [j.job_id for j in store.active_jobs()] == ["retried", "old"]
+        request = StopRequest(StopKind.TERMINATE, "Terminated: upgrade test", 70)
+        stopped = store.request_stop("old", request)
+        assert stopped == dataclasses.replace(old, stop_request=request)
+        store.put_compute_environment(ComputeEnvironment("local", 4.0, 8192))
+        store.put_job_queue(JobQueue("default", 1, ("local",)))
+        assert store.list_job_queues() == [JobQueue("default", 1, ("local",))]
+    with SqliteStateStore(db) as store:  # reopening does not migrate again
+        assert store.schema_version == 2
+        assert store.get_job("old") == dataclasses.replace(old, stop_request=request)
+
+
+def test_stores_upgrading_one_version_1_file_together(tmp_path: Path) -> None:
+    for round_ in range(5):
+        path = tmp_path / f"round-{round_}" / "state.db"
+        make_v1(path, [(job("old"), [])])
+        start = threading.Barrier(4, timeout=TIMEOUT_S)
+
+        def open_and_count(path: Path = path, start: threading.Barrier = start) -> dict[JobStatus, int]:
+            start.wait()
+            with SqliteStateStore(path) as store:
+                return store.count_jobs()
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = [f.result(timeout=TIMEOUT_S) for f in [pool.submit(open_and_count) for _ in range(4)]]
+        assert results == [{S.SUBMITTED: 1}] * 4
+
+
+def test_stop_request_columns_are_all_set_or_all_null(db: Path) -> None:
+    with SqliteStateStore(db) as store:
+        store.save_job(job("job-1"))
+    conn = raw(db)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute("UPDATE jobs SET stop_kind = 'CANCEL' WHERE job_id = 'job-1'")
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute("UPDATE jobs SET stop_kind = 'PAUSE', stop_reason = 'x', stop_requested_at = 1")
+    finally:
+        conn.close()
+
+
+def test_save_jobs_takes_ten_thousand_jobs_in_one_call(db: Path) -> None:
+    changes = [(job(f"j{i:05d}", created_at=i), [event(f"j{i:05d}", i, S.SUBMITTED)]) for i in range(10_000)]
+    with SqliteStateStore(db) as store:
+        store.save_jobs(changes)
+        assert store.count_jobs() == {S.SUBMITTED: 10_000}
+        assert [j.job_id for j in store.list_jobs(JobQuery(limit=2))] == ["j09999", "j09998"]
+        assert store.list_events("j00042") == [event("j00042", 42, S.SUBMITTED)]
+
+
+def test_request_stop_while_another_process_writes_is_a_store_error(db: Path) -> None:
+    store = SqliteStateStore(db, busy_timeout_s=0.05)
+    store.save_job(job("job-1", status=S.RUNNING))
+    other = raw(db)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StateStoreError, match="requesting a stop of job job-1 failed.*locked"):
+            store.request_stop("job-1", StopRequest(StopKind.CANCEL, "x", 1))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.get_job("job-1") == job("job-1", status=S.RUNNING)
+    store.close()
+
+
+def test_infrastructure_row_that_does_not_decode_is_a_store_error(db: Path) -> None:
+    with SqliteStateStore(db) as store:
+        store.put_job_queue(JobQueue("default", 1, ("local",)))
+        conn = raw(db)
+        conn.execute("""UPDATE job_queues SET compute_environments = '{"not": "a list"}'""")
+        conn.close()
+        with pytest.raises(StateStoreError, match="job_queues cannot be decoded"):
+            store.list_job_queues()
+
+
+# -- query plans: each read walks one index in order, with no sort step ----------------------------
+
+
+def plan(db: Path, statement: str, args: Sequence[object] | Mapping[str, object] = ()) -> list[str]:
+    if not db.exists():
+        SqliteStateStore(db).close()
+    conn = raw(db)
+    try:
+        return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", args)]
+    finally:
+        conn.close()
+
+
+def assert_walks(steps: list[str], index: str) -> None:
+    assert not [s for s in steps if "TEMP B-TREE" in s], steps
+    reads = [s for s in steps if s.startswith(("SCAN", "SEARCH"))]
+    assert reads and all(f"INDEX {index} " in f"{s} " for s in reads), steps
+
+
+NOW = 1_700_000_000_000
+SHAPES = list(
+    itertools.product(
+        [None, "default"],  # job_queue
+        [(), (S.FAILED,), (S.FAILED, S.RUNNING), (S.RUNNABLE, S.STARTING, S.RUNNING)],  # statuses
+        [None, "render"],  # name_prefix
+        [None, NOW - 1000],  # created_after
+        [None, NOW, NOW - 500],  # created_before: looser and tighter than after
+        [None, (NOW - 100, "some-id")],  # after
+    )
+)
+
+
+def test_list_jobs_walks_one_index_in_order_whatever_the_filters(db: Path) -> None:
+    """The index with every equality of the query (queue, status), walked newest first from
+    the tightest created_at bound; several statuses are merged ranges, never a sort."""
+    index = {
+        (False, False): "jobs_by_created",
+        (False, True): "jobs_by_status",
+        (True, False): "jobs_by_queue",
+        (True, True): "jobs_by_queue_status",
+    }
+    for queue, statuses, prefix, created_after, created_before, after in SHAPES:
+        query = JobQuery(
+            statuses=statuses,
+            job_queue=queue,
+            name_prefix=prefix,
+            created_after=created_after,
+            created_before=created_before,
+            after=after,
+            limit=50,
+        )
+        statement, args = queries.list_jobs(query)
+        steps = plan(db, statement, args)
+        assert_walks(steps, index[queue is not None, bool(statuses)])
+        assert ("MERGE (UNION ALL)" in steps) == (len(statuses) > 1), steps
+
+
+def test_list_jobs_of_every_status_is_not_filtered_by_status(db: Path) -> None:
+    statement, args = queries.list_jobs(JobQuery(statuses=tuple(S)))
+    assert_walks(plan(db, statement, args), "jobs_by_created")
+
+
+def test_active_jobs_read_only_the_partial_index(db: Path) -> None:
+    assert_walks(plan(db, queries.SELECT_ACTIVE_JOBS), "jobs_active")
+
+
+def test_count_jobs_reads_an_index_only(db: Path) -> None:
+    steps = plan(db, queries.COUNT_JOBS)
+    assert_walks(steps, "jobs_by_status")
+    assert "COVERING INDEX" in steps[0]
+    steps = plan(db, queries.COUNT_QUEUE_JOBS, ("default",))
+    assert_walks(steps, "jobs_by_queue_status")
+    assert "COVERING INDEX" in steps[0]
+
+
+def test_other_reads_need_no_sort(db: Path) -> None:
+    for statement, args in [
+        (queries.select_attempts(3), ("a", "b", "c")),
+        (queries.SELECT_EVENTS, ("a",)),
+        queries.list_definitions(None, None),
+        queries.list_definitions("render", "ACTIVE"),
+        (queries.SELECT_LATEST_DEFINITION, ("render", "ACTIVE")),
+    ]:
+        steps = plan(db, statement, args)
+        assert not [s for s in steps if "TEMP B-TREE" in s], (statement, steps)
+        assert not [s for s in steps if s.startswith("SCAN") and "INDEX" not in s], (statement, steps)

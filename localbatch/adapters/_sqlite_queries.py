@@ -1,0 +1,153 @@
+"""The SQL the SQLite state store runs, built from ``_sqlite_codec``'s column lists.
+
+Each read is written to match one index of ``_sqlite_schema`` (see there), so SQLite walks an
+index range in the order asked for and stops at the limit, with no sort step: the unit tests
+check the plans with ``EXPLAIN QUERY PLAN``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from localbatch.adapters import _sqlite_codec as codec
+from localbatch.core.jobs import JobStatus
+from localbatch.ports import JobQuery
+
+
+def _named(columns: Sequence[str]) -> tuple[str, str]:
+    return ", ".join(columns), ", ".join(f":{c}" for c in columns)
+
+
+def _upsert(table: str, columns: Sequence[str], key: str) -> str:
+    names, values = _named(columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    return f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
+
+
+# -- jobs, attempts, events ----------------------------------------------------------
+
+JOB_COLS = ", ".join(codec.JOB_COLUMNS)
+_STOP_COLUMNS = ("stop_kind", "stop_reason", "stop_requested_at")
+_job_names, _job_values = _named(codec.JOB_COLUMNS)
+# A save never clears a recorded stop request: a job saved with none keeps the one stored
+# (request_stop may have recorded it after the caller read the job).
+UPSERT_JOB = (
+    f"INSERT INTO jobs ({_job_names}) VALUES ({_job_values}) ON CONFLICT (job_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in codec.JOB_COLUMNS if c != "job_id" and c not in _STOP_COLUMNS)
+    + ", "
+    + ", ".join(
+        f"{c} = CASE WHEN excluded.stop_kind IS NULL THEN jobs.{c} ELSE excluded.{c} END" for c in _STOP_COLUMNS
+    )
+)
+DELETE_ATTEMPTS = "DELETE FROM attempts WHERE job_id = ?"
+ATTEMPT_COLS, _attempt_values = _named(codec.ATTEMPT_COLUMNS)
+INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLS}) VALUES ({_attempt_values})"
+INSERT_EVENT = (
+    "INSERT INTO events (job_id, at, from_status, to_status, reason) "
+    "VALUES (:job_id, :at, :from_status, :to_status, :reason)"
+)
+SELECT_EVENTS = "SELECT job_id, at, from_status, to_status, reason FROM events WHERE job_id = ? ORDER BY at, id"
+SELECT_JOB = f"SELECT {JOB_COLS} FROM jobs WHERE job_id = ?"
+
+# The partial index jobs_active has exactly this WHERE: a query must repeat it word for word
+# for SQLite to see that the index holds every row it wants.
+_NOT_TERMINAL = "status NOT IN ('SUCCEEDED', 'FAILED')"
+SELECT_ACTIVE_JOBS = f"SELECT {JOB_COLS} FROM jobs WHERE {_NOT_TERMINAL} ORDER BY created_at, job_id"
+# A request is recorded on a job that has none, or replaces a pending CANCEL with a
+# TERMINATE (a cancel a started job ignored must not swallow a later terminate).
+REQUEST_STOP = (
+    "UPDATE jobs SET stop_kind = :kind, stop_reason = :reason, stop_requested_at = :requested_at "
+    f"WHERE job_id = :job_id AND {_NOT_TERMINAL} "
+    "AND (stop_kind IS NULL OR (stop_kind = 'CANCEL' AND :kind = 'TERMINATE'))"
+)
+# Clears exactly the request the caller decided on, not one recorded since.
+CLEAR_STOP = (
+    "UPDATE jobs SET stop_kind = NULL, stop_reason = NULL, stop_requested_at = NULL "
+    "WHERE job_id = :job_id AND stop_kind = :kind AND stop_requested_at = :requested_at"
+)
+COUNT_JOBS = "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status"
+COUNT_QUEUE_JOBS = "SELECT status, COUNT(*) AS n FROM jobs WHERE job_queue = ? GROUP BY status"
+
+ATTEMPTS_CHUNK = 500  # job ids per IN (...): well under SQLite's limit on parameters
+
+
+def select_attempts(count: int) -> str:
+    """The attempts of ``count`` jobs (ids as parameters), by job then number."""
+    marks = ", ".join("?" * count)
+    return f"SELECT {ATTEMPT_COLS} FROM attempts WHERE job_id IN ({marks}) ORDER BY job_id, number"
+
+
+def list_jobs(query: JobQuery) -> tuple[str, dict[str, object]]:
+    """``query`` as one SELECT of ``JOB_COLS`` and its named parameters.
+
+    Filters are AND-ed. Several statuses become one arm per status, each an ordered range of
+    an index, merged by SQLite (UNION ALL with ORDER BY) rather than gathered and sorted.
+    ``after`` is spelled ``created_at <= T AND (created_at < T OR job_id > ID)``: the first
+    half bounds the index range, the second skips the rows of the previous page that share
+    its last ``created_at``.
+    """
+    if query.limit < 0:
+        raise ValueError(f"JobQuery.limit must be >= 0, got {query.limit}")
+    where: list[str] = []
+    args: dict[str, object] = {"limit": query.limit}
+    if query.job_queue is not None:
+        where.append("job_queue = :queue")
+        args["queue"] = query.job_queue
+    if query.name_prefix:  # ASCII letters match either case (NOCASE), as in the in-memory store
+        where.append("substr(job_name, 1, :prefix_length) = :prefix COLLATE NOCASE")
+        args.update(prefix=query.name_prefix, prefix_length=len(query.name_prefix))
+    if query.created_after is not None:
+        where.append("created_at > :created_after")
+        args["created_after"] = query.created_after
+    # One upper bound on created_at, the tighter: given two (or three), SQLite's planner may
+    # prefer a shorter index that has them all to the one that also has the status.
+    before = query.created_before
+    if query.after is not None and (before is None or query.after[0] < before):
+        where.append("created_at <= :after_at AND (created_at < :after_at OR job_id > :after_id)")
+        args.update(after_at=query.after[0], after_id=query.after[1])
+        before = None  # every row at or before after_at is before it
+    if before is not None:  # and, if after was given, implies it: before <= after_at
+        where.append("created_at < :created_before")
+        args["created_before"] = before
+
+    statuses = list(dict.fromkeys(query.statuses))  # distinct, in order
+    if not statuses or len(statuses) == len(JobStatus):
+        arms = [where]
+    else:
+        arms = [[f"status = :status{n}", *where] for n in range(len(statuses))]
+        args.update({f"status{n}": status.value for n, status in enumerate(statuses)})
+    selects = [f"SELECT {JOB_COLS} FROM jobs" + (f" WHERE {' AND '.join(arm)}" if arm else "") for arm in arms]
+    return " UNION ALL ".join(selects) + " ORDER BY created_at DESC, job_id LIMIT :limit", args
+
+
+# -- job definitions -----------------------------------------------------------------
+
+DEFINITION_COLS = "name, revision, status, document, created_at"
+NEXT_REVISION = "SELECT COALESCE(MAX(revision), 0) + 1 FROM job_definitions WHERE name = ?"
+INSERT_DEFINITION = f"INSERT INTO job_definitions ({DEFINITION_COLS}) VALUES (?, ?, ?, ?, ?)"
+SELECT_DEFINITION = f"SELECT {DEFINITION_COLS} FROM job_definitions WHERE name = ? AND revision = ?"
+SELECT_LATEST_DEFINITION = (
+    f"SELECT {DEFINITION_COLS} FROM job_definitions WHERE name = ? AND status = ? ORDER BY revision DESC LIMIT 1"
+)
+SET_DEFINITION_STATUS = "UPDATE job_definitions SET status = ? WHERE name = ? AND revision = ?"
+
+
+def list_definitions(name: str | None, status: str | None) -> tuple[str, list[object]]:
+    where: list[str] = []
+    args: list[object] = []
+    if name is not None:
+        where.append("name = ?")
+        args.append(name)
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {DEFINITION_COLS} FROM job_definitions{where_sql} ORDER BY name, revision", args
+
+
+# -- compute environments and job queues ---------------------------------------------
+
+ENVIRONMENT_COLS = ", ".join(codec.ENVIRONMENT_COLUMNS)
+UPSERT_ENVIRONMENT = _upsert("compute_environments", codec.ENVIRONMENT_COLUMNS, "name")
+QUEUE_COLS = ", ".join(codec.QUEUE_COLUMNS)
+UPSERT_QUEUE = _upsert("job_queues", codec.QUEUE_COLUMNS, "name")
