@@ -1,0 +1,584 @@
+"""The daemon's API server: transport-agnostic dispatch (``Api``) and HTTP/1.1 on a Unix socket
+(``ApiServer``).
+
+``Api.handle(ApiRequest) -> ApiResponse`` is everything between bytes in and bytes out, with no
+socket in sight: resolve the route (botocore's model, ``routes``), parse the JSON body (empty
+= ``{}``), merge the URI and query parameters, validate against the model (every problem,
+with its field path, in one ClientException), call the injected ``Dispatcher``, and encode the
+result (200 JSON) or the error (AWS's shape: header ``x-amzn-ErrorType``, body ``{"__type",
+"message"}``, via ``errors.to_api_error``). Every response carries ``x-amzn-RequestId``.
+Requests under ``/v1/localbatch/`` go to extension handlers registered with
+``add_extension``; a handler returns a JSON object, or an iterator of bytes that is streamed
+with chunked transfer encoding (``logs --follow``).
+
+``ApiServer`` serves an ``Api`` on a Unix socket (mode 0600: file permissions are the auth):
+stdlib ``socketserver`` with one daemon thread per connection, HTTP/1.1 keep-alive, a clean
+``shutdown()`` that lets in-flight requests finish and closes idle connections. The request
+handler only needs ``server.api``, ``server.closing`` and ``server.max_body_bytes``, so a TCP
+listener (SigV4, issue 7) reuses it, serving ``api.with_authenticator(verify)``: the same
+dispatcher and extensions behind a hook that refuses a request before anything else runs.
+
+Streams: an iterator may yield ``b""`` as a heartbeat. Nothing is sent for it, but the server
+uses it to notice a client that went away or a server shutting down, and then closes the
+iterator (``close()``, so a generator's ``finally`` runs). A stream that ends normally ends with
+the terminating chunk; one cut short (iterator error, shutdown) is broken off without it, so
+the client can tell the two apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import socket
+import socketserver
+import stat
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Protocol, TypeAlias
+from urllib.parse import parse_qs
+
+from localbatch.api.errors import ApiError, client_error, to_api_error, unsupported_operation
+from localbatch.api.routes import RouteTable, route_table
+from localbatch.awsbatch.model import validate_request
+from localbatch.errors import LocalbatchError, Problem
+
+__all__ = [
+    "EXTENSION_PREFIX",
+    "Api",
+    "ApiRequest",
+    "ApiResponse",
+    "ApiServer",
+    "ApiServerError",
+    "Authenticator",
+    "Dispatcher",
+    "ExtensionHandler",
+    "ExtensionResult",
+]
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_PREFIX: Final = "/v1/localbatch/"
+DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+JSON_TYPE: Final = "application/json"
+STREAM_TYPE: Final = "application/octet-stream"
+# sun_path is 108 bytes on Linux, including the terminating NUL.
+_MAX_SOCKET_PATH_BYTES: Final = 107
+_EXTENSION_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE"})
+_PHRASES: Final = {status.value: status.phrase for status in HTTPStatus}
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+class Dispatcher(Protocol):
+    """What executes AWS Batch operations. ``body`` is the validated request (URI and query
+    members merged in, e.g. ``resourceArn``); raise ``LocalbatchError``/``ApiError`` to refuse,
+    and ``errors.unsupported_operation(op)`` for an operation localbatch does not implement."""
+
+    def handle(self, operation: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+ExtensionResult: TypeAlias = "dict[str, Any] | Iterator[bytes]"
+# (query parameters, last value wins; JSON body or {}) -> JSON object or a stream of bytes.
+ExtensionHandler: TypeAlias = "Callable[[dict[str, str], dict[str, Any]], ExtensionResult]"
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One request as the transport received it."""
+
+    method: str
+    target: str  # raw request target: path and query, still percent-encoded
+    headers: Mapping[str, str]  # names lower-cased
+    body: bytes
+
+
+# Raises ApiError (e.g. 403) to refuse a request before anything else looks at it.
+Authenticator: TypeAlias = "Callable[[ApiRequest], None]"
+
+
+@dataclass
+class ApiResponse:
+    """What to send back. For a stream, ``body`` holds the first chunk (already produced, so
+    errors before it became a proper error response) and ``stream`` the rest."""
+
+    status: int
+    request_id: str
+    body: bytes = b""
+    content_type: str = JSON_TYPE
+    error_code: str | None = None
+    stream: Iterator[bytes] | None = None
+    operation: str = field(default="-", compare=False)  # for the request log
+
+
+class ApiServerError(LocalbatchError):
+    """Raised when the API server cannot listen on its socket."""
+
+
+class Api:
+    """AWS Batch's REST API and localbatch's extensions, independent of the transport.
+
+    ``supported``: the operations the dispatcher implements; any other operation of the model
+    gets "localbatch does not support <Op>" before its body is validated. ``None`` leaves that
+    to the dispatcher (``errors.unsupported_operation``).
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        supported: Collection[str] | None = None,
+        authenticate: Authenticator | None = None,
+        routes: RouteTable | None = None,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._routes = routes if routes is not None else route_table()
+        self._supported = frozenset(supported) if supported is not None else None
+        self._authenticate = authenticate
+        self._extensions: dict[tuple[str, str], ExtensionHandler] = {}
+        if self._supported is not None and not self._supported <= self._routes.operations:
+            unknown = ", ".join(sorted(self._supported - self._routes.operations))
+            raise ValueError(f"not AWS Batch operations: {unknown}")
+
+    def with_authenticator(self, authenticate: Authenticator) -> Api:
+        """This API behind ``authenticate`` (for a TCP listener): same dispatcher, routes,
+        supported operations and extension registry (extensions added to either serve both)."""
+        api = Api(self._dispatcher, supported=self._supported, authenticate=authenticate, routes=self._routes)
+        api._extensions = self._extensions
+        return api
+
+    def add_extension(self, method: str, path: str, handler: ExtensionHandler) -> None:
+        """Serve ``handler`` at ``method`` + exact ``path`` (under ``/v1/localbatch/``)."""
+        method = method.upper()
+        if not path.startswith(EXTENSION_PREFIX) or "?" in path:
+            raise ValueError(f"extension paths start with {EXTENSION_PREFIX} and have no query: {path!r}")
+        if method not in _EXTENSION_METHODS:
+            raise ValueError(f"extension method must be one of {sorted(_EXTENSION_METHODS)}, not {method!r}")
+        if (method, path) in self._extensions:
+            raise ValueError(f"{method} {path} already has a handler")
+        self._extensions[(method, path)] = handler
+
+    def invoke(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Check ``operation`` is supported and ``params`` valid for it, then dispatch.
+        Raises ApiError for what is refused here and whatever the dispatcher raises."""
+        if self._supported is not None and operation not in self._supported:
+            raise unsupported_operation(operation)
+        problems = validate_request(operation, params)
+        if problems:
+            raise client_error(_problems_message(operation, problems))
+        return self._dispatcher.handle(operation, params)
+
+    def handle(self, request: ApiRequest) -> ApiResponse:
+        """The response to ``request``; never raises (errors become AWS error responses)."""
+        request_id = str(uuid.uuid4())
+        operation = "-"
+        try:
+            if self._authenticate is not None:
+                self._authenticate(request)
+            path, _, query = request.target.partition("?")
+            if path.startswith(EXTENSION_PREFIX):
+                operation = path
+                return self._extension(request, path, query, request_id)
+            match = self._routes.resolve(request.method, path, query)
+            operation = match.operation
+            params = _parse_body(request.body)
+            params.update(match.params)
+            result = self.invoke(operation, params)
+            return ApiResponse(200, request_id, _encode(result), operation=operation)
+        except Exception as exc:  # the request boundary: every failure becomes an AWS error
+            # response; to_api_error logs server faults with their traceback (logger.error, exc_info).
+            return self.error_response(to_api_error(exc, request_id=request_id), request_id, operation)
+
+    def error_response(self, error: ApiError, request_id: str | None = None, operation: str = "-") -> ApiResponse:
+        """``error`` in AWS's shape."""
+        body = _encode({"__type": error.code, "message": error.message})
+        rid = request_id if request_id is not None else str(uuid.uuid4())
+        return ApiResponse(error.status, rid, body, error_code=error.code, operation=operation)
+
+    def _extension(self, request: ApiRequest, path: str, query: str, request_id: str) -> ApiResponse:
+        handler = self._extensions.get((request.method, path))
+        if handler is None:
+            allowed = sorted(m for m, p in self._extensions if p == path)
+            if allowed:
+                raise client_error(f"{request.method} is not allowed on {path}; use {', '.join(allowed)}", 405)
+            raise client_error(f"no localbatch extension at {path[:200]!r}", 404)
+        params = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+        result = handler(params, _parse_body(request.body))
+        if isinstance(result, dict):
+            return ApiResponse(200, request_id, _encode(result), operation=path)
+        stream = iter(result)
+        try:
+            first = next(stream)  # errors raised before the first chunk get a proper response
+        except StopIteration:
+            return ApiResponse(200, request_id, b"", STREAM_TYPE, stream=iter(()), operation=path)
+        except BaseException:
+            _close(stream)
+            raise
+        return ApiResponse(200, request_id, first, STREAM_TYPE, stream=stream, operation=path)
+
+
+class ApiServer:
+    """An ``Api`` served over HTTP/1.1 on a Unix socket (mode 0600), on a background thread.
+
+    ``start()`` removes a stale socket file (one nobody listens on) and refuses to touch a live
+    one or a path that is not a socket; ``shutdown()`` stops accepting, lets in-flight requests
+    answer, closes idle keep-alive connections, breaks off streams at their next chunk or
+    heartbeat and removes the socket file. Also a context manager.
+    """
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str],
+        dispatcher: Dispatcher | Api,
+        *,
+        supported: Collection[str] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        """``dispatcher``: what executes operations (an ``Api`` is built around it with
+        ``supported``), or an ``Api`` to serve as it is (shared with another listener)."""
+        self.socket_path = Path(socket_path)
+        if isinstance(dispatcher, Api):
+            if supported is not None:
+                raise ValueError("give `supported` to the Api, not to the server that serves it")
+            self.api = dispatcher
+        else:
+            self.api = Api(dispatcher, supported=supported)
+        self.max_body_bytes = max_body_bytes
+        self._poll_interval_s = poll_interval_s
+        self._server: _UnixHttpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._inode: int | None = None
+
+    def add_extension(self, method: str, path: str, handler: ExtensionHandler) -> None:
+        """See ``Api.add_extension``; allowed before and after ``start()``."""
+        self.api.add_extension(method, path, handler)
+
+    def start(self) -> None:
+        """Listen on the socket and serve on a daemon thread. Raises ApiServerError."""
+        if self._server is not None:
+            raise RuntimeError("the API server is already running")
+        path = str(self.socket_path)
+        if len(os.fsencode(path)) > _MAX_SOCKET_PATH_BYTES:
+            raise ApiServerError(
+                f"socket path too long ({len(os.fsencode(path))} bytes, the limit is {_MAX_SOCKET_PATH_BYTES}): {path}"
+            )
+        _clear_stale_socket(path)
+        server = _UnixHttpServer(path, self.api, self.max_body_bytes)
+        try:
+            # umask is process-wide, but this runs once at daemon start-up; the chmod is the guarantee.
+            previous = os.umask(0o177)
+            try:
+                server.server_bind()
+            finally:
+                os.umask(previous)
+            os.chmod(path, 0o600)
+            self._inode = os.stat(path).st_ino
+            server.server_activate()
+        except OSError as exc:
+            server.server_close()
+            raise ApiServerError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": self._poll_interval_s},
+            name="localbatch-api",
+            daemon=True,
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        logger.info("API listening on %s", path)
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Stop serving (see the class docstring); waits up to ``timeout_s`` for connections."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._server = self._thread = None
+        server.closing.set()
+        server.shutdown()
+        thread.join()
+        server.server_close()
+        self._remove_socket_file()
+        busy = server.close_connections(timeout_s)
+        if busy:
+            logger.warning("%d API connection(s) still busy after shutdown", busy)
+        logger.info("API on %s stopped", self.socket_path)
+
+    def __enter__(self) -> ApiServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+
+    def _remove_socket_file(self) -> None:
+        try:
+            if os.stat(self.socket_path).st_ino == self._inode:  # still ours, not a successor's
+                os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+
+
+class _UnixHttpServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    block_on_close = False  # shutdown() joins connections itself, with a deadline
+    request_queue_size = 128
+
+    def __init__(self, path: str, api: Api, max_body_bytes: int) -> None:
+        super().__init__(path, _RequestHandler, bind_and_activate=False)
+        self.api = api
+        self.max_body_bytes = max_body_bytes
+        self.closing = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: dict[socket.socket, threading.Thread] = {}
+
+    def track(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections[connection] = threading.current_thread()
+            if self.closing.is_set():
+                _shutdown_read(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.pop(connection, None)
+
+    def close_connections(self, timeout_s: float) -> int:
+        """Close the read side of every connection (idle ones end at once, busy ones after their
+        response) and wait for their threads; the number still running at the deadline."""
+        with self._lock:
+            connections = dict(self._connections)
+            for connection in connections:
+                _shutdown_read(connection)
+        # A request may stop the server it runs on (``daemon stop``): never wait for oneself.
+        others = [thread for thread in connections.values() if thread is not threading.current_thread()]
+        deadline = time.monotonic() + timeout_s
+        for thread in others:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return sum(thread.is_alive() for thread in others)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # the client left before its answer
+            logger.debug("API client went away", exc_info=True)
+            return
+        logger.exception("unexpected error on an API connection")
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 framing around ``server.api``; one instance per connection."""
+
+    protocol_version = "HTTP/1.1"
+    server: _UnixHttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def do_POST(self) -> None:
+        started = time.perf_counter()
+        body = self._read_body()
+        if body is None:
+            return
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        response = self.server.api.handle(ApiRequest(self.command, self.path, headers, body))
+        if self.server.closing.is_set():
+            self.close_connection = True
+        if response.stream is None:
+            self._send(response)
+        else:
+            self._send_stream(response)
+        if logger.isEnabledFor(logging.DEBUG):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            logger.debug(
+                "%s %s %s -> %d in %.2f ms",
+                response.request_id,
+                self.command,
+                response.operation,
+                response.status,
+                elapsed_ms,
+            )
+
+    do_GET = do_DELETE = do_PUT = do_PATCH = do_POST
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed HTTP (from ``BaseHTTPRequestHandler``) answered in AWS's error shape."""
+        self.close_connection = True
+        status = int(code)
+        text = message or _PHRASES.get(status, "bad request")
+        response = self.server.api.error_response(client_error(text, status))
+        logger.debug("%s %s -> %d (%s)", response.request_id, self.command or "-", status, text)
+        self._send(response)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("http: " + format, *args)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after answering a request whose body cannot be read."""
+        if "Transfer-Encoding" in self.headers:
+            self.send_error(411, "send the body with Content-Length, not Transfer-Encoding")
+            return None
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""
+        try:
+            length = int(length_header)
+            if length < 0:
+                raise ValueError(length)
+        except ValueError:
+            self.send_error(400, f"invalid Content-Length {length_header[:40]!r}")
+            return None
+        if length > self.server.max_body_bytes:
+            self.send_error(413, f"request body of {length} bytes; the limit is {self.server.max_body_bytes}")
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _head(self, response: ApiResponse, *extra: str) -> list[str]:
+        lines = [
+            f"HTTP/1.1 {response.status} {_PHRASES.get(response.status, 'Unknown')}",
+            f"Content-Type: {response.content_type}",
+            f"x-amzn-RequestId: {response.request_id}",
+            *extra,
+        ]
+        if response.error_code is not None:
+            lines.append(f"x-amzn-ErrorType: {response.error_code}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        return lines
+
+    def _send(self, response: ApiResponse) -> None:
+        head = self._head(response, f"Content-Length: {len(response.body)}")
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+
+    def _send_stream(self, response: ApiResponse) -> None:
+        stream = response.stream
+        assert stream is not None
+        chunked = self.request_version != "HTTP/1.0"
+        if not chunked:  # an HTTP/1.0 client reads to the end of the connection
+            self.close_connection = True
+        head = self._head(response, *(("Transfer-Encoding: chunked",) if chunked else ()))
+        completed = False
+        try:
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            if response.body:
+                self._write_chunk(response.body, chunked)
+            for chunk in stream:
+                if self.server.closing.is_set():
+                    break
+                if chunk:
+                    self._write_chunk(chunk, chunked)
+                elif self._peer_gone():
+                    break
+            else:
+                completed = True
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+        except OSError as exc:  # the client went away (EPIPE, ECONNRESET) or stopped reading
+            logger.debug("stream %s ended by the client: %s", response.request_id, exc)
+            completed = False
+        except Exception as exc:  # the request boundary of a stream: the status is already sent,
+            # so the only signal left is to break the stream off; to_api_error logs the fault.
+            to_api_error(exc, request_id=response.request_id)
+            completed = False
+        finally:
+            _close(stream)
+            if not completed:
+                self.close_connection = True
+
+    def _write_chunk(self, chunk: bytes, chunked: bool) -> None:
+        if chunked:
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        else:
+            self.wfile.write(chunk)
+
+    def _peer_gone(self) -> bool:
+        """Whether the client closed its end (checked without blocking, on heartbeats)."""
+        connection: socket.socket = self.connection
+        try:
+            poller = select.poll()
+            poller.register(connection, select.POLLIN)
+            if not poller.poll(0):
+                return False
+            return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+
+def _parse_body(body: bytes) -> dict[str, Any]:
+    if not body or body.isspace():
+        return {}
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise client_error("request body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise client_error(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise client_error(f"request body must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _encode(result: Mapping[str, Any] | None) -> bytes:
+    return _ENCODER.encode(result if result is not None else {}).encode("ascii")
+
+
+def _problems_message(operation: str, problems: list[Problem]) -> str:
+    if len(problems) == 1:
+        return f"invalid {operation} request: {problems[0]}"
+    lines = "\n".join(f"  {problem}" for problem in problems)
+    return f"invalid {operation} request ({len(problems)} problems):\n{lines}"
+
+
+def _close(stream: Iterator[bytes]) -> None:
+    close = getattr(stream, "close", None)
+    if callable(close):
+        close()
+
+
+def _shutdown_read(connection: socket.socket) -> None:
+    try:
+        connection.shutdown(socket.SHUT_RD)
+    except OSError:  # already closed by the peer or by its handler
+        pass
+
+
+def _clear_stale_socket(path: str) -> None:
+    """Remove a socket file nobody listens on; refuse a live socket or anything else."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ApiServerError(f"{path} exists and is not a socket; not removing it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        logger.info("removing stale socket %s", path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    except OSError as exc:
+        raise ApiServerError(f"cannot tell whether {path} is in use: {exc.strerror or exc}") from exc
+    finally:
+        probe.close()
+    raise ApiServerError(f"another server is listening on {path}")
