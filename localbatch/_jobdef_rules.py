@@ -116,9 +116,7 @@ def _name_chars(limit: int) -> Callable[[str], str | None]:
 
 
 def _absolute(value: str) -> str | None:
-    return (
-        None if value.startswith("/") else f"must be an absolute path (starting with '/'), got {quote(value)}"
-    )
+    return None if value.startswith("/") else f"must be an absolute path (starting with '/'), got {quote(value)}"
 
 
 def _s3_uri(value: str) -> str | None:
@@ -154,11 +152,7 @@ def _pattern(syntax: re.Pattern[str], usage: str) -> Callable[[str], str | None]
 
 
 def _action(value: str) -> str | None:
-    return (
-        None
-        if value.upper() in ("RETRY", "EXIT")
-        else f'{quote(value)} is not allowed; allowed: "retry", "exit"'
-    )
+    return None if value.upper() in ("RETRY", "EXIT") else f'{quote(value)} is not allowed; allowed: "retry", "exit"'
 
 
 def _tag_key(value: str) -> str | None:
@@ -179,11 +173,7 @@ def _job_type(value: str) -> str | None:
 
 def _unique(items: list[str]) -> str | None:
     duplicates = sorted({i for i in items if items.count(i) > 1})
-    return (
-        "each value may appear once; repeated: " + ", ".join(quote(d) for d in duplicates)
-        if duplicates
-        else None
-    )
+    return "each value may appear once; repeated: " + ", ".join(quote(d) for d in duplicates) if duplicates else None
 
 
 def at_most(limit: int, what: str) -> AfterValidator:
@@ -224,9 +214,5 @@ ExitCodePattern = Annotated[
 ]
 ReasonPattern = Annotated[
     str,
-    rule(
-        _pattern(
-            _REASON_PATTERN, "use letters, digits, '.', ':', spaces and tabs, optionally ending with '*'"
-        )
-    ),
+    rule(_pattern(_REASON_PATTERN, "use letters, digits, '.', ':', spaces and tabs, optionally ending with '*'")),
 ]

@@ -144,9 +144,7 @@ class JobDefinitionModel(Strict):
     linux_parameters: LinuxParametersModel | None = None
     log_configuration: LogConfigurationModel | None = None
     fargate: FargateModel | None = None
-    tags: Annotated[dict[rules.TagKey, rules.TagValue], rules.at_most(MAX_TAGS, "tags")] = Field(
-        default_factory=dict
-    )
+    tags: Annotated[dict[rules.TagKey, rules.TagValue], rules.at_most(MAX_TAGS, "tags")] = Field(default_factory=dict)
     volumes: list[VolumeModel] = Field(default_factory=list)
     mount_points: list[MountPointModel] = Field(default_factory=list)
     ulimits: list[UlimitModel] = Field(default_factory=list)

@@ -16,6 +16,26 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     [host]
     reserve_vcpus = 0                 # kept back from the compute environment "local"
     reserve_memory_mib = 256
+
+    [scheduler]
+    max_head_wait_seconds = 60        # then the head of a queue stops backfill past it
+
+    [[compute_environments]]          # default: one, "local" = the host minus the reserve
+    name = "local"
+    max_vcpus = 8                     # default: the host's CPUs minus the reserve
+    max_memory_mib = 16384            # default: the host's memory minus the reserve
+    gpus = ["0", "1"]                 # device ids; default: every GPU of the host
+    state = "ENABLED"
+
+    [[job_queues]]                    # default: one, "default", over the first environments
+    name = "default"
+    priority = 1                      # higher is served first
+    state = "ENABLED"
+    compute_environments = ["local"]  # tried in this order (at most 3)
+
+The daemon applies the declared compute environments and job queues at every start: objects
+named here take these values (API updates to them do not survive a restart); objects created
+through the API and not named here are kept as they are.
 """
 
 from __future__ import annotations
@@ -23,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +51,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from localbatch.core.infra import MAX_ENVIRONMENTS_PER_QUEUE, JobQueue, State
 from localbatch.core.inventory import Reserve
 from localbatch.errors import ConfigError
 from localbatch.validation import problems_from
@@ -41,6 +63,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 DEFAULT_QUEUE = "default"
 DEFAULT_COMPUTE_ENVIRONMENT = "local"
+_MAX_SOCKET_PATH = 104  # sun_path is 108 bytes on Linux, 104 on macOS
 
 
 class _DockerFile(BaseModel):
@@ -57,12 +80,40 @@ class _HostFile(BaseModel):
     reserve_memory_mib: int = Field(default=256, ge=0)
 
 
+_AWS_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"  # queue and compute environment names
+
+
+class _SchedulerFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_head_wait_seconds: float = Field(default=60, ge=0)
+
+
+class _EnvironmentFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_AWS_NAME)
+    max_vcpus: float | None = Field(default=None, gt=0)
+    max_memory_mib: int | None = Field(default=None, ge=4)
+    gpus: list[str] | None = None
+    state: Literal["ENABLED", "DISABLED"] = "ENABLED"
+
+
+class _QueueFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_AWS_NAME)
+    priority: int = Field(default=1, ge=0)
+    state: Literal["ENABLED", "DISABLED"] = "ENABLED"
+    compute_environments: list[str] = Field(min_length=1, max_length=MAX_ENVIRONMENTS_PER_QUEUE)
+
+
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
     account_id: str = Field(default="000000000000", pattern=r"^\d{12}$")
     docker: _DockerFile = Field(default_factory=_DockerFile)
     host: _HostFile = Field(default_factory=_HostFile)
+    scheduler: _SchedulerFile = Field(default_factory=_SchedulerFile)
+    compute_environments: list[_EnvironmentFile] = Field(default_factory=list)
+    job_queues: list[_QueueFile] = Field(default_factory=list)
 
 
 # LOCALBATCH_* variable -> (section, key) in the config file.
@@ -79,6 +130,17 @@ ENV_KEYS: Mapping[str, tuple[str | None, str]] = {
 
 
 @dataclass(frozen=True)
+class EnvironmentSettings:
+    """A compute environment as declared; None means "what the host has, minus the reserve"."""
+
+    name: str
+    max_vcpus: float | None = None
+    max_memory_mib: int | None = None
+    gpu_ids: tuple[str, ...] | None = None
+    state: State = State.ENABLED
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     config_file: Path | None
@@ -89,6 +151,9 @@ class Settings:
     image_pull: str
     stop_timeout_s: float
     reserve: Reserve
+    compute_environments: tuple[EnvironmentSettings, ...] = (EnvironmentSettings(DEFAULT_COMPUTE_ENVIRONMENT),)
+    job_queues: tuple[JobQueue, ...] = (JobQueue(DEFAULT_QUEUE, 1, (DEFAULT_COMPUTE_ENVIRONMENT,)),)
+    max_head_wait_s: float = 60.0
 
     @property
     def home_id(self) -> str:
@@ -103,6 +168,27 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def socket_path(self) -> Path:
+        """The daemon's API socket: ``$LOCALBATCH_HOME/daemon.sock``, or, when that path is too
+        long for a Unix socket (108 bytes on Linux), a short one derived from the home."""
+        path = self.home.resolve() / "daemon.sock"
+        if len(os.fsencode(path)) < _MAX_SOCKET_PATH:
+            return path
+        return Path(tempfile.gettempdir()) / f"localbatch-{self.home_id}.sock"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / "daemon.pid"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.home / "daemon.lock"
+
+    @property
+    def daemon_log_path(self) -> Path:
+        return self.home / "daemon.log"
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -145,6 +231,7 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         parsed = _ConfigFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_file)) from None
+    environments, queues = _infrastructure(parsed, config_file)
     return Settings(
         home=default_home(env),
         config_file=config_file,
@@ -155,7 +242,54 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         image_pull=parsed.docker.image_pull,
         stop_timeout_s=parsed.docker.stop_timeout_seconds,
         reserve=Reserve(vcpus=parsed.host.reserve_vcpus, memory_mib=parsed.host.reserve_memory_mib),
+        compute_environments=environments,
+        job_queues=queues,
+        max_head_wait_s=parsed.scheduler.max_head_wait_seconds,
     )
+
+
+def _infrastructure(
+    parsed: _ConfigFile, config_file: Path | None
+) -> tuple[tuple[EnvironmentSettings, ...], tuple[JobQueue, ...]]:
+    """The declared compute environments and queues (or the defaults), checked together."""
+    environments = tuple(
+        EnvironmentSettings(
+            name=e.name,
+            max_vcpus=e.max_vcpus,
+            max_memory_mib=e.max_memory_mib,
+            gpu_ids=None if e.gpus is None else tuple(e.gpus),
+            state=State(e.state),
+        )
+        for e in parsed.compute_environments
+    ) or (EnvironmentSettings(DEFAULT_COMPUTE_ENVIRONMENT),)
+    queues = tuple(
+        JobQueue(q.name, q.priority, tuple(q.compute_environments), State(q.state)) for q in parsed.job_queues
+    ) or (JobQueue(DEFAULT_QUEUE, 1, tuple(e.name for e in environments[:MAX_ENVIRONMENTS_PER_QUEUE])),)
+    where = config_file or "settings"
+    problems = _duplicates("compute_environments", [e.name for e in environments])
+    problems += _duplicates("job_queues", [q.name for q in queues])
+    names = {e.name for e in environments}
+    for i, queue in enumerate(queues):
+        for j, name in enumerate(queue.compute_environments):
+            if name not in names:
+                problems.append(
+                    f"job_queues[{i}].compute_environments[{j}]: no compute environment is named {name!r}; "
+                    f"declared: {', '.join(sorted(names))}"
+                )
+    owner: dict[str, str] = {}
+    for e in environments:
+        for gpu in e.gpu_ids or ():
+            if gpu in owner:
+                problems.append(f"compute_environments: GPU {gpu!r} is in both {owner[gpu]!r} and {e.name!r}")
+            owner.setdefault(gpu, e.name)
+    if problems:
+        raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
+    return environments, queues
+
+
+def _duplicates(table: str, names: list[str]) -> list[str]:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    return [f"{table}: the name {n!r} is used more than once" for n in repeated]
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -10,8 +10,12 @@ one place.
     ├── ConfigError               the settings file or LOCALBATCH_* environment is invalid
     ├── UsageError                a command-line argument is invalid
     │   └── InvalidOverrides      a submission's overrides are invalid; carries every problem
+    ├── InvalidRequest            an API request is invalid or not allowed now; names the field
     ├── NotFound
-    │   └── JobNotFound
+    │   ├── JobNotFound
+    │   ├── JobDefinitionNotFound
+    │   ├── JobQueueNotFound
+    │   └── ComputeEnvironmentNotFound
     ├── InvalidTransition         a job state change AWS Batch does not allow
     ├── ContainerRuntimeError     the container engine refused or failed an operation
     │   ├── RuntimeUnavailable    the engine does not answer
@@ -71,6 +75,15 @@ class InvalidOverrides(UsageError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class InvalidRequest(LocalbatchError):
+    """Raised when an API request is invalid, or not allowed in the current state (a disabled
+    queue, a compute environment still in use). ``problems`` name the request's fields."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
 class NotFound(LocalbatchError):
     """Raised when a named object does not exist."""
 
@@ -81,6 +94,30 @@ class JobNotFound(NotFound):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id!r} does not exist")
+
+
+class JobDefinitionNotFound(NotFound):
+    """Raised when no ACTIVE job definition matches a name, name:revision or ARN."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"job definition {ref!r} does not exist")
+
+
+class JobQueueNotFound(NotFound):
+    """Raised when no job queue has the given name or ARN."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"job queue {ref!r} does not exist")
+
+
+class ComputeEnvironmentNotFound(NotFound):
+    """Raised when no compute environment has the given name or ARN."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"compute environment {ref!r} does not exist")
 
 
 class InvalidTransition(LocalbatchError):

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from localbatch import _jobdef_rules as rules
 from localbatch import _jobdef_schema as schema
+from localbatch import validation
 from localbatch.core.definition import (
     FargateSettings,
     JobDefinition,
@@ -48,7 +49,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-__all__ = ["dumps", "format_path", "load_file", "loads", "parse_document", "to_document"]
+__all__ = ["dumps", "format_path", "load_file", "loads", "parse_document", "parse_retry", "to_document"]
 
 _TOML_POSITION = re.compile(r"(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)", re.DOTALL)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -66,9 +67,7 @@ def load_file(path: Path) -> JobDefinition:
     except UnicodeDecodeError as exc:
         raise JobDefinitionError(source, [Problem("", f"not UTF-8 text (byte {exc.start})")]) from None
     except OSError as exc:
-        raise JobDefinitionError(
-            source, [Problem("", f"cannot read the file: {exc.strerror or exc}")]
-        ) from exc
+        raise JobDefinitionError(source, [Problem("", f"cannot read the file: {exc.strerror or exc}")]) from exc
     return loads(text, source)
 
 
@@ -108,6 +107,33 @@ def parse_document(document: Mapping[str, Any], source: str) -> JobDefinition:
     return _to_core(model)
 
 
+def parse_retry(table: Mapping[str, Any], source: str) -> RetryStrategy:
+    """A ``[retry]`` table on its own (a submission's retry strategy), by the same rules as in
+    a job definition. Problem paths start at the table's keys (``evaluate_on_exit[0].action``)."""
+    try:
+        model = schema.RetryModel.model_validate(dict(table))
+    except ValidationError as exc:
+        raise JobDefinitionError(source, validation.problems_from(exc, schema.RetryModel)) from None
+    if model.evaluate_on_exit and model.attempts is None:
+        raise JobDefinitionError(source, [Problem("attempts", "required when evaluate_on_exit is given")])
+    return _retry_strategy(model)
+
+
+def _retry_strategy(retry: schema.RetryModel) -> RetryStrategy:
+    return RetryStrategy(
+        attempts=retry.attempts or 1,
+        evaluate_on_exit=tuple(
+            EvaluateOnExit(
+                action=RetryAction(rule.action.upper()),
+                on_status_reason=rule.on_status_reason,
+                on_reason=rule.on_reason,
+                on_exit_code=rule.on_exit_code,
+            )
+            for rule in retry.evaluate_on_exit
+        ),
+    )
+
+
 def _cross_checks(model: schema.JobDefinitionModel) -> list[Problem]:
     problems: list[Problem] = []
     if model.retry is not None and model.retry.evaluate_on_exit and model.retry.attempts is None:
@@ -145,9 +171,7 @@ def _cross_checks(model: schema.JobDefinitionModel) -> list[Problem]:
         if model.resources.gpus > 0:
             problems.append(Problem("resources.gpus", f"FARGATE jobs cannot use GPUs; {why}"))
         if model.linux_parameters is not None and model.linux_parameters.devices:
-            problems.append(
-                Problem("linux_parameters.devices", f"FARGATE jobs cannot use host devices; {why}")
-            )
+            problems.append(Problem("linux_parameters.devices", f"FARGATE jobs cannot use host devices; {why}"))
     return problems
 
 
@@ -177,13 +201,9 @@ def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
         image=m.image,
         command=tuple(m.command),
         environment=dict(m.environment),
-        resources=Resources(
-            vcpus=float(m.resources.vcpus), memory_mib=m.resources.memory_mib, gpus=m.resources.gpus
-        ),
+        resources=Resources(vcpus=float(m.resources.vcpus), memory_mib=m.resources.memory_mib, gpus=m.resources.gpus),
         volumes=tuple(Volume(v.name, v.host_source_path) for v in m.volumes),
-        mount_points=tuple(
-            MountPoint(p.source_volume, p.container_path, p.read_only) for p in m.mount_points
-        ),
+        mount_points=tuple(MountPoint(p.source_volume, p.container_path, p.read_only) for p in m.mount_points),
         ulimits=tuple(Ulimit(u.name, u.soft_limit, u.hard_limit) for u in m.ulimits),
         user=m.user,
         privileged=m.privileged,
@@ -205,18 +225,7 @@ def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
         container=container,
         type=m.type,
         parameters=dict(m.parameters),
-        retry_strategy=RetryStrategy(
-            attempts=retry.attempts or 1,
-            evaluate_on_exit=tuple(
-                EvaluateOnExit(
-                    action=RetryAction(rule.action.upper()),
-                    on_status_reason=rule.on_status_reason,
-                    on_reason=rule.on_reason,
-                    on_exit_code=rule.on_exit_code,
-                )
-                for rule in retry.evaluate_on_exit
-            ),
-        ),
+        retry_strategy=_retry_strategy(retry),
         timeout_s=m.timeout.attempt_duration_seconds if m.timeout is not None else None,
         platform_capabilities=tuple(PlatformCapability(p) for p in m.platform_capabilities),
         scheduling_priority=m.scheduling_priority,

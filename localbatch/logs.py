@@ -104,7 +104,10 @@ def read(path: Path) -> bytes:
 
 
 def follow(path: Path, finished: Callable[[], bool], poll_s: float = 0.2) -> Iterator[bytes]:
-    """What is in ``path`` now, then what is appended, until ``finished()`` and no more data."""
+    """What is in ``path`` now, then what is appended, until ``finished()`` and no more data.
+
+    While nothing new arrives it yields ``b""`` every ``poll_s``: a heartbeat, which lets a
+    server streaming this notice a reader that went away (and costs a reader nothing)."""
     offset = 0
     while True:
         done = finished()  # read before the file, so nothing written before "done" is missed
@@ -119,4 +122,5 @@ def follow(path: Path, finished: Callable[[], bool], poll_s: float = 0.2) -> Ite
         elif done:
             return
         else:
+            yield b""
             time.sleep(poll_s)

@@ -10,8 +10,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.inventory import HostInventory
-from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus
+from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
 from localbatch.core.spec import ContainerSpec
 
 # ---------------------------------------------------------------------------------------
@@ -115,15 +116,23 @@ class JobDefinitionRecord:
 
 @dataclass(frozen=True)
 class JobQuery:
+    """Which jobs to list, newest ``created_at`` first (ties: ``job_id`` ascending).
+
+    ``after`` is the (created_at, job_id) of the last job of the previous page: keyset
+    pagination, so page N costs the same as page 1.
+    """
+
     statuses: tuple[JobStatus, ...] = ()  # empty: every status
     job_queue: str | None = None
+    name_prefix: str | None = None  # case-insensitive prefix of job_name (ListJobs' JOB_NAME filter)
+    created_after: EpochMs | None = None  # exclusive bounds on created_at
+    created_before: EpochMs | None = None
+    after: tuple[EpochMs, str] | None = None
     limit: int = 100
 
 
 class StateStore(Protocol):
-    def register_job_definition(
-        self, name: str, document: Mapping[str, object], now: EpochMs
-    ) -> JobDefinitionRecord:
+    def register_job_definition(self, name: str, document: Mapping[str, object], now: EpochMs) -> JobDefinitionRecord:
         """Store a new ACTIVE revision (1, 2, 3, ... per name; never reused)."""
         ...
 
@@ -131,8 +140,43 @@ class StateStore(Protocol):
         """A given revision, or the latest ACTIVE one when ``revision`` is None."""
         ...
 
+    def deregister_job_definition(self, name: str, revision: int) -> JobDefinitionRecord | None:
+        """Mark a revision INACTIVE; the record as it now is, or None if there is none."""
+        ...
+
+    def list_job_definitions(self, name: str | None = None, status: str | None = None) -> list[JobDefinitionRecord]:
+        """Revisions, by name then revision; optionally one name and/or one status."""
+        ...
+
     def save_job(self, job: Job, events: Sequence[JobEvent] = ()) -> None:
         """Insert or update ``job`` (with its attempts) and append ``events``, atomically."""
+        ...
+
+    def save_jobs(self, changes: Sequence[tuple[Job, Sequence[JobEvent]]]) -> None:
+        """``save_job`` for many jobs in one transaction (the control loop's batch)."""
+        ...
+
+    def request_stop(self, job_id: str, request: StopRequest) -> Job | None:
+        """Record a cancel/terminate request on a job that has none yet (a TERMINATE also
+        replaces a pending CANCEL); the job as it now is (unchanged if the request was not
+        recorded or the job is terminal), or None if there is no job.
+
+        A recorded request survives every ``save_job``: a save carrying no request keeps the
+        stored one, so the control loop cannot lose a request it had not yet seen. Only
+        ``clear_stop_request`` removes one."""
+        ...
+
+    def clear_stop_request(self, job_id: str, request: StopRequest) -> None:
+        """Forget ``request`` (for a CancelJob a started job ignores), but not a request
+        recorded since."""
+        ...
+
+    def active_jobs(self) -> list[Job]:
+        """Every job not yet SUCCEEDED or FAILED (what a starting daemon takes over)."""
+        ...
+
+    def count_jobs(self, job_queue: str | None = None) -> dict[JobStatus, int]:
+        """How many jobs are in each status (zeros omitted)."""
         ...
 
     def get_job(self, job_id: str) -> Job | None: ...
@@ -143,6 +187,34 @@ class StateStore(Protocol):
 
     def list_events(self, job_id: str) -> list[JobEvent]:
         """The job's state changes, oldest first."""
+        ...
+
+    def put_compute_environment(self, environment: ComputeEnvironment) -> None:
+        """Insert or replace (by name)."""
+        ...
+
+    def get_compute_environment(self, name: str) -> ComputeEnvironment | None: ...
+
+    def list_compute_environments(self) -> list[ComputeEnvironment]:
+        """By name."""
+        ...
+
+    def delete_compute_environment(self, name: str) -> bool:
+        """True if there was one."""
+        ...
+
+    def put_job_queue(self, queue: JobQueue) -> None:
+        """Insert or replace (by name)."""
+        ...
+
+    def get_job_queue(self, name: str) -> JobQueue | None: ...
+
+    def list_job_queues(self) -> list[JobQueue]:
+        """By name."""
+        ...
+
+    def delete_job_queue(self, name: str) -> bool:
+        """True if there was one."""
         ...
 
     def close(self) -> None: ...

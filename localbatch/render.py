@@ -1,7 +1,8 @@
 """How the CLI shows things to people: rich tables and one-line state changes.
 
-Formatting only; every value comes from the service layer. Machine-readable output
-(``--json``) is AWS's shapes from ``awsbatch.jobdetail``, not this module's.
+Formatting only. Everything comes in AWS's shapes (DescribeJobs' JobDetail, ListJobs'
+JobSummary, DescribeJobQueues) or localbatch's extension documents, exactly what the API
+returns; ``--json`` prints those documents as they are.
 """
 
 from __future__ import annotations
@@ -10,24 +11,22 @@ import datetime as dt
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from localbatch.core.jobs import Job, JobEvent, JobStatus
-from localbatch.core.resources import Resources
-from localbatch.service import JobView, ResourceReport
-
+Doc = Mapping[str, Any]
 STATUS_STYLE = {
-    JobStatus.SUBMITTED: "cyan",
-    JobStatus.PENDING: "cyan",
-    JobStatus.RUNNABLE: "yellow",
-    JobStatus.STARTING: "yellow",
-    JobStatus.RUNNING: "blue",
-    JobStatus.SUCCEEDED: "green",
-    JobStatus.FAILED: "red",
+    "SUBMITTED": "cyan",
+    "PENDING": "cyan",
+    "RUNNABLE": "yellow",
+    "STARTING": "yellow",
+    "RUNNING": "blue",
+    "SUCCEEDED": "green",
+    "FAILED": "red",
 }
 
 
@@ -69,135 +68,223 @@ def when(epoch_ms: int | None, *, date: bool = False) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
 
 
-def status(value: JobStatus) -> Text:
-    return Text(value.value, style=STATUS_STYLE[value])
+def status(value: str) -> Text:
+    return Text(value, style=STATUS_STYLE.get(value, ""))
 
 
-def transition_line(job: Job, event: JobEvent) -> Text:
-    line = Text(f"{when(event.at)} ", style="dim")
-    line.append(status(event.to_status))
-    if event.from_status is None:
-        line.append(f"  {job.job_name} (job {job.job_id}, {job.job_definition_name}:")
-        line.append(f"{job.job_definition_revision})")
-    attempt = job.current_attempt
-    if event.to_status in (JobStatus.STARTING, JobStatus.RUNNING) and attempt is not None:
-        line.append(f"  attempt {attempt.number} of {job.retry_strategy.attempts}")
-        if event.to_status is JobStatus.RUNNING:
-            line.append(f", container {attempt.container_name}", style="dim")
-    if event.to_status.is_terminal and attempt is not None and attempt.exit_code is not None:
-        line.append(f"  exit code {attempt.exit_code}")
-    if event.reason:
-        line.append(f"  {event.reason}", style="dim" if event.to_status is JobStatus.SUCCEEDED else "")
-    if event.to_status.is_terminal and attempt is not None and attempt.reason:
-        line.append(f"  ({attempt.reason})", style="bold")
+def _definition(arn: str) -> str:
+    return arn.rpartition("/")[2]
+
+
+def transition_line(detail: Doc, at_ms: int | None = None, attempt: int | None = None) -> Text:
+    """One line for a job that just reached ``detail["status"]`` (``attempt``: the number of
+    the attempt this line is about, when the detail is from later than the change)."""
+    state = detail["status"]
+    line = Text(f"{when(at_ms)} ", style="dim")
+    line.append(status(state))
+    if state == "SUBMITTED":
+        line.append(f"  {detail['jobName']} (job {detail['jobId']}, {_definition(detail['jobDefinition'])})")
+    attempts = detail.get("attempts", [])
+    total = detail.get("retryStrategy", {}).get("attempts", 1)
+    if state in ("STARTING", "RUNNING"):
+        line.append(f"  attempt {attempt or len(attempts) + 1} of {total}")
+        if state == "RUNNING":
+            line.append(f", log stream {detail.get('container', {}).get('logStreamName', '')}", style="dim")
+    container = detail.get("container", {})
+    if state in ("SUCCEEDED", "FAILED") and "exitCode" in container:
+        line.append(f"  exit code {container['exitCode']}")
+    reason = detail.get("statusReason")
+    if reason:
+        line.append(f"  {reason}", style="dim" if state in ("SUCCEEDED", "RUNNABLE") else "")
+    if state in ("SUCCEEDED", "FAILED") and container.get("reason"):
+        line.append(f"  ({container['reason']})", style="bold")
     return line
 
 
-def resources_text(resources: Resources) -> str:
-    gpus = f", {resources.gpus} GPU" if resources.gpus else ""
-    return f"{resources.vcpus:g} vCPU, {resources.memory_mib} MiB{gpus}"
+def resources_text(vcpus: float, memory_mib: int, gpus: int = 0) -> str:
+    extra = f", {gpus} GPU" if gpus else ""
+    return f"{vcpus:g} vCPU, {memory_mib} MiB{extra}"
 
 
-def jobs_table(jobs: Sequence[Job]) -> Table:
+def _requirements(container: Doc) -> str:
+    values = {r["type"]: r["value"] for r in container.get("resourceRequirements", [])}
+    return resources_text(float(values.get("VCPU", 0)), int(values.get("MEMORY", 0)), int(values.get("GPU", 0)))
+
+
+def jobs_table(summaries: Sequence[Doc]) -> Table:
     table = Table(box=None, pad_edge=False)
-    for column in ("JOB ID", "NAME", "STATUS", "CREATED", "ATTEMPTS", "EXIT", "REASON"):
-        table.add_column(column, overflow="fold" if column == "REASON" else "ellipsis")
-    for job in jobs:
-        exit_code = job.exit_code
+    table.add_column("JOB ID", no_wrap=True, min_width=36)  # whole: people copy it
+    for column in ("NAME", "QUEUE", "STATUS", "CREATED", "EXIT"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("REASON", overflow="fold")
+    for job in summaries:
+        exit_code = job.get("container", {}).get("exitCode")
         table.add_row(
-            job.job_id,
-            job.job_name,
-            status(job.status),
-            when(job.created_at, date=True),
-            str(len(job.attempts)),
+            job["jobId"],
+            job["jobName"],
+            job.get("jobQueue", "").rpartition("/")[2] or str(job.get("_queue", "")),
+            status(job["status"]),
+            when(job.get("createdAt"), date=True),
             "-" if exit_code is None else str(exit_code),
-            job.status_reason or "",
+            job.get("statusReason", ""),
         )
     return table
 
 
-def job_view(view: JobView) -> list[Table | Text]:
-    job = view.job
+def job_view(detail: Doc, events: Sequence[Doc]) -> list[Table | Text]:
+    container = detail.get("container", {})
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
+    retry = detail.get("retryStrategy", {})
+    timeout = detail.get("timeout", {}).get("attemptDurationSeconds")
     rows: list[tuple[str, str | Text]] = [
-        ("job", f"{job.job_id}  {job.job_name}"),
-        ("status", status(job.status)),
-        ("status reason", job.status_reason or "-"),
-        ("definition", f"{job.job_definition_name}:{job.job_definition_revision}"),
-        ("queue", job.job_queue),
-        ("compute env", job.compute_environment or "-"),
-        ("image", job.container.image),
-        ("command", shlex.join(job.container.command) or "(image default)"),
-        ("resources", resources_text(job.container.resources)),
-        (
-            "retry",
-            f"{job.retry_strategy.attempts} attempt(s), {len(job.retry_strategy.evaluate_on_exit)} rule(s)",
-        ),
-        ("timeout", f"{job.timeout_s} s" if job.timeout_s is not None else "none"),
-        ("created", when(job.created_at, date=True)),
-        ("started", when(job.started_at, date=True)),
-        ("stopped", when(job.stopped_at, date=True)),
+        ("job", f"{detail['jobId']}  {detail['jobName']}"),
+        ("status", status(detail["status"])),
+        ("status reason", detail.get("statusReason") or "-"),
+        ("definition", _definition(detail["jobDefinition"])),
+        ("queue", detail["jobQueue"].rpartition("/")[2]),
+        ("image", container.get("image", "")),
+        ("command", shlex.join(container.get("command", [])) or "(image default)"),
+        ("resources", _requirements(container)),
+        ("retry", f"{retry.get('attempts', 1)} attempt(s), {len(retry.get('evaluateOnExit', []))} rule(s)"),
+        ("timeout", f"{timeout} s" if timeout is not None else "none"),
+        ("created", when(detail.get("createdAt"), date=True)),
+        ("started", when(detail.get("startedAt"), date=True)),
+        ("stopped", when(detail.get("stoppedAt"), date=True)),
     ]
-    if job.is_cancelled or job.is_terminated:
-        rows.append(("ended by", "cancel" if job.is_cancelled else "terminate"))
+    if detail.get("isCancelled") or detail.get("isTerminated"):
+        rows.append(("ended by", "cancel" if detail.get("isCancelled") else "terminate"))
     for key, value in rows:
         head.add_row(key, value)
     attempts = Table(title="attempts", title_justify="left", box=None, pad_edge=False)
     for column in ("#", "STARTED", "STOPPED", "EXIT", "REASON", "STATUS REASON", "LOG STREAM"):
         attempts.add_column(column, overflow="fold")
-    for a in job.attempts:
+    finished = detail.get("attempts", [])
+    for number, attempt in enumerate(finished, start=1):
+        inner = attempt.get("container", {})
         attempts.add_row(
-            str(a.number),
-            when(a.started_at),
-            when(a.stopped_at),
-            "-" if a.exit_code is None else str(a.exit_code),
-            a.reason or "",
-            a.status_reason or ("(running)" if not a.finished else ""),
-            a.log_stream_name if a.started_at is not None else "",
+            str(number),
+            when(attempt.get("startedAt")),
+            when(attempt.get("stoppedAt")),
+            str(inner.get("exitCode", "-")),
+            inner.get("reason", ""),
+            attempt.get("statusReason", ""),
+            inner.get("logStreamName", ""),
         )
-    events = Table(title="events", title_justify="left", box=None, pad_edge=False)
+    if detail["status"] in ("STARTING", "RUNNING"):
+        attempts.add_row(
+            str(len(finished) + 1),
+            when(detail.get("startedAt")) if detail["status"] == "RUNNING" else "-",
+            "-",
+            "-",
+            "",
+            "(running)" if detail["status"] == "RUNNING" else "(starting)",
+            container.get("logStreamName", ""),
+        )
+    history = Table(title="events", title_justify="left", box=None, pad_edge=False)
     for column in ("TIME", "FROM", "TO", "REASON"):
-        events.add_column(column, overflow="fold")
-    for e in view.events:
-        events.add_row(
-            when(e.at, date=True),
-            e.from_status.value if e.from_status else "",
-            status(e.to_status),
-            e.reason or "",
+        history.add_column(column, overflow="fold")
+    for event in events:
+        history.add_row(
+            when(event.get("at"), date=True),
+            event.get("from") or "",
+            status(event["to"]),
+            event.get("reason") or "",
         )
-    return [head, Text(""), attempts, Text(""), events]
+    return [head, Text(""), attempts, Text(""), history]
 
 
-def resource_report(report: ResourceReport) -> list[Table | Text]:
-    host = report.host
+def resources_view(report: Doc) -> list[Table | Text]:
+    host = report["host"]
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("host", f"{host.cpus} CPUs, {host.memory_mib} MiB memory, {len(host.gpus)} GPU(s)")
-    summary.add_row(
-        f"compute env {report.compute_environment}",
-        f"{resources_text(report.capacity)}  (host minus reserve)",
-    )
-    summary.add_row("GPUs from", host.gpu_source)
-    if report.engine is not None:
-        engine = report.engine
+    cap = host["capacity"]
+    summary.add_row("host", f"{host['cpus']} CPUs, {host['memoryMiB']} MiB memory, {len(report['gpus'])} GPU(s)")
+    summary.add_row("usable", f"{resources_text(cap['vcpus'], cap['memoryMiB'], cap['gpus'])}  (host minus reserve)")
+    summary.add_row("GPUs from", host["gpuSource"])
+    engine = report.get("engine")
+    if engine:
         summary.add_row(
             "engine",
-            f"{engine.name} {engine.version} (API {engine.api_version}), network mode {engine.network_mode}",
+            f"{engine['name']} {engine['version']} (API {engine['apiVersion']}), network mode {engine['networkMode']}",
         )
     else:
-        summary.add_row("engine", Text(report.engine_error or "not available", style="red"))
-    out: list[Table | Text] = [summary]
-    if host.gpus:
+        summary.add_row("engine", Text(report.get("engineError") or "not available", style="red"))
+    environments = Table(title="compute environments", title_justify="left", box=None, pad_edge=False)
+    for column in ("NAME", "STATE", "vCPU", "MEMORY MiB", "GPUs", "JOBS"):
+        environments.add_column(column)
+    for env in report["computeEnvironments"]:
+        used, capacity = env["allocated"], env["capacity"]
+        environments.add_row(
+            env["computeEnvironmentName"],
+            env["state"],
+            f"{used['vcpus']:g} / {capacity['vcpus']:g}",
+            f"{used['memoryMiB']} / {capacity['memoryMiB']}",
+            f"{used['gpus']} / {capacity['gpus']}",
+            str(len(env["jobs"])),
+        )
+    out: list[Table | Text] = [summary, Text(""), environments]
+    if report["gpus"]:
         gpus = Table(title="GPUs", title_justify="left", box=None, pad_edge=False)
-        for column in ("ID", "NAME", "MEMORY", "UUID"):
+        for column in ("ID", "NAME", "MEMORY", "COMPUTE ENV", "HELD BY"):
             gpus.add_column(column)
-        for gpu in host.gpus:
-            gpus.add_row(gpu.device_id, gpu.name, f"{gpu.memory_mib} MiB", gpu.uuid)
+        for gpu in report["gpus"]:
+            gpus.add_row(
+                gpu["id"],
+                gpu["name"],
+                f"{gpu['memoryMiB']} MiB",
+                gpu.get("computeEnvironment") or "-",
+                gpu.get("jobId") or "free",
+            )
         out += [Text(""), gpus]
     return out
+
+
+def queues_table(queues: Sequence[Doc], counts: Mapping[str, Mapping[str, int]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in (
+        "NAME",
+        "PRIORITY",
+        "STATE",
+        "COMPUTE ENVIRONMENTS",
+        "RUNNABLE",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+    ):
+        table.add_column(column)
+    for queue in queues:
+        name = queue["jobQueueName"]
+        order = ", ".join(e["computeEnvironment"].rpartition("/")[2] for e in queue["computeEnvironmentOrder"])
+        mine = counts.get(name, {})
+        table.add_row(
+            name,
+            str(queue["priority"]),
+            queue["state"],
+            order,
+            *(str(mine.get(s, 0)) for s in ("RUNNABLE", "RUNNING", "SUCCEEDED", "FAILED")),
+        )
+    return table
+
+
+def daemon_status(status_doc: Doc) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    capacity = status_doc["capacity"]
+    jobs = ", ".join(f"{n} {s}" for s, n in sorted(status_doc.get("jobs", {}).items())) or "none"
+    for key, value in (
+        ("daemon", f"running, pid {status_doc['pid']}, localbatch {status_doc['version']}"),
+        ("uptime", f"{status_doc['uptimeSeconds']:g} s"),
+        ("socket", status_doc["socket"]),
+        ("home", status_doc["home"]),
+        ("capacity", resources_text(capacity["vcpus"], capacity["memoryMiB"], capacity["gpus"])),
+        ("jobs", jobs),
+    ):
+        grid.add_row(key, value)
+    return grid
 
 
 def write_output(chunk: bytes) -> None:

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from localbatch import __version__, jobdef, logs
 from localbatch.config import DEFAULT_COMPUTE_ENVIRONMENT, DEFAULT_QUEUE, Settings
-from localbatch.core import lifecycle, naming, outcome, params, portability
+from localbatch.core import lifecycle, naming, outcome
 from localbatch.core.definition import JobDefinition
 from localbatch.core.inventory import GpuDevice
 from localbatch.core.jobs import Job, JobEvent, JobStatus, transition
@@ -96,9 +96,7 @@ class Runner:
 
     # -- front door API ---------------------------------------------------------------
 
-    def submit(
-        self, definition: JobDefinition, overrides: lifecycle.JobOverrides, job_name: str | None = None
-    ) -> Job:
+    def submit(self, definition: JobDefinition, overrides: lifecycle.JobOverrides, job_name: str | None = None) -> Job:
         """Record a SUBMITTED job for ``definition`` with ``overrides``.
 
         Bad overrides raise InvalidOverrides and an engine that does not answer raises
@@ -119,15 +117,6 @@ class Runner:
             now=self._clock.now_ms(),
         )
         self._save(job, event)
-        for problem in portability.job_problems(
-            timeout_s=job.timeout_s,
-            vcpus=job.container.resources.vcpus,
-            platform_capabilities=job.platform_capabilities,
-        ):
-            self._observer.warn(job, f"not portable to AWS Batch: {problem}")
-        missing = params.unresolved(job.container.command, job.parameters)
-        if missing:
-            self._observer.warn(job, f"no value for Ref::{', Ref::'.join(missing)}; left as written")
         return job
 
     def request_stop(self, reason: str) -> None:

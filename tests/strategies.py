@@ -40,9 +40,7 @@ non_empty_text = st.text(characters, min_size=1, max_size=20)
 names = st.from_regex(r"[A-Za-z0-9_-]{1,30}", fullmatch=True)
 paths = st.builds(lambda parts: "/" + "/".join(parts), st.lists(names, max_size=3))
 buckets = st.from_regex(r"[a-z0-9][a-z0-9.-]{1,10}[a-z0-9]", fullmatch=True)
-s3_uris = st.builds(
-    lambda bucket, key: f"s3://{bucket}{key}", buckets, st.sampled_from(["", "/", "/a/b.csv", "/p/"])
-)
+s3_uris = st.builds(lambda bucket, key: f"s3://{bucket}{key}", buckets, st.sampled_from(["", "/", "/a/b.csv", "/p/"]))
 env_names = non_empty_text.filter(lambda n: "=" not in n and not n.startswith("AWS_BATCH"))
 tag_keys = st.text(characters, min_size=1, max_size=128).filter(lambda k: not k.lower().startswith("aws:"))
 vcpus = st.one_of(
@@ -61,9 +59,7 @@ def retry_strategies(draw: st.DrawFn) -> RetryStrategy:
         on_reason=st.none() | st.from_regex(r"[A-Za-z0-9.: \t]{1,20}\*?|\*", fullmatch=True),
         on_exit_code=st.none() | st.from_regex(r"[0-9]{1,3}\*?|\*", fullmatch=True),
     )
-    return RetryStrategy(
-        attempts=draw(st.integers(1, 10)), evaluate_on_exit=tuple(draw(st.lists(rule, max_size=5)))
-    )
+    return RetryStrategy(attempts=draw(st.integers(1, 10)), evaluate_on_exit=tuple(draw(st.lists(rule, max_size=5))))
 
 
 def linux_parameters(*, devices: bool) -> st.SearchStrategy[LinuxParameters]:

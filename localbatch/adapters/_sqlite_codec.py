@@ -442,8 +442,8 @@ def decode_event(row: Row) -> JobEvent:
 # ---------------------------------------------------------------------------------------
 # Compute environments and job queues: one row each, tuples as JSON lists.
 
-ENVIRONMENT_COLUMNS = ("name", "state", "max_vcpus", "max_memory_mib", "gpu_ids")
-QUEUE_COLUMNS = ("name", "priority", "state", "compute_environments")
+ENVIRONMENT_COLUMNS = ("name", "state", "max_vcpus", "max_memory_mib", "gpu_ids", "tags")
+QUEUE_COLUMNS = ("name", "priority", "state", "compute_environments", "tags")
 
 
 def environment_row(environment: ComputeEnvironment) -> dict[str, object]:
@@ -458,6 +458,7 @@ def environment_row(environment: ComputeEnvironment) -> dict[str, object]:
         "max_vcpus": float(vcpus),
         "max_memory_mib": _int(environment.max_memory_mib),
         "gpu_ids": dumps(list(environment.gpu_ids)),
+        "tags": dumps(dict(environment.tags)),
     }
 
 
@@ -468,6 +469,7 @@ def decode_environment(row: Row) -> ComputeEnvironment:
         max_memory_mib=_int(row["max_memory_mib"]),
         gpu_ids=_tuple(_str)(loads(row["gpu_ids"])),
         state=State(_str(row["state"])),
+        tags=_str_map(loads(row["tags"])),
     )
 
 
@@ -477,6 +479,7 @@ def queue_row(queue: JobQueue) -> dict[str, object]:
         "priority": _int(queue.priority),
         "state": queue.state.value,
         "compute_environments": dumps(list(queue.compute_environments)),
+        "tags": dumps(dict(queue.tags)),
     }
 
 
@@ -486,4 +489,5 @@ def decode_queue(row: Row) -> JobQueue:
         priority=_int(row["priority"]),
         compute_environments=_tuple(_str)(loads(row["compute_environments"])),
         state=State(_str(row["state"])),
+        tags=_str_map(loads(row["tags"])),
     )

@@ -139,13 +139,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state           TEXT    NOT NULL CHECK (state IN ('ENABLED', 'DISABLED')),
             max_vcpus       REAL    NOT NULL,
             max_memory_mib  INTEGER NOT NULL,
-            gpu_ids         TEXT    NOT NULL
+            gpu_ids         TEXT    NOT NULL,
+            tags            TEXT    NOT NULL DEFAULT '{}'
         )""",
         """CREATE TABLE job_queues (
             name                 TEXT    PRIMARY KEY,
             priority             INTEGER NOT NULL,
             state                TEXT    NOT NULL CHECK (state IN ('ENABLED', 'DISABLED')),
-            compute_environments TEXT    NOT NULL
+            compute_environments TEXT    NOT NULL,
+            tags                 TEXT    NOT NULL DEFAULT '{}'
         )""",
     ),
 )

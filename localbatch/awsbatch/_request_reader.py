@@ -32,9 +32,7 @@ def unsupported_parts(body: Mapping[str, Any]) -> list[Problem]:
     single = "localbatch runs single-container jobs described by containerProperties"
     problems = [Problem(key, f"not supported; {single}") for key in _OTHER_PROPERTIES if body.get(key)]
     if (body.get("consumableResourceProperties") or {}).get("consumableResourceList"):
-        problems.append(
-            Problem("consumableResourceProperties", "consumable resources are not supported by localbatch")
-        )
+        problems.append(Problem("consumableResourceProperties", "consumable resources are not supported by localbatch"))
     props = body.get("containerProperties")
     if props is None:
         if not problems:
@@ -51,14 +49,10 @@ def unsupported_parts(body: Mapping[str, Any]) -> list[Problem]:
         for key in ("efsVolumeConfiguration", "s3filesVolumeConfiguration"):
             if volume.get(key):
                 path = f"containerProperties.volumes[{index}].{key}"
-                problems.append(
-                    Problem(path, "not supported: localbatch mounts host paths only (host.sourcePath)")
-                )
+                problems.append(Problem(path, "not supported: localbatch mounts host paths only (host.sourcePath)"))
     if (props.get("logConfiguration") or {}).get("secretOptions"):
         problems.append(
-            Problem(
-                "containerProperties.logConfiguration.secretOptions", "not supported: secrets are AWS-only"
-            )
+            Problem("containerProperties.logConfiguration.secretOptions", "not supported: secrets are AWS-only")
         )
     return problems
 
@@ -81,9 +75,7 @@ class RequestReader:
     def aws_path(self, path: str) -> str:
         """The camelCase path for a TOML key path: the longest remembered prefix, then the
         rest in camelCase."""
-        best = max(
-            (p for p in self.paths if path == p or path.startswith((p + ".", p + "["))), key=len, default=None
-        )
+        best = max((p for p in self.paths if path == p or path.startswith((p + ".", p + "["))), key=len, default=None)
         if best is None:
             return _camel(path)
         return self.paths[best] + _camel(path[len(best) :])
@@ -119,9 +111,7 @@ class RequestReader:
             dst[key.rsplit(".", 1)[-1]] = items
         return items
 
-    def _map(
-        self, src: Mapping[str, Any], src_path: str, aws_key: str, dst: dict[str, Any], path: str
-    ) -> None:
+    def _map(self, src: Mapping[str, Any], src_path: str, aws_key: str, dst: dict[str, Any], path: str) -> None:
         """Copy a string-to-string map; ``path`` is its TOML key path, its last part the key."""
         if src.get(aws_key):
             dst[path.rsplit(".", 1)[-1]] = dict(src[aws_key])
@@ -142,9 +132,7 @@ class RequestReader:
             doc["retry"] = {}
             self._copy(retry, "retryStrategy", doc["retry"], "retry", ["attempts"])
             rule_keys = ["on_exit_code", "on_status_reason", "on_reason", "action"]
-            self._items(
-                retry, "retryStrategy", "evaluateOnExit", doc["retry"], "retry.evaluate_on_exit", rule_keys
-            )
+            self._items(retry, "retryStrategy", "evaluateOnExit", doc["retry"], "retry.evaluate_on_exit", rule_keys)
         timeout = body.get("timeout") or {}
         if timeout.get("attemptDurationSeconds") is not None:
             doc["timeout"] = {}
@@ -166,9 +154,7 @@ class RequestReader:
             if source_path:  # empty or absent: an anonymous Docker volume
                 volumes[index]["host_source_path"] = source_path
                 self.paths[f"volumes[{index}].host_source_path"] = f"{cp}.volumes[{index}].host.sourcePath"
-        self._items(
-            props, cp, "mountPoints", doc, "mount_points", ["source_volume", "container_path", "read_only"]
-        )
+        self._items(props, cp, "mountPoints", doc, "mount_points", ["source_volume", "container_path", "read_only"])
         self._items(props, cp, "ulimits", doc, "ulimits", ["name", "soft_limit", "hard_limit"])
         linux = props.get("linuxParameters")
         if linux is not None:
@@ -183,9 +169,7 @@ class RequestReader:
         log = props.get("logConfiguration")
         if log is not None:
             doc["log_configuration"] = {}
-            self._copy(
-                log, f"{cp}.logConfiguration", doc["log_configuration"], "log_configuration", ["log_driver"]
-            )
+            self._copy(log, f"{cp}.logConfiguration", doc["log_configuration"], "log_configuration", ["log_driver"])
             self._map(
                 log,
                 f"{cp}.logConfiguration",
@@ -247,9 +231,7 @@ class RequestReader:
                 number = _number(text, whole=kind != "VCPU")
                 if number is None:
                     expected = "a number" if kind == "VCPU" else "a whole number"
-                    self.problems.append(
-                        Problem(f"{path}.value", f"expected {expected} as a string, got {text!r}")
-                    )
+                    self.problems.append(Problem(f"{path}.value", f"expected {expected} as a string, got {text!r}"))
                 else:
                     resources[_RESOURCE_KEYS[kind]] = number
                     self.paths[f"resources.{_RESOURCE_KEYS[kind]}"] = f"{path}.value"

@@ -40,9 +40,7 @@ _DESCRIBE_ONLY = ("jobDefinitionArn", "revision", "status", "containerOrchestrat
 
 
 # -- export --------------------------------------------------------------------------------
-def to_register_request(
-    definition: JobDefinition, *, strict: bool = True, source: str | None = None
-) -> dict[str, Any]:
+def to_register_request(definition: JobDefinition, *, strict: bool = True, source: str | None = None) -> dict[str, Any]:
     """The RegisterJobDefinition request body. With ``strict`` refuse what AWS would refuse
     (``core.portability``); ``source`` names the definition in that error."""
     if strict:
@@ -103,9 +101,7 @@ def container_properties(container: ContainerSpec) -> dict[str, Any]:
     if c.privileged:
         props["privileged"] = True
     if c.ulimits:
-        props["ulimits"] = [
-            {"name": u.name, "softLimit": u.soft_limit, "hardLimit": u.hard_limit} for u in c.ulimits
-        ]
+        props["ulimits"] = [{"name": u.name, "softLimit": u.soft_limit, "hardLimit": u.hard_limit} for u in c.ulimits]
     if c.user is not None:
         props["user"] = c.user
     props["resourceRequirements"] = resource_requirements(c.resources)
@@ -198,9 +194,7 @@ def from_register_request(request: Mapping[str, Any], source: str) -> JobDefinit
     """
     if not isinstance(request, Mapping):
         found = describe(request, json=True)
-        raise JobDefinitionError(
-            source, [Problem("", f"expected a JSON object (a job definition), got {found}")]
-        )
+        raise JobDefinitionError(source, [Problem("", f"expected a JSON object (a job definition), got {found}")])
     body = {k: v for k, v in request.items() if k not in _DESCRIBE_ONLY}
     problems = model.validate_request("RegisterJobDefinition", body)
     if problems:
@@ -213,6 +207,4 @@ def from_register_request(request: Mapping[str, Any], source: str) -> JobDefinit
     try:
         return jobdef.parse_document(document, source)
     except JobDefinitionError as exc:
-        raise JobDefinitionError(
-            source, [Problem(reader.aws_path(p.path), p.message) for p in exc.problems]
-        ) from None
+        raise JobDefinitionError(source, [Problem(reader.aws_path(p.path), p.message) for p in exc.problems]) from None

@@ -8,7 +8,8 @@ served in descending ``priority`` (aws-batch-reference.md §1.3-1.4, §3.1-3.2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 
 from localbatch.core.resources import Resources
@@ -28,6 +29,7 @@ class ComputeEnvironment:
     max_memory_mib: int
     gpu_ids: tuple[str, ...] = ()  # device ids (NVML indices) this environment owns
     state: State = State.ENABLED
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def capacity(self) -> Resources:
@@ -44,6 +46,7 @@ class JobQueue:
     priority: int
     compute_environments: tuple[str, ...]  # in the order jobs try them
     state: State = State.ENABLED
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:

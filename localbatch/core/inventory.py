@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from localbatch.core.infra import ComputeEnvironment, State
 from localbatch.core.resources import Resources
 
 
@@ -46,3 +47,30 @@ def capacity(host: HostInventory, reserve: Reserve) -> Resources:
         memory_mib=max(host.memory_mib - reserve.memory_mib, 0),
         gpus=len(host.gpus),
     )
+
+
+def environment_on(
+    host: HostInventory,
+    reserve: Reserve,
+    *,
+    name: str,
+    max_vcpus: float | None = None,
+    max_memory_mib: int | None = None,
+    gpu_ids: tuple[str, ...] | None = None,
+    state: State = State.ENABLED,
+) -> ComputeEnvironment:
+    """A compute environment on this host; what is not given is the host's, minus the reserve."""
+    whole = capacity(host, reserve)
+    return ComputeEnvironment(
+        name=name,
+        max_vcpus=whole.vcpus if max_vcpus is None else max_vcpus,
+        max_memory_mib=whole.memory_mib if max_memory_mib is None else max_memory_mib,
+        gpu_ids=tuple(g.device_id for g in host.gpus) if gpu_ids is None else gpu_ids,
+        state=state,
+    )
+
+
+def unknown_gpus(host: HostInventory, environment: ComputeEnvironment) -> list[str]:
+    """The environment's GPU ids this host does not have."""
+    present = {g.device_id for g in host.gpus}
+    return [g for g in environment.gpu_ids if g not in present]

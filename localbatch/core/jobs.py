@@ -77,6 +77,21 @@ class Attempt:
         return self.stopped_at is not None
 
 
+class StopKind(str, Enum):
+    CANCEL = "CANCEL"  # CancelJob: only jobs not yet STARTING
+    TERMINATE = "TERMINATE"  # TerminateJob: any job; a running container is stopped
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """A CancelJob/TerminateJob call recorded on the job, so it survives until the control
+    loop applies it (and a daemon restart in between)."""
+
+    kind: StopKind
+    reason: str
+    requested_at: EpochMs
+
+
 @dataclass(frozen=True)
 class Job:
     """A submitted job. ``container`` is resolved: overrides applied, ``Ref::`` substituted."""
@@ -104,6 +119,8 @@ class Job:
     scheduling_priority: int | None = None
     is_cancelled: bool = False
     is_terminated: bool = False
+    runnable_at: EpochMs | None = None  # when it last became RUNNABLE (how long it has waited)
+    stop_request: StopRequest | None = None
 
     @property
     def current_attempt(self) -> Attempt | None:
@@ -130,12 +147,15 @@ class JobEvent:
 def transition(job: Job, to: JobStatus, at: EpochMs, reason: str | None = None) -> tuple[Job, JobEvent]:
     """``job`` moved to ``to``, with the event that records it.
 
-    Raises InvalidTransition for a change AWS Batch does not make. Sets ``started_at`` on
-    entering RUNNING (AWS's startedAt) and ``stopped_at`` on reaching a terminal state.
+    Raises InvalidTransition for a change AWS Batch does not make. Sets ``runnable_at`` on
+    entering RUNNABLE, ``started_at`` on entering RUNNING (AWS's startedAt) and
+    ``stopped_at`` on reaching a terminal state.
     """
     if to not in TRANSITIONS[job.status]:
         raise InvalidTransition(job.job_id, job.status.value, to.value)
     changes: dict[str, object] = {"status": to, "status_reason": reason}
+    if to is JobStatus.RUNNABLE:
+        changes["runnable_at"] = at
     if to is JobStatus.RUNNING:
         changes["started_at"] = at
     if to.is_terminal:

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from localbatch.core import params
 from localbatch.core.definition import RESERVED_ENV_PREFIX, JobDefinition
-from localbatch.core.jobs import Attempt, EpochMs, Job, JobEvent, JobStatus, transition, with_attempt
+from localbatch.core.jobs import (
+    Attempt,
+    EpochMs,
+    Job,
+    JobEvent,
+    JobStatus,
+    StopKind,
+    transition,
+    with_attempt,
+)
 from localbatch.core.outcome import ESSENTIAL_CONTAINER_EXITED, AttemptOutcome, Ending
 from localbatch.core.resources import (
     AWS_INT_MAX,
@@ -50,9 +60,7 @@ def check_overrides(overrides: JobOverrides) -> list[Problem]:
     problems: list[Problem] = []
     for name in overrides.environment:
         if name.startswith(RESERVED_ENV_PREFIX):
-            problems.append(
-                Problem(f"environment.{name}", f"names starting with {RESERVED_ENV_PREFIX} are reserved")
-            )
+            problems.append(Problem(f"environment.{name}", f"names starting with {RESERVED_ENV_PREFIX} are reserved"))
         elif not name or "=" in name:
             problems.append(Problem("environment", f"{name!r} is not a variable name"))
     resource_messages = (
@@ -70,9 +78,7 @@ def check_overrides(overrides: JobOverrides) -> list[Problem]:
         got = overrides.retry_strategy.attempts
         problems.append(Problem("retry.attempts", f"must be between 1 and {MAX_ATTEMPTS}, got {got}"))
     if overrides.timeout_s is not None and not 1 <= overrides.timeout_s <= AWS_INT_MAX:
-        problems.append(
-            Problem("timeout", f"must be between 1 and {AWS_INT_MAX} seconds, got {overrides.timeout_s}")
-        )
+        problems.append(Problem("timeout", f"must be between 1 and {AWS_INT_MAX} seconds, got {overrides.timeout_s}"))
     return problems
 
 
@@ -149,9 +155,7 @@ def mark_running(job: Job, now: EpochMs, container_id: str) -> tuple[Job, JobEve
     return transition(with_attempt(job, started), JobStatus.RUNNING, now)
 
 
-def finish_attempt(
-    job: Job, outcome: AttemptOutcome, now: EpochMs
-) -> tuple[Job, JobEvent, RetryDecision | None]:
+def finish_attempt(job: Job, outcome: AttemptOutcome, now: EpochMs) -> tuple[Job, JobEvent, RetryDecision | None]:
     """The current attempt ended: record it, then succeed, retry (-> RUNNABLE) or fail.
 
     Returns the retry decision when the attempt failed, so callers can say why it was or
@@ -202,3 +206,21 @@ def _current(job: Job) -> Attempt:
     if attempt is None or attempt.finished:
         raise ValueError(f"job {job.job_id} has no attempt in flight")
     return attempt
+
+
+class StopEffect(str, Enum):
+    """What a recorded CancelJob/TerminateJob does to a job in its current state (AWS §4.4)."""
+
+    FAIL = "FAIL"  # not started: the job ends FAILED, cancelled
+    STOP_CONTAINER = "STOP_CONTAINER"  # TerminateJob on STARTING/RUNNING: stop the container
+    IGNORE = "IGNORE"  # CancelJob on STARTING/RUNNING: no effect, as on AWS
+    NONE = "NONE"  # no request, or the job already ended
+
+
+def stop_effect(job: Job) -> StopEffect:
+    request = job.stop_request
+    if request is None or job.status.is_terminal:
+        return StopEffect.NONE
+    if job.status in (JobStatus.SUBMITTED, JobStatus.PENDING, JobStatus.RUNNABLE):
+        return StopEffect.FAIL
+    return StopEffect.STOP_CONTAINER if request.kind is StopKind.TERMINATE else StopEffect.IGNORE

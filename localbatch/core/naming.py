@@ -9,7 +9,6 @@ labels carry the same facts for machines.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from localbatch.core.jobs import Job
@@ -76,9 +75,12 @@ def batch_environment(job: Job, attempt: int) -> dict[str, str]:
 
 
 def container_environment(job: Job, attempt: int) -> dict[str, str]:
-    """The full environment of an attempt's container: the job's own plus AWS_BATCH_*."""
-    env: Mapping[str, str] = job.container.environment
-    return {**env, **batch_environment(job, attempt)}
+    """The full environment of an attempt's container: the job's own plus AWS_BATCH_*, and
+    for a job holding GPUs ``NVIDIA_VISIBLE_DEVICES`` naming them, as ECS sets it."""
+    env: dict[str, str] = {**job.container.environment, **batch_environment(job, attempt)}
+    if job.gpu_ids:
+        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(job.gpu_ids)
+    return env
 
 
 def container_labels(job: Job, attempt: int, home_id: str, version: str) -> dict[str, str]:

@@ -28,9 +28,7 @@ FARGATE_MEMORY_MIB: dict[float, tuple[int, ...]] = {
 FARGATE_LOG_DRIVERS = ("awslogs", "splunk")
 
 
-def job_problems(
-    *, timeout_s: int | None, vcpus: float, platform_capabilities: Collection[str]
-) -> list[Problem]:
+def job_problems(*, timeout_s: int | None, vcpus: float, platform_capabilities: Collection[str]) -> list[Problem]:
     """The rules a submission's overrides can break: the timeout and the vCPU count."""
     problems = []
     if timeout_s is not None and timeout_s < AWS_MIN_TIMEOUT_S:

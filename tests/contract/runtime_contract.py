@@ -76,9 +76,7 @@ class RuntimeContract:
     ) -> ContainerRequest:
         return ContainerRequest(
             name=name or f"lbtest-{uuid.uuid4().hex[:12]}",
-            spec=ContainerSpec(
-                image=image or self.image, command=command, resources=Resources(vcpus=1, memory_mib=64)
-            ),
+            spec=ContainerSpec(image=image or self.image, command=command, resources=Resources(vcpus=1, memory_mib=64)),
             environment=dict(environment or {}),
             labels={**self.request_labels(), **(labels or {})},
         )
@@ -130,15 +128,11 @@ class RuntimeContract:
 
     def test_list_containers_reports_running(self, runtime: ContainerRuntime) -> None:
         container_id = self.start_long_running(runtime)
-        (info,) = [
-            c for c in runtime.list_containers(self.request_labels()) if c.container_id == container_id
-        ]
+        (info,) = [c for c in runtime.list_containers(self.request_labels()) if c.container_id == container_id]
         assert info.running
         runtime.stop(container_id, grace_s=1)
         assert runtime.wait(container_id, WAIT_S) is not None
-        (info,) = [
-            c for c in runtime.list_containers(self.request_labels()) if c.container_id == container_id
-        ]
+        (info,) = [c for c in runtime.list_containers(self.request_labels()) if c.container_id == container_id]
         assert not info.running
 
     def test_environment_reaches_the_container(self, runtime: ContainerRuntime) -> None:
@@ -164,9 +158,7 @@ class RuntimeContract:
         assert exit is not None
         assert exit.exit_code != 0
 
-    def test_wait_with_short_timeout_on_running_container_returns_none(
-        self, runtime: ContainerRuntime
-    ) -> None:
+    def test_wait_with_short_timeout_on_running_container_returns_none(self, runtime: ContainerRuntime) -> None:
         container_id = self.start_long_running(runtime)
         began = time.monotonic()
         assert runtime.wait(container_id, 0.5) is None

@@ -657,7 +657,9 @@ class StateStoreContract:
     # -- compute environments and job queues ------------------------------------------
 
     def test_compute_environment_round_trip(self, store: StateStore) -> None:
-        gpu = ComputeEnvironment("gpu-box", 7.5, 30_000, gpu_ids=("2", "0", "1"), state=State.DISABLED)
+        gpu = ComputeEnvironment(
+            "gpu-box", 7.5, 30_000, gpu_ids=("2", "0", "1"), state=State.DISABLED, tags={"team": "ml", "cost": "x"}
+        )
         local = ComputeEnvironment("local", 4, 8192)  # an int max_vcpus reads back as a float
         store.put_compute_environment(local)
         store.put_compute_environment(gpu)
@@ -685,7 +687,7 @@ class StateStoreContract:
         assert store.list_compute_environments() == []
 
     def test_job_queue_round_trip(self, store: StateStore) -> None:
-        high = JobQueue("high", 10, ("gpu-box", "local"), State.DISABLED)
+        high = JobQueue("high", 10, ("gpu-box", "local"), State.DISABLED, tags={"owner": "data"})
         low = JobQueue("low", -1, ("local",))
         store.put_job_queue(low)
         store.put_job_queue(high)

@@ -26,8 +26,7 @@ class FakeHostProbe:
     def with_gpus(cls, count: int, *, cpus: int = 8, memory_mib: int = 32768) -> FakeHostProbe:
         """A host with ``count`` identical GPUs indexed 0..count-1, as NVML would list them."""
         gpus = tuple(
-            GpuDevice(index=i, uuid=f"GPU-fake-{i:04d}", name="Fake GPU", memory_mib=16384)
-            for i in range(count)
+            GpuDevice(index=i, uuid=f"GPU-fake-{i:04d}", name="Fake GPU", memory_mib=16384) for i in range(count)
         )
         source = "nvml" if count else "none"
         return cls(HostInventory(cpus=cpus, memory_mib=memory_mib, gpus=gpus, gpu_source=source))

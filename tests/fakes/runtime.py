@@ -174,9 +174,7 @@ class FakeRuntime:
                 raise ContainerRuntimeError(f"docker could not start container {container_id}: {refusal}")
             container.started_at_ms = now
             container.output = script.chunks(container.request)
-            container.exit = ContainerExit(
-                exit_code=script.exit_code, oom_killed=script.oom_killed, error=script.error
-            )
+            container.exit = ContainerExit(exit_code=script.exit_code, oom_killed=script.oom_killed, error=script.error)
             if script.runs_for_s is not None:
                 container.ends_at_ms = now + round(script.runs_for_s * 1000)
             self.started.append(container_id)
@@ -318,9 +316,7 @@ class FakeRuntime:
         """Fake seconds until the next scheduled exit of a running container (None: none)."""
         with self._lock:
             now = self.clock.now_ms()
-            ends = [
-                c.ends_at_ms for c in self._containers.values() if c.running(now) and c.ends_at_ms is not None
-            ]
+            ends = [c.ends_at_ms for c in self._containers.values() if c.running(now) and c.ends_at_ms is not None]
         return (min(ends) - now) / 1000 if ends else None
 
     def advance_to_next_exit(self) -> float | None:

@@ -127,9 +127,7 @@ class DockerKit:
     ) -> ContainerRequest:
         """A request carrying the test-run label: ``command`` on busybox, 1 vCPU, 64 MiB,
         with ``spec_fields`` replaced on the ContainerSpec."""
-        base = spec or ContainerSpec(
-            image=self.image, command=command, resources=Resources(vcpus=1, memory_mib=64)
-        )
+        base = spec or ContainerSpec(image=self.image, command=command, resources=Resources(vcpus=1, memory_mib=64))
         return ContainerRequest(
             name=f"lbtest-{uuid.uuid4().hex[:12]}",
             spec=replace(base, **spec_fields),
@@ -149,9 +147,7 @@ def test_run_labels() -> dict[str, str]:
 
 
 @pytest.fixture
-def docker_kit(
-    docker_client: Any, busybox_image: str, test_run_labels: dict[str, str]
-) -> Iterator[DockerKit]:
+def docker_kit(docker_client: Any, busybox_image: str, test_run_labels: dict[str, str]) -> Iterator[DockerKit]:
     yield DockerKit(client=docker_client, image=busybox_image, labels=test_run_labels)
     remove_labelled(docker_client, test_run_labels)
 

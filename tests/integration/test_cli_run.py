@@ -196,9 +196,7 @@ def test_output_is_kept_per_attempt_and_readable_with_logs(cli: Cli):
 
 
 def test_missing_image_fails_with_cannot_pull_reason(cli: Cli, tmp_path: Path):
-    text = HELLO.read_text().replace(
-        'image = "busybox:1.36"', 'image = "127.0.0.1:9/localbatch-missing:nope"'
-    )
+    text = HELLO.read_text().replace('image = "busybox:1.36"', 'image = "127.0.0.1:9/localbatch-missing:nope"')
     result = cli("run", str(write(tmp_path, "missing.toml", text)))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

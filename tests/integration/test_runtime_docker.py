@@ -94,9 +94,7 @@ def resources(vcpus: float = 1, memory_mib: int = 64) -> Resources:
 
 
 @pytest.mark.parametrize(("vcpus", "shares"), [(1, 1024), (1.5, 1536), (0.25, 256), (0.001, 2)])
-def test_cpu_shares_are_vcpus_times_1024_without_quota(
-    docker_kit: DockerKit, vcpus: float, shares: int
-) -> None:
+def test_cpu_shares_are_vcpus_times_1024_without_quota(docker_kit: DockerKit, vcpus: float, shares: int) -> None:
     config = host_config(docker_kit, resources=resources(vcpus=vcpus))
     assert config["CpuShares"] == shares
     assert config["NanoCpus"] == 0
@@ -133,9 +131,7 @@ def test_swappiness_without_max_swap_is_ignored_as_on_aws(docker_kit: DockerKit)
 
 
 def test_out_of_memory_is_exit_137_and_oom_killed(docker_kit: DockerKit) -> None:
-    _, _, exit = sh(
-        docker_kit, 'x=$(head -c 100000000 /dev/zero | tr "\\0" a)', resources=resources(memory_mib=16)
-    )
+    _, _, exit = sh(docker_kit, 'x=$(head -c 100000000 /dev/zero | tr "\\0" a)', resources=resources(memory_mib=16))
     assert exit.exit_code == 137
     assert exit.oom_killed
 
@@ -304,9 +300,7 @@ def test_mount_point_of_an_undefined_volume_is_refused(docker_kit: DockerKit) ->
 
 
 def test_logs_follow_stdout_and_stderr_until_exit(docker_kit: DockerKit) -> None:
-    container_id = docker_kit.runtime.create(
-        docker_kit.request("sh", "-c", "echo first; sleep 1; echo second >&2")
-    )
+    container_id = docker_kit.runtime.create(docker_kit.request("sh", "-c", "echo first; sleep 1; echo second >&2"))
     docker_kit.runtime.start(container_id)
     assert b"".join(docker_kit.runtime.logs(container_id)) == b"first\nsecond\n"
     assert docker_kit.runtime.wait(container_id, 0) == ContainerExit(exit_code=0)

@@ -47,9 +47,7 @@ FULL_REQUEST: dict[str, Any] = {
             {"type": "GPU", "value": "1"},
         ],
         "linuxParameters": {
-            "devices": [
-                {"hostPath": "/dev/fuse", "containerPath": "/dev/fuse", "permissions": ["READ", "WRITE"]}
-            ],
+            "devices": [{"hostPath": "/dev/fuse", "containerPath": "/dev/fuse", "permissions": ["READ", "WRITE"]}],
             "initProcessEnabled": True,
             "sharedMemorySize": 64,
             "maxSwap": 1024,
@@ -171,9 +169,7 @@ def test_strict_export_checks_fargate_rules() -> None:
             "1 vCPU with 1024 MiB is not a Fargate size (with vcpus = 1 Fargate offers memory_mib "
             f"2048, 3072, 4096, 5120, 6144, 7168, 8192); {RELAXED}",
         ),
-        Problem(
-            "log_configuration.log_driver", 'FARGATE jobs may only use "awslogs" or "splunk", got "json-file"'
-        ),
+        Problem("log_configuration.log_driver", 'FARGATE jobs may only use "awslogs" or "splunk", got "json-file"'),
         Problem("privileged", f"AWS Batch does not allow privileged FARGATE jobs; {RELAXED}"),
     ]
 
@@ -307,11 +303,7 @@ def test_unsupported_job_kinds_are_refused_with_their_path(changes: dict[str, An
             "pass values in environment",
         ),
         (
-            {
-                "repositoryCredentials": {
-                    "credentialsParameter": "arn:aws:secretsmanager:us-east-1:1:secret:x"
-                }
-            },
+            {"repositoryCredentials": {"credentialsParameter": "arn:aws:secretsmanager:us-east-1:1:secret:x"}},
             "containerProperties.repositoryCredentials: not supported: "
             "localbatch pulls with the Docker engine's credentials",
         ),
@@ -322,8 +314,7 @@ def test_unsupported_job_kinds_are_refused_with_their_path(changes: dict[str, An
         ),
         (
             {"instanceType": "p3.2xlarge"},
-            "containerProperties.instanceType: not supported: "
-            "instanceType applies to multi-node parallel jobs only",
+            "containerProperties.instanceType: not supported: instanceType applies to multi-node parallel jobs only",
         ),
         (
             {"volumes": [{"name": "efs", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}]},
@@ -341,9 +332,7 @@ def test_unsupported_job_kinds_are_refused_with_their_path(changes: dict[str, An
         ),
     ],
 )
-def test_unsupported_container_parts_are_refused_with_their_path(
-    changes: dict[str, Any], expected: str
-) -> None:
+def test_unsupported_container_parts_are_refused_with_their_path(changes: dict[str, Any], expected: str) -> None:
     assert import_problems(request(**changes)) == [expected]
 
 
@@ -416,8 +405,7 @@ def test_cross_key_rules_name_the_camel_case_path() -> None:
     )
     body["platformCapabilities"] = ["FARGATE"]
     assert import_problems(body) == [
-        'containerProperties.mountPoints[0].sourceVolume: "data" names no volume; '
-        "no [[volumes]] are declared",
+        'containerProperties.mountPoints[0].sourceVolume: "data" names no volume; no [[volumes]] are declared',
         "containerProperties.resourceRequirements[1].value: FARGATE jobs cannot use GPUs; "
         'platform_capabilities includes "FARGATE"',
     ]
@@ -445,8 +433,7 @@ def test_bad_resource_requirements() -> None:
         "containerProperties.resourceRequirements[0].value: expected a number as a string, got 'one'",
         "containerProperties.resourceRequirements[1].value: expected a whole number as a string, got '512.5'",
         "containerProperties.resourceRequirements[2].type: duplicate MEMORY; resourceRequirements[1] has it",
-        'containerProperties.resourceRequirements[3].type: "DISK" is not allowed; '
-        'allowed: "VCPU", "MEMORY", "GPU"',
+        'containerProperties.resourceRequirements[3].type: "DISK" is not allowed; allowed: "VCPU", "MEMORY", "GPU"',
     ]
 
 

@@ -101,10 +101,7 @@ def test_running_job_shows_its_attempt_in_container_but_not_in_attempts():
 def test_finished_attempts_are_listed_with_exit_codes_and_reasons():
     detail = job_detail(failed_twice(), ARNS)
     assert [a["container"]["exitCode"] for a in detail["attempts"]] == [1, 137]
-    assert (
-        detail["attempts"][1]["container"]["reason"]
-        == "OutOfMemoryError: Container killed due to memory usage"
-    )
+    assert detail["attempts"][1]["container"]["reason"] == "OutOfMemoryError: Container killed due to memory usage"
     assert detail["container"]["exitCode"] == 137 and detail["status"] == "FAILED"
     summary = job_summary(failed_twice(), ARNS)
     assert summary["container"] == {

@@ -78,9 +78,7 @@ def test_validate_strict_refuses_what_aws_would(cli, tmp_path):
     strict = cli("validate", "--strict", str(short))
     assert strict.exit_code == 2
     report = json.loads(cli("validate", "--json", str(short)).stdout)
-    assert report[0]["problems"] == [] and report[0]["warnings"][0].startswith(
-        "timeout.attempt_duration_seconds"
-    )
+    assert report[0]["problems"] == [] and report[0]["warnings"][0].startswith("timeout.attempt_duration_seconds")
 
 
 def test_run_with_an_invalid_file_exits_2_before_touching_anything(cli, tmp_path):
@@ -145,9 +143,7 @@ def test_bad_config_file_speaks_plainly(cli, tmp_path):
     assert result.exit_code == 2
     assert f"{config_file}: docker: expected a table, got an integer 3" in result.stderr
     assert f"{config_file}: host.extra: unknown key 'extra'" in result.stderr
-    assert (
-        f"{config_file}: host.reserve_vcpus (or LOCALBATCH_RESERVE_VCPUS): expected a number" in result.stderr
-    )
+    assert f"{config_file}: host.reserve_vcpus (or LOCALBATCH_RESERVE_VCPUS): expected a number" in result.stderr
     assert "Input should" not in result.stderr
 
 
@@ -160,9 +156,9 @@ def test_a_home_that_is_a_file_is_a_configuration_error(tmp_path):
 def test_ls_and_describe_on_an_empty_home(cli):
     assert cli("ls").exit_code == 0
     assert json.loads(cli("ls", "--json").stdout) == {"jobSummaryList": []}
-    missing = cli("describe", "nope")
-    assert missing.exit_code == 1 and "job 'nope' does not exist" in missing.stderr
-    assert cli("logs", "nope").exit_code == 1
+    missing = cli("describe", "nope")  # an unknown id is a refused request: exit 2
+    assert missing.exit_code == 2 and "job 'nope' does not exist" in missing.stderr
+    assert cli("logs", "nope").exit_code == 2
     assert cli("ls", "--status", "DONE").exit_code == 2
 
 

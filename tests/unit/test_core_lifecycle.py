@@ -132,9 +132,7 @@ def test_failed_attempts_go_back_to_runnable_until_attempts_are_used():
 
 
 def test_oom_is_reported_as_ecs_reports_it_and_rules_can_match_it():
-    strategy = RetryStrategy(
-        attempts=3, evaluate_on_exit=(EvaluateOnExit(RetryAction.EXIT, on_reason="OutOfMemory*"),)
-    )
+    strategy = RetryStrategy(attempts=3, evaluate_on_exit=(EvaluateOnExit(RetryAction.EXIT, on_reason="OutOfMemory*"),))
     job = start(submit(lifecycle.JobOverrides(retry_strategy=strategy)))
     job, _, decision = lifecycle.finish_attempt(job, outcome.exited(137, oom_killed=True), T0 + 5000)
     assert not decision.retry and job.status is JobStatus.FAILED

@@ -264,9 +264,7 @@ def test_malformed_nvidia_smi_output_means_no_gpus(output: str, smi: Path) -> No
 @pytest.mark.parametrize(
     "error",
     [
-        subprocess.CalledProcessError(
-            9, "nvidia-smi", "NVIDIA-SMI has failed because it couldn't communicate"
-        ),
+        subprocess.CalledProcessError(9, "nvidia-smi", "NVIDIA-SMI has failed because it couldn't communicate"),
         subprocess.TimeoutExpired("nvidia-smi", 5.0),
         PermissionError("nvidia-smi"),
         UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
@@ -280,9 +278,7 @@ def test_failing_nvidia_smi_means_no_gpus(error: Exception, smi: Path) -> None:
 
 def test_nvidia_smi_not_on_path_is_not_run() -> None:
     command = FakeCommand(SMI_OUTPUT)
-    probe = PsutilHostProbe(
-        nvml_loader=no_nvml, nvidia_smi="nvidia-smi-that-does-not-exist", run_command=command
-    )
+    probe = PsutilHostProbe(nvml_loader=no_nvml, nvidia_smi="nvidia-smi-that-does-not-exist", run_command=command)
     assert probe.probe().gpu_source == "none"
     assert command.calls == []
 

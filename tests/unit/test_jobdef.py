@@ -24,9 +24,7 @@ MINIMAL: dict[str, Any] = {
     "resources": {"vcpus": 1, "memory_mib": 512},
 }
 RESERVED = "names starting with AWS_BATCH are reserved for the variables AWS Batch sets"
-BUCKET_RULE = (
-    "must name a bucket: s3://BUCKET/KEY, where BUCKET is 3-63 lower-case letters, digits, '.' and '-'"
-)
+BUCKET_RULE = "must name a bucket: s3://BUCKET/KEY, where BUCKET is 3-63 lower-case letters, digits, '.' and '-'"
 TOP_LEVEL_KEYS = (
     "name, type, image, command, platform_capabilities, scheduling_priority, propagate_tags, user, "
     "privileged, readonly_root_filesystem, job_role_arn, execution_role_arn, resources, parameters, "
@@ -105,14 +103,10 @@ def test_full_file_loads_every_key(tmp_path: Path) -> None:
     assert c.ulimits == (Ulimit("nofile", 1024, 4096),)
     assert d.timeout_s == 600
     assert (d.scheduling_priority, d.propagate_tags, d.tags) == (10, True, {"team": "graphics"})
-    assert d.log_configuration is not None and d.log_configuration.options == {
-        "awslogs-group": "/aws/batch/render"
-    }
+    assert d.log_configuration is not None and d.log_configuration.options == {"awslogs-group": "/aws/batch/render"}
     assert d.fargate == FargateSettings("LATEST", "ENABLED", 50, "ARM64", "LINUX")
     assert [(i.source, i.path) for i in d.inputs] == [("s3://bucket/data/in.csv", "/data/in.csv")]
-    assert [(o.path, o.destination) for o in d.outputs] == [
-        ("/data/out/", "s3://bucket/results/${AWS_BATCH_JOB_ID}/")
-    ]
+    assert [(o.path, o.destination) for o in d.outputs] == [("/data/out/", "s3://bucket/results/${AWS_BATCH_JOB_ID}/")]
 
 
 @pytest.mark.parametrize("action", ["retry", "RETRY", "Retry", "exit", "EXIT", "eXiT"])
@@ -138,9 +132,7 @@ def test_an_empty_fargate_table_says_nothing() -> None:
 
 
 def test_ulimit_minus_one_means_unlimited() -> None:
-    d = jobdef.parse_document(
-        document(ulimits=[{"name": "memlock", "soft_limit": -1, "hard_limit": -1}]), "j"
-    )
+    d = jobdef.parse_document(document(ulimits=[{"name": "memlock", "soft_limit": -1, "hard_limit": -1}]), "j")
     assert d.container.ulimits == (Ulimit("memlock", -1, -1),)
 
 
@@ -280,8 +272,7 @@ RULES = [
     ),
     (
         {"platform_capabilities": ["FARGATE"], "linux_parameters": {"devices": [{"host_path": "/dev/fuse"}]}},
-        "linux_parameters.devices: FARGATE jobs cannot use host devices; "
-        'platform_capabilities includes "FARGATE"',
+        'linux_parameters.devices: FARGATE jobs cannot use host devices; platform_capabilities includes "FARGATE"',
     ),
     # linux parameters
     (
@@ -295,13 +286,11 @@ RULES = [
     ({"linux_parameters": {"max_swap": -1}}, "linux_parameters.max_swap: must be at least 0, got -1"),
     (
         {"linux_parameters": {"devices": [{"host_path": "/dev/fuse", "permissions": ["READ", "EXECUTE"]}]}},
-        'linux_parameters.devices[0].permissions[1]: "EXECUTE" is not allowed; '
-        'allowed: "READ", "WRITE", "MKNOD"',
+        'linux_parameters.devices[0].permissions[1]: "EXECUTE" is not allowed; allowed: "READ", "WRITE", "MKNOD"',
     ),
     (
         {"linux_parameters": {"devices": [{"host_path": "dev/fuse"}]}},
-        "linux_parameters.devices[0].host_path: must be an absolute path (starting with '/'), "
-        'got "dev/fuse"',
+        "linux_parameters.devices[0].host_path: must be an absolute path (starting with '/'), got \"dev/fuse\"",
     ),
     (
         {"linux_parameters": {"tmpfs": [{"container_path": "/run", "size": 0}]}},
@@ -313,8 +302,7 @@ RULES = [
             "volumes": [{"name": "scratch"}],
             "mount_points": [{"source_volume": "scrach", "container_path": "/s"}],
         },
-        'mount_points[0].source_volume: "scrach" names no volume; declared: "scratch"; '
-        'did you mean "scratch"?',
+        'mount_points[0].source_volume: "scrach" names no volume; declared: "scratch"; did you mean "scratch"?',
     ),
     (
         {"mount_points": [{"source_volume": "data", "container_path": "/data"}]},
@@ -373,8 +361,7 @@ RULES = [
     ),
     (
         {"fargate": {"assign_public_ip": "enabled"}},
-        'fargate.assign_public_ip: "enabled" is not allowed; allowed: "ENABLED", "DISABLED"; '
-        'did you mean "ENABLED"?',
+        'fargate.assign_public_ip: "enabled" is not allowed; allowed: "ENABLED", "DISABLED"; did you mean "ENABLED"?',
     ),
     (
         {"fargate": {"ephemeral_storage_gib": 20}},
@@ -408,9 +395,7 @@ RULES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("changes", "expected"), RULES, ids=[expected.split(":")[0] for _, expected in RULES]
-)
+@pytest.mark.parametrize(("changes", "expected"), RULES, ids=[expected.split(":")[0] for _, expected in RULES])
 def test_rule_is_reported_with_its_key_path(changes: dict[str, Any], expected: str) -> None:
     assert problems(document(**changes)) == [expected]
 
@@ -572,9 +557,7 @@ def test_to_document_keeps_attempts_when_rules_need_them() -> None:
 
 
 def test_dumps_quotes_keys_and_escapes_values() -> None:
-    d = jobdef.parse_document(
-        document(environment={"MY VAR": 'say "hi"\n'}, command=["a" * 60, "b" * 60]), "j"
-    )
+    d = jobdef.parse_document(document(environment={"MY VAR": 'say "hi"\n'}, command=["a" * 60, "b" * 60]), "j")
     text = jobdef.dumps(d)
     assert '"MY VAR" = "say \\"hi\\"\\n"' in text
     assert f'command = [\n    "{"a" * 60}",\n    "{"b" * 60}",\n]\n' in text

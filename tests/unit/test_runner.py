@@ -162,9 +162,7 @@ def test_retry_rules_are_applied_per_attempt(world):
 
 def test_an_exit_rule_stops_retrying(world):
     world.runtime.script("busybox:1.36", exit_code=2)
-    strategy = RetryStrategy(
-        attempts=5, evaluate_on_exit=(EvaluateOnExit(RetryAction.EXIT, on_exit_code="2"),)
-    )
+    strategy = RetryStrategy(attempts=5, evaluate_on_exit=(EvaluateOnExit(RetryAction.EXIT, on_exit_code="2"),))
     job = run(world, replace(HELLO, retry_strategy=strategy))
     assert job.status is JobStatus.FAILED and len(job.attempts) == 1
     assert world.observer.notes == ["not retrying: evaluate_on_exit[0] matched: EXIT"]
@@ -282,26 +280,8 @@ def test_identical_definition_reuses_its_revision_and_a_changed_one_gets_a_new_o
     assert run(world, replace(HELLO, parameters={"greeting": "hi"})).job_definition_revision == 2
 
 
-def test_unresolved_placeholder_is_noted(world):
-    definition = replace(HELLO, container=replace(HELLO.container, command=("echo", "Ref::nope")))
-    run(world, definition)
-    assert world.observer.warnings == ["no value for Ref::nope; left as written"]
-
-
-def test_overrides_aws_would_refuse_are_warned_about(world):
-    run(world, overrides=JobOverrides(timeout_s=1, vcpus=0.5))
-    assert world.observer.warnings == [
-        "not portable to AWS Batch: timeout.attempt_duration_seconds: 1 is below AWS Batch's minimum of 60 "
-        "seconds; localbatch runs it, but AWS Batch would refuse it",
-        "not portable to AWS Batch: resources.vcpus: 0.5 is fractional, and AWS Batch on EC2 takes whole "
-        "vCPUs; localbatch runs it, but AWS Batch would refuse it",
-    ]
-
-
 def test_bad_overrides_are_refused_before_anything_is_recorded(world):
-    with pytest.raises(
-        InvalidOverrides, match="environment.AWS_BATCH_X: names starting with AWS_BATCH are reserved"
-    ):
+    with pytest.raises(InvalidOverrides, match="environment.AWS_BATCH_X: names starting with AWS_BATCH are reserved"):
         world.make().submit(HELLO, JobOverrides(environment={"AWS_BATCH_X": "1"}))
     assert world.store.all_jobs() == []
 

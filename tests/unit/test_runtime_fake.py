@@ -116,9 +116,7 @@ def test_oom_killed_defaults_to_exit_137(runtime: FakeRuntime) -> None:
     assert runtime.wait(container_id, 0) == ContainerExit(exit_code=137, oom_killed=True, error="")
 
 
-def test_until_stopped_runs_until_stop_then_exits_with_stop_exit_code(
-    runtime: FakeRuntime, clock: FakeClock
-) -> None:
+def test_until_stopped_runs_until_stop_then_exits_with_stop_exit_code(runtime: FakeRuntime, clock: FakeClock) -> None:
     runtime.script("busybox:1.36", runs_for_s=None, stop_exit_code=137)
     container_id = runtime.create(_request())
     runtime.start(container_id)

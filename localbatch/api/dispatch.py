@@ -1,0 +1,201 @@
+"""AWS Batch operations on the service: parse the body, call one use case, render AWS's shape.
+
+The HTTP server has already routed the request and checked its shape against botocore's
+model; this module only translates between AWS's camelCase documents (``localbatch.awsbatch``)
+and the service. The same dispatcher serves the daemon's sockets and, for reads, the CLI
+in-process when no daemon runs (``read_only``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from localbatch.api.errors import client_error
+from localbatch.awsbatch import infra, requests
+from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
+from localbatch.awsbatch.jobdetail import job_detail, job_summary
+from localbatch.awsbatch.requests import is_digits
+from localbatch.batch import BatchService
+from localbatch.core.definition import JobDefinition
+from localbatch.core.naming import Arns
+from localbatch.core.resources import Resources
+from localbatch.ports import JobDefinitionRecord
+
+Body = Mapping[str, Any]
+Handler = Callable[[Body], dict[str, Any]]
+
+MAX_DESCRIBE_JOBS = 100
+READ_OPERATIONS = frozenset(
+    {"DescribeJobs", "ListJobs", "DescribeJobDefinitions", "DescribeJobQueues", "DescribeComputeEnvironments"}
+)
+
+
+class BatchDispatcher:
+    def __init__(self, service: BatchService, arns: Arns, host: Resources, *, read_only: bool = False) -> None:
+        self._service = service
+        self._arns = arns
+        self._host = host
+        self._read_only = read_only
+        self._handlers: dict[str, Handler] = {
+            "SubmitJob": self._submit_job,
+            "DescribeJobs": self._describe_jobs,
+            "ListJobs": self._list_jobs,
+            "CancelJob": self._cancel_job,
+            "TerminateJob": self._terminate_job,
+            "RegisterJobDefinition": self._register_job_definition,
+            "DescribeJobDefinitions": self._describe_job_definitions,
+            "DeregisterJobDefinition": self._deregister_job_definition,
+            "CreateJobQueue": self._create_job_queue,
+            "DescribeJobQueues": self._describe_job_queues,
+            "UpdateJobQueue": self._update_job_queue,
+            "DeleteJobQueue": self._delete_job_queue,
+            "CreateComputeEnvironment": self._create_compute_environment,
+            "DescribeComputeEnvironments": self._describe_compute_environments,
+            "UpdateComputeEnvironment": self._update_compute_environment,
+            "DeleteComputeEnvironment": self._delete_compute_environment,
+        }
+
+    @property
+    def operations(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def handle(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        handler = self._handlers.get(operation)
+        if handler is None:
+            raise client_error(f"localbatch does not support {operation}")
+        if self._read_only and operation not in READ_OPERATIONS:
+            raise client_error(f"{operation} needs the daemon")
+        return handler(body)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def _submit_job(self, body: Body) -> dict[str, Any]:
+        job = self._service.submit_job(requests.submit_request(body))
+        return {"jobArn": self._arns.job(job.job_id), "jobName": job.job_name, "jobId": job.job_id}
+
+    def _describe_jobs(self, body: Body) -> dict[str, Any]:
+        ids = [str(i) for i in body["jobs"]]
+        if len(ids) > MAX_DESCRIBE_JOBS:
+            raise client_error(f"jobs: at most {MAX_DESCRIBE_JOBS} ids per call, got {len(ids)}")
+        return {"jobs": [job_detail(job, self._arns) for job in self._service.describe_jobs(ids)]}
+
+    def _list_jobs(self, body: Body) -> dict[str, Any]:
+        page = self._service.list_jobs(requests.list_request(body))
+        response: dict[str, Any] = {"jobSummaryList": [job_summary(job, self._arns) for job in page.jobs]}
+        if page.next_after is not None:
+            response["nextToken"] = requests.encode_token(*page.next_after)
+        return response
+
+    def _cancel_job(self, body: Body) -> dict[str, Any]:
+        self._service.cancel_job(str(body["jobId"]), str(body["reason"]))
+        return {}
+
+    def _terminate_job(self, body: Body) -> dict[str, Any]:
+        self._service.terminate_job(str(body["jobId"]), str(body["reason"]))
+        return {}
+
+    # -- job definitions ----------------------------------------------------------------------
+
+    def _register_job_definition(self, body: Body) -> dict[str, Any]:
+        definition = from_register_request(body, "RegisterJobDefinition request")
+        record = self._service.register_job_definition(definition)
+        return {
+            "jobDefinitionName": record.name,
+            "jobDefinitionArn": self._arns.job_definition(record.name, record.revision),
+            "revision": record.revision,
+        }
+
+    def _describe_job_definitions(self, body: Body) -> dict[str, Any]:
+        found = self._service.describe_job_definitions(
+            refs=[str(r) for r in body.get("jobDefinitions") or []],
+            name=body.get("jobDefinitionName"),
+            status=body.get("status"),
+        )
+        page, token = _offset_page(found, body)
+        response: dict[str, Any] = {"jobDefinitions": [self._definition(d, r) for d, r in page]}
+        if token is not None:
+            response["nextToken"] = token
+        return response
+
+    def _definition(self, definition: JobDefinition, record: JobDefinitionRecord) -> dict[str, Any]:
+        return {
+            **to_register_request(definition, strict=False),
+            "jobDefinitionArn": self._arns.job_definition(record.name, record.revision),
+            "revision": record.revision,
+            "status": record.status,
+            "containerOrchestrationType": "ECS",
+        }
+
+    def _deregister_job_definition(self, body: Body) -> dict[str, Any]:
+        self._service.deregister_job_definition(str(body["jobDefinition"]))
+        return {}
+
+    # -- job queues -----------------------------------------------------------------------------
+
+    def _create_job_queue(self, body: Body) -> dict[str, Any]:
+        queue = self._service.create_job_queue(infra.new_queue(body))
+        return {"jobQueueName": queue.name, "jobQueueArn": self._arns.job_queue(queue.name)}
+
+    def _describe_job_queues(self, body: Body) -> dict[str, Any]:
+        queues = self._service.job_queues([str(q) for q in body.get("jobQueues") or []])
+        page, token = _offset_page(queues, body)
+        response: dict[str, Any] = {"jobQueues": [infra.queue_detail(q, self._arns) for q in page]}
+        if token is not None:
+            response["nextToken"] = token
+        return response
+
+    def _update_job_queue(self, body: Body) -> dict[str, Any]:
+        update = infra.queue_update(body)
+        queue = self._service.update_job_queue(update.name, update.state, update.priority, update.compute_environments)
+        return {"jobQueueName": queue.name, "jobQueueArn": self._arns.job_queue(queue.name)}
+
+    def _delete_job_queue(self, body: Body) -> dict[str, Any]:
+        self._service.delete_job_queue(str(body["jobQueue"]))
+        return {}
+
+    # -- compute environments -------------------------------------------------------------------
+
+    def _create_compute_environment(self, body: Body) -> dict[str, Any]:
+        environment = self._service.create_compute_environment(infra.new_environment(body, self._host))
+        return {
+            "computeEnvironmentName": environment.name,
+            "computeEnvironmentArn": self._arns.compute_environment(environment.name),
+        }
+
+    def _describe_compute_environments(self, body: Body) -> dict[str, Any]:
+        environments = self._service.compute_environments([str(c) for c in body.get("computeEnvironments") or []])
+        page, token = _offset_page(environments, body)
+        response: dict[str, Any] = {"computeEnvironments": [infra.environment_detail(e, self._arns) for e in page]}
+        if token is not None:
+            response["nextToken"] = token
+        return response
+
+    def _update_compute_environment(self, body: Body) -> dict[str, Any]:
+        update = infra.environment_update(body)
+        environment = self._service.update_compute_environment(update.name, update.state, update.max_vcpus)
+        return {
+            "computeEnvironmentName": environment.name,
+            "computeEnvironmentArn": self._arns.compute_environment(environment.name),
+        }
+
+    def _delete_compute_environment(self, body: Body) -> dict[str, Any]:
+        self._service.delete_compute_environment(str(body["computeEnvironment"]))
+        return {}
+
+
+def _offset_page(items: list[Any], body: Body) -> tuple[list[Any], str | None]:
+    """A page of a short list (definitions, queues, environments): maxResults 1..100 and an
+    offset token; nextToken only when more remain, as boto3's paginators expect."""
+    given = body.get("maxResults")
+    limit = int(given) if given is not None else 100
+    if not 1 <= limit <= 100:
+        raise client_error(f"maxResults: must be between 1 and 100, got {limit}")
+    token = body.get("nextToken")
+    start = 0
+    if token is not None:
+        if not is_digits(str(token)):
+            raise client_error("nextToken: not a token this API gave out")
+        start = int(str(token))
+    end = start + limit
+    return items[start:end], (str(end) if end < len(items) else None)

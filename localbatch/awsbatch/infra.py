@@ -1,0 +1,212 @@
+"""Compute environments and job queues in AWS's words, both ways.
+
+AWS's CreateComputeEnvironment has no field for memory or GPUs (on AWS they come with the
+instance types). A local compute environment is a slice of one host, so localbatch reads
+them from two tags, which botocore's model allows and AWS would keep as plain tags:
+
+    localbatch:max-memory-mib = "16384"     (default: the host's memory in proportion to maxvCpus)
+    localbatch:gpus           = "0,1"       (device ids; default: none)
+
+Describe output carries them back the same way, so what was created can be read again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from localbatch.awsbatch.requests import is_digits, resource_name
+from localbatch.core.infra import MAX_ENVIRONMENTS_PER_QUEUE, ComputeEnvironment, JobQueue, State
+from localbatch.core.naming import Arns
+from localbatch.core.resources import MIN_MEMORY_MIB, Resources
+from localbatch.errors import InvalidRequest, Problem
+
+MEMORY_TAG = "localbatch:max-memory-mib"
+GPUS_TAG = "localbatch:gpus"
+_LOCAL_TYPES = ("EC2", "SPOT")  # what a local host can stand in for
+
+
+def environment_detail(environment: ComputeEnvironment, arns: Arns) -> dict[str, Any]:
+    tags = {**environment.tags, MEMORY_TAG: str(environment.max_memory_mib)}
+    if environment.gpu_ids:
+        tags[GPUS_TAG] = ",".join(environment.gpu_ids)
+    return {
+        "computeEnvironmentName": environment.name,
+        "computeEnvironmentArn": arns.compute_environment(environment.name),
+        "type": "MANAGED",
+        "state": environment.state.value,
+        "status": "VALID",
+        "statusReason": "ComputeEnvironment Healthy",
+        "computeResources": {
+            "type": "EC2",
+            "minvCpus": 0,
+            "maxvCpus": math.floor(environment.max_vcpus),
+            "instanceTypes": ["optimal"],
+            "subnets": [],
+            "securityGroupIds": [],
+        },
+        "containerOrchestrationType": "ECS",
+        "tags": tags,
+    }
+
+
+def queue_detail(queue: JobQueue, arns: Arns) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "jobQueueName": queue.name,
+        "jobQueueArn": arns.job_queue(queue.name),
+        "state": queue.state.value,
+        "status": "VALID",
+        "statusReason": "JobQueue Healthy",
+        "priority": queue.priority,
+        "computeEnvironmentOrder": [
+            {"order": i + 1, "computeEnvironment": arns.compute_environment(name)}
+            for i, name in enumerate(queue.compute_environments)
+        ],
+        "jobQueueType": "ECS",
+    }
+    if queue.tags:
+        detail["tags"] = dict(queue.tags)
+    return detail
+
+
+def new_environment(body: Mapping[str, Any], host: Resources) -> ComputeEnvironment:
+    """CreateComputeEnvironment's body as a local compute environment."""
+    problems = []
+    if body.get("type") != "MANAGED":
+        raise InvalidRequest([Problem("type", "localbatch runs MANAGED compute environments only")])
+    resources = body.get("computeResources")
+    if resources is None:
+        raise InvalidRequest([Problem("computeResources", "required for a MANAGED compute environment")])
+    if resources.get("type") not in _LOCAL_TYPES:
+        problems.append(
+            Problem("computeResources.type", f"{resources.get('type')!r}: a local host stands in for EC2 or SPOT")
+        )
+    max_vcpus = resources["maxvCpus"]
+    if max_vcpus < 1:
+        problems.append(Problem("computeResources.maxvCpus", f"must be at least 1, got {max_vcpus}"))
+    tags = body.get("tags") or {}
+    memory, gpus, tag_problems = _tagged_limits(tags, max_vcpus, host)
+    problems += tag_problems
+    if problems:
+        raise InvalidRequest(problems)
+    return ComputeEnvironment(
+        name=str(body["computeEnvironmentName"]),
+        max_vcpus=float(max_vcpus),
+        max_memory_mib=memory,
+        gpu_ids=gpus,
+        state=_state(body) or State.ENABLED,
+        tags={k: v for k, v in tags.items() if k not in (MEMORY_TAG, GPUS_TAG)},
+    )
+
+
+def _tagged_limits(
+    tags: Mapping[str, str], max_vcpus: float, host: Resources
+) -> tuple[int, tuple[str, ...], list[Problem]]:
+    problems = []
+    share = min(1.0, max_vcpus / host.vcpus) if host.vcpus else 1.0
+    memory = math.floor(host.memory_mib * share)
+    if MEMORY_TAG in tags:
+        text = tags[MEMORY_TAG]
+        if not is_digits(text) or int(text) < MIN_MEMORY_MIB:
+            problems.append(Problem(f"tags.{MEMORY_TAG}", f"must be a whole number of MiB >= 4, got {text!r}"))
+        else:
+            memory = int(text)
+    gpus = tuple(g.strip() for g in tags.get(GPUS_TAG, "").split(",") if g.strip())
+    repeated = sorted({g for g in gpus if gpus.count(g) > 1})
+    if repeated:
+        problems.append(Problem(f"tags.{GPUS_TAG}", f"GPU(s) {', '.join(repeated)} listed more than once"))
+    return memory, gpus, problems
+
+
+@dataclass(frozen=True)
+class EnvironmentUpdate:
+    name: str
+    state: State | None
+    max_vcpus: float | None
+
+
+def environment_update(body: Mapping[str, Any]) -> EnvironmentUpdate:
+    resources = body.get("computeResources") or {}
+    max_vcpus = resources.get("maxvCpus")
+    if max_vcpus is not None and max_vcpus < 1:
+        raise InvalidRequest([Problem("computeResources.maxvCpus", f"must be at least 1, got {max_vcpus}")])
+    return EnvironmentUpdate(
+        name=resource_name(str(body["computeEnvironment"]), "compute-environment"),
+        state=_state(body),
+        max_vcpus=None if max_vcpus is None else float(max_vcpus),
+    )
+
+
+def new_queue(body: Mapping[str, Any]) -> JobQueue:
+    """CreateJobQueue's body as a local job queue."""
+    _refuse_unsupported(body)
+    order = body.get("computeEnvironmentOrder")
+    if not order:
+        raise InvalidRequest([Problem("computeEnvironmentOrder", "required: the compute environments to use")])
+    return JobQueue(
+        name=str(body["jobQueueName"]),
+        priority=int(body["priority"]),
+        compute_environments=environment_order(order),
+        state=_state(body) or State.ENABLED,
+        tags=dict(body.get("tags") or {}),
+    )
+
+
+@dataclass(frozen=True)
+class QueueUpdate:
+    name: str
+    state: State | None
+    priority: int | None
+    compute_environments: tuple[str, ...] | None
+
+
+def queue_update(body: Mapping[str, Any]) -> QueueUpdate:
+    _refuse_unsupported(body)
+    order = body.get("computeEnvironmentOrder")
+    return QueueUpdate(
+        name=resource_name(str(body["jobQueue"]), "job-queue"),
+        state=_state(body),
+        priority=body.get("priority"),
+        compute_environments=None if order is None else environment_order(order),
+    )
+
+
+def _state(body: Mapping[str, Any]) -> State | None:
+    """The request's ``state``; botocore's model does not check enum values, so this does."""
+    value = body.get("state")
+    if value is None:
+        return None
+    try:
+        return State(value)
+    except ValueError:
+        raise InvalidRequest([Problem("state", f"must be ENABLED or DISABLED, got {value!r}")]) from None
+
+
+def environment_order(order: list[Mapping[str, Any]]) -> tuple[str, ...]:
+    """computeEnvironmentOrder as names, lowest ``order`` first (AWS tries them that way)."""
+    if not order:
+        raise InvalidRequest([Problem("computeEnvironmentOrder", "at least one compute environment is required")])
+    if len(order) > MAX_ENVIRONMENTS_PER_QUEUE:
+        raise InvalidRequest(
+            [
+                Problem(
+                    "computeEnvironmentOrder",
+                    f"at most {MAX_ENVIRONMENTS_PER_QUEUE} entries, got {len(order)}",
+                )
+            ]
+        )
+    orders = [int(entry["order"]) for entry in order]
+    if len(set(orders)) != len(orders):
+        raise InvalidRequest([Problem("computeEnvironmentOrder", "each order value may appear once")])
+    ranked = sorted(order, key=lambda entry: int(entry["order"]))
+    return tuple(resource_name(str(e["computeEnvironment"]), "compute-environment") for e in ranked)
+
+
+def _refuse_unsupported(body: Mapping[str, Any]) -> None:
+    for part in ("schedulingPolicyArn", "serviceEnvironmentOrder", "jobStateTimeLimitActions"):
+        if body.get(part):
+            raise InvalidRequest([Problem(part, "not supported by localbatch yet")])
+    if body.get("jobQueueType") not in (None, "ECS"):
+        raise InvalidRequest([Problem("jobQueueType", "localbatch runs ECS-style (container) queues only")])

@@ -1,0 +1,348 @@
+"""AWS request bodies into localbatch's own values: SubmitJob, ListJobs, and the references
+(name, name:revision, ARN) that many operations take.
+
+botocore's model has already checked each body's shape (types, required members) before
+these functions run; what they check is what the model cannot say: resource values,
+reserved names, the retry rules' syntax. Every problem names the request's field in
+camelCase, as the caller wrote it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from localbatch import jobdef
+from localbatch.awsbatch.jobdefinition import retry_strategy
+from localbatch.core.jobs import JobStatus
+from localbatch.core.lifecycle import JobOverrides, check_overrides
+from localbatch.core.retry import RetryStrategy
+from localbatch.errors import InvalidRequest, JobDefinitionError, Problem
+
+MAX_JOB_NAME = 128
+_CAMEL = {
+    "evaluate_on_exit": "evaluateOnExit",
+    "on_exit_code": "onExitCode",
+    "on_reason": "onReason",
+    "on_status_reason": "onStatusReason",
+}
+# Paths of check_overrides' problems -> the request fields that set them.
+_OVERRIDE_FIELDS = {
+    "vcpus": "containerOverrides.resourceRequirements[VCPU]",
+    "memory_mib": "containerOverrides.resourceRequirements[MEMORY]",
+    "gpus": "containerOverrides.resourceRequirements[GPU]",
+    "command": "containerOverrides.command",
+    "retry.attempts": "retryStrategy.attempts",
+    "timeout": "timeout.attemptDurationSeconds",
+}
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    job_name: str
+    job_queue: str  # name or ARN
+    job_definition: str  # name, name:revision or ARN
+    overrides: JobOverrides
+    propagate_tags: bool | None = None
+
+
+def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
+    """SubmitJob's body, checked. Raises InvalidRequest listing every problem."""
+    problems: list[Problem] = []
+    name = str(body["jobName"])
+    if not _valid_name(name):
+        problems.append(
+            Problem(
+                "jobName",
+                f"{name!r} is not a job name: up to {MAX_JOB_NAME} letters, digits, '-' and '_', "
+                "starting with a letter or digit",
+            )
+        )
+    for part in (
+        "arrayProperties",
+        "dependsOn",
+        "nodeOverrides",
+        "eksPropertiesOverride",
+        "ecsPropertiesOverride",
+        "consumableResourcePropertiesOverride",
+        "shareIdentifier",
+    ):
+        if body.get(part):
+            problems.append(Problem(part, "not supported by localbatch yet"))
+    container = body.get("containerOverrides") or {}
+    vcpus, memory_mib, gpus, resource_problems = _resources(container.get("resourceRequirements") or [])
+    problems += resource_problems
+    environment, env_problems = _environment(container.get("environment") or [])
+    problems += env_problems
+    retry = None
+    if body.get("retryStrategy") is not None:
+        retry, retry_problems = _retry(body["retryStrategy"])
+        problems += retry_problems
+    timeout = body.get("timeout") or {}
+    overrides = JobOverrides(
+        parameters={str(k): str(v) for k, v in (body.get("parameters") or {}).items()},
+        command=tuple(container["command"]) if container.get("command") is not None else None,
+        environment=environment,
+        vcpus=vcpus,
+        memory_mib=memory_mib,
+        gpus=gpus,
+        retry_strategy=retry,
+        timeout_s=timeout.get("attemptDurationSeconds"),
+        tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
+    )
+    problems += [_as_request_field(p) for p in check_overrides(overrides)]
+    if problems:
+        raise InvalidRequest(problems)
+    return SubmitRequest(
+        job_name=name,
+        job_queue=str(body["jobQueue"]),
+        job_definition=str(body["jobDefinition"]),
+        overrides=overrides,
+        propagate_tags=body.get("propagateTags"),
+    )
+
+
+def _valid_name(name: str) -> bool:
+    return (
+        0 < len(name) <= MAX_JOB_NAME
+        and name[0].isascii()
+        and name[0].isalnum()
+        and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    )
+
+
+def _resources(
+    requirements: list[Mapping[str, Any]],
+) -> tuple[float | None, int | None, int | None, list[Problem]]:
+    values: dict[str, float | int] = {}
+    problems = []
+    for i, requirement in enumerate(requirements):
+        kind, text = str(requirement["type"]), str(requirement["value"])
+        path = f"containerOverrides.resourceRequirements[{i}].value"
+        if kind not in ("VCPU", "MEMORY", "GPU"):
+            problems.append(
+                Problem(f"containerOverrides.resourceRequirements[{i}].type", f"{kind!r}: allowed: VCPU, MEMORY, GPU")
+            )
+            continue
+        if kind in values:
+            problems.append(
+                Problem(f"containerOverrides.resourceRequirements[{i}].type", f"{kind} is given more than once")
+            )
+            continue
+        try:
+            values[kind] = float(text) if kind == "VCPU" else int(text)
+        except ValueError:
+            wanted = "a number" if kind == "VCPU" else "a whole number"
+            problems.append(Problem(path, f"{kind} must be {wanted} (as a string), got {text!r}"))
+    vcpus = values.get("VCPU")
+    memory = values.get("MEMORY")
+    gpus = values.get("GPU")
+    return (
+        None if vcpus is None else float(vcpus),
+        None if memory is None else int(memory),
+        None if gpus is None else int(gpus),
+        problems,
+    )
+
+
+def _environment(pairs: list[Mapping[str, Any]]) -> tuple[dict[str, str], list[Problem]]:
+    environment: dict[str, str] = {}
+    problems = []
+    for i, pair in enumerate(pairs):
+        name = pair.get("name")
+        if not name:
+            problems.append(Problem(f"containerOverrides.environment[{i}].name", "required"))
+            continue
+        environment[str(name)] = str(pair.get("value", ""))
+    return environment, problems
+
+
+def _retry(strategy: Mapping[str, Any]) -> tuple[RetryStrategy | None, list[Problem]]:
+    table: dict[str, Any] = {}
+    if "attempts" in strategy:
+        table["attempts"] = strategy["attempts"]
+    if strategy.get("evaluateOnExit"):
+        snake = {camel: snake for snake, camel in _CAMEL.items()}
+        table["evaluate_on_exit"] = [
+            {snake.get(k, k): v for k, v in rule.items()} for rule in strategy["evaluateOnExit"]
+        ]
+    try:
+        return jobdef.parse_retry(table, "retryStrategy"), []
+    except JobDefinitionError as exc:
+        return None, [Problem(_camel_path("retryStrategy." + p.path), p.message) for p in exc.problems]
+
+
+def _camel_path(path: str) -> str:
+    for snake, camel in _CAMEL.items():
+        path = path.replace(snake, camel)
+    return path
+
+
+def _as_request_field(problem: Problem) -> Problem:
+    head, _, rest = problem.path.partition(".")
+    if head == "environment" and rest:
+        return Problem(f"containerOverrides.environment[{rest}]", problem.message)
+    return Problem(_OVERRIDE_FIELDS.get(problem.path, problem.path), problem.message)
+
+
+# -- references --------------------------------------------------------------------------------
+
+
+def resource_name(ref: str, kind: str) -> str:
+    """A name from a name or an ARN (``arn:aws:batch:<region>:<account>:<kind>/<name>``)."""
+    if ref.startswith("arn:"):
+        _, _, tail = ref.partition(f":{kind}/")
+        return tail or ref
+    return ref
+
+
+def job_definition_ref(ref: str) -> tuple[str, int | None]:
+    """(name, revision or None for the latest ACTIVE) from name, name:revision or an ARN."""
+    text = resource_name(ref, "job-definition")
+    name, sep, revision = text.rpartition(":")
+    if sep and is_digits(revision) and name:
+        return name, int(revision)
+    return text, None
+
+
+def is_digits(text: str) -> bool:
+    """ASCII digits only (``"²".isdigit()`` is True, but ``int("²")`` fails)."""
+    return text.isascii() and text.isdigit()
+
+
+# -- ListJobs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    job_queue: str | None
+    statuses: tuple[JobStatus, ...]
+    name_prefix: str | None
+    created_after: int | None
+    created_before: int | None
+    exact_name: str | None
+    limit: int
+    after: tuple[int, str] | None
+
+
+def list_request(body: Mapping[str, Any]) -> ListRequest:
+    """ListJobs' body with AWS's rules: one of jobQueue / arrayJobId / multiNodeJobId; no
+    status and no filter lists RUNNING jobs only; with a filter the status is ignored."""
+    scopes = [k for k in ("jobQueue", "arrayJobId", "multiNodeJobId") if body.get(k)]
+    if len(scopes) != 1:
+        raise InvalidRequest(
+            [Problem("jobQueue", "exactly one of jobQueue, arrayJobId and multiNodeJobId is required")]
+        )
+    if scopes[0] != "jobQueue":
+        raise InvalidRequest([Problem(scopes[0], "not supported by localbatch yet")])
+    filters = body.get("filters") or []
+    if len(filters) > 1:
+        raise InvalidRequest([Problem("filters", "AWS takes one filter at a time")])
+    name_prefix = exact_name = None
+    after_ms = before_ms = None
+    statuses: tuple[JobStatus, ...] = (_status(body.get("jobStatus")),)
+    for f in filters:
+        kind, values = f.get("name"), f.get("values") or []
+        if not values:
+            raise InvalidRequest([Problem("filters[0].values", "one value is required")])
+        value = str(values[0])
+        statuses = ()
+        if kind == "JOB_NAME":
+            if value.endswith("*"):
+                name_prefix = value[:-1]
+            else:
+                exact_name = value
+        elif kind in ("AFTER_CREATED_AT", "BEFORE_CREATED_AT"):
+            if not is_digits(value):
+                raise InvalidRequest([Problem("filters[0].values[0]", f"expected epoch milliseconds, got {value!r}")])
+            if kind == "AFTER_CREATED_AT":
+                after_ms = int(value)
+            else:
+                before_ms = int(value)
+        else:
+            raise InvalidRequest(
+                [
+                    Problem(
+                        "filters[0].name",
+                        f"{kind!r} is not supported; allowed: JOB_NAME, AFTER_CREATED_AT, BEFORE_CREATED_AT",
+                    )
+                ]
+            )
+    given = body.get("maxResults")
+    max_results = int(given) if given is not None else (100 if filters else 1000)
+    if not 1 <= max_results <= 1000:
+        raise InvalidRequest([Problem("maxResults", f"must be between 1 and 1000, got {max_results}")])
+    return ListRequest(
+        job_queue=str(body["jobQueue"]),
+        statuses=statuses,
+        name_prefix=name_prefix if name_prefix is not None else exact_name,
+        created_after=after_ms,
+        created_before=before_ms,
+        exact_name=exact_name,
+        limit=max_results,
+        after=decode_token(body.get("nextToken")),
+    )
+
+
+def _status(value: object) -> JobStatus:
+    """ListJobs' jobStatus (RUNNING when absent, as AWS); botocore does not check enum values."""
+    if value is None:
+        return JobStatus.RUNNING
+    try:
+        return JobStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in JobStatus)
+        raise InvalidRequest([Problem("jobStatus", f"{value!r} is not a job status; allowed: {allowed}")]) from None
+
+
+def encode_token(created_at: int, job_id: str) -> str:
+    raw = json.dumps([created_at, job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_token(token: object) -> tuple[int, str] | None:
+    if token is None:
+        return None
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(str(token).encode()))
+        if type(created_at) is not int or type(job_id) is not str:
+            raise ValueError("not a token of ours")
+        return created_at, job_id
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidRequest([Problem("nextToken", "not a token this API gave out")]) from None
+
+
+def submit_body(job_name: str, job_queue: str, job_definition: str, overrides: JobOverrides) -> dict[str, Any]:
+    """A SubmitJob request carrying ``overrides`` (what ``submit_request`` reads back)."""
+    body: dict[str, Any] = {"jobName": job_name, "jobQueue": job_queue, "jobDefinition": job_definition}
+    if overrides.parameters:
+        body["parameters"] = dict(overrides.parameters)
+    container: dict[str, Any] = {}
+    if overrides.command is not None:
+        container["command"] = list(overrides.command)
+    if overrides.environment:
+        container["environment"] = [{"name": k, "value": v} for k, v in overrides.environment.items()]
+    requirements = [
+        {"type": kind, "value": f"{value:g}" if isinstance(value, float) else str(value)}
+        for kind, value in (
+            ("VCPU", overrides.vcpus),
+            ("MEMORY", overrides.memory_mib),
+            ("GPU", overrides.gpus),
+        )
+        if value is not None
+    ]
+    if requirements:
+        container["resourceRequirements"] = requirements
+    if container:
+        body["containerOverrides"] = container
+    if overrides.retry_strategy is not None:
+        body["retryStrategy"] = retry_strategy(overrides.retry_strategy)
+    if overrides.timeout_s is not None:
+        body["timeout"] = {"attemptDurationSeconds": overrides.timeout_s}
+    if overrides.tags:
+        body["tags"] = dict(overrides.tags)
+    return body

@@ -1,0 +1,346 @@
+"""AWS Batch's use cases on the state store: job definitions, jobs, queues, compute environments.
+
+Each method checks everything first and writes once, so a refused request leaves nothing
+behind (one transaction per request). The service never starts or stops a container: it
+records what was asked (a SUBMITTED job, a stop request, a changed queue) and tells the
+control loop through ``Notifier``; the loop decides and acts. Run-time facts only the loop
+knows (what is allocated where) come from it through ``Allocations``.
+
+Used by the daemon's API dispatcher, and in-process by the CLI for reads when no daemon runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from localbatch import jobdef
+from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
+from localbatch.core import lifecycle
+from localbatch.core.definition import JobDefinition
+from localbatch.core.infra import ComputeEnvironment, JobQueue, State
+from localbatch.core.jobs import Job, JobStatus, StopKind, StopRequest
+from localbatch.core.resources import Resources
+from localbatch.core.scheduler import never_fits
+from localbatch.errors import (
+    ComputeEnvironmentNotFound,
+    InvalidRequest,
+    JobDefinitionNotFound,
+    JobNotFound,
+    JobQueueNotFound,
+    Problem,
+)
+from localbatch.ports import Clock, JobDefinitionRecord, JobQuery, StateStore
+
+ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
+
+
+class Notifier(Protocol):
+    """How the service tells the control loop that something needs its attention."""
+
+    def job_submitted(self, job: Job) -> None: ...
+
+    def stop_requested(self, job_id: str) -> None: ...
+
+    def infrastructure_changed(self) -> None: ...
+
+
+class LiveView(Protocol):
+    """What only the control loop knows: why a RUNNABLE job still waits."""
+
+    def waiting_reason(self, job_id: str) -> str | None: ...
+
+
+class NoNotifier:
+    """For a service with no control loop behind it (the CLI reading the store)."""
+
+    def job_submitted(self, job: Job) -> None:
+        pass
+
+    def stop_requested(self, job_id: str) -> None:
+        pass
+
+    def infrastructure_changed(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    next_after: tuple[int, str] | None  # the key to continue from, if there may be more
+
+
+class BatchService:
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        clock: Clock,
+        host: Resources,
+        notifier: Notifier | None = None,
+        live: LiveView | None = None,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._live = live
+        self._store = store
+        self._clock = clock
+        self._host = host
+        self._notifier = notifier or NoNotifier()
+        self._new_id = new_id
+        self._definitions: dict[tuple[str, int], JobDefinition] = {}
+
+    # -- job definitions ----------------------------------------------------------------------
+
+    def register_job_definition(self, definition: JobDefinition) -> JobDefinitionRecord:
+        """A new ACTIVE revision, as AWS makes on every register call."""
+        record = self._store.register_job_definition(
+            definition.name, jobdef.to_document(definition), self._clock.now_ms()
+        )
+        self._definitions[(record.name, record.revision)] = definition
+        return record
+
+    def job_definition(self, ref: str) -> tuple[JobDefinition, JobDefinitionRecord]:
+        """The definition a name (latest ACTIVE), name:revision or ARN names."""
+        name, revision = job_definition_ref(ref)
+        record = self._store.get_job_definition(name, revision)
+        if record is None:
+            raise JobDefinitionNotFound(ref)
+        return self._parsed(record), record
+
+    def _parsed(self, record: JobDefinitionRecord) -> JobDefinition:
+        key = (record.name, record.revision)
+        if key not in self._definitions:
+            self._definitions[key] = jobdef.parse_document(record.document, f"{record.name}:{record.revision}")
+        return self._definitions[key]
+
+    def deregister_job_definition(self, ref: str) -> None:
+        name, revision = job_definition_ref(ref)
+        if revision is None:
+            raise InvalidRequest([Problem("jobDefinition", f"{ref!r}: give name:revision or the ARN")])
+        if self._store.deregister_job_definition(name, revision) is None:
+            raise JobDefinitionNotFound(ref)
+
+    def describe_job_definitions(
+        self, refs: Sequence[str] = (), name: str | None = None, status: str | None = None
+    ) -> list[tuple[JobDefinition, JobDefinitionRecord]]:
+        if refs:
+            found = []
+            for ref in refs:
+                ref_name, revision = job_definition_ref(ref)
+                if revision is None:
+                    found += self._store.list_job_definitions(ref_name, status)
+                else:
+                    record = self._store.get_job_definition(ref_name, revision)
+                    found += [record] if record is not None else []
+            records = found
+        else:
+            records = self._store.list_job_definitions(name, status)
+        return [(self._parsed(r), r) for r in records]
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def submit_job(self, request: SubmitRequest) -> Job:
+        """Record a SUBMITTED job. Refused, with nothing written, when the queue is unknown or
+        DISABLED, the definition unknown or INACTIVE, or the job could never fit the queue."""
+        queue = self._queue(request.job_queue)
+        if not queue.enabled:
+            raise InvalidRequest([Problem("jobQueue", f"job queue {queue.name} is DISABLED; it accepts no new jobs")])
+        definition, record = self.job_definition(request.job_definition)
+        if record.status != ACTIVE:
+            raise InvalidRequest([Problem("jobDefinition", f"{record.name}:{record.revision} is {record.status}")])
+        job, event = lifecycle.new_job(
+            definition,
+            record.revision,
+            request.overrides,
+            job_id=self._new_id(),
+            job_name=request.job_name,
+            job_queue=queue.name,
+            now=self._clock.now_ms(),
+        )
+        if request.propagate_tags is not None:
+            job = replace(job, propagate_tags=request.propagate_tags)
+        why = never_fits(job.container.resources, queue, self._store.list_compute_environments(), self._host)
+        if why is not None:
+            raise InvalidRequest(
+                [Problem("resourceRequirements", f"the job can never run in job queue {queue.name}: {why}")]
+            )
+        self._store.save_job(job, [event])
+        self._notifier.job_submitted(job)
+        return job
+
+    def describe_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs that exist, in the order asked (unknown ids are left out, as AWS does)."""
+        jobs = (self._store.get_job(job_id) for job_id in job_ids)
+        return [self._with_live_reason(job) for job in jobs if job is not None]
+
+    def job(self, job_id: str) -> Job:
+        job = self._store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return self._with_live_reason(job)
+
+    def _with_live_reason(self, job: Job) -> Job:
+        """A RUNNABLE job's statusReason says why it waits, as the scheduler last found it."""
+        if job.status is not JobStatus.RUNNABLE or self._live is None:
+            return job
+        reason = self._live.waiting_reason(job.job_id)
+        return job if reason is None else replace(job, status_reason=reason)
+
+    def list_jobs(self, request: ListRequest) -> Page:
+        queue = self._queue(request.job_queue or "")
+        query = JobQuery(
+            statuses=request.statuses,
+            job_queue=queue.name,
+            name_prefix=request.name_prefix,
+            created_after=request.created_after,
+            created_before=request.created_before,
+            after=request.after,
+            limit=request.limit,
+        )
+        jobs = [self._with_live_reason(job) for job in self._store.list_jobs(query)]
+        next_after = (jobs[-1].created_at, jobs[-1].job_id) if len(jobs) == request.limit else None
+        if request.exact_name is not None:
+            wanted = request.exact_name.lower()
+            jobs = [job for job in jobs if job.job_name.lower() == wanted]
+        return Page(jobs, next_after)
+
+    def cancel_job(self, job_id: str, reason: str) -> None:
+        """AWS's CancelJob: jobs not yet STARTING end FAILED; on a STARTING or RUNNING job it
+        has no effect (and is still a success)."""
+        self._request_stop(job_id, StopKind.CANCEL, reason)
+
+    def terminate_job(self, job_id: str, reason: str) -> None:
+        """AWS's TerminateJob: a running container is stopped; an unstarted job is cancelled."""
+        self._request_stop(job_id, StopKind.TERMINATE, reason)
+
+    def _request_stop(self, job_id: str, kind: StopKind, reason: str) -> None:
+        job = self._store.request_stop(job_id, StopRequest(kind, reason, self._clock.now_ms()))
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.stop_request is not None and not job.status.is_terminal:
+            self._notifier.stop_requested(job_id)
+
+    # -- compute environments -------------------------------------------------------------------
+
+    def compute_environments(self, refs: Sequence[str] = ()) -> list[ComputeEnvironment]:
+        environments = self._store.list_compute_environments()
+        if not refs:
+            return environments
+        names = {resource_name(ref, "compute-environment") for ref in refs}
+        return [e for e in environments if e.name in names]
+
+    def create_compute_environment(self, environment: ComputeEnvironment) -> ComputeEnvironment:
+        if self._store.get_compute_environment(environment.name) is not None:
+            raise InvalidRequest([Problem("computeEnvironmentName", f"{environment.name} already exists")])
+        self._check_gpus(environment)
+        self._store.put_compute_environment(environment)
+        self._notifier.infrastructure_changed()
+        return environment
+
+    def update_compute_environment(self, name: str, state: State | None, max_vcpus: float | None) -> ComputeEnvironment:
+        current = self._environment(name)
+        updated = replace(
+            current,
+            state=state or current.state,
+            max_vcpus=current.max_vcpus if max_vcpus is None else max_vcpus,
+        )
+        self._store.put_compute_environment(updated)
+        self._notifier.infrastructure_changed()
+        return updated
+
+    def delete_compute_environment(self, ref: str) -> None:
+        """AWS's rule: the environment must be DISABLED and in no queue's order."""
+        environment = self._environment(resource_name(ref, "compute-environment"))
+        if environment.enabled:
+            raise InvalidRequest([Problem("computeEnvironment", f"{environment.name} is ENABLED; disable it first")])
+        users = [q.name for q in self._store.list_job_queues() if environment.name in q.compute_environments]
+        if users:
+            raise InvalidRequest(
+                [Problem("computeEnvironment", f"{environment.name} is used by job queue(s) {', '.join(users)}")]
+            )
+        self._store.delete_compute_environment(environment.name)
+        self._notifier.infrastructure_changed()
+
+    def _environment(self, name: str) -> ComputeEnvironment:
+        environment = self._store.get_compute_environment(name)
+        if environment is None:
+            raise ComputeEnvironmentNotFound(name)
+        return environment
+
+    def _check_gpus(self, environment: ComputeEnvironment) -> None:
+        for other in self._store.list_compute_environments():
+            shared = set(other.gpu_ids) & set(environment.gpu_ids)
+            if shared and other.name != environment.name:
+                raise InvalidRequest(
+                    [Problem("tags", f"GPU(s) {', '.join(sorted(shared))} already belong to {other.name}")]
+                )
+
+    # -- job queues -----------------------------------------------------------------------------
+
+    def job_queues(self, refs: Sequence[str] = ()) -> list[JobQueue]:
+        queues = self._store.list_job_queues()
+        if not refs:
+            return queues
+        names = {resource_name(ref, "job-queue") for ref in refs}
+        return [q for q in queues if q.name in names]
+
+    def create_job_queue(self, queue: JobQueue) -> JobQueue:
+        if self._store.get_job_queue(queue.name) is not None:
+            raise InvalidRequest([Problem("jobQueueName", f"{queue.name} already exists")])
+        self._check_order(queue.compute_environments)
+        self._store.put_job_queue(queue)
+        self._notifier.infrastructure_changed()
+        return queue
+
+    def update_job_queue(
+        self,
+        name: str,
+        state: State | None,
+        priority: int | None,
+        compute_environments: tuple[str, ...] | None,
+    ) -> JobQueue:
+        current = self._queue(name)
+        if compute_environments is not None:
+            self._check_order(compute_environments)
+        updated = JobQueue(
+            name=current.name,
+            priority=current.priority if priority is None else priority,
+            compute_environments=compute_environments or current.compute_environments,
+            state=state or current.state,
+        )
+        self._store.put_job_queue(updated)
+        self._notifier.infrastructure_changed()
+        return updated
+
+    def delete_job_queue(self, ref: str) -> None:
+        """AWS's rule: the queue must be DISABLED; its unfinished jobs are terminated."""
+        queue = self._queue(ref)
+        if queue.enabled:
+            raise InvalidRequest([Problem("jobQueue", f"{queue.name} is ENABLED; disable it first")])
+        for job in self._store.active_jobs():
+            if job.job_queue == queue.name:
+                self.terminate_job(job.job_id, f"Job queue {queue.name} was deleted")
+        self._store.delete_job_queue(queue.name)
+        self._notifier.infrastructure_changed()
+
+    def _queue(self, ref: str) -> JobQueue:
+        name = resource_name(ref, "job-queue")
+        queue = self._store.get_job_queue(name)
+        if queue is None:
+            raise JobQueueNotFound(ref)
+        return queue
+
+    def _check_order(self, names: Sequence[str]) -> None:
+        known = {e.name for e in self._store.list_compute_environments()}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise InvalidRequest(
+                [Problem("computeEnvironmentOrder", f"no compute environment named {', '.join(missing)}")]
+            )
+
+    # -- counts ---------------------------------------------------------------------------------
+
+    def counts(self, job_queue: str | None = None) -> dict[JobStatus, int]:
+        return self._store.count_jobs(job_queue)

@@ -1,0 +1,98 @@
+"""Job definitions: validate, register, export to AWS's JSON, import from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from localbatch import bootstrap, jobdef, render, service, session
+from localbatch.awsbatch import jobdefinition as aws_jobdefinition
+from localbatch.cli._common import handles_errors, print_json, settings
+from localbatch.errors import JobDefinitionError, Problem, UsageError
+
+
+@handles_errors
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Job definition TOML files.")],
+    strict: Annotated[bool, typer.Option(help="Also fail on what runs locally but AWS Batch would refuse.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Check job definitions: every problem, with file, key path and what is allowed."""
+    reports = service.validate_files(files)
+    failed = [r for r in reports if r.failed(strict)]
+    if json_:
+        print_json([{"file": str(r.file), "problems": r.problems, "warnings": r.warnings} for r in reports])
+    else:
+        err = render.stderr()
+        for r in reports:
+            for problem in r.problems:
+                err.print(render.error_lines(f"{r.file}: {problem}"))
+            for warning in r.warnings:
+                show = render.error_lines if strict else render.warning_lines
+                err.print(show(f"{r.file}: {warning}"))
+        verdict = f"{len(reports) - len(failed)} valid, {len(failed)} invalid"
+        err.print(verdict, style="red" if failed else "green")
+    if failed:
+        raise typer.Exit(2)
+
+
+@handles_errors
+def register(
+    files: Annotated[list[Path], typer.Argument(help="Job definition TOML files.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print each name:revision as JSON.")] = False,
+) -> None:
+    """Register job definitions with the daemon; each call makes a new revision, as on AWS."""
+    definitions = [jobdef.load_file(path) for path in files]  # every file is checked before any is sent
+    with bootstrap.backend(settings()) as backend:
+        refs = [session.register(backend, definition) for definition in definitions]
+    if json_:
+        print_json([{"file": str(f), "jobDefinition": ref} for f, ref in zip(files, refs, strict=True)])
+    else:
+        for path, ref in zip(files, refs, strict=True):
+            render.stdout().print(f"{ref}  registered from {path}")
+
+
+@handles_errors
+def export(
+    file: Annotated[Path, typer.Argument(help="Job definition TOML file.")],
+    format_: Annotated[str, typer.Option("--format", help="Output format. Only aws-json for now.")] = "aws-json",
+) -> None:
+    """Print a job definition as AWS Batch's RegisterJobDefinition request (JSON)."""
+    if format_ != "aws-json":
+        raise UsageError(f"--format: {format_!r} is not supported; allowed: aws-json")
+    definition = jobdef.load_file(file)
+    print_json(aws_jobdefinition.to_register_request(definition, strict=True, source=str(file)))
+
+
+@handles_errors
+def import_(
+    file: Annotated[Path, typer.Argument(help="RegisterJobDefinition request or DescribeJobDefinitions entry.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the TOML here, not stdout.")] = None,
+) -> None:
+    """Turn an AWS Batch job definition (JSON) into a localbatch TOML file."""
+    try:
+        document = json.loads(file.read_text())
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        problem = Problem("", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+        raise JobDefinitionError(str(file), [problem]) from None
+    text = jobdef.dumps(aws_jobdefinition.from_register_request(document, str(file)))
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot write: {exc.strerror}") from None
+    render.stderr().print(f"wrote {output}", highlight=False)
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command("register")(register)
+    app.command()(export)
+    app.command("import")(import_)

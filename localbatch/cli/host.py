@@ -1,0 +1,124 @@
+"""The host side: queues, resources, and the daemon's lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from localbatch import bootstrap, render
+from localbatch.cli._common import handles_errors, print_json, settings
+from localbatch.client import DaemonClient, DaemonUnreachable
+from localbatch.daemon import process
+from localbatch.extensions import RESOURCES, STATUS
+
+daemon_app = typer.Typer(help="Start, stop and inspect the localbatch daemon.", no_args_is_help=True)
+
+
+@handles_errors
+def queues(
+    json_: Annotated[bool, typer.Option("--json", help="Print DescribeJobQueues' answer.")] = False,
+) -> None:
+    """Job queues: priority, state, compute environments, and how many jobs are where."""
+    with bootstrap.backend(settings()) as backend:
+        described = backend.call("DescribeJobQueues", {})
+        report = backend.get(RESOURCES)
+    if json_:
+        print_json(described)
+        return
+    counts = {q["jobQueueName"]: q["jobs"] for q in report["jobQueues"]}
+    render.stdout().print(render.queues_table(described["jobQueues"], counts))
+
+
+@handles_errors
+def resources(json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """The host (CPUs, memory, GPUs, engine) and, per compute environment and GPU, what is in use."""
+    with bootstrap.backend(settings()) as backend:
+        report = backend.get(RESOURCES)
+    if json_:
+        print_json(report)
+        return
+    console = render.stdout()
+    for part in render.resources_view(report):
+        console.print(part)
+
+
+@daemon_app.command("start")
+@handles_errors
+def daemon_start(
+    foreground: Annotated[bool, typer.Option(help="Stay in the foreground (as `daemon run`).")] = False,
+) -> None:
+    """Start the daemon in the background; it serves this home's socket until stopped."""
+    current = settings()
+    if foreground:
+        _serve()
+        return
+    started = process.start_background(current, answers=lambda: bootstrap.daemon_answers(current))
+    render.stdout().print(f"daemon started: pid {started.pid}, socket {current.socket_path}, log {started.log_path}")
+
+
+@daemon_app.command("run")
+@handles_errors
+def daemon_run() -> None:
+    """Run the daemon in the foreground (for debugging and process managers)."""
+    _serve()
+
+
+def _serve() -> None:
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second signal: do not wait for a clean shutdown
+            os._exit(128 + signum)
+        logging.getLogger(__name__).info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handle)
+    current = settings()
+    with bootstrap.running_daemon(current):
+        logging.getLogger(__name__).info(
+            "localbatch daemon serving on %s (pid %d, home %s)",
+            current.socket_path,
+            os.getpid(),
+            current.home,
+        )
+        while not stop.wait(0.5):
+            pass
+    logging.getLogger(__name__).info("stopped; running containers keep running")
+
+
+@daemon_app.command("stop")
+@handles_errors
+def daemon_stop() -> None:
+    """Stop the daemon (SIGTERM). Running containers keep running; the next start re-adopts them."""
+    pid = process.stop(settings())
+    render.stdout().print(f"daemon stopped (pid {pid}); running containers keep running")
+
+
+@daemon_app.command("status")
+@handles_errors
+def daemon_status(json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Is a daemon running for this home: pid, uptime, socket, capacity, jobs. Exit 1 if not."""
+    current = settings()
+    try:
+        with DaemonClient(str(current.socket_path)) as client:
+            status = client.get(STATUS)
+    except DaemonUnreachable:
+        render.stderr().print(f"no localbatch daemon runs for {current.home}")
+        raise typer.Exit(1) from None
+    if json_:
+        print_json(status)
+    else:
+        render.stdout().print(render.daemon_status(status))
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.command()(queues)
+    app.command()(resources)
+    app.add_typer(daemon_app, name="daemon")

@@ -1,0 +1,193 @@
+"""Jobs through the API: submit, ls, describe, logs, wait, cancel, terminate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from localbatch import bootstrap, jobdef, render, session
+from localbatch.cli._common import handles_errors, overrides, print_json, settings
+from localbatch.config import DEFAULT_QUEUE
+from localbatch.errors import UsageError
+from localbatch.extensions import LOGS
+
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+_PAGE = 100  # ListJobs' largest page with a filter
+
+
+@handles_errors
+def submit(
+    target: Annotated[str, typer.Argument(help="A job definition file, or a registered NAME[:REVISION].")],
+    queue: Annotated[str, typer.Option(help="Job queue name or ARN.")] = DEFAULT_QUEUE,
+    name: Annotated[str | None, typer.Option(help="Job name (default: the definition's name).")] = None,
+    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE for Ref::NAME.")] = [],  # noqa: B006
+    env: Annotated[list[str], typer.Option("--env", "-e", help="NAME=VALUE environment variable.")] = [],  # noqa: B006
+    vcpus: Annotated[float | None, typer.Option(help="Override the vCPU requirement.")] = None,
+    memory_mib: Annotated[int | None, typer.Option(help="Override the memory requirement (MiB).")] = None,
+    gpus: Annotated[int | None, typer.Option(help="Override the GPU requirement.")] = None,
+    command: Annotated[str | None, typer.Option(help="Override the command, split like a shell.")] = None,
+    attempts: Annotated[int | None, typer.Option(help="Override retry attempts (1..10).")] = None,
+    timeout: Annotated[int | None, typer.Option(help="Override the attempt timeout in seconds.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print SubmitJob's response.")] = False,
+) -> None:
+    """Submit a job to a queue of the daemon (a file is registered first if it changed)."""
+    current = settings()
+    path = Path(target)
+    definition = jobdef.load_file(path) if path.suffix == ".toml" or path.is_file() else None
+    chosen = overrides(
+        definition,
+        param=param,
+        env=env,
+        vcpus=vcpus,
+        memory_mib=memory_mib,
+        gpus=gpus,
+        command=command,
+        attempts=attempts,
+        timeout=timeout,
+    )
+    if definition is not None:
+        for warning in session.warnings(definition, chosen):
+            render.stderr().print(render.warning_lines(warning))
+    with bootstrap.backend(current) as backend:
+        ref = session.ensure_registered(backend, definition) if definition is not None else target
+        job_name = name or (definition.name if definition is not None else ref.split(":")[0].rpartition("/")[2])
+        answer = session.submit(backend, ref, queue, job_name, chosen)
+    if json_:
+        print_json(answer)
+    else:
+        render.stdout().print(f"{answer['jobId']}  {answer['jobName']} submitted to {queue} ({ref})")
+
+
+@handles_errors
+def list_(
+    queue: Annotated[list[str], typer.Option("--queue", help="Only this queue (repeatable).")] = [],  # noqa: B006
+    status: Annotated[list[str], typer.Option("--status", "-s", help="Only this status (repeatable).")] = [],  # noqa: B006
+    limit: Annotated[int, typer.Option(help="At most this many jobs, newest first.")] = 50,
+    json_: Annotated[bool, typer.Option("--json", help="Print ListJobs' jobSummaryList.")] = False,
+) -> None:
+    """List jobs, newest first, across queues (ListJobs on each)."""
+    wanted: list[str | None] = [s.upper() for s in status]
+    unknown = [str(s) for s in wanted if s not in STATUSES]
+    if unknown:
+        raise UsageError(f"--status: {', '.join(unknown)} is not a job status; allowed: {', '.join(STATUSES)}")
+    if limit < 1:
+        raise UsageError(f"--limit: must be at least 1, got {limit}")
+    with bootstrap.backend(settings()) as backend:
+        queues = queue or [q["jobQueueName"] for q in backend.call("DescribeJobQueues", {})["jobQueues"]]
+        jobs: list[dict[str, Any]] = []
+        for name in queues:
+            for one in wanted or [None]:  # no status: every status at once, through a filter
+                jobs += _list(backend, name, one, limit)
+    jobs.sort(key=lambda j: (-j["createdAt"], j["jobId"]))
+    jobs = jobs[:limit]
+    if json_:
+        print_json({"jobSummaryList": jobs})
+    elif jobs:
+        render.stdout().print(render.jobs_table(jobs))
+    else:
+        render.stderr().print("no jobs")
+
+
+def _list(backend: session.Backend, queue: str, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` jobs of one queue (one status, or every status through a filter)."""
+    body: dict[str, Any] = {"jobQueue": queue, "maxResults": min(limit, _PAGE)}
+    if status is None:
+        body["filters"] = [{"name": "AFTER_CREATED_AT", "values": ["0"]}]  # every status, newest first
+    else:
+        body["jobStatus"] = status
+    found: list[dict[str, Any]] = []
+    while len(found) < limit:
+        page = backend.call("ListJobs", body)
+        for job in page["jobSummaryList"]:
+            job.setdefault("jobQueue", queue)
+        found += page["jobSummaryList"]
+        if "nextToken" not in page:
+            break
+        body["nextToken"] = page["nextToken"]
+    return found[:limit]
+
+
+@handles_errors
+def describe(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print DescribeJobs' JobDetail.")] = False,
+) -> None:
+    """Show a job: status, why it waits or how it ended, attempts, every state change."""
+    with bootstrap.backend(settings()) as backend:
+        detail = session.describe(backend, job_id)
+        history = [] if json_ else session.events(backend, job_id)
+    if json_:
+        print_json(detail)
+        return
+    console = render.stdout()
+    for part in render.job_view(detail, history):
+        console.print(part)
+
+
+@handles_errors
+def logs(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    attempt: Annotated[int | None, typer.Option(help="Attempt number (default: the latest).")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep printing, through later attempts, until the job ends."),
+    ] = False,
+) -> None:
+    """Print a job attempt's output (stdout and stderr, as the container wrote them)."""
+    params: dict[str, Any] = {"jobId": job_id, "follow": "true" if follow else "false"}
+    if attempt is not None:
+        params["attempt"] = attempt
+    with bootstrap.backend(settings()) as backend:
+        for chunk in backend.stream(LOGS, params):
+            render.write_output(chunk)
+
+
+@handles_errors
+def wait(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print the final JobDetail.")] = False,
+) -> None:
+    """Wait until the job ends; exit with its exit code (1 if it never ran)."""
+    with bootstrap.backend(settings()) as backend:
+        detail = session.wait(backend, job_id)
+    if json_:
+        print_json(detail)
+    else:
+        render.stderr().print(render.transition_line(detail, detail.get("stoppedAt")))
+    raise typer.Exit(session.exit_status(detail))
+
+
+@handles_errors
+def cancel(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    reason: Annotated[str, typer.Option(help="Becomes the job's statusReason.")] = "Cancelled with localbatch cancel",
+) -> None:
+    """Cancel a job that has not started (AWS's CancelJob: no effect once it is STARTING)."""
+    with bootstrap.backend(settings()) as backend:
+        backend.call("CancelJob", {"jobId": job_id, "reason": reason})
+    render.stderr().print(f"cancel requested for {job_id}")
+
+
+@handles_errors
+def terminate(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    reason: Annotated[
+        str, typer.Option(help="Becomes the job's statusReason.")
+    ] = "Terminated with localbatch terminate",
+) -> None:
+    """Terminate a job: stop its container if it runs, cancel it if it has not started."""
+    with bootstrap.backend(settings()) as backend:
+        backend.call("TerminateJob", {"jobId": job_id, "reason": reason})
+    render.stderr().print(f"terminate requested for {job_id}")
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.command()(submit)
+    app.command("ls")(list_)
+    app.command()(describe)
+    app.command()(logs)
+    app.command()(wait)
+    app.command()(cancel)
+    app.command()(terminate)

@@ -1,0 +1,459 @@
+"""The control loop: the one place that moves jobs after submission and drives containers.
+
+API handlers record requests (a SUBMITTED job, a stop request, a changed queue) and wake
+the loop through its ``Notifier`` methods. Each ``tick(now)`` then runs, in order:
+
+1. take in what handlers recorded;
+2. collect finished container launches (running, or failed to start);
+3. collect exits (one engine listing per tick, not one waiter per container);
+4. apply stop requests and attempt timeouts;
+5. promote SUBMITTED jobs to RUNNABLE;
+6. plan (``core.scheduler.plan``): placements become STARTING attempts; every job left
+   waiting gets its reason, kept in memory and shown by describe;
+7. persist every change of the tick in one transaction;
+8. only then act: launch the placed containers on a small pool (an image pull never
+   blocks the loop), remove finished ones once their output is read.
+
+Persist-then-act means a daemon killed at any point leaves a state ``recover`` can repair
+on the next start. Stops run on helper threads (a graceful stop waits out its grace).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from localbatch import __version__, logs
+from localbatch.config import Settings
+from localbatch.core import lifecycle, naming, outcome
+from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.inventory import GpuDevice
+from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, transition
+from localbatch.core.lifecycle import StopEffect
+from localbatch.core.outcome import AttemptOutcome, Ending
+from localbatch.core.resources import Resources
+from localbatch.core.scheduler import Allocation, RunnableJob, SchedulerSettings, plan
+from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
+from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, StateStore
+
+logger = logging.getLogger(__name__)
+
+Change = tuple[Job, list[JobEvent]]
+Launch = Callable[[], "str | AttemptOutcome"]
+
+
+@dataclass
+class Flight:
+    """A job whose container runs (or just ran): what the loop watches."""
+
+    container_id: str
+    pump: logs.LogPump | None
+    deadline_ms: EpochMs | None
+    stop_cause: Ending | None = None
+    stop_reason: str = ""
+
+
+@dataclass
+class _Launching:
+    future: Future[str | AttemptOutcome]
+    abandoned: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the loop holds right now, for the resources and status endpoints."""
+
+    allocations: tuple[Allocation, ...]
+    environments: tuple[ComputeEnvironment, ...]
+    queues: tuple[JobQueue, ...]
+    host: Resources
+    gpus: tuple[GpuDevice, ...]
+    waiting: dict[str, str]
+
+
+class ControlLoop:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        runtime: ContainerRuntime,
+        store: StateStore,
+        clock: Clock,
+        host: Resources,
+        gpus: tuple[GpuDevice, ...] = (),
+        poll_s: float = 0.25,
+        idle_s: float = 5.0,
+        executor: Executor | None = None,
+        in_background: Callable[[Callable[[], None]], None] | None = None,
+        start_pump: Callable[[logs.LogPump], None] = logs.LogPump.start,
+        new_task_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self._store = store
+        self._clock = clock
+        self._host = host
+        self._gpus = gpus
+        self._poll_s = poll_s
+        self._idle_s = idle_s
+        self._new_task_id = new_task_id
+        self._scheduler = SchedulerSettings(max_head_wait_s=settings.max_head_wait_s)
+        # Launches (image pulls included) and removals run here, never on the loop's thread.
+        self._pool = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="launch")
+        # Stops wait out their grace period, so each gets a thread of its own.
+        self._in_background = in_background or _on_a_thread
+        self._start_pump = start_pump
+        self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards what snapshot() reads
+        self._active: dict[str, Job] = {}
+        self._flights: dict[str, Flight] = {}
+        self._launching: dict[str, _Launching] = {}
+        self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
+        self._waiting: dict[str, str] = {}
+        self._queues: tuple[JobQueue, ...] = ()
+        self._environments: tuple[ComputeEnvironment, ...] = ()
+        self._dirty = True
+        self._last_plan_ms: EpochMs = 0
+
+    # -- Notifier (called from API handler threads) ---------------------------------------------
+
+    def job_submitted(self, job: Job) -> None:
+        self._inbox.put(("job", job))
+        self._wake.set()
+
+    def stop_requested(self, job_id: str) -> None:
+        self._inbox.put(("stop", job_id))
+        self._wake.set()
+
+    def infrastructure_changed(self) -> None:
+        self._inbox.put(("infra", None))
+        self._wake.set()
+
+    # -- what handlers may ask ------------------------------------------------------------------
+
+    def waiting_reason(self, job_id: str) -> str | None:
+        with self._lock:
+            return self._waiting.get(job_id)
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(
+                allocations=tuple(self._allocations()),
+                environments=self._environments,
+                queues=self._queues,
+                host=self._host,
+                gpus=self._gpus,
+                waiting=dict(self._waiting),
+            )
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def load(self, jobs: Sequence[Job], flights: dict[str, Flight]) -> None:
+        """Take over the jobs in flight found at start (``recovery.recover`` prepares them)."""
+        self._active = {job.job_id: job for job in jobs if not job.status.is_terminal}
+        self._flights = dict(flights)
+        self._reload_infrastructure()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10) -> None:
+        """Stop ticking. Running containers keep running; the next start re-adopts them."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.tick(self._clock.now_ms())
+            except LocalbatchError:
+                logger.exception("tick failed; the next tick retries")
+            except Exception:  # a bug must not kill the daemon: log it and keep serving
+                logger.exception("tick failed unexpectedly; the next tick retries")
+            busy = self._flights or self._launching or self._removals
+            self._wake.wait(self._poll_s if busy else self._idle_s)
+            self._wake.clear()
+
+    # -- one tick ---------------------------------------------------------------------------------
+
+    def tick(self, now: EpochMs) -> None:
+        changes: dict[str, Change] = {}
+        self._take_inbox(changes)
+        self._collect_launches(now, changes)
+        self._collect_exits(now, changes)
+        self._apply_stops(now, changes)
+        self._apply_timeouts(now)
+        self._promote(now, changes)
+        placed = self._plan(now, changes)
+        if changes:
+            self._store.save_jobs(list(changes.values()))
+        for job in placed:
+            self._launch(job)
+        self._remove_finished(now)
+
+    def _record(self, changes: dict[str, Change], job: Job, event: JobEvent | None = None) -> None:
+        previous = changes.get(job.job_id)
+        events = (previous[1] if previous else []) + ([event] if event else [])
+        changes[job.job_id] = (job, events)
+        with self._lock:
+            if job.status.is_terminal:
+                self._active.pop(job.job_id, None)
+                self._waiting.pop(job.job_id, None)
+            else:
+                self._active[job.job_id] = job
+        self._dirty = True
+
+    def _take_inbox(self, changes: dict[str, Change]) -> None:
+        while True:
+            try:
+                kind, value = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._dirty = True
+            if kind == "job" and isinstance(value, Job):
+                with self._lock:
+                    self._active[value.job_id] = value
+            elif kind == "stop" and isinstance(value, str):
+                self._merge_stop_request(value)
+            elif kind == "infra":
+                self._reload_infrastructure()
+
+    def _merge_stop_request(self, job_id: str) -> None:
+        """The handler wrote the request to the store; carry it into the loop's copy, which the
+        loop's own saves would otherwise write back without it."""
+        stored = self._store.get_job(job_id)
+        current = self._active.get(job_id)
+        if stored is None or current is None or stored.stop_request is None:
+            return
+        with self._lock:  # the store has it already: only the loop's copy needs it
+            self._active[job_id] = replace(current, stop_request=stored.stop_request)
+
+    def _reload_infrastructure(self) -> None:
+        with self._lock:
+            self._queues = tuple(self._store.list_job_queues())
+            self._environments = tuple(self._store.list_compute_environments())
+
+    # -- launches and exits -----------------------------------------------------------------------
+
+    def _launch(self, job: Job) -> None:
+        attempt = job.current_attempt
+        assert attempt is not None
+        request = ContainerRequest(
+            name=attempt.container_name,
+            spec=job.container,
+            environment=naming.container_environment(job, attempt.number),
+            labels=naming.container_labels(job, attempt.number, self._settings.home_id, __version__),
+            gpu_device_ids=job.gpu_ids,
+        )
+        self._launching[job.job_id] = _Launching(self._pool.submit(self._create_and_start, request))
+
+    def _create_and_start(self, request: ContainerRequest) -> str | AttemptOutcome:
+        """On a pool thread: pull if needed, create, start. The container id, or why not."""
+        try:
+            container_id = self._runtime.create(request)
+        except ImageError as exc:
+            return outcome.failed_to_start(exc.detail, image_missing=True)
+        except ContainerRuntimeError as exc:
+            return outcome.failed_to_start(str(exc), image_missing=False)
+        try:
+            self._runtime.start(container_id)
+        except ContainerRuntimeError as exc:
+            self._remove_quietly(container_id)
+            return outcome.failed_to_start(str(exc), image_missing=False)
+        return container_id
+
+    def _collect_launches(self, now: EpochMs, changes: dict[str, Change]) -> None:
+        for job_id, launching in list(self._launching.items()):
+            if not launching.future.done():
+                continue
+            del self._launching[job_id]
+            job = self._active.get(job_id)
+            result = _result(launching.future)
+            if job is None or job.status is not JobStatus.STARTING:
+                if isinstance(result, str):
+                    self._remove_quietly(result)
+                continue
+            if isinstance(result, AttemptOutcome):
+                self._finish(job, result, now, changes)
+            elif launching.abandoned or lifecycle.stop_effect(job) is StopEffect.STOP_CONTAINER:
+                self._remove_quietly(result)
+                reason = job.stop_request.reason if job.stop_request else "Terminated"
+                self._finish(job, outcome.terminated(None, reason), now, changes)
+            else:
+                job, event = lifecycle.mark_running(job, now, result)
+                self._record(changes, job, event)
+                self._flights[job_id] = self._watch(job, result, fresh_log=False)
+
+    def _watch(self, job: Job, container_id: str, *, fresh_log: bool) -> Flight:
+        attempt = job.current_attempt
+        assert attempt is not None and attempt.started_at is not None
+        path = logs.attempt_log_path(self._settings.logs_dir, job.job_id, attempt.number)
+        if fresh_log:  # re-adopted: the engine still has everything; rewrite the file from it
+            path.unlink(missing_ok=True)
+        pump = logs.LogPump(self._runtime.logs(container_id), path, name=f"log-{job.job_id[:8]}")
+        self._start_pump(pump)
+        deadline = attempt.started_at + job.timeout_s * 1000 if job.timeout_s is not None else None
+        return Flight(container_id, pump, deadline)
+
+    def adopt(self, job: Job, container_id: str) -> Flight:
+        """A flight for a container found running at start (see ``recovery``)."""
+        return self._watch(job, container_id, fresh_log=True)
+
+    def _collect_exits(self, now: EpochMs, changes: dict[str, Change]) -> None:
+        if not self._flights:
+            return
+        running = {
+            c.container_id: c.running
+            for c in self._runtime.list_containers({naming.LABEL_HOME: self._settings.home_id})
+        }
+        for job_id, flight in list(self._flights.items()):
+            if running.get(flight.container_id, False):
+                continue
+            job = self._active.get(job_id)
+            del self._flights[job_id]
+            if job is None:
+                continue
+            ending = self._ending(flight, flight.container_id in running)
+            self._removals.append((flight.container_id, flight.pump, now))
+            self._finish(job, ending, now, changes)
+
+    def _ending(self, flight: Flight, exists: bool) -> AttemptOutcome:
+        exit_ = self._runtime.wait(flight.container_id, 0) if exists else None
+        if exit_ is None:
+            return outcome.lost("Container vanished: it was removed from the engine while the job ran")
+        if flight.stop_cause is Ending.TIMED_OUT:
+            return outcome.timed_out(exit_.exit_code)
+        if flight.stop_cause is Ending.TERMINATED:
+            return outcome.terminated(exit_.exit_code, flight.stop_reason)
+        return outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
+
+    def _finish(self, job: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
+        job, event, decision = lifecycle.finish_attempt(job, ending, now)
+        if decision is not None:
+            logger.info("job=%s attempt=%d ended: %s", job.job_id, len(job.attempts), decision.why)
+        self._record(changes, job, event)
+
+    def _remove_finished(self, now: EpochMs) -> None:
+        """Remove exited containers once their output is read (or after 10 s regardless)."""
+        keep: list[tuple[str, logs.LogPump | None, EpochMs]] = []
+        for container_id, pump, since in self._removals:
+            if pump is not None and pump.is_alive() and now - since < 10_000:
+                keep.append((container_id, pump, since))
+            else:
+                self._pool.submit(self._remove_quietly, container_id)
+        self._removals = keep
+
+    def _remove_quietly(self, container_id: str) -> None:
+        try:
+            self._runtime.remove(container_id)
+        except ContainerRuntimeError as exc:
+            logger.warning("could not remove container %s: %s", container_id, exc)
+
+    # -- stops and timeouts -----------------------------------------------------------------------
+
+    def _apply_stops(self, now: EpochMs, changes: dict[str, Change]) -> None:
+        for job in [j for j in self._active.values() if j.stop_request is not None]:
+            request = job.stop_request
+            assert request is not None
+            effect = lifecycle.stop_effect(job)
+            if effect is StopEffect.FAIL:
+                job, event = lifecycle.fail_before_start(job, now, request.reason, cancelled=True)
+                self._record(changes, job, event)
+            elif effect is StopEffect.IGNORE:  # CancelJob on a started job: no effect, as AWS
+                self._store.clear_stop_request(job.job_id, request)
+                self._record(changes, replace(job, stop_request=None))
+            elif effect is StopEffect.STOP_CONTAINER:
+                flight = self._flights.get(job.job_id)
+                if flight is not None and flight.stop_cause is None:
+                    self._stop(flight, Ending.TERMINATED, request.reason)
+                elif job.job_id in self._launching:
+                    self._launching[job.job_id].abandoned = True
+
+    def _apply_timeouts(self, now: EpochMs) -> None:
+        for job_id, flight in self._flights.items():
+            if flight.deadline_ms is not None and flight.stop_cause is None and now >= flight.deadline_ms:
+                logger.info("job=%s exceeded its attempt timeout; stopping it", job_id)
+                self._stop(flight, Ending.TIMED_OUT, outcome.TIMEOUT)
+
+    def _stop(self, flight: Flight, cause: Ending, reason: str) -> None:
+        flight.stop_cause, flight.stop_reason = cause, reason
+        grace = self._settings.stop_timeout_s
+
+        def stop() -> None:
+            try:
+                self._runtime.stop(flight.container_id, grace)
+            except ContainerRuntimeError as exc:
+                logger.warning("stopping container %s failed: %s", flight.container_id, exc)
+
+        self._in_background(stop)
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def _promote(self, now: EpochMs, changes: dict[str, Change]) -> None:
+        for job in [j for j in self._active.values() if j.status is JobStatus.SUBMITTED]:
+            moved, event = transition(job, JobStatus.RUNNABLE, now)
+            self._record(changes, moved, event)
+
+    def _plan(self, now: EpochMs, changes: dict[str, Change]) -> list[Job]:
+        runnable = [
+            RunnableJob(j.job_id, j.job_queue, j.container.resources, j.created_at, j.runnable_at or j.created_at)
+            for j in self._active.values()
+            if j.status is JobStatus.RUNNABLE and j.stop_request is None
+        ]
+        if not runnable or not (self._dirty or now - self._last_plan_ms >= 1000):
+            return []
+        self._last_plan_ms = now
+        decided = plan(
+            runnable, self._queues, self._environments, self._allocations(), self._host, now, self._scheduler
+        )
+        placed = []
+        for placement in decided.placements:
+            job = self._active[placement.job_id]
+            number = len(job.attempts) + 1
+            task_id = self._new_task_id()
+            job, event = lifecycle.begin_attempt(
+                job,
+                now,
+                task_id=task_id,
+                container_name=naming.container_name(job.job_id, number),
+                log_stream_name=naming.log_stream_name(job.job_definition_name, task_id),
+                compute_environment=placement.compute_environment,
+                gpu_ids=placement.gpu_ids,
+            )
+            self._record(changes, job, event)
+            placed.append(job)
+        with self._lock:
+            self._waiting = {job_id: str(reason) for job_id, reason in decided.waiting.items()}
+        self._dirty = False  # our own placements need no second pass; exits and submissions will
+        return placed
+
+    def _allocations(self) -> list[Allocation]:
+        return [
+            Allocation(j.job_id, j.compute_environment or "", j.container.resources, j.gpu_ids)
+            for j in self._active.values()
+            if j.status in (JobStatus.STARTING, JobStatus.RUNNING)
+        ]
+
+
+def _on_a_thread(action: Callable[[], None]) -> None:
+    threading.Thread(target=action, name="container-stop", daemon=True).start()
+
+
+def _result(future: Future[str | AttemptOutcome]) -> str | AttemptOutcome:
+    try:
+        return future.result()
+    except Exception as exc:  # a bug on the pool thread: the attempt fails, the daemon goes on
+        logger.exception("launching a container failed unexpectedly")
+        return outcome.failed_to_start(f"localbatch could not launch the container: {exc}", image_missing=False)

@@ -1,0 +1,117 @@
+"""What a daemon does before it serves: apply the configured infrastructure, then make the
+store and the engine agree again (``core.reconcile``) and hand the jobs in flight to the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from localbatch import logs
+from localbatch.config import Settings
+from localbatch.core import lifecycle, naming, outcome
+from localbatch.core.inventory import HostInventory, environment_on, unknown_gpus
+from localbatch.core.jobs import Job, JobEvent, JobStatus
+from localbatch.core.reconcile import Adopt, Collect, Lost, ObservedContainer, RemoveOrphan, reconcile
+from localbatch.daemon.loop import ControlLoop, Flight
+from localbatch.errors import ConfigError, ContainerRuntimeError
+from localbatch.ports import Clock, ContainerInfo, ContainerRuntime, StateStore
+
+logger = logging.getLogger(__name__)
+VANISHED = "Container vanished while the daemon was down"
+
+
+def apply_infrastructure(settings: Settings, store: StateStore, host: HostInventory) -> None:
+    """Put the configured compute environments and queues in the store (objects created
+    through the API and not named in the config are left as they are)."""
+    for declared in settings.compute_environments:
+        environment = environment_on(
+            host,
+            settings.reserve,
+            name=declared.name,
+            max_vcpus=declared.max_vcpus,
+            max_memory_mib=declared.max_memory_mib,
+            gpu_ids=declared.gpu_ids,
+            state=declared.state,
+        )
+        missing = unknown_gpus(host, environment)
+        if missing:
+            present = ", ".join(g.device_id for g in host.gpus) or "none"
+            raise ConfigError(
+                f"{settings.config_file or 'settings'}: compute environment {declared.name} names GPU(s) "
+                f"{', '.join(missing)}, which this host does not have (GPUs found: {present})"
+            )
+        store.put_compute_environment(environment)
+    for queue in settings.job_queues:
+        store.put_job_queue(queue)
+
+
+def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: ContainerRuntime, clock: Clock) -> None:
+    """Take over the jobs in flight: adopt running containers, collect those that exited while
+    the daemon was away, fail the attempts whose container is gone (retrying per strategy),
+    and remove containers of ours that belong to no job in flight."""
+    active = store.active_jobs()
+    observed = runtime.list_containers({naming.LABEL_HOME: settings.home_id})
+    jobs = {job.job_id: job for job in active}
+    flights: dict[str, Flight] = {}
+    changes: list[tuple[Job, list[JobEvent]]] = []
+    now = clock.now_ms()
+    for action in reconcile(active, [_observed(c) for c in observed]):
+        if isinstance(action, RemoveOrphan):
+            logger.info("removing container %s: no job in flight owns it", action.container_id)
+            _remove_quietly(runtime, action.container_id)
+            continue
+        job = jobs[action.job_id]
+        events: list[JobEvent] = []
+        if isinstance(action, (Adopt, Collect)) and job.status is JobStatus.STARTING:
+            job, event = lifecycle.mark_running(job, now, action.container_id)
+            events.append(event)
+        if isinstance(action, Adopt):
+            logger.info("job=%s re-adopting running container %s", job.job_id, action.container_id)
+            flights[job.job_id] = loop.adopt(job, action.container_id)
+        elif isinstance(action, Collect):
+            ending = _collect(settings, runtime, job, action.container_id)
+            job, event, _ = lifecycle.finish_attempt(job, ending, now)
+            events.append(event)
+        elif isinstance(action, Lost):
+            logger.info("job=%s: its container is gone; the attempt failed", job.job_id)
+            job, event, _ = lifecycle.finish_attempt(job, outcome.lost(VANISHED), now)
+            events.append(event)
+        jobs[job.job_id] = job
+        changes.append((job, events))
+    if changes:
+        store.save_jobs(changes)
+    loop.load(list(jobs.values()), flights)
+
+
+def _observed(container: ContainerInfo) -> ObservedContainer:
+    attempt = container.labels.get(naming.LABEL_ATTEMPT, "")
+    return ObservedContainer(
+        container_id=container.container_id,
+        job_id=container.labels.get(naming.LABEL_JOB_ID),
+        attempt=int(attempt) if attempt.isdigit() else None,
+        running=container.running,
+    )
+
+
+def _collect(settings: Settings, runtime: ContainerRuntime, job: Job, container_id: str) -> outcome.AttemptOutcome:
+    """A container that stopped while the daemon was away: its output (all of it, from the
+    engine) into the attempt's log, its exit into the outcome; then it is removed."""
+    attempt = job.current_attempt
+    assert attempt is not None
+    exit_ = runtime.wait(container_id, 0)
+    path = logs.attempt_log_path(settings.logs_dir, job.job_id, attempt.number)
+    path.unlink(missing_ok=True)
+    pump = logs.LogPump(runtime.logs(container_id), path)
+    pump.start()
+    pump.join(timeout=30)
+    _remove_quietly(runtime, container_id)
+    if exit_ is None:
+        return outcome.lost(VANISHED)
+    return outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
+
+
+def _remove_quietly(runtime: ContainerRuntime, container_id: str) -> None:
+    try:
+        runtime.remove(container_id)
+    except ContainerRuntimeError as exc:
+        logger.warning("could not remove container %s: %s", container_id, exc)

@@ -1,0 +1,215 @@
+"""localbatch's API extensions, for what AWS keeps elsewhere (CloudWatch Logs, the console):
+
+    GET /v1/localbatch/status      the daemon: pid, uptime, socket, capacity, job counts
+    GET /v1/localbatch/resources   the host, and per compute environment and per GPU what is
+                                   allocated to whom; job counts per queue
+    GET /v1/localbatch/logs        ?jobId=&attempt=&follow=true  an attempt's output, streamed
+    GET /v1/localbatch/events      ?jobId=  the job's state changes, oldest first
+
+The daemon serves them on its socket; without a daemon the CLI calls the same handlers
+in-process (no allocations then: nothing runs that the store knows of).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from localbatch import __version__, logs
+from localbatch.config import Settings
+from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.inventory import HostInventory
+from localbatch.core.jobs import EpochMs, Job
+from localbatch.core.resources import Resources
+from localbatch.core.scheduler import Allocation
+from localbatch.errors import InvalidRequest, JobNotFound, Problem, RuntimeUnavailable
+from localbatch.ports import ContainerRuntime, StateStore
+
+STATUS = "/v1/localbatch/status"
+RESOURCES = "/v1/localbatch/resources"
+LOGS = "/v1/localbatch/logs"
+EVENTS = "/v1/localbatch/events"
+
+Allocations = Callable[[], "tuple[Allocation, ...]"]
+
+
+class Extensions:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: StateStore,
+        host: HostInventory,
+        capacity: Resources,
+        runtime: ContainerRuntime,
+        allocations: Allocations = tuple,
+        started_at: EpochMs | None = None,
+        now_ms: Callable[[], EpochMs] = lambda: int(time.time() * 1000),
+        poll_s: float = 0.2,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._host = host
+        self._capacity = capacity
+        self._runtime = runtime
+        self._allocations = allocations
+        self._started_at = started_at
+        self._now_ms = now_ms
+        self._poll_s = poll_s
+
+    def status(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        now = self._now_ms()
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "home": str(self._settings.home),
+            "socket": str(self._settings.socket_path),
+            "startedAt": self._started_at,
+            "uptimeSeconds": None if self._started_at is None else round((now - self._started_at) / 1000, 1),
+            "capacity": _resources(self._capacity),
+            "jobs": {status.value: n for status, n in self._store.count_jobs().items()},
+        }
+
+    def resources(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        allocations = self._allocations()
+        environments = self._store.list_compute_environments()
+        holders = {gpu: a.job_id for a in allocations for gpu in a.gpu_ids}
+        owners = {gpu: e.name for e in environments for gpu in e.gpu_ids}
+        try:
+            engine: dict[str, Any] | None = _engine(self._runtime)
+            engine_error = None
+        except RuntimeUnavailable as exc:
+            engine, engine_error = None, str(exc)
+        return {
+            "host": {
+                "cpus": self._host.cpus,
+                "memoryMiB": self._host.memory_mib,
+                "gpuSource": self._host.gpu_source,
+                "capacity": _resources(self._capacity),
+            },
+            "engine": engine,
+            "engineError": engine_error,
+            "computeEnvironments": [_environment(e, allocations) for e in environments],
+            "gpus": [
+                {
+                    "id": g.device_id,
+                    "index": g.index,
+                    "uuid": g.uuid,
+                    "name": g.name,
+                    "memoryMiB": g.memory_mib,
+                    "computeEnvironment": owners.get(g.device_id),
+                    "jobId": holders.get(g.device_id),
+                }
+                for g in self._host.gpus
+            ],
+            "jobQueues": [self._queue(q) for q in self._store.list_job_queues()],
+        }
+
+    def _queue(self, queue: JobQueue) -> dict[str, Any]:
+        return {
+            "jobQueueName": queue.name,
+            "priority": queue.priority,
+            "state": queue.state.value,
+            "computeEnvironments": list(queue.compute_environments),
+            "jobs": {status.value: n for status, n in self._store.count_jobs(queue.name).items()},
+        }
+
+    def events(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        job_id = query.get("jobId") or ""
+        if self._store.get_job(job_id) is None:
+            raise JobNotFound(job_id)
+        return {
+            "events": [
+                {
+                    "at": e.at,
+                    "from": e.from_status.value if e.from_status else None,
+                    "to": e.to_status.value,
+                    "reason": e.reason,
+                }
+                for e in self._store.list_events(job_id)
+            ]
+        }
+
+    def logs(self, query: dict[str, str], body: dict[str, Any]) -> Iterator[bytes]:
+        """An attempt's output (the latest, or ``attempt``); with ``follow``, what it writes
+        next, then each later attempt's, until the job ends."""
+        job_id = query.get("jobId") or ""
+        job = self._store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        attempt = _attempt_number(query.get("attempt"), job)
+        if query.get("follow", "").lower() not in ("1", "true", "yes"):
+            if attempt is None:
+                raise InvalidRequest([Problem("jobId", f"job {job_id} has not started an attempt yet")])
+            return iter([logs.read(self._log(job_id, attempt))])
+        return self._follow(job_id, attempt or 1)
+
+    def _follow(self, job_id: str, first: int) -> Iterator[bytes]:
+        number = first
+        while True:
+            job = self._wait_for_attempt(job_id, number)
+            if job is None:
+                return
+            yield from logs.follow(self._log(job_id, number), self._done_with(job_id, number), self._poll_s)
+            number += 1
+
+    def _wait_for_attempt(self, job_id: str, number: int) -> Job | None:
+        """The job once attempt ``number`` began, or None if the job ended without it."""
+        while True:
+            job = self._store.get_job(job_id)
+            if job is None:
+                return None
+            if len(job.attempts) >= number:
+                return job
+            if job.status.is_terminal:
+                return None
+            time.sleep(self._poll_s)
+
+    def _done_with(self, job_id: str, number: int) -> Callable[[], bool]:
+        """Whether attempt ``number`` will write no more: the job ended or a later one began."""
+
+        def done() -> bool:
+            job = self._store.get_job(job_id)
+            return job is None or job.status.is_terminal or len(job.attempts) > number
+
+        return done
+
+    def _log(self, job_id: str, attempt: int) -> Any:
+        return logs.attempt_log_path(self._settings.logs_dir, job_id, attempt)
+
+
+def _attempt_number(text: str | None, job: Job) -> int | None:
+    if text is None or text == "":
+        return len(job.attempts) or None
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= max(len(job.attempts), 1):
+        raise InvalidRequest([Problem("attempt", f"job {job.job_id} has attempts 1..{len(job.attempts)}, not {text}")])
+    return int(text)
+
+
+def _environment(environment: ComputeEnvironment, allocations: tuple[Allocation, ...]) -> dict[str, Any]:
+    mine = [a for a in allocations if a.compute_environment == environment.name]
+    used = sum((a.resources for a in mine), Resources(0, 0, 0))
+    return {
+        "computeEnvironmentName": environment.name,
+        "state": environment.state.value,
+        "capacity": _resources(environment.capacity),
+        "allocated": _resources(used),
+        "gpuIds": list(environment.gpu_ids),
+        "jobs": [a.job_id for a in mine],
+    }
+
+
+def _resources(resources: Resources) -> dict[str, Any]:
+    return {"vcpus": resources.vcpus, "memoryMiB": resources.memory_mib, "gpus": resources.gpus}
+
+
+def _engine(runtime: ContainerRuntime) -> dict[str, Any]:
+    info = runtime.engine_info()
+    return {
+        "name": info.name,
+        "version": info.version,
+        "apiVersion": info.api_version,
+        "networkMode": info.network_mode,
+    }

@@ -1,0 +1,151 @@
+"""What the CLI does through AWS Batch's API, whichever way it reaches it.
+
+A ``Backend`` is the daemon's socket (``client.DaemonClient``) or, when no daemon runs,
+``LocalBackend``: the same API handlers called in this process on the store, for reads only.
+The functions below are the client-side steps the CLI composes: register a definition if it
+changed, submit, wait, follow output. They speak AWS's operations and shapes only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from localbatch.api.dispatch import READ_OPERATIONS
+from localbatch.api.server import Api
+from localbatch.awsbatch.jobdefinition import to_register_request
+from localbatch.awsbatch.requests import submit_body
+from localbatch.client import DaemonUnreachable
+from localbatch.core import lifecycle, params, portability
+from localbatch.core.definition import JobDefinition
+from localbatch.core.lifecycle import JobOverrides
+from localbatch.errors import JobNotFound
+from localbatch.extensions import EVENTS, LOGS, RESOURCES, STATUS, Extensions
+
+TERMINAL = ("SUCCEEDED", "FAILED")
+_DESCRIBE_ONLY = ("jobDefinitionArn", "revision", "status", "containerOrchestrationType")
+
+
+class Backend(Protocol):
+    def call(self, operation: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def stream(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[bytes]: ...
+
+
+class LocalBackend:
+    """The API in this process, on the store: reads work, what needs the daemon says so."""
+
+    def __init__(self, api: Api, extensions: Extensions, socket_path: Path) -> None:
+        self._api = api
+        self._extensions = extensions
+        self._socket_path = socket_path
+
+    def call(self, operation: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        if operation not in READ_OPERATIONS:
+            raise DaemonUnreachable(str(self._socket_path))
+        return self._api.invoke(operation, dict(body or {}))
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        if path == RESOURCES:
+            return self._extensions.resources(_strings(params), {})
+        if path == EVENTS:
+            return self._extensions.events(_strings(params), {})
+        if path == STATUS:
+            raise DaemonUnreachable(str(self._socket_path))
+        raise ValueError(f"no extension at {path}")
+
+    def stream(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[bytes]:
+        if path != LOGS:
+            raise ValueError(f"no streamed extension at {path}")
+        return self._extensions.logs(_strings(params), {})
+
+
+def _strings(params: Mapping[str, Any] | None) -> dict[str, str]:
+    return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in (params or {}).items()}
+
+
+# -- job definitions ----------------------------------------------------------------------------
+
+
+def register(backend: Backend, definition: JobDefinition) -> str:
+    """Register ``definition`` as a new revision; ``name:revision``."""
+    answer = backend.call("RegisterJobDefinition", to_register_request(definition, strict=False))
+    return f"{answer['jobDefinitionName']}:{answer['revision']}"
+
+
+def ensure_registered(backend: Backend, definition: JobDefinition) -> str:
+    """``name:revision`` of the latest ACTIVE revision when it is this very definition, else of
+    a newly registered one (so submitting an unchanged file twice does not add revisions)."""
+    request = to_register_request(definition, strict=False)
+    found = backend.call("DescribeJobDefinitions", {"jobDefinitionName": definition.name, "status": "ACTIVE"})
+    revisions = found.get("jobDefinitions", [])
+    if revisions:
+        latest = max(revisions, key=lambda d: int(d["revision"]))
+        if {k: v for k, v in latest.items() if k not in _DESCRIBE_ONLY} == request:
+            return f"{definition.name}:{latest['revision']}"
+    return register(backend, definition)
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+
+def submit(
+    backend: Backend, job_definition: str, job_queue: str, job_name: str, overrides: JobOverrides
+) -> dict[str, Any]:
+    """SubmitJob's answer: jobId, jobName, jobArn."""
+    return backend.call("SubmitJob", submit_body(job_name, job_queue, job_definition, overrides))
+
+
+def describe(backend: Backend, job_id: str) -> dict[str, Any]:
+    jobs = backend.call("DescribeJobs", {"jobs": [job_id]}).get("jobs", [])
+    if not jobs:
+        raise JobNotFound(job_id)
+    detail: dict[str, Any] = jobs[0]
+    return detail
+
+
+def wait(backend: Backend, job_id: str, poll_s: float = 0.5) -> dict[str, Any]:
+    """The job's detail once it is SUCCEEDED or FAILED."""
+    while True:
+        detail = describe(backend, job_id)
+        if detail["status"] in TERMINAL:
+            return detail
+        time.sleep(poll_s)
+
+
+def exit_status(detail: Mapping[str, Any], interrupted_by: int | None = None) -> int:
+    """What ``run`` and ``wait`` exit with: 0; the container's exit code; 128 + the signal
+    number when a signal stopped the job; 1 when the job never ran."""
+    if interrupted_by is not None and (detail.get("isTerminated") or detail.get("isCancelled")):
+        return 128 + interrupted_by
+    if detail["status"] == "SUCCEEDED":
+        return 0
+    code = detail.get("container", {}).get("exitCode")
+    return int(code) if isinstance(code, int) and code != 0 else 1
+
+
+def warnings(definition: JobDefinition, overrides: JobOverrides) -> list[str]:
+    """What to warn about before submitting: what AWS Batch would refuse in the job as it
+    will run (after the overrides), and ``Ref::`` placeholders nobody gives a value."""
+    job, _ = lifecycle.new_job(definition, 0, overrides, job_id="-", job_name="-", job_queue="-", now=0)
+    found = [
+        f"not portable to AWS Batch: {problem}"
+        for problem in portability.job_problems(
+            timeout_s=job.timeout_s,
+            vcpus=job.container.resources.vcpus,
+            platform_capabilities=job.platform_capabilities,
+        )
+    ]
+    missing = params.unresolved(job.container.command, job.parameters)
+    if missing:
+        found.append(f"no value for Ref::{', Ref::'.join(missing)}; left as written")
+    return found
+
+
+def events(backend: Backend, job_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = backend.get(EVENTS, {"jobId": job_id}).get("events", [])
+    return found

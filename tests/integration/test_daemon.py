@@ -1,0 +1,220 @@
+"""The daemon end to end: started in the background as a user would, driven by the real CLI
+over its real socket, running real containers. Each test has its own home and config; the
+fixture stops the daemon and asserts no container of that home is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localbatch import config
+from localbatch.awsbatch.model import validate_output
+from localbatch.client import DaemonClient
+from tests.integration.conftest import remove_labelled
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "jobdefs" / "hello.toml"
+CONFIG = """
+[[compute_environments]]
+name = "local"
+max_vcpus = 2
+max_memory_mib = 1024
+
+[[job_queues]]
+name = "default"
+priority = 1
+compute_environments = ["local"]
+"""
+
+
+@dataclass
+class Daemon:
+    home: Path
+    env: dict[str, str]
+    labels: dict[str, str]
+    client: Any  # the docker SDK, to look at containers
+    api: DaemonClient  # the daemon's socket, for polling without a CLI process per look
+
+    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "localbatch", *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.returncode == 0, f"{args}: {result.stderr}"
+        return result.stdout
+
+    def submit(self, *args: str) -> str:
+        return str(json.loads(self.ok("submit", *args, "--json"))["jobId"])
+
+    def detail(self, job_id: str) -> dict[str, Any]:
+        detail: dict[str, Any] = self.api.call("DescribeJobs", {"jobs": [job_id]})["jobs"][0]
+        return detail
+
+    def submit_api(self, **overrides: Any) -> str:
+        body = {"jobName": "hello", "jobQueue": "default", "jobDefinition": "hello", **overrides}
+        return str(self.api.call("SubmitJob", body)["jobId"])
+
+    def wait_for(self, job_id: str, *statuses: str, timeout_s: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            detail = self.detail(job_id)
+            if detail["status"] in statuses:
+                return detail
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} never reached {statuses}: {self.detail(job_id)['status']}")
+
+    def containers(self) -> list[dict[str, Any]]:
+        filters = {"label": [f"{k}={v}" for k, v in self.labels.items()]}
+        return list(self.client.api.containers(all=True, filters=filters))
+
+    def pid(self) -> int:
+        return int((self.home / "home" / "daemon.pid").read_text())
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, docker_client: Any, busybox_image: str) -> Iterator[Daemon]:
+    (tmp_path / "localbatch.toml").write_text(CONFIG)
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "LOCALBATCH_HOME": str(home),
+        "LOCALBATCH_CONFIG": str(tmp_path / "localbatch.toml"),
+        "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2",
+        "COLUMNS": "200",
+    }
+    settings = config.resolve(env={"LOCALBATCH_HOME": str(home)}, cwd=tmp_path)
+    labels = {"localbatch.home": settings.home_id}
+    running = Daemon(tmp_path, env, labels, docker_client, DaemonClient(str(settings.socket_path)))
+    running.ok("daemon", "start")
+    running.ok("register", str(HELLO))
+    try:
+        yield running
+    finally:
+        running.api.close()
+        running("daemon", "stop")
+        leftovers = [c for c in running.containers() if c["State"] != "exited"]
+        remove_labelled(docker_client, labels)
+        assert leftovers == [], "the daemon left running containers behind"
+
+
+def test_the_cli_drives_the_daemon_end_to_end(daemon: Daemon) -> None:
+    status = json.loads(daemon.ok("daemon", "status", "--json"))
+    assert status["pid"] == daemon.pid() and status["capacity"]["vcpus"] >= 1
+    assert daemon.ok("register", str(HELLO)).startswith("hello:2 ")  # every register is a revision
+    job_id = daemon.submit("hello", "--param", "greeting=hey", "--env", "STAGE=e2e")
+    waited = daemon("wait", job_id)
+    assert waited.returncode == 0, waited.stderr
+    detail = daemon.detail(job_id)
+    assert detail["status"] == "SUCCEEDED" and detail["jobDefinition"].endswith("job-definition/hello:2")
+    assert validate_output("DescribeJobs", {"jobs": [detail]}) == []
+    assert daemon.ok("logs", job_id) == (
+        f"hey from {job_id}, attempt 1, queue default, compute environment local, stage e2e\n"
+    )
+    listed = json.loads(daemon.ok("ls", "--status", "SUCCEEDED", "--json"))["jobSummaryList"]
+    assert [j["jobId"] for j in listed] == [job_id]
+    queues = json.loads(daemon.ok("queues", "--json"))["jobQueues"]
+    assert [q["jobQueueName"] for q in queues] == ["default"]
+    resources = json.loads(daemon.ok("resources", "--json"))
+    assert resources["computeEnvironments"][0]["capacity"] == {"vcpus": 2.0, "memoryMiB": 1024, "gpus": 0}
+    failing = daemon.submit(str(HELLO), "--command", 'sh -c "exit 7"')
+    assert daemon("wait", failing).returncode == 7
+
+
+def test_twenty_mixed_jobs_never_exceed_capacity_at_any_instant(daemon: Daemon) -> None:
+    rng = random.Random(20)
+    sizes: dict[str, tuple[float, int]] = {}
+    for _ in range(20):
+        vcpus, memory = rng.choice([0.5, 1, 2]), rng.choice([128, 256, 512, 1024])
+        requirements = [{"type": "VCPU", "value": f"{vcpus:g}"}, {"type": "MEMORY", "value": str(memory)}]
+        command = ["sleep", rng.choice(["0.3", "0.6", "1"])]
+        job_id = daemon.submit_api(containerOverrides={"resourceRequirements": requirements, "command": command})
+        sizes[job_id] = (vcpus, memory)
+    spans = []
+    for job_id in sizes:
+        detail = daemon.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=120)
+        assert detail["status"] == "SUCCEEDED", detail.get("statusReason")
+        spans.append((detail["startedAt"], detail["stoppedAt"], *sizes[job_id]))
+    for instant, *_ in spans:  # the most held is at some job's start
+        held = [(v, m) for start, stop, v, m in spans if start <= instant < stop]
+        assert sum(v for v, _ in held) <= 2, held
+        assert sum(m for _, m in held) <= 1024, held
+    assert max(len([1 for s, e, *_ in spans if s <= i < e]) for i, *_ in spans) >= 2  # it did pack
+
+
+def test_a_job_bigger_than_every_compute_environment_is_refused_with_the_numbers(daemon: Daemon) -> None:
+    result = daemon("submit", "hello", "--vcpus", "4")
+    assert result.returncode == 2
+    assert "needs 4 vCPU" in result.stderr and "has 2 vCPU" in result.stderr
+    assert json.loads(daemon.ok("ls", "--json"))["jobSummaryList"] == []
+
+
+def test_cancel_and_terminate_as_aws_does(daemon: Daemon) -> None:
+    running = daemon.submit("hello", "--vcpus", "2", "--command", "sleep 60")
+    waiting = daemon.submit("hello", "--vcpus", "1", "--command", "sleep 60")
+    daemon.wait_for(running, "RUNNING")
+    assert daemon.detail(waiting)["statusReason"].startswith("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - needs 1 vCPU")
+    daemon.ok("cancel", running, "--reason", "has no effect on a running job")
+    daemon.ok("cancel", waiting, "--reason", "no longer needed")
+    cancelled = daemon.wait_for(waiting, "FAILED")
+    assert cancelled["isCancelled"] is True and cancelled["statusReason"] == "no longer needed"
+    assert daemon.detail(running)["status"] == "RUNNING"
+    daemon.ok("terminate", running, "--reason", "stop")
+    terminated = daemon.wait_for(running, "FAILED", timeout_s=30)
+    assert terminated["isTerminated"] is True and terminated["statusReason"] == "stop"
+    assert [c for c in daemon.containers() if c["State"] == "running"] == []
+
+
+def test_kill_9_loses_nothing_and_a_restart_finishes_every_job(daemon: Daemon) -> None:
+    ticker = "sh -c 'for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.5; done'"
+    quick = daemon.submit("hello", "--vcpus", "0.5", "--command", "sh -c 'echo quick; sleep 1'")
+    slow = daemon.submit("hello", "--vcpus", "0.5", "--command", ticker)
+    queued = daemon.submit("hello", "--vcpus", "2", "--command", "echo queued")
+    daemon.wait_for(slow, "RUNNING")
+    os.kill(daemon.pid(), signal.SIGKILL)
+    time.sleep(1.5)  # the quick job's container exits while no daemon watches
+    daemon.ok("daemon", "start")
+    for job_id in (quick, slow, queued):
+        assert daemon.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=60)["status"] == "SUCCEEDED"
+    assert daemon.ok("logs", quick) == "quick\n"
+    assert daemon.ok("logs", slow) == "".join(f"tick {i}\n" for i in range(1, 7))
+    assert daemon.ok("logs", queued) == "queued\n"
+    assert [len(daemon.detail(j)["attempts"]) for j in (quick, slow, queued)] == [1, 1, 1]
+
+
+def test_stopping_the_daemon_leaves_containers_running_and_start_readopts_them(daemon: Daemon) -> None:
+    job_id = daemon.submit("hello", "--command", "sh -c 'sleep 2; echo survived'")
+    daemon.wait_for(job_id, "RUNNING")
+    daemon.ok("daemon", "stop")
+    assert [c["State"] for c in daemon.containers()] == ["running"]
+    assert daemon("daemon", "status").returncode == 1
+    daemon.ok("daemon", "start")
+    assert daemon.wait_for(job_id, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+    assert daemon.ok("logs", job_id) == "survived\n"
+
+
+def test_run_goes_through_the_daemon_and_follows_output(daemon: Daemon) -> None:
+    result = daemon("run", str(HELLO), "--param", "greeting=queued")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("queued from ") and "queue default" in result.stdout
+    assert "SUBMITTED" in result.stderr and "SUCCEEDED" in result.stderr
+    listed = json.loads(daemon.ok("ls", "--json"))["jobSummaryList"]
+    assert len(listed) == 1 and listed[0]["status"] == "SUCCEEDED"
+    assert daemon("run", str(HELLO), "--command", 'sh -c "exit 5"').returncode == 5

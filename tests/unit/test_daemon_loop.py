@@ -1,0 +1,330 @@
+"""The control loop on fakes: a fake engine and clock, an in-memory store, launches and stops
+run inline. Every step is a ``tick(now)``; nothing sleeps except for log pump threads."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from localbatch import config, jobdef, logs
+from localbatch.awsbatch.requests import SubmitRequest
+from localbatch.batch import BatchService
+from localbatch.core.definition import JobDefinition
+from localbatch.core.infra import ComputeEnvironment, JobQueue, State
+from localbatch.core.inventory import GpuDevice
+from localbatch.core.jobs import Job, JobStatus
+from localbatch.core.lifecycle import JobOverrides
+from localbatch.core.resources import Resources
+from localbatch.core.retry import RetryStrategy
+from localbatch.core.spec import ContainerSpec
+from localbatch.daemon.loop import ControlLoop
+from localbatch.daemon.startup import recover
+from tests.fakes.clock import FakeClock
+from tests.fakes.runtime import FakeRuntime
+from tests.fakes.store import InMemoryStateStore
+
+S = JobStatus
+HOST = Resources(vcpus=2, memory_mib=4096, gpus=2)
+GPUS = tuple(GpuDevice(i, f"GPU-{i}", "Fake GPU", 16384) for i in range(2))
+DEFINITION = JobDefinition(
+    name="work",
+    container=ContainerSpec(image="busybox:1.36", command=("sh", "-c", "echo hi"), resources=Resources(1, 512)),
+)
+
+
+class Inline(Executor):
+    """Runs what is submitted at once, on the caller's thread."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - a Future carries whatever happened
+            future.set_exception(exc)
+        return future
+
+
+@dataclass
+class Rig:
+    clock: FakeClock
+    runtime: FakeRuntime
+    store: InMemoryStateStore
+    loop: ControlLoop
+    service: BatchService
+    settings: config.Settings
+
+    def submit(self, **overrides: Any) -> str:
+        request = SubmitRequest("work", "default", "work", JobOverrides(**overrides))
+        job_id = self.service.submit_job(request).job_id
+        self.clock.advance(0.001)  # FIFO is by submission time; give each its own millisecond
+        return job_id
+
+    def tick(self, seconds: float = 0.25) -> None:
+        self.loop.tick(self.clock.now_ms())
+        self.clock.advance(seconds)
+
+    def settle(self, ticks: int = 40, seconds: float = 0.25) -> None:
+        for _ in range(ticks):
+            self.tick(seconds)
+
+    def job(self, job_id: str) -> Job:
+        job = self.store.get_job(job_id)
+        assert job is not None
+        return job
+
+    def holding(self) -> list[Job]:
+        return [j for j in self.store.active_jobs() if j.status in (S.STARTING, S.RUNNING)]
+
+
+def make_rig(tmp_path: Any, environment: ComputeEnvironment | None = None) -> Rig:
+    clock = FakeClock()
+    runtime = FakeRuntime(clock)
+    store = InMemoryStateStore()
+    settings = config.resolve(
+        env={"LOCALBATCH_HOME": str(tmp_path), "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2"}, cwd=tmp_path
+    )
+    store.put_compute_environment(environment or ComputeEnvironment("local", 2, 4096, ("0", "1")))
+    store.put_job_queue(JobQueue("default", 1, ("local",)))
+    store.register_job_definition("work", jobdef.to_document(DEFINITION), clock.now_ms())
+    loop = ControlLoop(
+        settings=settings,
+        runtime=runtime,
+        store=store,
+        clock=clock,
+        host=HOST,
+        gpus=GPUS,
+        executor=Inline(),
+        in_background=lambda action: action(),
+        start_pump=logs.LogPump.run,  # the fake's output never blocks: pump it on the spot
+    )
+    loop.load([], {})
+    service = BatchService(store=store, clock=clock, host=HOST, notifier=loop, live=loop)
+    return Rig(clock, runtime, store, loop, service, settings)
+
+
+@pytest.fixture
+def rig(tmp_path: Any) -> Rig:
+    return make_rig(tmp_path)
+
+
+def test_jobs_are_placed_up_to_capacity_and_the_rest_wait_saying_why(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    ids = [rig.submit() for _ in range(3)]
+    rig.tick()
+    rig.tick()
+    assert [rig.job(i).status for i in ids] == [S.RUNNING, S.RUNNING, S.RUNNABLE]
+    [waiting] = rig.service.describe_jobs([ids[2]])
+    assert waiting.status_reason == (
+        "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - needs 1 vCPU, 0 vCPU free in compute environment local"
+    )
+    [request] = [r for r in rig.runtime.created if r.environment["AWS_BATCH_JOB_ID"] == ids[0]]
+    assert request.environment["AWS_BATCH_CE_NAME"] == "local" and request.environment["AWS_BATCH_JQ_NAME"] == "default"
+
+
+def test_finished_containers_free_capacity_and_are_removed(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=2, output=b"done\n")
+    ids = [rig.submit() for _ in range(3)]
+    rig.settle(ticks=30)
+    assert [rig.job(i).status for i in ids] == [S.SUCCEEDED] * 3
+    third = rig.job(ids[2])
+    assert third.started_at is not None and third.started_at >= rig.job(ids[0]).stopped_at  # type: ignore[operator]
+    assert rig.runtime.containers() == []
+    assert logs.read(logs.attempt_log_path(rig.settings.logs_dir, ids[0], 1)) == b"done\n"
+    assert [e.to_status for e in rig.store.list_events(ids[0])] == [
+        S.SUBMITTED,
+        S.RUNNABLE,
+        S.STARTING,
+        S.RUNNING,
+        S.SUCCEEDED,
+    ]
+
+
+def test_never_over_commits_under_a_random_workload(tmp_path: Any) -> None:
+    rig = make_rig(tmp_path)
+    rng = random.Random(7)
+    durations: dict[str, float] = {}
+    for _ in range(25):
+        job_id = rig.submit(vcpus=rng.choice([0.25, 0.5, 1, 2]), memory_mib=rng.choice([128, 1024, 2048, 4096]))
+        durations[job_id] = rng.choice([0.5, 1, 2, 3])
+    for job_id, seconds in durations.items():
+        rig.runtime.script(lambda r, j=job_id: r.environment["AWS_BATCH_JOB_ID"] == j, runs_for_s=seconds)
+    for _ in range(400):
+        rig.tick()
+        held = [j.container.resources for j in rig.holding()]
+        assert sum(r.vcpus for r in held) <= 2 and sum(r.memory_mib for r in held) <= 4096
+        if all(rig.job(j).status.is_terminal for j in durations):
+            break
+    assert all(rig.job(j).status is S.SUCCEEDED for j in durations)
+
+
+def test_gpus_go_to_distinct_devices_and_are_named_in_the_environment(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    ids = [rig.submit(gpus=1, vcpus=0.5) for _ in range(3)]
+    rig.tick()
+    rig.tick()
+    first, second, third = (rig.job(i) for i in ids)
+    assert {first.gpu_ids, second.gpu_ids} == {("0",), ("1",)}
+    assert third.status is S.RUNNABLE
+    assert "needs 1 GPU, 0 GPU free" in (rig.service.describe_jobs([ids[2]])[0].status_reason or "")
+    visible = sorted(r.environment["NVIDIA_VISIBLE_DEVICES"] for r in rig.runtime.created)
+    assert visible == ["0", "1"] and sorted(r.gpu_device_ids for r in rig.runtime.created) == [("0",), ("1",)]
+
+
+def test_cancel_fails_a_job_that_has_not_started(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    ids = [rig.submit(vcpus=2), rig.submit()]
+    rig.tick()
+    rig.service.cancel_job(ids[1], "not needed")
+    rig.tick()
+    job = rig.job(ids[1])
+    assert job.status is S.FAILED and job.is_cancelled and job.status_reason == "not needed"
+
+
+def test_cancel_of_a_running_job_has_no_effect_and_is_forgotten(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=3)
+    job_id = rig.submit()
+    rig.tick()
+    rig.tick()
+    rig.service.cancel_job(job_id, "too late")
+    rig.settle(ticks=20)
+    job = rig.job(job_id)
+    assert job.status is S.SUCCEEDED and not job.is_cancelled and job.stop_request is None
+
+
+def test_terminate_stops_a_running_container(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = rig.submit(retry_strategy=RetryStrategy(attempts=3))
+    rig.tick()
+    rig.tick()
+    rig.service.terminate_job(job_id, "stop it")
+    rig.settle(ticks=4)
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and job.is_terminated and job.status_reason == "stop it"
+    assert len(job.attempts) == 1  # terminated attempts are never retried
+    assert rig.runtime.stopped and rig.runtime.stopped[0][1] == 2
+
+
+def test_attempt_timeout_stops_the_container_with_aws_reason(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = rig.submit(timeout_s=2, retry_strategy=RetryStrategy(attempts=2))
+    rig.settle(ticks=20)
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and job.status_reason == "Job attempt duration exceeded timeout"
+    assert len(job.attempts) == 1
+
+
+def test_failed_attempts_are_retried_and_the_next_one_runs(rig: Rig) -> None:
+    rig.runtime.script(lambda r: r.environment["AWS_BATCH_JOB_ATTEMPT"] == "1", exit_code=3, runs_for_s=0.5)
+    rig.runtime.script(lambda r: r.environment["AWS_BATCH_JOB_ATTEMPT"] == "2", exit_code=0, runs_for_s=0.5)
+    job_id = rig.submit(retry_strategy=RetryStrategy(attempts=2))
+    rig.settle(ticks=20)
+    job = rig.job(job_id)
+    assert job.status is S.SUCCEEDED and [a.exit_code for a in job.attempts] == [3, 0]
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_attempt(rig: Rig) -> None:
+    rig.runtime.missing_images.add("busybox:1.36")
+    job_id = rig.submit()
+    rig.settle(ticks=4)
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and job.status_reason == "Task failed to start"
+    assert (job.attempts[0].reason or "").startswith("CannotPullContainerError: ")
+
+
+def test_a_container_removed_behind_the_daemons_back_is_lost(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = rig.submit()
+    rig.tick()
+    rig.tick()
+    rig.runtime.remove(rig.job(job_id).attempts[0].container_id or "")
+    rig.settle(ticks=3)
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and (job.status_reason or "").startswith("Container vanished")
+
+
+def test_a_disabled_queue_dispatches_nothing_until_enabled(rig: Rig) -> None:
+    rig.service.update_job_queue("default", State.DISABLED, None, None)
+    rig.store.put_job_queue(JobQueue("default", 1, ("local",)))  # submit needs it ENABLED ...
+    job_id = rig.submit()
+    rig.service.update_job_queue("default", State.DISABLED, None, None)  # ... then it is disabled
+    rig.settle(ticks=3)
+    assert rig.job(job_id).status is S.RUNNABLE
+    assert rig.service.describe_jobs([job_id])[0].status_reason == "ACTION_REQUIRED - job queue default is DISABLED"
+    rig.service.update_job_queue("default", State.ENABLED, None, None)
+    rig.settle(ticks=3)
+    assert rig.job(job_id).status is S.SUCCEEDED
+
+
+# -- a restarted daemon ---------------------------------------------------------------------------
+
+
+def restart(rig: Rig) -> Rig:
+    """The same store and engine, a new loop (the old one died)."""
+    loop = ControlLoop(
+        settings=rig.settings,
+        runtime=rig.runtime,
+        store=rig.store,
+        clock=rig.clock,
+        host=HOST,
+        gpus=GPUS,
+        executor=Inline(),
+        in_background=lambda action: action(),
+        start_pump=logs.LogPump.run,  # the fake's output never blocks: pump it on the spot
+    )
+    recover(loop, rig.settings, rig.store, rig.runtime, rig.clock)
+    service = BatchService(store=rig.store, clock=rig.clock, host=HOST, notifier=loop, live=loop)
+    return replace(rig, loop=loop, service=service)
+
+
+def test_restart_adopts_running_collects_exited_and_retries_vanished(rig: Rig) -> None:
+    rig.runtime.script(lambda r: r.environment["AWS_BATCH_JOB_ATTEMPT"] == "1", runs_for_s=None, output=b"out\n")
+    keeps, exits, vanishes = (
+        rig.submit(vcpus=0.5),
+        rig.submit(vcpus=0.5),
+        rig.submit(vcpus=0.5, retry_strategy=RetryStrategy(attempts=2)),
+    )
+    rig.tick()
+    rig.tick()
+    assert all(rig.job(j).status is S.RUNNING for j in (keeps, exits, vanishes))
+    # The daemon dies. Meanwhile one container exits and one is removed by hand.
+    rig.runtime.finish(rig.job(exits).attempts[0].container_id or "", exit_code=4)
+    rig.runtime.remove(rig.job(vanishes).attempts[0].container_id or "")
+    rig = restart(rig)
+    assert rig.job(exits).status is S.FAILED and rig.job(exits).exit_code == 4
+    assert logs.read(logs.attempt_log_path(rig.settings.logs_dir, exits, 1)) == b"out\n"
+    assert rig.job(vanishes).status is S.RUNNABLE  # retried per its strategy
+    assert rig.job(vanishes).attempts[0].status_reason == "Container vanished while the daemon was down"
+    assert rig.job(keeps).status is S.RUNNING
+    rig.runtime.finish(rig.job(keeps).attempts[0].container_id or "", exit_code=0)
+    rig.settle(ticks=6)
+    assert rig.job(keeps).status is S.SUCCEEDED
+    retried = rig.job(vanishes)  # its second attempt has no script: it exits 0 at once
+    assert retried.status is S.SUCCEEDED and len(retried.attempts) == 2
+
+
+def test_restart_removes_containers_no_job_owns(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = rig.submit()
+    rig.tick()
+    rig.tick()
+    rig.service.terminate_job(job_id, "x")
+    rig.store.save_job(replace(rig.job(job_id), status=S.SUCCEEDED))  # the store says it ended
+    container = rig.job(job_id).attempts[0].container_id
+    rig = restart(rig)
+    assert container not in [c.container_id for c in rig.runtime.containers()]
+
+
+def test_restart_moves_a_starting_job_with_a_running_container_to_running(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = rig.submit()
+    rig.tick()
+    rig.tick()
+    running = rig.job(job_id)
+    attempt = replace(running.attempts[0], started_at=None)
+    rig.store.save_job(replace(running, status=S.STARTING, attempts=(attempt,), started_at=None))
+    rig = restart(rig)
+    assert rig.job(job_id).status is S.RUNNING
