@@ -13,7 +13,7 @@ DEMO_IMAGE := busybox:1.36
 DOCKERD_LOG ?= /var/log/localbatch-dockerd.log
 
 .DEFAULT_GOAL := help
-.PHONY: help install docker images demo test test-unit test-integration lint fmt typecheck check clean
+.PHONY: help install docker images demo test test-unit test-integration bench bench-quick lint fmt typecheck check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -71,13 +71,19 @@ test-unit: install ## Fast tests only (no Docker)
 test-integration: install images ## Tests on the real engine only
 	$(BIN)/pytest tests/integration
 
+bench: install images ## Measure: scheduler, store, API, daemon (figures in benchmarks/results/)
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: install images ## The same with smaller inputs (a few minutes)
+	$(BIN)/python -m benchmarks.run --quick
+
 lint: install ## ruff check and format check
-	$(BIN)/ruff check localbatch tests
-	$(BIN)/ruff format --check localbatch tests
+	$(BIN)/ruff check localbatch tests benchmarks
+	$(BIN)/ruff format --check localbatch tests benchmarks
 
 fmt: install ## Format the code
-	$(BIN)/ruff check --fix localbatch tests
-	$(BIN)/ruff format localbatch tests
+	$(BIN)/ruff check --fix localbatch tests benchmarks
+	$(BIN)/ruff format localbatch tests benchmarks
 
 typecheck: install ## mypy, strict on the package
 	$(BIN)/mypy

@@ -166,12 +166,8 @@ def measure(quick: bool) -> dict[str, float]:
                 "store_save_jobs_10k_batch_ms": round(statistics.median(batch_ms), 1),
                 "store_list_first_page_ms": timed(checks["first_page"]),
                 "store_list_status_page_ms": timed(JobQuery(statuses=(S.FAILED,), limit=PAGE)),
-                "store_list_queue_status_page_ms": timed(
-                    JobQuery(job_queue="gpu", statuses=(S.RUNNING,), limit=PAGE)
-                ),
-                "store_list_multi_status_page_ms": timed(
-                    JobQuery(statuses=(S.SUCCEEDED, S.FAILED), limit=PAGE)
-                ),
+                "store_list_queue_status_page_ms": timed(JobQuery(job_queue="gpu", statuses=(S.RUNNING,), limit=PAGE)),
+                "store_list_multi_status_page_ms": timed(JobQuery(statuses=(S.SUCCEEDED, S.FAILED), limit=PAGE)),
                 "store_list_deep_page_ms": timed(checks["deep_page"]),
                 "store_list_name_prefix_miss_ms": timed(JobQuery(name_prefix="no-such-", limit=PAGE)),
                 "store_count_jobs_ms": median_ms(store.count_jobs, repeats),

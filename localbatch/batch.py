@@ -90,6 +90,9 @@ class BatchService:
         self._notifier = notifier or NoNotifier()
         self._new_id = new_id
         self._definitions: dict[tuple[str, int], JobDefinition] = {}
+        # Queues and compute environments change only through this service (and the config,
+        # applied before it exists): read them once, again after each change.
+        self._infra: tuple[dict[str, JobQueue], list[ComputeEnvironment]] | None = None
 
     # -- job definitions ----------------------------------------------------------------------
 
@@ -161,7 +164,7 @@ class BatchService:
         )
         if request.propagate_tags is not None:
             job = replace(job, propagate_tags=request.propagate_tags)
-        why = never_fits(job.container.resources, queue, self._store.list_compute_environments(), self._host)
+        why = never_fits(job.container.resources, queue, self._known()[1], self._host)
         if why is not None:
             raise InvalidRequest(
                 [Problem("resourceRequirements", f"the job can never run in job queue {queue.name}: {why}")]
@@ -236,7 +239,7 @@ class BatchService:
             raise InvalidRequest([Problem("computeEnvironmentName", f"{environment.name} already exists")])
         self._check_gpus(environment)
         self._store.put_compute_environment(environment)
-        self._notifier.infrastructure_changed()
+        self._infrastructure_changed()
         return environment
 
     def update_compute_environment(self, name: str, state: State | None, max_vcpus: float | None) -> ComputeEnvironment:
@@ -247,7 +250,7 @@ class BatchService:
             max_vcpus=current.max_vcpus if max_vcpus is None else max_vcpus,
         )
         self._store.put_compute_environment(updated)
-        self._notifier.infrastructure_changed()
+        self._infrastructure_changed()
         return updated
 
     def delete_compute_environment(self, ref: str) -> None:
@@ -261,7 +264,7 @@ class BatchService:
                 [Problem("computeEnvironment", f"{environment.name} is used by job queue(s) {', '.join(users)}")]
             )
         self._store.delete_compute_environment(environment.name)
-        self._notifier.infrastructure_changed()
+        self._infrastructure_changed()
 
     def _environment(self, name: str) -> ComputeEnvironment:
         environment = self._store.get_compute_environment(name)
@@ -291,7 +294,7 @@ class BatchService:
             raise InvalidRequest([Problem("jobQueueName", f"{queue.name} already exists")])
         self._check_order(queue.compute_environments)
         self._store.put_job_queue(queue)
-        self._notifier.infrastructure_changed()
+        self._infrastructure_changed()
         return queue
 
     def update_job_queue(
@@ -311,7 +314,7 @@ class BatchService:
             state=state or current.state,
         )
         self._store.put_job_queue(updated)
-        self._notifier.infrastructure_changed()
+        self._infrastructure_changed()
         return updated
 
     def delete_job_queue(self, ref: str) -> None:
@@ -323,14 +326,23 @@ class BatchService:
             if job.job_queue == queue.name:
                 self.terminate_job(job.job_id, f"Job queue {queue.name} was deleted")
         self._store.delete_job_queue(queue.name)
-        self._notifier.infrastructure_changed()
+        self._infrastructure_changed()
 
     def _queue(self, ref: str) -> JobQueue:
-        name = resource_name(ref, "job-queue")
-        queue = self._store.get_job_queue(name)
+        queue = self._known()[0].get(resource_name(ref, "job-queue"))
         if queue is None:
             raise JobQueueNotFound(ref)
         return queue
+
+    def _known(self) -> tuple[dict[str, JobQueue], list[ComputeEnvironment]]:
+        if self._infra is None:
+            queues = {q.name: q for q in self._store.list_job_queues()}
+            self._infra = (queues, self._store.list_compute_environments())
+        return self._infra
+
+    def _infrastructure_changed(self) -> None:
+        self._infra = None
+        self._notifier.infrastructure_changed()
 
     def _check_order(self, names: Sequence[str]) -> None:
         known = {e.name for e in self._store.list_compute_environments()}

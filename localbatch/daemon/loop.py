@@ -21,6 +21,7 @@ on the next start. Stops run on helper threads (a graceful stop waits out its gr
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import uuid
@@ -88,6 +89,7 @@ class ControlLoop:
         gpus: tuple[GpuDevice, ...] = (),
         poll_s: float = 0.25,
         idle_s: float = 5.0,
+        batch_s: float = 0.02,
         executor: Executor | None = None,
         in_background: Callable[[Callable[[], None]], None] | None = None,
         start_pump: Callable[[logs.LogPump], None] = logs.LogPump.start,
@@ -101,6 +103,7 @@ class ControlLoop:
         self._gpus = gpus
         self._poll_s = poll_s
         self._idle_s = idle_s
+        self._batch_s = batch_s
         self._new_task_id = new_task_id
         self._scheduler = SchedulerSettings(max_head_wait_s=settings.max_head_wait_s)
         # Launches (image pulls included) and removals run here, never on the loop's thread.
@@ -114,6 +117,9 @@ class ControlLoop:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # guards what snapshot() reads
         self._active: dict[str, Job] = {}
+        # The RUNNABLE jobs as the scheduler takes them, kept up to date by _remember, so a
+        # plan over 10,000 waiting jobs does not rebuild 10,000 inputs first.
+        self._runnable: dict[str, RunnableJob] = {}
         self._flights: dict[str, Flight] = {}
         self._launching: dict[str, _Launching] = {}
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
@@ -121,7 +127,7 @@ class ControlLoop:
         self._queues: tuple[JobQueue, ...] = ()
         self._environments: tuple[ComputeEnvironment, ...] = ()
         self._dirty = True
-        self._last_plan_ms: EpochMs = 0
+        self._next_timed_plan_ms: EpochMs | None = None  # when a waiting head crosses max_head_wait
 
     # -- Notifier (called from API handler threads) ---------------------------------------------
 
@@ -158,7 +164,8 @@ class ControlLoop:
 
     def load(self, jobs: Sequence[Job], flights: dict[str, Flight]) -> None:
         """Take over the jobs in flight found at start (``recovery.recover`` prepares them)."""
-        self._active = {job.job_id: job for job in jobs if not job.status.is_terminal}
+        for job in jobs:
+            self._remember(job)
         self._flights = dict(flights)
         self._reload_infrastructure()
 
@@ -183,7 +190,10 @@ class ControlLoop:
             except Exception:  # a bug must not kill the daemon: log it and keep serving
                 logger.exception("tick failed unexpectedly; the next tick retries")
             busy = self._flights or self._launching or self._removals
-            self._wake.wait(self._poll_s if busy else self._idle_s)
+            if self._wake.wait(self._poll_s if busy else self._idle_s):
+                # Woken by a request: let a burst (10,000 SubmitJob calls) gather for a moment
+                # so it costs a few ticks, not one tick (and one plan) per request.
+                self._stopping.wait(self._batch_s)
             self._wake.clear()
 
     # -- one tick ---------------------------------------------------------------------------------
@@ -207,12 +217,27 @@ class ControlLoop:
         previous = changes.get(job.job_id)
         events = (previous[1] if previous else []) + ([event] if event else [])
         changes[job.job_id] = (job, events)
+        self._remember(job)
+
+    def _remember(self, job: Job) -> None:
+        """The loop's view of ``job``: every change goes through here, so the active jobs,
+        the runnable index and the waiting reasons cannot disagree."""
         with self._lock:
             if job.status.is_terminal:
                 self._active.pop(job.job_id, None)
                 self._waiting.pop(job.job_id, None)
             else:
                 self._active[job.job_id] = job
+            if job.status is JobStatus.RUNNABLE and job.stop_request is None:
+                self._runnable[job.job_id] = RunnableJob(
+                    job.job_id,
+                    job.job_queue,
+                    job.container.resources,
+                    job.created_at,
+                    job.runnable_at or job.created_at,
+                )
+            else:
+                self._runnable.pop(job.job_id, None)
         self._dirty = True
 
     def _take_inbox(self, changes: dict[str, Change]) -> None:
@@ -223,8 +248,7 @@ class ControlLoop:
                 return
             self._dirty = True
             if kind == "job" and isinstance(value, Job):
-                with self._lock:
-                    self._active[value.job_id] = value
+                self._remember(value)
             elif kind == "stop" and isinstance(value, str):
                 self._merge_stop_request(value)
             elif kind == "infra":
@@ -237,8 +261,7 @@ class ControlLoop:
         current = self._active.get(job_id)
         if stored is None or current is None or stored.stop_request is None:
             return
-        with self._lock:  # the store has it already: only the loop's copy needs it
-            self._active[job_id] = replace(current, stop_request=stored.stop_request)
+        self._remember(replace(current, stop_request=stored.stop_request))  # the store has it already
 
     def _reload_infrastructure(self) -> None:
         with self._lock:
@@ -407,14 +430,10 @@ class ControlLoop:
             self._record(changes, moved, event)
 
     def _plan(self, now: EpochMs, changes: dict[str, Change]) -> list[Job]:
-        runnable = [
-            RunnableJob(j.job_id, j.job_queue, j.container.resources, j.created_at, j.runnable_at or j.created_at)
-            for j in self._active.values()
-            if j.status is JobStatus.RUNNABLE and j.stop_request is None
-        ]
-        if not runnable or not (self._dirty or now - self._last_plan_ms >= 1000):
+        runnable = list(self._runnable.values())
+        timed = self._next_timed_plan_ms is not None and now >= self._next_timed_plan_ms
+        if not runnable or not (self._dirty or timed):
             return []
-        self._last_plan_ms = now
         decided = plan(
             runnable, self._queues, self._environments, self._allocations(), self._host, now, self._scheduler
         )
@@ -437,6 +456,14 @@ class ControlLoop:
         with self._lock:
             self._waiting = {job_id: str(reason) for job_id, reason in decided.waiting.items()}
         self._dirty = False  # our own placements need no second pass; exits and submissions will
+        # With nothing changing, the plan changes only when a waiting job's wait reaches
+        # max_head_wait (the starvation guarantee): plan again then, not on every tick.
+        wait_s = self._scheduler.max_head_wait_s
+        self._next_timed_plan_ms = None
+        if math.isfinite(wait_s):
+            crossings = [r.runnable_at + math.ceil(wait_s * 1000) for r in runnable if r.job_id in decided.waiting]
+            future = [at for at in crossings if at > now]
+            self._next_timed_plan_ms = min(future) if future else None
         return placed
 
     def _allocations(self) -> list[Allocation]:

@@ -328,3 +328,30 @@ def test_restart_moves_a_starting_job_with_a_running_container_to_running(rig: R
     rig.store.save_job(replace(running, status=S.STARTING, attempts=(attempt,), started_at=None))
     rig = restart(rig)
     assert rig.job(job_id).status is S.RUNNING
+
+
+def test_with_nothing_changing_the_loop_plans_again_only_when_a_wait_crosses_the_threshold(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import localbatch.daemon.loop as loop_module
+
+    plans: list[int] = []
+    real_plan = loop_module.plan
+
+    def counting_plan(*args: Any, **kwargs: Any) -> Any:
+        plans.append(rig.clock.now_ms())
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "plan", counting_plan)
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    rig.submit(vcpus=2)
+    waiting = rig.submit(vcpus=2)
+    rig.tick()
+    rig.tick()
+    planned_at_start = len(plans)
+    for _ in range(40):  # 10 s with nothing new: no plan at all
+        rig.tick()
+    assert len(plans) == planned_at_start
+    rig.settle(ticks=220)  # past the 60 s starvation threshold of the waiting job: one more plan
+    assert len(plans) == planned_at_start + 1
+    assert plans[-1] >= rig.job(waiting).runnable_at + 60_000  # type: ignore[operator]

@@ -1,0 +1,142 @@
+"""The daemon, measured end to end (issue 3's performance targets).
+
+A real daemon (``python -m localbatch daemon run``) in a temporary home, reached through its
+socket, on this machine's Docker engine. Its one compute environment is DISABLED, so jobs
+queue and nothing runs: what is measured is the API, the store and the control loop.
+
+    daemon_idle_cpu_percent     CPU of an idle daemon (no jobs), over ``IDLE_S`` seconds
+    daemon_idle_rss_mib         its resident memory then
+    daemon_submit_s_10k         10,000 SubmitJob calls, one client on one keep-alive connection,
+                                through validation, the store and the loop (quick: 2,000, scaled)
+    daemon_submits_per_s        the same, as a rate
+    cli_ls_s_100k               `localbatch ls` (the 50 newest) with 100,000 jobs stored
+                                (quick: 20,000), no daemon: median wall time of the whole process
+    cli_ls_s_100k_daemon        the same through a running daemon
+
+    python -m benchmarks.bench_daemon [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+from benchmarks.bench_store import QUEUES, fill
+from localbatch import config
+from localbatch.adapters.sqlite_store import SqliteStateStore
+from localbatch.client import DaemonClient, DaemonUnreachable
+from localbatch.extensions import STATUS
+
+REPO = Path(__file__).resolve().parents[1]
+HELLO = REPO / "jobdefs" / "hello.toml"
+IDLE_S = 10
+CONFIG = '[[compute_environments]]\nname = "parked"\nmax_vcpus = 2\nstate = "DISABLED"\n' + "".join(
+    f'\n[[job_queues]]\nname = "{q}"\npriority = {i}\ncompute_environments = ["parked"]\n' for i, q in enumerate(QUEUES)
+)
+
+
+def _environment(home: Path) -> dict[str, str]:
+    (home.parent / "localbatch.toml").write_text(CONFIG)
+    return {
+        **os.environ,
+        "LOCALBATCH_HOME": str(home),
+        "LOCALBATCH_CONFIG": str(home.parent / "localbatch.toml"),
+    }
+
+
+@contextmanager
+def daemon(home: Path) -> Iterator[tuple[DaemonClient, int]]:
+    env = _environment(home)
+    settings = config.resolve(env=env, cwd=home.parent)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localbatch", "daemon", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = DaemonClient(str(settings.socket_path))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.get(STATUS)
+                break
+            except DaemonUnreachable:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the daemon did not start") from None
+                time.sleep(0.1)
+        yield client, process.pid
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _idle(pid: int, seconds: float) -> tuple[float, float]:
+    proc = psutil.Process(pid)
+    before = proc.cpu_times()
+    time.sleep(seconds)
+    after = proc.cpu_times()
+    busy = (after.user - before.user) + (after.system - before.system)
+    return 100 * busy / seconds, proc.memory_info().rss / 2**20
+
+
+def _submits(client: DaemonClient, count: int) -> float:
+    from localbatch.awsbatch.jobdefinition import to_register_request
+    from localbatch.jobdef import load_file
+
+    client.call("RegisterJobDefinition", to_register_request(load_file(HELLO), strict=False))
+    started = time.perf_counter()
+    for n in range(count):
+        client.call("SubmitJob", {"jobName": f"bench-{n}", "jobQueue": "default", "jobDefinition": "hello"})
+    return time.perf_counter() - started
+
+
+def _ls_s(env: dict[str, str], cwd: Path, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "localbatch", "ls"], env=env, cwd=cwd, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def measure(quick: bool) -> dict[str, float]:
+    submits = 2_000 if quick else 10_000
+    stored = 20_000 if quick else 100_000
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="lb-bench-") as tmp:
+        home = Path(tmp) / "a" / "home"
+        home.parent.mkdir(parents=True)
+        with daemon(home) as (client, pid):
+            time.sleep(2)  # past start-up
+            cpu, rss = _idle(pid, IDLE_S / 2 if quick else IDLE_S)
+            results["daemon_idle_cpu_percent"] = round(cpu, 2)
+            results["daemon_idle_rss_mib"] = round(rss, 1)
+            seconds = _submits(client, submits)
+        results["daemon_submit_s_10k"] = round(seconds * 10_000 / submits, 2)
+        results["daemon_submits_per_s"] = round(submits / seconds, 1)
+
+        home = Path(tmp) / "b" / "home"
+        home.parent.mkdir(parents=True)
+        env = _environment(home)
+        store = SqliteStateStore(config.resolve(env=env, cwd=home.parent).database_path)
+        fill(store, stored)
+        store.close()
+        results["cli_ls_s_100k"] = round(_ls_s(env, home.parent), 3)
+        with daemon(home):
+            results["cli_ls_s_100k_daemon"] = round(_ls_s(env, home.parent), 3)
+    return results
+
+
+if __name__ == "__main__":
+    print(measure("--quick" in sys.argv[1:]))
