@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from localbatch import __version__, logs
@@ -149,22 +149,22 @@ class Extensions:
     def _follow(self, job_id: str, first: int) -> Iterator[bytes]:
         number = first
         while True:
-            job = self._wait_for_attempt(job_id, number)
-            if job is None:
+            began = yield from self._wait_for_attempt(job_id, number)
+            if not began:
                 return
             yield from logs.follow(self._log(job_id, number), self._done_with(job_id, number), self._poll_s)
             number += 1
 
-    def _wait_for_attempt(self, job_id: str, number: int) -> Job | None:
-        """The job once attempt ``number`` began, or None if the job ended without it."""
+    def _wait_for_attempt(self, job_id: str, number: int) -> Generator[bytes, None, bool]:
+        """Heartbeats (``b""``) until attempt ``number`` begins (then True) or the job ends
+        without it (then False): a queued job's follower must not block its server thread."""
         while True:
             job = self._store.get_job(job_id)
-            if job is None:
-                return None
+            if job is None or (len(job.attempts) < number and job.status.is_terminal):
+                return False
             if len(job.attempts) >= number:
-                return job
-            if job.status.is_terminal:
-                return None
+                return True
+            yield b""
             time.sleep(self._poll_s)
 
     def _done_with(self, job_id: str, number: int) -> Callable[[], bool]:

@@ -118,6 +118,8 @@ def daemon(tmp_path: Path, docker_client: Any, busybox_image: str) -> Iterator[D
 def test_the_cli_drives_the_daemon_end_to_end(daemon: Daemon) -> None:
     status = json.loads(daemon.ok("daemon", "status", "--json"))
     assert status["pid"] == daemon.pid() and status["capacity"]["vcpus"] >= 1
+    second = daemon("daemon", "start")  # one daemon per home
+    assert second.returncode == 1 and f"already runs for {daemon.home / 'home'} (pid {daemon.pid()})" in second.stderr
     assert daemon.ok("register", str(HELLO)).startswith("hello:2 ")  # every register is a revision
     job_id = daemon.submit("hello", "--param", "greeting=hey", "--env", "STAGE=e2e")
     waited = daemon("wait", job_id)

@@ -187,3 +187,21 @@ def test_import_turns_aws_json_back_into_the_same_definition(cli, tmp_path):
 def test_version(cli):
     result = cli("--version")
     assert result.exit_code == 0 and result.stdout.startswith("localbatch ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["submit", "hello"], ["register", str(HELLO)], ["cancel", "some-job"], ["terminate", "some-job"]],
+    ids=["submit", "register", "cancel", "terminate"],
+)
+def test_what_needs_the_daemon_says_so_and_how_to_start_one(cli, args):
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert "no localbatch daemon answers at" in result.stderr and "localbatch daemon start" in result.stderr
+
+
+def test_daemon_status_and_stop_without_a_daemon(cli):
+    status = cli("daemon", "status")
+    assert status.exit_code == 1 and "no localbatch daemon runs for" in status.stderr
+    stop = cli("daemon", "stop")
+    assert stop.exit_code == 1 and "no localbatch daemon runs for" in stop.stderr
