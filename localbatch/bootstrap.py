@@ -21,7 +21,7 @@ from localbatch.api.server import Api, ApiServer
 from localbatch.batch import BatchService
 from localbatch.client import DaemonClient, DaemonUnreachable
 from localbatch.config import Settings
-from localbatch.core.inventory import capacity
+from localbatch.core.inventory import HostInventory, capacity
 from localbatch.core.naming import Arns
 from localbatch.daemon.loop import ControlLoop
 from localbatch.daemon.process import hold_lock
@@ -29,7 +29,6 @@ from localbatch.daemon.startup import apply_infrastructure, recover
 from localbatch.errors import ConfigError
 from localbatch.extensions import EVENTS, LOGS, RESOURCES, STATUS, Extensions
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, StateStore
-from localbatch.runner import Runner, RunObserver
 from localbatch.session import Backend, LocalBackend
 
 
@@ -65,82 +64,86 @@ def clock() -> Clock:
     return SystemClock()
 
 
-@contextmanager
-def local_runner(settings: Settings, observer: RunObserver) -> Iterator[Runner]:
-    """A Runner on the real engine, store and host (the engine is first asked on submit)."""
-    inventory = host_probe().probe()
-    runtime = container_runtime(settings)
-    try:
-        with state_store(settings) as store:
-            yield Runner(
-                settings=settings,
-                runtime=runtime,
-                store=store,
-                clock=clock(),
-                capacity=capacity(inventory, settings.reserve),
-                gpus=inventory.gpus,
-                observer=observer,
-            )
-    finally:
-        runtime.close()
-
-
 # -- the daemon -------------------------------------------------------------------------------
 
 
 @dataclass
-class RunningDaemon:
-    settings: Settings
-    server: ApiServer
-    loop: ControlLoop
+class _Engine:
+    """The daemon's working parts on one store, wired the one way they are wired."""
+
+    api: Api
+    loop: ControlLoop | None
+    extensions: Extensions
+
+
+def _engine(
+    settings: Settings,
+    store: StateStore,
+    runtime: ContainerRuntime,
+    inventory: HostInventory,
+    *,
+    loop: bool,
+    recovering: bool = False,
+) -> _Engine:
+    """Infrastructure applied; with ``loop``, a control loop (having recovered the jobs in
+    flight when ``recovering``); the service, the API (read-only without a loop) and the
+    extensions on top."""
+    host = capacity(inventory, settings.reserve)
+    clock_ = clock()
+    apply_infrastructure(settings, store, inventory)
+    control = None
+    if loop:
+        control = ControlLoop(
+            settings=settings, runtime=runtime, store=store, clock=clock_, host=host, gpus=inventory.gpus
+        )
+        if recovering:
+            recover(control, settings, store, runtime, clock_)
+        else:
+            control.load([], {})  # only what this process submits
+    service = BatchService(store=store, clock=clock_, host=host, notifier=control, live=control)
+    dispatcher = BatchDispatcher(service, Arns(settings.region, settings.account_id), host, read_only=control is None)
+    api = Api(dispatcher, supported=dispatcher.operations)
+    extensions = Extensions(
+        settings=settings,
+        store=store,
+        host=inventory,
+        capacity=host,
+        runtime=runtime,
+        allocations=(lambda: control.snapshot().allocations) if control is not None else tuple,
+        started_at=clock_.now_ms(),
+        now_ms=clock_.now_ms,
+    )
+    for path, handler in (
+        (STATUS, extensions.status),
+        (RESOURCES, extensions.resources),
+        (LOGS, extensions.logs),
+        (EVENTS, extensions.events),
+    ):
+        api.add_extension("GET", path, handler)
+    return _Engine(api, control, extensions)
 
 
 @contextmanager
-def running_daemon(settings: Settings) -> Iterator[RunningDaemon]:
+def running_daemon(settings: Settings) -> Iterator[ApiServer]:
     """Everything the daemon is, started: lock, store, infrastructure, recovery, control loop
     and API socket. Leaving the block stops serving and scheduling; containers keep running."""
     with hold_lock(settings):
-        inventory = host_probe().probe()
-        host = capacity(inventory, settings.reserve)
         runtime = container_runtime(settings)
         runtime.engine_info()  # no engine: one clear error before anything starts
-        clock_ = clock()
-        with state_store(settings) as store:
-            apply_infrastructure(settings, store, inventory)
-            loop = ControlLoop(
-                settings=settings, runtime=runtime, store=store, clock=clock_, host=host, gpus=inventory.gpus
-            )
-            recover(loop, settings, store, runtime, clock_)
-            service = BatchService(store=store, clock=clock_, host=host, notifier=loop, live=loop)
-            dispatcher = BatchDispatcher(service, Arns(settings.region, settings.account_id), host)
-            api = Api(dispatcher, supported=dispatcher.operations)
-            extensions = Extensions(
-                settings=settings,
-                store=store,
-                host=inventory,
-                capacity=host,
-                runtime=runtime,
-                allocations=lambda: loop.snapshot().allocations,
-                started_at=clock_.now_ms(),
-                now_ms=clock_.now_ms,
-            )
-            _serve_extensions(api, extensions)
-            server = ApiServer(settings.socket_path, api)
-            loop.start()
-            server.start()
-            try:
-                yield RunningDaemon(settings, server, loop)
-            finally:
-                server.shutdown()
-                loop.stop()
-                runtime.close()
-
-
-def _serve_extensions(api: Api, extensions: Extensions) -> None:
-    api.add_extension("GET", STATUS, extensions.status)
-    api.add_extension("GET", RESOURCES, extensions.resources)
-    api.add_extension("GET", LOGS, extensions.logs)
-    api.add_extension("GET", EVENTS, extensions.events)
+        try:
+            with state_store(settings) as store:
+                engine = _engine(settings, store, runtime, host_probe().probe(), loop=True, recovering=True)
+                assert engine.loop is not None
+                server = ApiServer(settings.socket_path, engine.api)
+                engine.loop.start()
+                server.start()
+                try:
+                    yield server
+                finally:
+                    server.shutdown()
+                    engine.loop.stop()
+        finally:
+            runtime.close()
 
 
 # -- what the CLI talks to --------------------------------------------------------------------
@@ -163,15 +166,31 @@ def backend(settings: Settings) -> Iterator[Backend]:
         with DaemonClient(str(settings.socket_path)) as client:
             yield client
         return
-    inventory = host_probe().probe()
-    host = capacity(inventory, settings.reserve)
     runtime = container_runtime(settings)
     try:
         with state_store(settings) as store:
-            apply_infrastructure(settings, store, inventory)
-            service = BatchService(store=store, clock=clock(), host=host)
-            dispatcher = BatchDispatcher(service, Arns(settings.region, settings.account_id), host, read_only=True)
-            extensions = Extensions(settings=settings, store=store, host=inventory, capacity=host, runtime=runtime)
-            yield LocalBackend(Api(dispatcher, supported=dispatcher.operations), extensions, settings.socket_path)
+            engine = _engine(settings, store, runtime, host_probe().probe(), loop=False)
+            yield LocalBackend(engine.api, engine.extensions, settings.socket_path)
+    finally:
+        runtime.close()
+
+
+@contextmanager
+def local_engine(settings: Settings) -> Iterator[Backend]:
+    """The daemon's engine inside this process, for ``localbatch run`` when no daemon runs:
+    the same API, service and control loop on the same store, without the socket and without
+    recovery (it touches only the jobs it is given). Its containers do not outlive it."""
+    runtime = container_runtime(settings)
+    runtime.engine_info()  # no engine: one clear error before anything is recorded
+    try:
+        with state_store(settings) as store:
+            engine = _engine(settings, store, runtime, host_probe().probe(), loop=True)
+            assert engine.loop is not None
+            engine.loop.start()
+            try:
+                yield LocalBackend(engine.api, engine.extensions, settings.socket_path, writable=True)
+            finally:
+                engine.loop.stop()
+                engine.loop.release_all()
     finally:
         runtime.close()

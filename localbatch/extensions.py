@@ -127,6 +127,7 @@ class Extensions:
                     "from": e.from_status.value if e.from_status else None,
                     "to": e.to_status.value,
                     "reason": e.reason,
+                    "detail": e.detail,
                 }
                 for e in self._store.list_events(job_id)
             ]

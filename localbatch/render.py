@@ -88,8 +88,6 @@ def transition_line(detail: Doc, at_ms: int | None = None, attempt: int | None =
     total = detail.get("retryStrategy", {}).get("attempts", 1)
     if state in ("STARTING", "RUNNING"):
         line.append(f"  attempt {attempt or len(attempts) + 1} of {total}")
-        if state == "RUNNING":
-            line.append(f", log stream {detail.get('container', {}).get('logStreamName', '')}", style="dim")
     container = detail.get("container", {})
     if state in ("SUCCEEDED", "FAILED") and "exitCode" in container:
         line.append(f"  exit code {container['exitCode']}")
@@ -186,12 +184,8 @@ def job_view(detail: Doc, events: Sequence[Doc]) -> list[Table | Text]:
     for column in ("TIME", "FROM", "TO", "REASON"):
         history.add_column(column, overflow="fold")
     for event in events:
-        history.add_row(
-            when(event.get("at"), date=True),
-            event.get("from") or "",
-            status(event["to"]),
-            event.get("reason") or "",
-        )
+        reason = "; ".join(part for part in (event.get("reason"), event.get("detail")) if part)
+        history.add_row(when(event.get("at"), date=True), event.get("from") or "", status(event["to"]), reason)
     return [head, Text(""), attempts, Text(""), history]
 
 

@@ -37,15 +37,17 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """The API in this process, on the store: reads work, what needs the daemon says so."""
+    """The API in this process, on the store. Read-only (what needs the daemon says so), or,
+    with ``writable``, backed by an in-process control loop (``bootstrap.local_engine``)."""
 
-    def __init__(self, api: Api, extensions: Extensions, socket_path: Path) -> None:
+    def __init__(self, api: Api, extensions: Extensions, socket_path: Path, *, writable: bool = False) -> None:
         self._api = api
         self._extensions = extensions
         self._socket_path = socket_path
+        self._writable = writable
 
     def call(self, operation: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        if operation not in READ_OPERATIONS:
+        if not self._writable and operation not in READ_OPERATIONS:
             raise DaemonUnreachable(str(self._socket_path))
         return self._api.invoke(operation, dict(body or {}))
 

@@ -425,6 +425,7 @@ def event_row(event: JobEvent) -> dict[str, object]:
         "from_status": None if event.from_status is None else event.from_status.value,
         "to_status": event.to_status.value,
         "reason": event.reason,
+        "detail": event.detail,
     }
 
 
@@ -436,6 +437,7 @@ def decode_event(row: Row) -> JobEvent:
         from_status=None if from_status is None else JobStatus(from_status),
         to_status=JobStatus(row["to_status"]),
         reason=_opt(_str)(row["reason"]),
+        detail=_opt(_str)(row["detail"]),
     )
 
 

@@ -43,10 +43,10 @@ DELETE_ATTEMPTS = "DELETE FROM attempts WHERE job_id = ?"
 ATTEMPT_COLS, _attempt_values = _named(codec.ATTEMPT_COLUMNS)
 INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLS}) VALUES ({_attempt_values})"
 INSERT_EVENT = (
-    "INSERT INTO events (job_id, at, from_status, to_status, reason) "
-    "VALUES (:job_id, :at, :from_status, :to_status, :reason)"
+    "INSERT INTO events (job_id, at, from_status, to_status, reason, detail) "
+    "VALUES (:job_id, :at, :from_status, :to_status, :reason, :detail)"
 )
-SELECT_EVENTS = "SELECT job_id, at, from_status, to_status, reason FROM events WHERE job_id = ? ORDER BY at, id"
+SELECT_EVENTS = "SELECT job_id, at, from_status, to_status, reason, detail FROM events WHERE job_id = ? ORDER BY at, id"
 SELECT_JOB = f"SELECT {JOB_COLS} FROM jobs WHERE job_id = ?"
 
 # The partial index jobs_active has exactly this WHERE: a query must repeat it word for word

@@ -119,6 +119,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
     ),
     (
+        "ALTER TABLE events ADD COLUMN detail TEXT",
         "ALTER TABLE jobs ADD COLUMN runnable_at INTEGER",
         """ALTER TABLE jobs ADD COLUMN stop_kind TEXT
            CHECK (stop_kind IS NULL OR stop_kind IN ('CANCEL', 'TERMINATE'))""",

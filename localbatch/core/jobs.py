@@ -142,6 +142,7 @@ class JobEvent:
     from_status: JobStatus | None  # None for the submission itself
     to_status: JobStatus
     reason: str | None = None
+    detail: str | None = None  # localbatch's word on it, e.g. why an attempt was (not) retried
 
 
 def transition(job: Job, to: JobStatus, at: EpochMs, reason: str | None = None) -> tuple[Job, JobEvent]:

@@ -1,7 +1,7 @@
 """Pure steps of a job's life: submit, start an attempt, see it run, see it end, stop it.
 
 Each step takes the job and what happened (with the time) and returns the new job and the
-events to record. The caller (``runner`` now, the daemon later) does the I/O between
+events to record. The caller (the daemon's control loop) does the I/O between
 steps; these functions decide. Retry rules come from ``core.retry``, AWS's wording from
 ``core.outcome``.
 """
@@ -180,13 +180,14 @@ def finish_attempt(job: Job, outcome: AttemptOutcome, now: EpochMs) -> tuple[Job
         reason=outcome.reason,
         exit_code=outcome.exit_code,
     )
+    detail = f"{'retrying' if decision.retry else 'not retrying'}: {decision.why}"
     if decision.retry:
         moved, event = transition(job, JobStatus.RUNNABLE, now, outcome.status_reason)
-        return moved, event, decision
+        return moved, replace(event, detail=detail), decision
     if outcome.ending is Ending.TERMINATED:
         job = replace(job, is_terminated=True)
     moved, event = transition(job, JobStatus.FAILED, now, outcome.status_reason)
-    return moved, event, decision
+    return moved, replace(event, detail=detail), decision
 
 
 def fail_before_start(

@@ -26,8 +26,9 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
@@ -45,6 +46,7 @@ from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, StateSto
 logger = logging.getLogger(__name__)
 
 Change = tuple[Job, list[JobEvent]]
+T = TypeVar("T")
 Launch = Callable[[], "str | AttemptOutcome"]
 
 
@@ -57,6 +59,7 @@ class Flight:
     deadline_ms: EpochMs | None
     stop_cause: Ending | None = None
     stop_reason: str = ""
+    killed: bool = False
 
 
 @dataclass
@@ -107,7 +110,7 @@ class ControlLoop:
         self._new_task_id = new_task_id
         self._scheduler = SchedulerSettings(max_head_wait_s=settings.max_head_wait_s)
         # Launches (image pulls included) and removals run here, never on the loop's thread.
-        self._pool = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="launch")
+        self._pool = executor or Workers(4)
         # Stops wait out their grace period, so each gets a thread of its own.
         self._in_background = in_background or _on_a_thread
         self._start_pump = start_pump
@@ -181,6 +184,24 @@ class ControlLoop:
             self._thread.join(timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def release_all(self, timeout_s: float = 10) -> None:
+        """Leave no container behind, for an engine that lives only as long as its process
+        (``localbatch run`` without a daemon): kill what still runs, remove every container
+        this loop started. Call after ``stop``."""
+        for flight in self._flights.values():
+            self._stop_container(flight.container_id, 0)
+            self._removals.append((flight.container_id, flight.pump, 0))
+        self._flights.clear()
+        for launching in self._launching.values():
+            launching.abandoned = True
+            if launching.future.done() and isinstance(result := _result(launching.future), str):
+                self._removals.append((result, None, 0))
+        for container_id, pump, _ in self._removals:
+            if pump is not None and pump.is_alive():
+                pump.join(timeout_s)
+            self._remove_quietly(container_id)
+        self._removals.clear()
+
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
@@ -251,6 +272,7 @@ class ControlLoop:
                 self._remember(value)
             elif kind == "stop" and isinstance(value, str):
                 self._merge_stop_request(value)
+                self._escalate(value)
             elif kind == "infra":
                 self._reload_infrastructure()
 
@@ -262,6 +284,16 @@ class ControlLoop:
         if stored is None or current is None or stored.stop_request is None:
             return
         self._remember(replace(current, stop_request=stored.stop_request))  # the store has it already
+
+    def _escalate(self, job_id: str) -> None:
+        """A TerminateJob for a job whose container is already stopping (waiting out its grace)
+        kills it at once: what a second Ctrl-C means."""
+        flight = self._flights.get(job_id)
+        if flight is None or flight.stop_cause is None or flight.killed:
+            return
+        flight.killed = True
+        container_id = flight.container_id
+        self._in_background(lambda: self._stop_container(container_id, 0))
 
     def _reload_infrastructure(self) -> None:
         with self._lock:
@@ -363,9 +395,9 @@ class ControlLoop:
         return outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
 
     def _finish(self, job: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
-        job, event, decision = lifecycle.finish_attempt(job, ending, now)
-        if decision is not None:
-            logger.info("job=%s attempt=%d ended: %s", job.job_id, len(job.attempts), decision.why)
+        job, event, _ = lifecycle.finish_attempt(job, ending, now)
+        if event.detail is not None:
+            logger.info("job=%s attempt=%d ended: %s", job.job_id, len(job.attempts), event.detail)
         self._record(changes, job, event)
 
     def _remove_finished(self, now: EpochMs) -> None:
@@ -374,8 +406,10 @@ class ControlLoop:
         for container_id, pump, since in self._removals:
             if pump is not None and pump.is_alive() and now - since < 10_000:
                 keep.append((container_id, pump, since))
-            else:
-                self._pool.submit(self._remove_quietly, container_id)
+                continue
+            if pump is not None and pump.error is not None:
+                logger.warning("container %s: its output was not all saved: %s", container_id, pump.error)
+            self._pool.submit(self._remove_quietly, container_id)
         self._removals = keep
 
     def _remove_quietly(self, container_id: str) -> None:
@@ -401,8 +435,11 @@ class ControlLoop:
                 flight = self._flights.get(job.job_id)
                 if flight is not None and flight.stop_cause is None:
                     self._stop(flight, Ending.TERMINATED, request.reason)
-                elif job.job_id in self._launching:
+                elif job.job_id in self._launching and not self._launching[job.job_id].abandoned:
+                    # Still creating (an image pull can take minutes): the attempt ends now; the
+                    # container, if the creation completes, is removed when it does.
                     self._launching[job.job_id].abandoned = True
+                    self._finish(job, outcome.terminated(None, request.reason), now, changes)
 
     def _apply_timeouts(self, now: EpochMs) -> None:
         for job_id, flight in self._flights.items():
@@ -412,15 +449,14 @@ class ControlLoop:
 
     def _stop(self, flight: Flight, cause: Ending, reason: str) -> None:
         flight.stop_cause, flight.stop_reason = cause, reason
-        grace = self._settings.stop_timeout_s
+        grace, container_id = self._settings.stop_timeout_s, flight.container_id
+        self._in_background(lambda: self._stop_container(container_id, grace))
 
-        def stop() -> None:
-            try:
-                self._runtime.stop(flight.container_id, grace)
-            except ContainerRuntimeError as exc:
-                logger.warning("stopping container %s failed: %s", flight.container_id, exc)
-
-        self._in_background(stop)
+    def _stop_container(self, container_id: str, grace_s: float) -> None:
+        try:
+            self._runtime.stop(container_id, grace_s)
+        except ContainerRuntimeError as exc:
+            logger.warning("stopping container %s failed: %s", container_id, exc)
 
     # -- scheduling -------------------------------------------------------------------------------
 
@@ -472,6 +508,37 @@ class ControlLoop:
             for j in self._active.values()
             if j.status in (JobStatus.STARTING, JobStatus.RUNNING)
         ]
+
+
+class Workers(Executor):
+    """A small pool on daemon threads. ``ThreadPoolExecutor``'s threads are joined when the
+    interpreter exits, so an image pull still in progress would keep a stopping daemon (or an
+    interrupted ``localbatch run``) alive until the pull ends."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        for number in range(count):
+            threading.Thread(target=self._work, name=f"launch-{number}", daemon=True).start()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((future, lambda: fn(*args, **kwargs)))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for _ in range(self._count):
+            self._queue.put(None)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, call = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # a Future carries whatever happened to its caller
+                future.set_exception(exc)
 
 
 def _on_a_thread(action: Callable[[], None]) -> None:

@@ -335,6 +335,11 @@ class StateStoreContract:
         assert store.get_job("job-1") == finished
         assert store.list_jobs(JobQuery()) == [finished]
 
+    def test_an_events_detail_is_kept(self, store: StateStore) -> None:
+        failed = JobEvent("j", 5, S.RUNNING, S.FAILED, "Essential container in task exited", "not retrying: x")
+        store.save_job(job("j", status=S.FAILED), [failed])
+        assert store.list_events("j") == [failed]
+
     def test_events_are_appended_in_order(self, store: StateStore) -> None:
         store.save_job(job("job-1"), [event("job-1", 1, S.SUBMITTED)])
         store.save_job(job("job-2"), [event("job-2", 2, S.SUBMITTED)])

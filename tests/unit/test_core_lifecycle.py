@@ -125,8 +125,10 @@ def test_failed_attempts_go_back_to_runnable_until_attempts_are_used():
     for number in (1, 2, 3):
         job = start(job)
         assert job.current_attempt.number == number
-        job, _, decision = lifecycle.finish_attempt(job, outcome.exited(3, oom_killed=False), T0 + 5000)
+        job, event, decision = lifecycle.finish_attempt(job, outcome.exited(3, oom_killed=False), T0 + 5000)
         assert decision.retry is (number < 3)
+        verdict = "retrying" if number < 3 else "not retrying"
+        assert event.detail == f"{verdict}: {decision.why}"  # the history says why
     assert job.status is JobStatus.FAILED and job.exit_code == 3
     assert [a.number for a in job.attempts] == [1, 2, 3]
 

@@ -355,3 +355,73 @@ def test_with_nothing_changing_the_loop_plans_again_only_when_a_wait_crosses_the
     rig.settle(ticks=220)  # past the 60 s starvation threshold of the waiting job: one more plan
     assert len(plans) == planned_at_start + 1
     assert plans[-1] >= rig.job(waiting).runnable_at + 60_000  # type: ignore[operator]
+
+
+def test_an_oom_kill_is_reported_in_ecs_words(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", oom_killed=True, runs_for_s=0.5)
+    job_id = rig.submit()
+    rig.settle(ticks=8)
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and job.exit_code == 137
+    assert job.attempts[0].reason == "OutOfMemoryError: Container killed due to memory usage"
+
+
+def test_a_container_the_engine_refuses_to_start_fails_the_attempt(rig: Rig) -> None:
+    rig.runtime.refuse_start_with = "exec: no such file or directory"
+    job_id = rig.submit()
+    rig.settle(ticks=4)
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and (job.attempts[0].reason or "").startswith("CannotStartContainerError: ")
+    assert rig.runtime.containers() == []
+
+
+def test_a_second_terminate_kills_a_container_still_in_its_grace_period(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None, ignores_sigterm=True)
+    job_id = rig.submit()
+    rig.tick()
+    rig.tick()
+    rig.service.terminate_job(job_id, "stop")
+    rig.tick()  # SIGTERM, ignored: the container would die only after the 2 s grace
+    assert rig.job(job_id).status is S.RUNNING
+    rig.service.terminate_job(job_id, "stop now")  # the second Ctrl-C of `localbatch run`
+    rig.tick()
+    rig.tick()
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and job.is_terminated and job.status_reason == "stop"
+    assert (job.attempts[0].container_id, 0) in rig.runtime.stopped
+
+
+class Pending(Executor):
+    """Holds what is submitted until the test runs it (an image pull that takes its time)."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Future[Any], Any]] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.held.append((future, lambda: fn(*args, **kwargs)))
+        return future
+
+    def release(self) -> None:
+        for future, call in self.held:
+            future.set_result(call())
+        self.held = []
+
+
+def test_terminate_during_an_image_pull_ends_the_job_at_once_and_the_late_container_is_removed(
+    tmp_path: Any,
+) -> None:
+    rig = make_rig(tmp_path)
+    pending = Pending()
+    rig.loop._pool = pending  # launches wait until released
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = rig.submit()
+    rig.tick()
+    assert rig.job(job_id).status is S.STARTING
+    rig.service.terminate_job(job_id, "Terminated: localbatch run received SIGINT")
+    rig.tick()
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and job.is_terminated and job.attempts[0].started_at is None
+    pending.release()  # the pull finishes after the job ended ...
+    rig.settle(ticks=3)
+    assert rig.runtime.containers() == []  # ... and its container is removed

@@ -112,6 +112,6 @@ def test_logs_of_a_job_that_has_not_started_say_so(world: Any) -> None:
 def test_events_are_the_jobs_history(world: Any) -> None:
     world.store.save_job(JOB, [JobEvent("j1", 1, None, S.SUBMITTED), JobEvent("j1", 2, S.SUBMITTED, S.RUNNABLE, "r")])
     assert world.ext.events({"jobId": "j1"}, {})["events"] == [
-        {"at": 1, "from": None, "to": "SUBMITTED", "reason": None},
-        {"at": 2, "from": "SUBMITTED", "to": "RUNNABLE", "reason": "r"},
+        {"at": 1, "from": None, "to": "SUBMITTED", "reason": None, "detail": None},
+        {"at": 2, "from": "SUBMITTED", "to": "RUNNABLE", "reason": "r", "detail": None},
     ]

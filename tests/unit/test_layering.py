@@ -93,7 +93,7 @@ def test_only_the_composition_root_imports_adapters():
 def test_adapters_import_no_service_front_door_or_each_other():
     banned = (
         "localbatch.service",
-        "localbatch.runner",
+        "localbatch.batch",
         "localbatch.cli",
         "localbatch.bootstrap",
         "localbatch.api",

@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from localbatch import session
+from localbatch.api.dispatch import BatchDispatcher
+from localbatch.api.server import Api
+from localbatch.batch import BatchService
 from localbatch.core.definition import JobDefinition
 from localbatch.core.lifecycle import JobOverrides
+from localbatch.core.naming import Arns
 from localbatch.core.resources import Resources
 from localbatch.core.spec import ContainerSpec
+from localbatch.session import LocalBackend
+from tests.fakes.clock import FakeClock
+from tests.fakes.store import InMemoryStateStore
 
 HELLO = JobDefinition(
     name="hello",
@@ -39,3 +46,12 @@ def test_exit_status_from_a_job_detail():
     terminated = {"status": "FAILED", "isTerminated": True, "container": {"exitCode": 143}}
     assert session.exit_status(terminated, interrupted_by=2) == 130
     assert session.exit_status(terminated) == 143
+
+
+def test_an_unchanged_definition_reuses_its_revision_and_a_changed_one_gets_a_new_one():
+    service = BatchService(store=InMemoryStateStore(), clock=FakeClock(), host=Resources(2, 4096))
+    dispatcher = BatchDispatcher(service, Arns("us-east-1", "000000000000"), Resources(2, 4096))
+    backend = LocalBackend(Api(dispatcher, supported=dispatcher.operations), None, None, writable=True)  # type: ignore[arg-type]
+    assert session.ensure_registered(backend, HELLO) == "hello:1"
+    assert session.ensure_registered(backend, HELLO) == "hello:1"
+    assert session.ensure_registered(backend, replace(HELLO, parameters={"greeting": "hi"})) == "hello:2"

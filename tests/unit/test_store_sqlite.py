@@ -258,7 +258,11 @@ def make_v1(db: Path, saves: list[tuple[Job, list[JobEvent]]]) -> None:
             row = codec.job_row(saved)
             conn.execute(f"INSERT INTO jobs ({names}) VALUES ({values})", {c: row[c] for c in v1_columns})
             conn.executemany(queries.INSERT_ATTEMPT, [codec.attempt_row(saved.job_id, a) for a in saved.attempts])
-            conn.executemany(queries.INSERT_EVENT, [codec.event_row(e) for e in events])
+            conn.executemany(  # as v1 wrote events: no detail column yet
+                "INSERT INTO events (job_id, at, from_status, to_status, reason) "
+                "VALUES (:job_id, :at, :from_status, :to_status, :reason)",
+                [{k: v for k, v in codec.event_row(e).items() if k != "detail"} for e in events],
+            )
         conn.execute(
             "INSERT INTO job_definitions (name, revision, status, document, created_at) "
             "VALUES ('render', 1, 'ACTIVE', '{\"image\":\"busybox\"}', 5)"
