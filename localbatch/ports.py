@@ -102,6 +102,9 @@ class ContainerRuntime(Protocol):
 # State store
 
 
+ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"  # a job definition revision's status, as AWS names it
+
+
 @dataclass(frozen=True)
 class JobDefinitionRecord:
     """One registered revision. ``document`` is the definition as a TOML-shaped dict

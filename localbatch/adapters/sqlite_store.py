@@ -46,14 +46,12 @@ from localbatch.adapters._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
 from localbatch.errors import StateStoreError
-from localbatch.ports import JobDefinitionRecord, JobQuery
+from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord, JobQuery
 
 __all__ = ["ACTIVE", "INACTIVE", "MIGRATIONS", "SCHEMA_VERSION", "SqliteStateStore"]
 
 log = logging.getLogger(__name__)
 
-ACTIVE = "ACTIVE"
-INACTIVE = "INACTIVE"
 
 T = TypeVar("T")
 _JobRows = list[tuple[sqlite3.Row, list[sqlite3.Row]]]  # a job's row and its attempts' rows

@@ -190,6 +190,17 @@ def finish_attempt(job: Job, outcome: AttemptOutcome, now: EpochMs) -> tuple[Job
     return moved, replace(event, detail=detail), decision
 
 
+def requeue(job: Job, now: EpochMs, reason: str) -> tuple[Job, JobEvent]:
+    """STARTING -> RUNNABLE for an attempt whose container never started (the daemon went
+    away first): the attempt never ran, so it is dropped and does not count against the retry
+    strategy; the job waits to be placed again."""
+    attempt = _current(job)
+    if attempt.started_at is not None:
+        raise ValueError(f"job {job.job_id}: attempt {attempt.number} started; it cannot be requeued")
+    dropped = replace(job, attempts=job.attempts[:-1], gpu_ids=(), compute_environment=None)
+    return transition(dropped, JobStatus.RUNNABLE, now, reason)
+
+
 def fail_before_start(
     job: Job, now: EpochMs, reason: str, *, cancelled: bool = False, terminated: bool = False
 ) -> tuple[Job, JobEvent]:

@@ -65,7 +65,7 @@ class Flight:
 @dataclass
 class _Launching:
     future: Future[str | AttemptOutcome]
-    abandoned: bool = False
+    abandoned: threading.Event  # set by the loop; the launch checks it before starting the container
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class ControlLoop:
         self._new_task_id = new_task_id
         self._scheduler = SchedulerSettings(max_head_wait_s=settings.max_head_wait_s)
         # Launches (image pulls included) and removals run here, never on the loop's thread.
-        self._pool = executor or Workers(4)
+        self._pool = executor or ThreadPerTask()
         # Stops wait out their grace period, so each gets a thread of its own.
         self._in_background = in_background or _on_a_thread
         self._start_pump = start_pump
@@ -127,6 +127,12 @@ class ControlLoop:
         self._launching: dict[str, _Launching] = {}
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         self._waiting: dict[str, str] = {}
+        # What a failed save left unwritten, and the placements waiting on that save: retried
+        # first on the next tick, so memory never stays ahead of the store.
+        self._unsaved: dict[str, Change] = {}
+        self._to_launch: list[Job] = []
+        # Stop requests for jobs whose submission the loop has not heard of yet.
+        self._early_stops: set[str] = set()
         self._queues: tuple[JobQueue, ...] = ()
         self._environments: tuple[ComputeEnvironment, ...] = ()
         self._dirty = True
@@ -193,7 +199,7 @@ class ControlLoop:
             self._removals.append((flight.container_id, flight.pump, 0))
         self._flights.clear()
         for launching in self._launching.values():
-            launching.abandoned = True
+            launching.abandoned.set()
             if launching.future.done() and isinstance(result := _result(launching.future), str):
                 self._removals.append((result, None, 0))
         for container_id, pump, _ in self._removals:
@@ -220,16 +226,21 @@ class ControlLoop:
     # -- one tick ---------------------------------------------------------------------------------
 
     def tick(self, now: EpochMs) -> None:
-        changes: dict[str, Change] = {}
+        changes, self._unsaved = self._unsaved, {}
         self._take_inbox(changes)
         self._collect_launches(now, changes)
         self._collect_exits(now, changes)
         self._apply_stops(now, changes)
         self._apply_timeouts(now)
         self._promote(now, changes)
-        placed = self._plan(now, changes)
+        self._to_launch += self._plan(now, changes)
         if changes:
-            self._store.save_jobs(list(changes.values()))
+            try:
+                self._store.save_jobs(list(changes.values()))
+            except LocalbatchError:
+                self._unsaved = changes  # written first thing next tick; nothing launched before
+                raise
+        placed, self._to_launch = self._to_launch, []
         for job in placed:
             self._launch(job)
         self._remove_finished(now)
@@ -270,6 +281,9 @@ class ControlLoop:
             self._dirty = True
             if kind == "job" and isinstance(value, Job):
                 self._remember(value)
+                if value.job_id in self._early_stops:  # cancelled before we heard of it
+                    self._early_stops.discard(value.job_id)
+                    self._merge_stop_request(value.job_id)
             elif kind == "stop" and isinstance(value, str):
                 self._merge_stop_request(value)
                 self._escalate(value)
@@ -279,9 +293,12 @@ class ControlLoop:
     def _merge_stop_request(self, job_id: str) -> None:
         """The handler wrote the request to the store; carry it into the loop's copy, which the
         loop's own saves would otherwise write back without it."""
-        stored = self._store.get_job(job_id)
         current = self._active.get(job_id)
-        if stored is None or current is None or stored.stop_request is None:
+        if current is None:
+            self._early_stops.add(job_id)  # its submission's notice is still on its way
+            return
+        stored = self._store.get_job(job_id)
+        if stored is None or stored.stop_request is None:
             return
         self._remember(replace(current, stop_request=stored.stop_request))  # the store has it already
 
@@ -312,16 +329,22 @@ class ControlLoop:
             labels=naming.container_labels(job, attempt.number, self._settings.home_id, __version__),
             gpu_device_ids=job.gpu_ids,
         )
-        self._launching[job.job_id] = _Launching(self._pool.submit(self._create_and_start, request))
+        abandoned = threading.Event()
+        future = self._pool.submit(self._create_and_start, request, abandoned)
+        self._launching[job.job_id] = _Launching(future, abandoned)
 
-    def _create_and_start(self, request: ContainerRequest) -> str | AttemptOutcome:
-        """On a pool thread: pull if needed, create, start. The container id, or why not."""
+    def _create_and_start(self, request: ContainerRequest, abandoned: threading.Event) -> str | AttemptOutcome:
+        """On a launch thread: pull if needed, create, start. The container id, or why not.
+        A launch the loop gave up on (the job was terminated meanwhile) is not started."""
         try:
             container_id = self._runtime.create(request)
         except ImageError as exc:
             return outcome.failed_to_start(exc.detail, image_missing=True)
         except ContainerRuntimeError as exc:
             return outcome.failed_to_start(str(exc), image_missing=False)
+        if abandoned.is_set():
+            self._remove_quietly(container_id)
+            return outcome.terminated(None, "Terminated while the container was being created")
         try:
             self._runtime.start(container_id)
         except ContainerRuntimeError as exc:
@@ -342,7 +365,7 @@ class ControlLoop:
                 continue
             if isinstance(result, AttemptOutcome):
                 self._finish(job, result, now, changes)
-            elif launching.abandoned or lifecycle.stop_effect(job) is StopEffect.STOP_CONTAINER:
+            elif launching.abandoned.is_set() or lifecycle.stop_effect(job) is StopEffect.STOP_CONTAINER:
                 self._remove_quietly(result)
                 reason = job.stop_request.reason if job.stop_request else "Terminated"
                 self._finish(job, outcome.terminated(None, reason), now, changes)
@@ -357,8 +380,15 @@ class ControlLoop:
         path = logs.attempt_log_path(self._settings.logs_dir, job.job_id, attempt.number)
         if fresh_log:  # re-adopted: the engine still has everything; rewrite the file from it
             path.unlink(missing_ok=True)
-        pump = logs.LogPump(self._runtime.logs(container_id), path, name=f"log-{job.job_id[:8]}")
-        self._start_pump(pump)
+        try:
+            pump: logs.LogPump | None = logs.LogPump(
+                self._runtime.logs(container_id), path, name=f"log-{job.job_id[:8]}"
+            )
+        except ContainerRuntimeError as exc:  # the job runs on; only its output is lost
+            logger.warning("job=%s: cannot read its container's output: %s", job.job_id, exc)
+            pump = None
+        if pump is not None:
+            self._start_pump(pump)
         deadline = attempt.started_at + job.timeout_s * 1000 if job.timeout_s is not None else None
         return Flight(container_id, pump, deadline)
 
@@ -369,18 +399,25 @@ class ControlLoop:
     def _collect_exits(self, now: EpochMs, changes: dict[str, Change]) -> None:
         if not self._flights:
             return
-        running = {
-            c.container_id: c.running
-            for c in self._runtime.list_containers({naming.LABEL_HOME: self._settings.home_id})
-        }
+        try:
+            listed = self._runtime.list_containers({naming.LABEL_HOME: self._settings.home_id})
+        except ContainerRuntimeError as exc:  # the engine is restarting, say: look again next tick
+            logger.warning("cannot list containers: %s", exc)
+            return
+        running = {c.container_id: c.running for c in listed}
         for job_id, flight in list(self._flights.items()):
             if running.get(flight.container_id, False):
                 continue
             job = self._active.get(job_id)
-            del self._flights[job_id]
             if job is None:
+                del self._flights[job_id]
                 continue
-            ending = self._ending(flight, flight.container_id in running)
+            try:
+                ending = self._ending(flight, flight.container_id in running)
+            except ContainerRuntimeError as exc:
+                logger.warning("job=%s: cannot read its container's exit yet: %s", job_id, exc)
+                continue
+            del self._flights[job_id]
             self._removals.append((flight.container_id, flight.pump, now))
             self._finish(job, ending, now, changes)
 
@@ -413,10 +450,7 @@ class ControlLoop:
         self._removals = keep
 
     def _remove_quietly(self, container_id: str) -> None:
-        try:
-            self._runtime.remove(container_id)
-        except ContainerRuntimeError as exc:
-            logger.warning("could not remove container %s: %s", container_id, exc)
+        remove_quietly(self._runtime, container_id)
 
     # -- stops and timeouts -----------------------------------------------------------------------
 
@@ -435,10 +469,10 @@ class ControlLoop:
                 flight = self._flights.get(job.job_id)
                 if flight is not None and flight.stop_cause is None:
                     self._stop(flight, Ending.TERMINATED, request.reason)
-                elif job.job_id in self._launching and not self._launching[job.job_id].abandoned:
+                elif job.job_id in self._launching and not self._launching[job.job_id].abandoned.is_set():
                     # Still creating (an image pull can take minutes): the attempt ends now; the
-                    # container, if the creation completes, is removed when it does.
-                    self._launching[job.job_id].abandoned = True
+                    # container, if the creation completes, is removed without being started.
+                    self._launching[job.job_id].abandoned.set()
                     self._finish(job, outcome.terminated(None, request.reason), now, changes)
 
     def _apply_timeouts(self, now: EpochMs) -> None:
@@ -510,35 +544,35 @@ class ControlLoop:
         ]
 
 
-class Workers(Executor):
-    """A small pool on daemon threads. ``ThreadPoolExecutor``'s threads are joined when the
-    interpreter exits, so an image pull still in progress would keep a stopping daemon (or an
-    interrupted ``localbatch run``) alive until the pull ends."""
+def remove_quietly(runtime: ContainerRuntime, container_id: str) -> None:
+    """Remove a container; a failure is logged, not raised (the engine's label lets a later
+    start find it again)."""
+    try:
+        runtime.remove(container_id)
+    except ContainerRuntimeError as exc:
+        logger.warning("could not remove container %s: %s", container_id, exc)
 
-    def __init__(self, count: int) -> None:
-        self._count = count
-        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
-        for number in range(count):
-            threading.Thread(target=self._work, name=f"launch-{number}", daemon=True).start()
+
+class ThreadPerTask(Executor):
+    """Each launch or removal on a daemon thread of its own. A pool would let a few slow image
+    pulls hold up every other launch (head-of-line blocking); the number of launches at once is
+    bounded anyway, by what fits in the compute environments. Daemon threads, because
+    ``ThreadPoolExecutor``'s are joined at interpreter exit, and a pull in progress would keep a
+    stopping daemon (or an interrupted ``localbatch run``) alive until it ends."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
-        self._queue.put((future, lambda: fn(*args, **kwargs)))
-        return future
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        for _ in range(self._count):
-            self._queue.put(None)
-
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            future, call = item
+        def work() -> None:
             if not future.set_running_or_notify_cancel():
-                continue
+                return
             try:
-                future.set_result(call())
+                future.set_result(fn(*args, **kwargs))
             except BaseException as exc:  # a Future carries whatever happened to its caller
                 future.set_exception(exc)
+
+        threading.Thread(target=work, name="launch", daemon=True).start()
+        return future
 
 
 def _on_a_thread(action: Callable[[], None]) -> None:

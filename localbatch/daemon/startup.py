@@ -10,14 +10,15 @@ from localbatch import logs
 from localbatch.config import Settings
 from localbatch.core import lifecycle, naming, outcome
 from localbatch.core.inventory import HostInventory, environment_on, unknown_gpus
-from localbatch.core.jobs import Job, JobEvent, JobStatus
-from localbatch.core.reconcile import Adopt, Collect, Lost, ObservedContainer, RemoveOrphan, reconcile
-from localbatch.daemon.loop import ControlLoop, Flight
-from localbatch.errors import ConfigError, ContainerRuntimeError
+from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus
+from localbatch.core.reconcile import Adopt, Collect, ObservedContainer, RemoveOrphan, reconcile
+from localbatch.daemon.loop import ControlLoop, Flight, remove_quietly
+from localbatch.errors import ConfigError
 from localbatch.ports import Clock, ContainerInfo, ContainerRuntime, StateStore
 
 logger = logging.getLogger(__name__)
 VANISHED = "Container vanished while the daemon was down"
+REQUEUED = "Queued again: the daemon stopped before the job's container started"
 
 
 def apply_infrastructure(settings: Settings, store: StateStore, host: HostInventory) -> None:
@@ -47,8 +48,9 @@ def apply_infrastructure(settings: Settings, store: StateStore, host: HostInvent
 
 def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: ContainerRuntime, clock: Clock) -> None:
     """Take over the jobs in flight: adopt running containers, collect those that exited while
-    the daemon was away, fail the attempts whose container is gone (retrying per strategy),
-    and remove containers of ours that belong to no job in flight."""
+    the daemon was away, requeue jobs whose container never started (that attempt never ran),
+    fail the attempts whose container vanished after it started (retrying per strategy), and
+    remove containers of ours that belong to no job in flight."""
     active = store.active_jobs()
     observed = runtime.list_containers({naming.LABEL_HOME: settings.home_id})
     jobs = {job.job_id: job for job in active}
@@ -58,21 +60,22 @@ def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: C
     for action in reconcile(active, [_observed(c) for c in observed]):
         if isinstance(action, RemoveOrphan):
             logger.info("removing container %s: no job in flight owns it", action.container_id)
-            _remove_quietly(runtime, action.container_id)
+            remove_quietly(runtime, action.container_id)
             continue
         job = jobs[action.job_id]
         events: list[JobEvent] = []
-        if isinstance(action, (Adopt, Collect)) and job.status is JobStatus.STARTING:
-            job, event = lifecycle.mark_running(job, now, action.container_id)
-            events.append(event)
         if isinstance(action, Adopt):
+            if job.status is JobStatus.STARTING:
+                job, event = lifecycle.mark_running(job, now, action.container_id)
+                events.append(event)
             logger.info("job=%s re-adopting running container %s", job.job_id, action.container_id)
             flights[job.job_id] = loop.adopt(job, action.container_id)
         elif isinstance(action, Collect):
-            ending = _collect(settings, runtime, job, action.container_id)
-            job, event, _ = lifecycle.finish_attempt(job, ending, now)
+            job, events = _collect(settings, runtime, job, action.container_id, now)
+        elif job.status is JobStatus.STARTING:  # Lost before its container existed
+            job, event = lifecycle.requeue(job, now, REQUEUED)
             events.append(event)
-        elif isinstance(action, Lost):
+        else:
             logger.info("job=%s: its container is gone; the attempt failed", job.job_id)
             job, event, _ = lifecycle.finish_attempt(job, outcome.lost(VANISHED), now)
             events.append(event)
@@ -93,25 +96,31 @@ def _observed(container: ContainerInfo) -> ObservedContainer:
     )
 
 
-def _collect(settings: Settings, runtime: ContainerRuntime, job: Job, container_id: str) -> outcome.AttemptOutcome:
+def _collect(
+    settings: Settings, runtime: ContainerRuntime, job: Job, container_id: str, now: EpochMs
+) -> tuple[Job, list[JobEvent]]:
     """A container that stopped while the daemon was away: its output (all of it, from the
-    engine) into the attempt's log, its exit into the outcome; then it is removed."""
+    engine) into the attempt's log and its exit into the outcome; a container that was created
+    but never started means the attempt never ran, and the job is requeued. It is removed."""
     attempt = job.current_attempt
     assert attempt is not None
     exit_ = runtime.wait(container_id, 0)
+    events: list[JobEvent] = []
+    if exit_ is None:  # created, never started
+        remove_quietly(runtime, container_id)
+        if job.status is JobStatus.STARTING:
+            job, event = lifecycle.requeue(job, now, REQUEUED)
+            return job, [event]
+        job, event, _ = lifecycle.finish_attempt(job, outcome.lost(VANISHED), now)
+        return job, [event]
     path = logs.attempt_log_path(settings.logs_dir, job.job_id, attempt.number)
     path.unlink(missing_ok=True)
     pump = logs.LogPump(runtime.logs(container_id), path)
     pump.start()
     pump.join(timeout=30)
-    _remove_quietly(runtime, container_id)
-    if exit_ is None:
-        return outcome.lost(VANISHED)
-    return outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
-
-
-def _remove_quietly(runtime: ContainerRuntime, container_id: str) -> None:
-    try:
-        runtime.remove(container_id)
-    except ContainerRuntimeError as exc:
-        logger.warning("could not remove container %s: %s", container_id, exc)
+    remove_quietly(runtime, container_id)
+    if job.status is JobStatus.STARTING:  # it started and ended while the daemon was away
+        job, event = lifecycle.mark_running(job, now, container_id)
+        events.append(event)
+    job, event, _ = lifecycle.finish_attempt(job, outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error), now)
+    return job, [*events, event]

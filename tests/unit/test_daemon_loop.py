@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from localbatch import config, jobdef, logs
+from localbatch import __version__, config, jobdef, logs
 from localbatch.awsbatch.requests import SubmitRequest
 from localbatch.batch import BatchService
+from localbatch.core import naming
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import ComputeEnvironment, JobQueue, State
 from localbatch.core.inventory import GpuDevice
@@ -23,6 +24,8 @@ from localbatch.core.retry import RetryStrategy
 from localbatch.core.spec import ContainerSpec
 from localbatch.daemon.loop import ControlLoop
 from localbatch.daemon.startup import recover
+from localbatch.errors import ContainerRuntimeError, StateStoreError
+from localbatch.ports import ContainerRequest
 from tests.fakes.clock import FakeClock
 from tests.fakes.runtime import FakeRuntime
 from tests.fakes.store import InMemoryStateStore
@@ -425,3 +428,111 @@ def test_terminate_during_an_image_pull_ends_the_job_at_once_and_the_late_contai
     pending.release()  # the pull finishes after the job ended ...
     rig.settle(ticks=3)
     assert rig.runtime.containers() == []  # ... and its container is removed
+
+
+def test_restart_requeues_a_job_whose_container_never_started_without_spending_an_attempt(rig: Rig) -> None:
+    pending = Pending()
+    rig.loop._pool = pending  # the daemon dies while the launch is still pulling
+    rig.runtime.script("busybox:1.36", runs_for_s=1)
+    job_id = rig.submit()
+    rig.tick()
+    assert rig.job(job_id).status is S.STARTING and rig.runtime.created == []
+    rig = restart(rig)
+    job = rig.job(job_id)
+    assert job.status is S.RUNNABLE and job.attempts == ()
+    assert [e.reason for e in rig.store.list_events(job_id)][-1] == (
+        "Queued again: the daemon stopped before the job's container started"
+    )
+    rig.settle(ticks=10)
+    assert rig.job(job_id).status is S.SUCCEEDED and len(rig.job(job_id).attempts) == 1
+
+
+def test_restart_requeues_a_job_whose_container_was_created_but_never_started(rig: Rig) -> None:
+    rig.loop._pool = Pending()  # the launch never gets to run ...
+    rig.runtime.script("busybox:1.36", runs_for_s=1)
+    job_id = rig.submit()
+    rig.tick()
+    job = rig.job(job_id)
+    attempt = job.attempts[0]
+    labels = naming.container_labels(job, 1, rig.settings.home_id, __version__)
+    # ... and the daemon dies between create and start: a container exists that never started
+    created = rig.runtime.create(ContainerRequest(attempt.container_name, job.container, {}, labels))
+    rig = restart(rig)
+    assert rig.job(job_id).status is S.RUNNABLE and rig.job(job_id).attempts == ()
+    assert created not in [c.container_id for c in rig.runtime.containers()]
+
+
+def test_a_failed_save_is_written_next_tick_and_nothing_is_launched_before(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=1)
+    job_id = rig.submit()
+    real = rig.store.save_jobs
+    failures = [1]
+
+    def flaky_save(changes: Any) -> None:
+        if failures:
+            failures.pop()
+            raise StateStoreError("database is locked")
+        real(changes)
+
+    rig.store.save_jobs = flaky_save  # type: ignore[method-assign]
+    with pytest.raises(StateStoreError):
+        rig.loop.tick(rig.clock.now_ms())
+    assert rig.runtime.created == []  # placed in memory, not saved: not launched
+    assert rig.job(job_id).status is S.SUBMITTED
+    rig.settle(ticks=10)
+    job = rig.job(job_id)
+    assert job.status is S.SUCCEEDED
+    assert [e.to_status for e in rig.store.list_events(job_id)] == [
+        S.SUBMITTED,
+        S.RUNNABLE,
+        S.STARTING,
+        S.RUNNING,
+        S.SUCCEEDED,
+    ]
+
+
+def test_an_engine_error_reading_an_exit_is_retried_next_tick(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=0.5)
+    job_id = rig.submit()
+    real = rig.runtime.wait
+    failures = [1]
+
+    def flaky_wait(container_id: str, timeout_s: float) -> Any:
+        if failures:
+            failures.pop()
+            raise ContainerRuntimeError("the engine is restarting")
+        return real(container_id, timeout_s)
+
+    rig.runtime.wait = flaky_wait  # type: ignore[method-assign]
+    rig.settle(ticks=12)
+    assert rig.job(job_id).status is S.SUCCEEDED and not failures
+    assert rig.runtime.containers() == []
+
+
+def test_a_cancel_that_overtakes_its_jobs_submission_notice_still_applies(rig: Rig) -> None:
+    request = SubmitRequest("work", "default", "work", JobOverrides())
+    notices: list[Job] = []
+    real_notice = rig.loop.job_submitted
+    rig.loop.job_submitted = notices.append  # type: ignore[method-assign]
+    job_id = rig.service.submit_job(request).job_id
+    rig.service.cancel_job(job_id, "changed my mind")  # the loop hears of the stop first ...
+    rig.tick()
+    real_notice(notices[0])  # ... and of the job only now
+    rig.settle(ticks=3)
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and job.is_cancelled and rig.runtime.created == []
+
+
+def test_an_abandoned_launch_never_starts_its_container(tmp_path: Any) -> None:
+    rig = make_rig(tmp_path)
+    pending = Pending()
+    rig.loop._pool = pending
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = rig.submit()
+    rig.tick()
+    rig.service.terminate_job(job_id, "stop")
+    rig.tick()
+    pending.release()
+    assert rig.runtime.started == []  # created after the job ended, removed without starting
+    rig.settle(ticks=2)
+    assert rig.runtime.containers() == []
