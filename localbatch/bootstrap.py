@@ -24,9 +24,8 @@ from localbatch.config import Settings
 from localbatch.core.inventory import HostInventory, capacity
 from localbatch.core.naming import Arns
 from localbatch.daemon.loop import ControlLoop
-from localbatch.daemon.process import hold_lock
+from localbatch.daemon.process import hold_engine_shared, hold_lock
 from localbatch.daemon.startup import apply_infrastructure, recover
-from localbatch.errors import ConfigError
 from localbatch.extensions import EVENTS, LOGS, RESOURCES, STATUS, Extensions
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, StateStore
 from localbatch.session import Backend, LocalBackend
@@ -35,12 +34,7 @@ from localbatch.session import Backend, LocalBackend
 @contextmanager
 def state_store(settings: Settings) -> Iterator[StateStore]:
     """The state store under ``$LOCALBATCH_HOME`` (created if missing), closed afterwards."""
-    if settings.home.exists() and not settings.home.is_dir():
-        raise ConfigError(f"LOCALBATCH_HOME {settings.home} is not a directory")
-    try:
-        settings.home.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create LOCALBATCH_HOME {settings.home}: {exc.strerror}") from None
+    settings.prepare_home()
     store = SqliteStateStore(settings.database_path)
     try:
         yield store
@@ -85,14 +79,14 @@ def _engine(
     loop: bool,
     recovering: bool = False,
 ) -> _Engine:
-    """Infrastructure applied; with ``loop``, a control loop (having recovered the jobs in
-    flight when ``recovering``); the service, the API (read-only without a loop) and the
-    extensions on top."""
+    """With ``loop``: the configured infrastructure applied and a control loop (having
+    recovered the jobs in flight when ``recovering``). Then the service, the API (read-only,
+    and writing nothing, without a loop) and the extensions on top."""
     host = capacity(inventory, settings.reserve)
     clock_ = clock()
-    apply_infrastructure(settings, store, inventory)
     control = None
-    if loop:
+    if loop:  # only an engine that owns the home writes the configured infrastructure
+        apply_infrastructure(settings, store, inventory)
         control = ControlLoop(
             settings=settings, runtime=runtime, store=store, clock=clock_, host=host, gpus=inventory.gpus
         )
@@ -100,7 +94,14 @@ def _engine(
             recover(control, settings, store, runtime, clock_)
         else:
             control.load([], {})  # only what this process submits
-    service = BatchService(store=store, clock=clock_, host=host, notifier=control, live=control)
+    service = BatchService(
+        store=store,
+        clock=clock_,
+        host=host,
+        gpu_ids=tuple(g.device_id for g in inventory.gpus),
+        notifier=control,
+        live=control,
+    )
     dispatcher = BatchDispatcher(service, Arns(settings.region, settings.account_id), host, read_only=control is None)
     api = Api(dispatcher, supported=dispatcher.operations)
     extensions = Extensions(
@@ -183,7 +184,7 @@ def local_engine(settings: Settings) -> Iterator[Backend]:
     runtime = container_runtime(settings)
     runtime.engine_info()  # no engine: one clear error before anything is recorded
     try:
-        with state_store(settings) as store:
+        with hold_engine_shared(settings), state_store(settings) as store:
             engine = _engine(settings, store, runtime, host_probe().probe(), loop=True)
             assert engine.loop is not None
             engine.loop.start()

@@ -24,7 +24,7 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     name = "local"
     max_vcpus = 8                     # default: the host's CPUs minus the reserve
     max_memory_mib = 16384            # default: the host's memory minus the reserve
-    gpus = ["0", "1"]                 # device ids; default: every GPU of the host
+    gpus = ["0", "1"]                 # device ids; default: none (the implicit "local": all)
     state = "ENABLED"
 
     [[job_queues]]                    # default: one, "default", over the first environments
@@ -42,14 +42,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from localbatch.core.infra import MAX_ENVIRONMENTS_PER_QUEUE, JobQueue, State
 from localbatch.core.inventory import Reserve
@@ -80,7 +81,20 @@ class _HostFile(BaseModel):
     reserve_memory_mib: int = Field(default=256, ge=0)
 
 
-_AWS_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"  # queue and compute environment names
+_AWS_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def _aws_name(value: str) -> str:
+    """Queue and compute environment names, as AWS allows them."""
+    if not _AWS_NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a name AWS allows: 1 to 128 letters, digits, '-' and '_', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+AwsName = Annotated[str, AfterValidator(_aws_name)]
 
 
 class _SchedulerFile(BaseModel):
@@ -90,7 +104,7 @@ class _SchedulerFile(BaseModel):
 
 class _EnvironmentFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=_AWS_NAME)
+    name: AwsName
     max_vcpus: float | None = Field(default=None, gt=0)
     max_memory_mib: int | None = Field(default=None, ge=4)
     gpus: list[str] | None = None
@@ -99,7 +113,7 @@ class _EnvironmentFile(BaseModel):
 
 class _QueueFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=_AWS_NAME)
+    name: AwsName
     priority: int = Field(default=1, ge=0)
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
     compute_environments: list[str] = Field(min_length=1, max_length=MAX_ENVIRONMENTS_PER_QUEUE)
@@ -155,6 +169,15 @@ class Settings:
     job_queues: tuple[JobQueue, ...] = (JobQueue(DEFAULT_QUEUE, 1, (DEFAULT_COMPUTE_ENVIRONMENT,)),)
     max_head_wait_s: float = 60.0
 
+    def prepare_home(self) -> None:
+        """Create ``home`` if missing; a ConfigError (exit 2) when it cannot be one."""
+        if self.home.exists() and not self.home.is_dir():
+            raise ConfigError(f"LOCALBATCH_HOME {self.home} is not a directory")
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create LOCALBATCH_HOME {self.home}: {exc.strerror}") from None
+
     @property
     def home_id(self) -> str:
         """A short stable id for this state directory, put on every container as a label so
@@ -185,6 +208,12 @@ class Settings:
     @property
     def lock_path(self) -> Path:
         return self.home / "daemon.lock"
+
+    @property
+    def engine_lock_path(self) -> Path:
+        """Held exclusively by the daemon, shared by ``localbatch run`` without one: one
+        engine owns the home's jobs and containers at a time."""
+        return self.home / "engine.lock"
 
     @property
     def daemon_log_path(self) -> Path:
@@ -252,12 +281,14 @@ def _infrastructure(
     parsed: _ConfigFile, config_file: Path | None
 ) -> tuple[tuple[EnvironmentSettings, ...], tuple[JobQueue, ...]]:
     """The declared compute environments and queues (or the defaults), checked together."""
+    # A declared environment has the GPUs it lists (none if it lists none); only the implicit
+    # "local" gets every GPU of the host, so two environments never claim one device.
     environments = tuple(
         EnvironmentSettings(
             name=e.name,
             max_vcpus=e.max_vcpus,
             max_memory_mib=e.max_memory_mib,
-            gpu_ids=None if e.gpus is None else tuple(e.gpus),
+            gpu_ids=tuple(e.gpus or ()),
             state=State(e.state),
         )
         for e in parsed.compute_environments

@@ -44,10 +44,15 @@ def note_lines(message: str) -> Text:
 
 
 def _labelled(label: str, style: str, message: str) -> Text:
+    """``label`` on each line of ``message``, except indented lines: those continue the line
+    above (a quoted log tail, say)."""
     text = Text()
     for number, line in enumerate(message.splitlines() or [""]):
         if number:
             text.append("\n")
+        if line.startswith(" "):
+            text.append(line, style="dim")
+            continue
         text.append(label, style=style)
         text.append(" " + line)
     return text

@@ -10,10 +10,11 @@ import typer
 from localbatch import bootstrap, jobdef, render, session
 from localbatch.cli._common import handles_errors, overrides, print_json, settings
 from localbatch.config import DEFAULT_QUEUE
+from localbatch.core.jobs import JobStatus
 from localbatch.errors import UsageError
 from localbatch.extensions import LOGS
 
-STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+STATUSES = tuple(s.value for s in JobStatus)
 _PAGE = 100  # ListJobs' largest page with a filter
 
 

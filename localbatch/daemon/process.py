@@ -41,10 +41,15 @@ class DaemonStartFailed(LocalbatchError):
     """Raised when a background daemon did not come up; carries the tail of its log."""
 
 
+class HomeInUse(LocalbatchError):
+    """Raised when another engine (a daemon, or ``localbatch run`` without one) owns the home."""
+
+
 @contextlib.contextmanager
 def hold_lock(settings: Settings) -> Iterator[None]:
-    """Hold this home's daemon lock (and its pid file) for the duration."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    """Hold this home's daemon lock (one daemon per home), its engine lock exclusively (no
+    ``localbatch run`` drives jobs of its own meanwhile) and its pid file, for the duration."""
+    settings.prepare_home()
     handle = settings.lock_path.open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -54,11 +59,45 @@ def hold_lock(settings: Settings) -> Iterator[None]:
             f"a localbatch daemon already runs for {settings.home} (pid {read_pid(settings) or 'unknown'})"
         ) from None
     try:
-        settings.pid_path.write_text(f"{os.getpid()}\n")
+        with _engine_lock(settings, shared=False):
+            settings.pid_path.write_text(f"{os.getpid()}\n")
+            try:
+                yield
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    settings.pid_path.unlink()
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+@contextlib.contextmanager
+def hold_engine_shared(settings: Settings) -> Iterator[None]:
+    """What ``localbatch run`` without a daemon holds while its in-process engine runs."""
+    settings.prepare_home()
+    with _engine_lock(settings, shared=True):
+        yield
+
+
+@contextlib.contextmanager
+def _engine_lock(settings: Settings, *, shared: bool) -> Iterator[None]:
+    handle = settings.engine_lock_path.open("a+")
+    try:
+        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        if shared:
+            raise HomeInUse(
+                f"a localbatch daemon is starting for {settings.home}; run again once "
+                "`localbatch daemon status` answers"
+            ) from None
+        raise HomeInUse(
+            f"`localbatch run` is running jobs in {settings.home} without a daemon; "
+            "start the daemon when they have ended"
+        ) from None
+    try:
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            settings.pid_path.unlink()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
@@ -92,9 +131,9 @@ class Started:
 
 def start_background(settings: Settings, answers: Callable[[], bool], timeout_s: float = 30) -> Started:
     """Start a detached daemon and wait until ``answers()`` (its socket serves)."""
+    settings.prepare_home()
     if is_locked(settings):
         raise DaemonAlreadyRunning(f"a localbatch daemon already runs for {settings.home} (pid {read_pid(settings)})")
-    settings.home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "LOCALBATCH_HOME": str(settings.home)}
     if settings.config_file is not None:
         env["LOCALBATCH_CONFIG"] = str(settings.config_file)
@@ -111,16 +150,23 @@ def start_background(settings: Settings, answers: Callable[[], bool], timeout_s:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise DaemonStartFailed(f"the daemon exited with {process.returncode}:\n{_tail(settings.daemon_log_path)}")
+            raise DaemonStartFailed(
+                f"the daemon exited with {process.returncode}; the end of {settings.daemon_log_path}:\n"
+                + _tail(settings.daemon_log_path)
+            )
         if answers():
             return Started(process.pid, settings.daemon_log_path)
         time.sleep(0.1)
     process.terminate()
-    raise DaemonStartFailed(f"the daemon did not answer within {timeout_s:g} s:\n{_tail(settings.daemon_log_path)}")
+    raise DaemonStartFailed(
+        f"the daemon did not answer within {timeout_s:g} s; the end of {settings.daemon_log_path}:\n"
+        + _tail(settings.daemon_log_path)
+    )
 
 
 def stop(settings: Settings, timeout_s: float = 30) -> int:
     """SIGTERM the daemon and wait for it to exit; its pid."""
+    settings.prepare_home()
     pid = read_pid(settings)
     if pid is None or not is_locked(settings):
         raise DaemonNotRunning(f"no localbatch daemon runs for {settings.home}")
@@ -138,7 +184,7 @@ def _tail(path: Path, lines: int = 15) -> str:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
         return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])  # indented: quoted, not ours
 
 
 def log_to(path: Path) -> IO[str]:

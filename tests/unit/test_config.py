@@ -1,0 +1,111 @@
+"""Settings: defaults, the file, the environment; compute environments and queues; paths."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from localbatch import config
+from localbatch.core.infra import JobQueue, State
+from localbatch.errors import ConfigError
+
+
+def resolve(tmp_path: Path, text: str | None = None, **env: str) -> config.Settings:
+    if text is not None:
+        (tmp_path / "localbatch.toml").write_text(text)
+    return config.resolve(env={"LOCALBATCH_HOME": str(tmp_path / "home"), **env}, cwd=tmp_path)
+
+
+def test_defaults_are_one_local_environment_and_one_default_queue(tmp_path: Path) -> None:
+    settings = resolve(tmp_path)
+    assert settings.compute_environments == (config.EnvironmentSettings("local"),)
+    assert settings.job_queues == (JobQueue("default", 1, ("local",)),)
+    assert settings.region == "us-east-1" and settings.max_head_wait_s == 60
+
+
+def test_the_environment_overrides_the_file(tmp_path: Path) -> None:
+    settings = resolve(
+        tmp_path, "region = 'eu-west-1'\n[docker]\nimage_pull = 'never'\n", LOCALBATCH_IMAGE_PULL="always"
+    )
+    assert settings.region == "eu-west-1" and settings.image_pull == "always"
+
+
+def test_declared_environments_and_queues(tmp_path: Path) -> None:
+    settings = resolve(
+        tmp_path,
+        """
+[[compute_environments]]
+name = "cpu"
+max_vcpus = 4
+[[compute_environments]]
+name = "gpu"
+gpus = ["0"]
+state = "DISABLED"
+[[job_queues]]
+name = "train"
+priority = 5
+compute_environments = ["gpu", "cpu"]
+""",
+    )
+    cpu, gpu = settings.compute_environments
+    assert cpu == config.EnvironmentSettings("cpu", max_vcpus=4, gpu_ids=())  # declared: no GPUs unless listed
+    assert gpu.gpu_ids == ("0",) and gpu.state is State.DISABLED
+    assert settings.job_queues == (JobQueue("train", 5, ("gpu", "cpu")),)
+
+
+def test_without_declared_queues_a_default_queue_uses_the_declared_environments(tmp_path: Path) -> None:
+    settings = resolve(tmp_path, "[[compute_environments]]\nname = 'a'\n[[compute_environments]]\nname = 'b'\n")
+    assert settings.job_queues == (JobQueue("default", 1, ("a", "b")),)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[[compute_environments]]\nname = 'a'\n[[compute_environments]]\nname = 'a'\n",
+            "compute_environments: the name 'a' is used more than once",
+        ),
+        (
+            "[[job_queues]]\nname = 'q'\ncompute_environments = ['nope']\n",
+            "job_queues[0].compute_environments[0]: no compute environment is named 'nope'; declared: local",
+        ),
+        (
+            "[[compute_environments]]\nname = 'a'\ngpus = ['0']\n[[compute_environments]]\nname = 'b'\ngpus = ['0']\n",
+            "compute_environments: GPU '0' is in both 'a' and 'b'",
+        ),
+        (
+            "[[compute_environments]]\nname = 'bad name'\n",
+            "compute_environments[0].name: 'bad name' is not a name AWS allows: 1 to 128 letters",
+        ),
+        (
+            "[[job_queues]]\nname = 'q'\ncompute_environments = []\n",
+            "job_queues[0].compute_environments: must have at least 1 item(s)",
+        ),
+        ("[scheduler]\nmax_head_wait_seconds = -1\n", "scheduler.max_head_wait_seconds: must be at least 0, got -1"),
+        ("colour = 'blue'\n", "colour: unknown key 'colour'"),
+    ],
+    ids=["duplicate", "unknown-environment", "shared-gpu", "bad-name", "no-environments", "negative-wait", "unknown"],
+)
+def test_bad_infrastructure_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve(tmp_path, text)
+
+
+def test_a_socket_path_too_long_for_unix_falls_back_to_a_short_one(tmp_path: Path) -> None:
+    short = resolve(tmp_path)
+    assert short.socket_path == (tmp_path / "home").resolve() / "daemon.sock"
+    deep = tmp_path / ("d" * 120)
+    long = config.resolve(env={"LOCALBATCH_HOME": str(deep)}, cwd=tmp_path)
+    assert long.socket_path.name == f"localbatch-{long.home_id}.sock" and len(str(long.socket_path)) < 104
+
+
+def test_prepare_home_creates_it_and_refuses_a_file(tmp_path: Path) -> None:
+    settings = resolve(tmp_path)
+    settings.prepare_home()
+    assert settings.home.is_dir()
+    (tmp_path / "file").write_text("")
+    as_file = config.resolve(env={"LOCALBATCH_HOME": str(tmp_path / "file")}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="is not a directory"):
+        as_file.prepare_home()
