@@ -11,6 +11,7 @@ Used by the daemon's API dispatcher, and in-process by the CLI for reads when no
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -32,9 +33,7 @@ from localbatch.errors import (
     JobQueueNotFound,
     Problem,
 )
-from localbatch.ports import Clock, JobDefinitionRecord, JobQuery, StateStore
-
-ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
+from localbatch.ports import ACTIVE, Clock, JobDefinitionRecord, JobQuery, StateStore
 
 
 class Notifier(Protocol):
@@ -79,11 +78,13 @@ class BatchService:
         store: StateStore,
         clock: Clock,
         host: Resources,
+        gpu_ids: tuple[str, ...] = (),
         notifier: Notifier | None = None,
         live: LiveView | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._live = live
+        self._gpu_ids = gpu_ids  # the host's GPU device ids
         self._store = store
         self._clock = clock
         self._host = host
@@ -93,6 +94,7 @@ class BatchService:
         # Queues and compute environments change only through this service (and the config,
         # applied before it exists): read them once, again after each change.
         self._infra: tuple[dict[str, JobQueue], list[ComputeEnvironment]] | None = None
+        self._infra_lock = threading.Lock()  # a reader must not put back what a change just dropped
 
     # -- job definitions ----------------------------------------------------------------------
 
@@ -273,11 +275,21 @@ class BatchService:
         return environment
 
     def _check_gpus(self, environment: ComputeEnvironment) -> None:
+        unknown = [g for g in environment.gpu_ids if g not in self._gpu_ids]
+        if unknown:
+            present = ", ".join(self._gpu_ids) or "none"
+            raise InvalidRequest(
+                [Problem("tags.localbatch:gpus", f"this host has no GPU {', '.join(unknown)} (GPUs: {present})")]
+            )
         for other in self._store.list_compute_environments():
             shared = set(other.gpu_ids) & set(environment.gpu_ids)
             if shared and other.name != environment.name:
                 raise InvalidRequest(
-                    [Problem("tags", f"GPU(s) {', '.join(sorted(shared))} already belong to {other.name}")]
+                    [
+                        Problem(
+                            "tags.localbatch:gpus", f"GPU(s) {', '.join(sorted(shared))} already belong to {other.name}"
+                        )
+                    ]
                 )
 
     # -- job queues -----------------------------------------------------------------------------
@@ -335,13 +347,15 @@ class BatchService:
         return queue
 
     def _known(self) -> tuple[dict[str, JobQueue], list[ComputeEnvironment]]:
-        if self._infra is None:
-            queues = {q.name: q for q in self._store.list_job_queues()}
-            self._infra = (queues, self._store.list_compute_environments())
-        return self._infra
+        with self._infra_lock:
+            if self._infra is None:
+                queues = {q.name: q for q in self._store.list_job_queues()}
+                self._infra = (queues, self._store.list_compute_environments())
+            return self._infra
 
     def _infrastructure_changed(self) -> None:
-        self._infra = None
+        with self._infra_lock:
+            self._infra = None
         self._notifier.infrastructure_changed()
 
     def _check_order(self, names: Sequence[str]) -> None:

@@ -135,6 +135,22 @@ def _message(
         return f"expected {_EXPECTED[kind]}, got {describe(error['input'])}"
     if kind == "finite_number":
         return f"must be a finite number, got {describe(error['input'])}"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s)"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} item(s)"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {
+            "greater_than_equal": ("at least", "ge"),
+            "greater_than": ("greater than", "gt"),
+            "less_than_equal": ("at most", "le"),
+            "less_than": ("less than", "lt"),
+        }[kind]
+        bound = ctx.get(words[1])
+        shown = f"{bound:g}" if isinstance(bound, float) else bound
+        return f"must be {words[0]} {shown}, got {error['input']}"
+    if kind == "string_pattern_mismatch":
+        return f"{describe(error['input'])} does not match {ctx.get('pattern')}"
     if kind == "literal_error":
         return f"{describe(error['input'])} is not allowed; allowed: {ctx.get('expected', '')}"
     if kind == "value_error":

@@ -20,7 +20,7 @@ from localbatch.batch import BatchService
 from localbatch.core.definition import JobDefinition
 from localbatch.core.naming import Arns
 from localbatch.core.resources import Resources
-from localbatch.ports import JobDefinitionRecord
+from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord
 
 Body = Mapping[str, Any]
 Handler = Callable[[Body], dict[str, Any]]
@@ -107,6 +107,8 @@ class BatchDispatcher:
         }
 
     def _describe_job_definitions(self, body: Body) -> dict[str, Any]:
+        if body.get("status") not in (None, ACTIVE, INACTIVE):
+            raise client_error(f"status: must be ACTIVE or INACTIVE, got {body['status']!r}")
         found = self._service.describe_job_definitions(
             refs=[str(r) for r in body.get("jobDefinitions") or []],
             name=body.get("jobDefinitionName"),

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from localbatch.awsbatch.requests import is_digits, resource_name
+from localbatch.awsbatch.requests import aws_name_problem, is_digits, resource_name
 from localbatch.core.infra import MAX_ENVIRONMENTS_PER_QUEUE, ComputeEnvironment, JobQueue, State
 from localbatch.core.naming import Arns
 from localbatch.core.resources import MIN_MEMORY_MIB, Resources
@@ -73,7 +73,7 @@ def queue_detail(queue: JobQueue, arns: Arns) -> dict[str, Any]:
 
 def new_environment(body: Mapping[str, Any], host: Resources) -> ComputeEnvironment:
     """CreateComputeEnvironment's body as a local compute environment."""
-    problems = []
+    problems = [p for p in [aws_name_problem("computeEnvironmentName", str(body["computeEnvironmentName"]))] if p]
     if body.get("type") != "MANAGED":
         raise InvalidRequest([Problem("type", "localbatch runs MANAGED compute environments only")])
     resources = body.get("computeResources")
@@ -142,6 +142,9 @@ def environment_update(body: Mapping[str, Any]) -> EnvironmentUpdate:
 def new_queue(body: Mapping[str, Any]) -> JobQueue:
     """CreateJobQueue's body as a local job queue."""
     _refuse_unsupported(body)
+    problem = aws_name_problem("jobQueueName", str(body["jobQueueName"]))
+    if problem is not None:
+        raise InvalidRequest([problem])
     order = body.get("computeEnvironmentOrder")
     if not order:
         raise InvalidRequest([Problem("computeEnvironmentOrder", "required: the compute environments to use")])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,17 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
         if body.get(part):
             problems.append(Problem(part, "not supported by localbatch yet"))
     container = body.get("containerOverrides") or {}
+    for legacy in ("vcpus", "memory"):
+        if container.get(legacy) is not None:
+            problems.append(
+                Problem(
+                    f"containerOverrides.{legacy}",
+                    "AWS ignores it for a job definition with resourceRequirements (as every localbatch "
+                    "definition has): use containerOverrides.resourceRequirements",
+                )
+            )
+    if container.get("instanceType"):
+        problems.append(Problem("containerOverrides.instanceType", "only for multi-node parallel jobs"))
     vcpus, memory_mib, gpus, resource_problems = _resources(container.get("resourceRequirements") or [])
     problems += resource_problems
     environment, env_problems = _environment(container.get("environment") or [])
@@ -190,6 +202,16 @@ def _as_request_field(problem: Problem) -> Problem:
 
 
 # -- references --------------------------------------------------------------------------------
+
+
+AWS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def aws_name_problem(field: str, name: str) -> Problem | None:
+    """AWS's rule for queue, compute environment and definition names."""
+    if AWS_NAME.fullmatch(name):
+        return None
+    return Problem(field, f"{name!r}: 1 to 128 letters, digits, '-' and '_', starting with a letter or digit")
 
 
 def resource_name(ref: str, kind: str) -> str:

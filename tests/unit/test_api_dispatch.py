@@ -186,7 +186,15 @@ def make_world(*, host: Resources = HOST, infrastructure: bool = True, read_only
     ``local`` (2 vCPU, 4096 MiB) and the queue ``default`` made through the API, and the
     notifications they caused forgotten."""
     store, clock, notifier, live = InMemoryStateStore(), FakeClock(T0), RecordingNotifier(), FakeLiveView()
-    service = BatchService(store=store, clock=clock, host=host, notifier=notifier, live=live, new_id=SequentialIds())
+    service = BatchService(
+        store=store,
+        clock=clock,
+        host=host,
+        gpu_ids=("0", "1", "2", "3"),  # the fake host's GPUs
+        notifier=notifier,
+        live=live,
+        new_id=SequentialIds(),
+    )
     dispatcher = BatchDispatcher(service, ARNS, host, read_only=read_only)
     world = World(store, clock, notifier, live, service, Api(dispatcher, supported=dispatcher.operations))
     if infrastructure:
@@ -711,6 +719,26 @@ def test_submit_job_refuses_an_unknown_resource_type(registered: World) -> None:
         "SubmitJob", {"jobName": "x", "jobQueue": "default", "jobDefinition": "render", **_requirements(("CPU", "64"))}
     )
     assert message.startswith("containerOverrides.resourceRequirements[0].type")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"vcpus": 4}, "containerOverrides.vcpus: AWS ignores it for a job definition with resourceRequirements"),
+        ({"memory": 64}, "containerOverrides.memory: AWS ignores it for a job definition with resourceRequirements"),
+        ({"instanceType": "m5.large"}, "containerOverrides.instanceType: only for multi-node parallel jobs"),
+    ],
+)
+def test_submit_job_refuses_overrides_aws_would_silently_ignore(
+    registered: World, override: dict[str, Any], message: str
+) -> None:
+    body = {"jobName": "x", "jobQueue": "default", "jobDefinition": "render", "containerOverrides": override}
+    assert registered.refusal_message("SubmitJob", body).startswith(message)
+
+
+def test_describe_job_definitions_refuses_an_unknown_status(registered: World) -> None:
+    message = registered.refusal_message("DescribeJobDefinitions", {"status": "BOGUS"})
+    assert message == "status: must be ACTIVE or INACTIVE, got 'BOGUS'"
 
 
 # -- DescribeJobs ------------------------------------------------------------------------------------

@@ -403,7 +403,7 @@ ENVIRONMENT_REFUSALS: list[tuple[str, dict[str, Any], str]] = [
         "tags.localbatch:max-memory-mib: must be a whole number of MiB >= 4, got '3'",
     ),
     ("duplicate-name", _environment("local"), "computeEnvironmentName: local already exists"),
-    ("gpu-owned", _environment("g2", tags={GPUS_TAG: "1,2"}), "tags: GPU(s) 1 already belong to gpu-a"),
+    ("gpu-owned", _environment("g2", tags={GPUS_TAG: "1,2"}), "tags.localbatch:gpus: GPU(s) 1 already belong to gpu-a"),
     (
         "missing-max-vcpus",
         {"computeEnvironmentName": "m", "type": "MANAGED", "computeResources": {"type": "EC2"}},
@@ -429,6 +429,24 @@ def test_gpu_ids_not_shared_with_another_environment_are_accepted(world: World) 
     world.call("CreateComputeEnvironment", _environment("gpu-a", tags={GPUS_TAG: "0,1"}))
     world.call("CreateComputeEnvironment", _environment("gpu-b", tags={GPUS_TAG: "2, 3"}))
     assert _environments(world, "gpu-b")[0]["tags"][GPUS_TAG] == "2,3"
+
+
+def test_a_gpu_the_host_does_not_have_is_refused(world: World) -> None:
+    message = world.refusal_message("CreateComputeEnvironment", _environment("g", tags={GPUS_TAG: "7"}))
+    assert message == "tags.localbatch:gpus: this host has no GPU 7 (GPUs: 0, 1, 2, 3)"
+
+
+def test_names_aws_does_not_allow_are_refused(world: World) -> None:
+    message = world.refusal_message("CreateComputeEnvironment", _environment("bad name!"))
+    assert message == (
+        "computeEnvironmentName: 'bad name!': 1 to 128 letters, digits, '-' and '_', starting with a letter or digit"
+    )
+    queue = {
+        "jobQueueName": "bad name!",
+        "priority": 1,
+        "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}],
+    }
+    assert world.refusal_message("CreateJobQueue", queue).startswith("jobQueueName: 'bad name!': ")
 
 
 def test_a_gpu_listed_twice_in_one_environment_is_refused(world: World) -> None:
