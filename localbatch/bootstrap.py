@@ -9,7 +9,7 @@ when a command needs state.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from localbatch.adapters.clock import SystemClock
@@ -24,7 +24,7 @@ from localbatch.config import Settings
 from localbatch.core.inventory import HostInventory, capacity
 from localbatch.core.naming import Arns
 from localbatch.daemon.loop import ControlLoop
-from localbatch.daemon.process import hold_engine_shared, hold_lock
+from localbatch.daemon.process import HomeInUse, hold_engine_shared, hold_lock
 from localbatch.daemon.startup import apply_infrastructure, recover
 from localbatch.extensions import EVENTS, LOGS, RESOURCES, STATUS, Extensions
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, StateStore
@@ -162,7 +162,9 @@ def daemon_answers(settings: Settings) -> bool:
 @contextmanager
 def backend(settings: Settings) -> Iterator[Backend]:
     """The daemon, when one answers on this home's socket; else this process, reading the
-    store through the same API handlers (and refusing what needs the daemon)."""
+    store through the same API handlers (and refusing what needs the daemon). Unless a daemon
+    is starting, the configured infrastructure is applied first, as any engine applies it, so
+    a fresh home shows the environments and queues its config declares."""
     if settings.socket_path.exists() and daemon_answers(settings):
         with DaemonClient(str(settings.socket_path)) as client:
             yield client
@@ -170,7 +172,10 @@ def backend(settings: Settings) -> Iterator[Backend]:
     runtime = container_runtime(settings)
     try:
         with state_store(settings) as store:
-            engine = _engine(settings, store, runtime, host_probe().probe(), loop=False)
+            inventory = host_probe().probe()
+            with suppress(HomeInUse), hold_engine_shared(settings):
+                apply_infrastructure(settings, store, inventory)
+            engine = _engine(settings, store, runtime, inventory, loop=False)
             yield LocalBackend(engine.api, engine.extensions, settings.socket_path)
     finally:
         runtime.close()
