@@ -8,7 +8,8 @@ bucket (Nomad's reconciler idea: sort, then act):
 - ``Adopt``: the job's current attempt has a running container. Keep watching it.
 - ``Collect``: the container stopped while the daemon was away. Read its exit and its output.
 - ``Lost``: the job was STARTING or RUNNING but its attempt has no container (it vanished, or
-  the daemon died before creating it). The attempt failed; the retry strategy decides.
+  the daemon died before creating it). The caller decides what that costs: a launch that never
+  started is queued again, a RUNNING attempt failed and the retry strategy decides.
 - ``RemoveOrphan``: a container of ours that belongs to no job in flight (a finished job, an
   older attempt, a job the store never saw). It is removed.
 

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pytest
 from localbatch import config
 from localbatch.awsbatch.model import validate_output
 from localbatch.client import DaemonClient
+from localbatch.extensions import EVENTS
 from tests.integration.conftest import remove_labelled
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,6 +82,11 @@ class Daemon:
                 return detail
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} never reached {statuses}: {self.detail(job_id)['status']}")
+
+    def held_from(self, job_id: str) -> int:
+        """When the job took its capacity: its move to STARTING (before the container runs)."""
+        events = self.api.get(EVENTS, {"jobId": job_id})["events"]
+        return int(next(e["at"] for e in events if e["to"] == "STARTING"))
 
     def containers(self) -> list[dict[str, Any]]:
         filters = {"label": [f"{k}={v}" for k, v in self.labels.items()]}
@@ -153,7 +160,7 @@ def test_twenty_mixed_jobs_never_exceed_capacity_at_any_instant(daemon: Daemon) 
     for job_id in sizes:
         detail = daemon.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=120)
         assert detail["status"] == "SUCCEEDED", detail.get("statusReason")
-        spans.append((detail["startedAt"], detail["stoppedAt"], *sizes[job_id]))
+        spans.append((daemon.held_from(job_id), detail["stoppedAt"], *sizes[job_id]))
     for instant, *_ in spans:  # the most held is at some job's start
         held = [(v, m) for start, stop, v, m in spans if start <= instant < stop]
         assert sum(v for v, _ in held) <= 2, held
@@ -220,3 +227,57 @@ def test_run_goes_through_the_daemon_and_follows_output(daemon: Daemon) -> None:
     listed = json.loads(daemon.ok("ls", "--json"))["jobSummaryList"]
     assert len(listed) == 1 and listed[0]["status"] == "SUCCEEDED"
     assert daemon("run", str(HELLO), "--command", 'sh -c "exit 5"').returncode == 5
+
+
+def test_a_launch_cut_short_by_kill_9_is_queued_again_without_spending_an_attempt(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    # A "registry" on loopback that accepts connections and never answers: the pull hangs, so
+    # the job stays STARTING with no container, and nothing leaves this machine.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    image = f"127.0.0.1:{server.getsockname()[1]}/hangs:1"
+    hangs = tmp_path / "hangs.toml"
+    hangs.write_text(HELLO.read_text().replace('image = "busybox:1.36"', f'image = "{image}"'))
+    try:
+        daemon.ok("register", str(hangs))
+        job_id = daemon.submit("hello")
+        daemon.wait_for(job_id, "STARTING")
+        os.kill(daemon.pid(), signal.SIGKILL)
+        daemon.ok("daemon", "start")
+        daemon.wait_for(job_id, "STARTING")  # launched again by the new daemon
+        moves = [(e["from"], e["to"]) for e in daemon.api.get(EVENTS, {"jobId": job_id})["events"]]
+        assert moves.count(("STARTING", "RUNNABLE")) == 1, moves
+        assert daemon.detail(job_id)["attempts"] == []
+        daemon.ok("terminate", job_id, "--reason", "registry never answers")
+        ended = daemon.wait_for(job_id, "FAILED", timeout_s=30)
+    finally:
+        server.close()
+    assert ended["isTerminated"] is True and ended["statusReason"] == "registry never answers"
+    assert daemon.containers() == []
+
+
+def test_the_daemon_will_not_start_while_an_offline_run_drives_the_home(daemon: Daemon) -> None:
+    daemon.ok("daemon", "stop")
+    offline = subprocess.Popen(
+        [sys.executable, "-m", "localbatch", "run", str(HELLO), "--command", "sh -c 'sleep 3; echo done'"],
+        env=daemon.env,
+        cwd=daemon.home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "RUNNING" not in daemon("ls").stdout and time.monotonic() < deadline:
+            time.sleep(0.2)
+        refused = daemon("daemon", "start")
+        assert refused.returncode == 1
+        assert "`localbatch run` is running jobs in" in refused.stderr and "without a daemon" in refused.stderr
+        stdout, stderr = offline.communicate(timeout=60)
+    finally:
+        offline.kill()
+    assert offline.returncode == 0, stderr
+    assert stdout == "done\n"
+    daemon.ok("daemon", "start")  # once the run has ended
