@@ -4,6 +4,8 @@
   with ``LOCALBATCH_REQUIRE_DOCKER=1`` (CI) a silent engine is a failure instead.
 - ``busybox_image`` (session): ``busybox:1.36`` exists, built FROM scratch from the host's
   static busybox with the legacy builder when missing. Nothing is ever pulled.
+- ``LocalbatchCli``: the real CLI, as a user runs it, in one test's home; ``hanging_registry``:
+  an image reference whose pull never ends, on loopback.
 - ``docker_kit`` (per test): a ``DockerRuntime`` on the shared client, the per-test label
   ``localbatch.test_run=<uuid>`` for every request, and a request builder. Teardown
   force-removes every container carrying that label, even when the test failed.
@@ -16,10 +18,14 @@ from __future__ import annotations
 import gc
 import io
 import os
+import socket
+import subprocess
+import sys
 import tarfile
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -160,3 +166,50 @@ def remove_labelled(client: Any, labels: Mapping[str, str]) -> None:
             client.api.remove_container(container["Id"], v=True, force=True)
         except docker.errors.NotFound:
             pass
+
+
+@dataclass
+class LocalbatchCli:
+    """``python -m localbatch`` in one test's home, and a look at that home's containers."""
+
+    home: Path
+    env: dict[str, str]
+    labels: dict[str, str]  # ``localbatch.home=<id>``: on every container of this home
+    client: Any  # the docker SDK
+
+    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "localbatch", *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "localbatch", *args],
+            env=self.env,
+            cwd=self.home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def containers(self) -> list[dict[str, Any]]:
+        filters = {"label": [f"{k}={v}" for k, v in self.labels.items()]}
+        return list(self.client.api.containers(all=True, filters=filters))
+
+
+@contextmanager
+def hanging_registry() -> Iterator[str]:
+    """An image reference on a loopback "registry" that accepts connections and never answers:
+    the engine's pull hangs, as on a slow network, and nothing leaves this machine."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}/hangs:1"
+    finally:
+        server.close()

@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ import pytest
 
 from localbatch import config
 from localbatch.awsbatch.model import validate_output
-from tests.integration.conftest import remove_labelled
+from tests.integration.conftest import LocalbatchCli, hanging_registry, remove_labelled
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "jobdefs" / "hello.toml"
@@ -30,36 +27,7 @@ FLAKY = REPO / "jobdefs" / "flaky.toml"
 
 
 @dataclass
-class Cli:
-    home: Path
-    env: dict[str, str]
-    labels: dict[str, str]
-    client: Any
-
-    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "localbatch", *args],
-            env=self.env,
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "localbatch", *args],
-            env=self.env,
-            cwd=self.home,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def containers(self) -> list[dict[str, Any]]:
-        filters = {"label": [f"{k}={v}" for k, v in self.labels.items()]}
-        return list(self.client.api.containers(all=True, filters=filters))
-
+class Cli(LocalbatchCli):
     def wait_for_running_container(self, timeout_s: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -227,14 +195,8 @@ def test_logs_follow_streams_a_running_job_until_it_ends(cli: Cli):
 
 
 def test_ctrl_c_during_a_hanging_image_pull_stops_at_once(cli: Cli, tmp_path: Path):
-    # A "registry" on loopback that accepts connections and never answers: the engine's pull
-    # hangs, as it would on a slow network, and nothing leaves this machine.
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    port = server.getsockname()[1]
-    text = HELLO.read_text().replace('image = "busybox:1.36"', f'image = "127.0.0.1:{port}/hangs:1"')
-    try:
+    with hanging_registry() as image:
+        text = HELLO.read_text().replace('image = "busybox:1.36"', f'image = "{image}"')
         process = cli.popen("run", str(write(tmp_path, "hangs.toml", text)))
         deadline = time.monotonic() + 20
         while "STARTING" not in _job_statuses(cli) and time.monotonic() < deadline:
@@ -244,8 +206,6 @@ def test_ctrl_c_during_a_hanging_image_pull_stops_at_once(cli: Cli, tmp_path: Pa
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=20)
         assert time.monotonic() - interrupted < 5, "Ctrl-C waited for the pull"
-    finally:
-        server.close()
     assert process.returncode == 130, stderr
     job = cli.only_job()
     assert job["status"] == "FAILED" and job["isTerminated"] is True

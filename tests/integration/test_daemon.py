@@ -8,9 +8,6 @@ import json
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +20,7 @@ from localbatch import config
 from localbatch.awsbatch.model import validate_output
 from localbatch.client import DaemonClient
 from localbatch.extensions import EVENTS
-from tests.integration.conftest import remove_labelled
+from tests.integration.conftest import LocalbatchCli, hanging_registry, remove_labelled
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "jobdefs" / "hello.toml"
@@ -41,22 +38,8 @@ compute_environments = ["local"]
 
 
 @dataclass
-class Daemon:
-    home: Path
-    env: dict[str, str]
-    labels: dict[str, str]
-    client: Any  # the docker SDK, to look at containers
+class Daemon(LocalbatchCli):
     api: DaemonClient  # the daemon's socket, for polling without a CLI process per look
-
-    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "localbatch", *args],
-            env=self.env,
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
 
     def ok(self, *args: str) -> str:
         result = self(*args)
@@ -87,10 +70,6 @@ class Daemon:
         """When the job took its capacity: its move to STARTING (before the container runs)."""
         events = self.api.get(EVENTS, {"jobId": job_id})["events"]
         return int(next(e["at"] for e in events if e["to"] == "STARTING"))
-
-    def containers(self) -> list[dict[str, Any]]:
-        filters = {"label": [f"{k}={v}" for k, v in self.labels.items()]}
-        return list(self.client.api.containers(all=True, filters=filters))
 
     def pid(self) -> int:
         return int((self.home / "home" / "daemon.pid").read_text())
@@ -232,15 +211,9 @@ def test_run_goes_through_the_daemon_and_follows_output(daemon: Daemon) -> None:
 def test_a_launch_cut_short_by_kill_9_is_queued_again_without_spending_an_attempt(
     daemon: Daemon, tmp_path: Path
 ) -> None:
-    # A "registry" on loopback that accepts connections and never answers: the pull hangs, so
-    # the job stays STARTING with no container, and nothing leaves this machine.
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    image = f"127.0.0.1:{server.getsockname()[1]}/hangs:1"
-    hangs = tmp_path / "hangs.toml"
-    hangs.write_text(HELLO.read_text().replace('image = "busybox:1.36"', f'image = "{image}"'))
-    try:
+    with hanging_registry() as image:  # the job stays STARTING, with no container
+        hangs = tmp_path / "hangs.toml"
+        hangs.write_text(HELLO.read_text().replace('image = "busybox:1.36"', f'image = "{image}"'))
         daemon.ok("register", str(hangs))
         job_id = daemon.submit("hello")
         daemon.wait_for(job_id, "STARTING")
@@ -252,22 +225,13 @@ def test_a_launch_cut_short_by_kill_9_is_queued_again_without_spending_an_attemp
         assert daemon.detail(job_id)["attempts"] == []
         daemon.ok("terminate", job_id, "--reason", "registry never answers")
         ended = daemon.wait_for(job_id, "FAILED", timeout_s=30)
-    finally:
-        server.close()
     assert ended["isTerminated"] is True and ended["statusReason"] == "registry never answers"
     assert daemon.containers() == []
 
 
 def test_the_daemon_will_not_start_while_an_offline_run_drives_the_home(daemon: Daemon) -> None:
     daemon.ok("daemon", "stop")
-    offline = subprocess.Popen(
-        [sys.executable, "-m", "localbatch", "run", str(HELLO), "--command", "sh -c 'sleep 3; echo done'"],
-        env=daemon.env,
-        cwd=daemon.home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    offline = daemon.popen("run", str(HELLO), "--command", "sh -c 'sleep 3; echo done'")
     try:
         deadline = time.monotonic() + 30
         while "RUNNING" not in daemon("ls").stdout and time.monotonic() < deadline:
