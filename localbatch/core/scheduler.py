@@ -204,6 +204,10 @@ def never_fits(
     return _too_big(_vec(request), queue, maxima, _vec(host))
 
 
+def _amounts(vec: _Vec, dims: Sequence[int]) -> str:
+    return " and ".join(_amount(dim, vec[dim]) for dim in dims)
+
+
 def _env_max(env: ComputeEnvironment) -> _Vec:
     return (round(env.max_vcpus * _MILLI), env.max_memory_mib, len(env.gpu_ids))
 
@@ -216,7 +220,7 @@ def _effective(maximum: _Vec, host: _Vec) -> _Vec:
 def _too_big(need: _Vec, queue: JobQueue, maxima: Sequence[tuple[str, _Vec]], host: _Vec) -> str | None:
     """``never_fits``'s text for integer vectors; ``maxima`` are the queue's environments in order.
 
-    Names one dimension when no environment is big enough in it (the binding limit: the host's
+    Names every dimension in which no environment is big enough (the binding limit: the host's
     size when the host is smaller than the largest environment), else each environment's own
     shortfall (each is too small somewhere, in different dimensions).
     """
@@ -224,6 +228,7 @@ def _too_big(need: _Vec, queue: JobQueue, maxima: Sequence[tuple[str, _Vec]], ho
         return f"job queue {queue.name} has no compute environment"
     if any(_first_short(need, _effective(cap, host)) is None for _, cap in maxima):
         return None
+    limits: dict[str, tuple[_Vec, list[int]]] = {}  # who limits -> its size, the dimensions it limits
     for dim in _REPORT_ORDER:
         largest_name, largest = maxima[0]
         for name, cap in maxima[1:]:
@@ -232,10 +237,13 @@ def _too_big(need: _Vec, queue: JobQueue, maxima: Sequence[tuple[str, _Vec]], ho
         if need[dim] <= min(largest[dim], host[dim]):
             continue
         if host[dim] < largest[dim]:
-            return f"needs {_amount(dim, need[dim])}; this host has {_amount(dim, host[dim])}"
-        return (
-            f"needs {_amount(dim, need[dim])}; the largest compute environment of queue {queue.name} "
-            f"({largest_name}) has {_amount(dim, largest[dim])}"
+            limits.setdefault("this host", (host, []))[1].append(dim)
+        else:
+            who = f"the largest compute environment of queue {queue.name} ({largest_name})"
+            limits.setdefault(who, (largest, []))[1].append(dim)
+    if limits:
+        return "; ".join(
+            f"needs {_amounts(need, dims)}; {who} has {_amounts(size, dims)}" for who, (size, dims) in limits.items()
         )
     # Every dimension fits some environment, but no environment fits every dimension. The host
     # cannot be what is short here: a dimension the host is short of was reported above.

@@ -245,3 +245,15 @@ def test_the_daemon_will_not_start_while_an_offline_run_drives_the_home(daemon: 
     assert offline.returncode == 0, stderr
     assert stdout == "done\n"
     daemon.ok("daemon", "start")  # once the run has ended
+
+
+def test_the_readme_examples_render_and_train_through_the_daemon(daemon: Daemon) -> None:
+    render = daemon.submit(str(REPO / "jobdefs" / "render.toml"), "--param", "frame=7")
+    train = daemon.submit(str(REPO / "jobdefs" / "train.toml"), "--param", "epochs=1")
+    for job_id in (render, train):
+        assert daemon("wait", job_id).returncode == 0
+    assert daemon.ok("logs", render) == "rendering frame 7 on local\nframe 7 done\n"
+    assert daemon.ok("logs", train) == "training for 1 epochs on GPUs [none]\nepoch 1\n"
+    refused = daemon("submit", str(REPO / "jobdefs" / "train.toml"), "--gpus", "1", "--memory-mib", "8192")
+    assert refused.returncode == 2
+    assert "needs 1 GPU and 8192 MiB memory" in refused.stderr and "has 0 GPU and 1024 MiB memory" in refused.stderr

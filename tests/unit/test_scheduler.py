@@ -380,6 +380,19 @@ def test_never_fits_names_the_resource_and_both_numbers():
     )
 
 
+def test_never_fits_names_every_resource_nothing_can_hold():
+    local = env("local", vcpus=2, memory=1024)
+    assert fits(Resources(1, 8192, 1), [local]) == (
+        "needs 1 GPU and 8192 MiB memory; the largest compute environment of queue default (local) "
+        "has 0 GPU and 1024 MiB memory"
+    )
+    big = env("big", vcpus=4, memory=512)
+    assert fits(Resources(8, 2048), [local, big], Resources(3, 65_536)) == (
+        "needs 8 vCPU; this host has 3 vCPU; "
+        "needs 2048 MiB memory; the largest compute environment of queue default (local) has 1024 MiB memory"
+    )
+
+
 def test_never_fits_names_the_host_when_it_is_smaller_than_the_environment():
     assert fits(Resources(64, 1024), [env(vcpus=128)], Resources(16, 65_536)) == "needs 64 vCPU; this host has 16 vCPU"
 
