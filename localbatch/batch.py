@@ -365,8 +365,3 @@ class BatchService:
             raise InvalidRequest(
                 [Problem("computeEnvironmentOrder", f"no compute environment named {', '.join(missing)}")]
             )
-
-    # -- counts ---------------------------------------------------------------------------------
-
-    def counts(self, job_queue: str | None = None) -> dict[JobStatus, int]:
-        return self._store.count_jobs(job_queue)

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from localbatch.config import Settings
 from localbatch.errors import LocalbatchError
@@ -185,9 +184,3 @@ def _tail(path: Path, lines: int = 15) -> str:
     except FileNotFoundError:
         return "(no log)"
     return "\n".join("    " + line for line in text.splitlines()[-lines:])  # indented: quoted, not ours
-
-
-def log_to(path: Path) -> IO[str]:
-    """The daemon's own log file, opened for appending (line buffered)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("a", buffering=1)
