@@ -110,7 +110,7 @@ def _engine(
         host=inventory,
         capacity=host,
         runtime=runtime,
-        allocations=(lambda: control.snapshot().allocations) if control is not None else tuple,
+        allocations=control.allocations if control is not None else tuple,
         started_at=clock_.now_ms(),
         now_ms=clock_.now_ms,
     )

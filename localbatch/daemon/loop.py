@@ -39,7 +39,7 @@ from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, transition
 from localbatch.core.lifecycle import StopEffect
 from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources
-from localbatch.core.scheduler import Allocation, RunnableJob, SchedulerSettings, plan
+from localbatch.core.scheduler import Allocation, RunnableJob, SchedulerSettings, WaitReason, plan
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
 from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, StateStore
 
@@ -66,18 +66,6 @@ class Flight:
 class _Launching:
     future: Future[str | AttemptOutcome]
     abandoned: threading.Event  # set by the loop; the launch checks it before starting the container
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the loop holds right now, for the resources and status endpoints."""
-
-    allocations: tuple[Allocation, ...]
-    environments: tuple[ComputeEnvironment, ...]
-    queues: tuple[JobQueue, ...]
-    host: Resources
-    gpus: tuple[GpuDevice, ...]
-    waiting: dict[str, str]
 
 
 class ControlLoop:
@@ -118,15 +106,20 @@ class ControlLoop:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # guards what snapshot() reads
+        self._lock = threading.Lock()  # guards what handler threads read
         self._active: dict[str, Job] = {}
-        # The RUNNABLE jobs as the scheduler takes them, kept up to date by _remember, so a
-        # plan over 10,000 waiting jobs does not rebuild 10,000 inputs first.
+        # Indexes of _active kept up to date by _remember, so a tick with 10,000 waiting jobs
+        # neither rebuilds 10,000 scheduler inputs nor scans them for the few it wants: the
+        # RUNNABLE jobs as the scheduler takes them, what the placed jobs hold, the jobs still
+        # SUBMITTED, and the jobs with a stop request.
         self._runnable: dict[str, RunnableJob] = {}
+        self._placed: dict[str, Allocation] = {}
+        self._submitted: dict[str, None] = {}  # ordered sets: ticks handle jobs in arrival order
+        self._stop_requested: dict[str, None] = {}
         self._flights: dict[str, Flight] = {}
         self._launching: dict[str, _Launching] = {}
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
-        self._waiting: dict[str, str] = {}
+        self._waiting: dict[str, WaitReason] = {}
         # What a failed save left unwritten, and the placements waiting on that save: retried
         # first on the next tick, so memory never stays ahead of the store.
         self._unsaved: dict[str, Change] = {}
@@ -156,23 +149,18 @@ class ControlLoop:
 
     def waiting_reason(self, job_id: str) -> str | None:
         with self._lock:
-            return self._waiting.get(job_id)
+            reason = self._waiting.get(job_id)
+        return None if reason is None else str(reason)
 
-    def snapshot(self) -> Snapshot:
+    def allocations(self) -> tuple[Allocation, ...]:
+        """What the STARTING and RUNNING jobs hold, for the resources endpoint."""
         with self._lock:
-            return Snapshot(
-                allocations=tuple(self._allocations()),
-                environments=self._environments,
-                queues=self._queues,
-                host=self._host,
-                gpus=self._gpus,
-                waiting=dict(self._waiting),
-            )
+            return tuple(self._placed.values())
 
     # -- running ----------------------------------------------------------------------------------
 
     def load(self, jobs: Sequence[Job], flights: dict[str, Flight]) -> None:
-        """Take over the jobs in flight found at start (``recovery.recover`` prepares them)."""
+        """Take over the jobs in flight found at start (``startup.recover`` prepares them)."""
         for job in jobs:
             self._remember(job)
         self._flights = dict(flights)
@@ -253,23 +241,28 @@ class ControlLoop:
 
     def _remember(self, job: Job) -> None:
         """The loop's view of ``job``: every change goes through here, so the active jobs,
-        the runnable index and the waiting reasons cannot disagree."""
+        their indexes and the waiting reasons cannot disagree."""
+        job_id, status = job.job_id, job.status
         with self._lock:
-            if job.status.is_terminal:
-                self._active.pop(job.job_id, None)
-                self._waiting.pop(job.job_id, None)
+            if status.is_terminal:
+                self._active.pop(job_id, None)
+                self._waiting.pop(job_id, None)
             else:
-                self._active[job.job_id] = job
-            if job.status is JobStatus.RUNNABLE and job.stop_request is None:
-                self._runnable[job.job_id] = RunnableJob(
-                    job.job_id,
-                    job.job_queue,
-                    job.container.resources,
-                    job.created_at,
-                    job.runnable_at or job.created_at,
+                self._active[job_id] = job
+            if status is JobStatus.RUNNABLE and job.stop_request is None:
+                self._runnable[job_id] = RunnableJob(
+                    job_id, job.job_queue, job.container.resources, job.created_at, job.runnable_at or job.created_at
                 )
             else:
-                self._runnable.pop(job.job_id, None)
+                self._runnable.pop(job_id, None)
+            if status in (JobStatus.STARTING, JobStatus.RUNNING):
+                self._placed[job_id] = Allocation(
+                    job_id, job.compute_environment or "", job.container.resources, job.gpu_ids
+                )
+            else:
+                self._placed.pop(job_id, None)
+        _index(self._submitted, job_id, status is JobStatus.SUBMITTED)
+        _index(self._stop_requested, job_id, job.stop_request is not None and not status.is_terminal)
         self._dirty = True
 
     def _take_inbox(self, changes: dict[str, Change]) -> None:
@@ -365,7 +358,7 @@ class ControlLoop:
                 continue
             if isinstance(result, AttemptOutcome):
                 self._finish(job, result, now, changes)
-            elif launching.abandoned.is_set() or lifecycle.stop_effect(job) is StopEffect.STOP_CONTAINER:
+            elif lifecycle.stop_effect(job) is StopEffect.STOP_CONTAINER:
                 self._remove_quietly(result)
                 reason = job.stop_request.reason if job.stop_request else "Terminated"
                 self._finish(job, outcome.terminated(None, reason), now, changes)
@@ -393,7 +386,7 @@ class ControlLoop:
         return Flight(container_id, pump, deadline)
 
     def adopt(self, job: Job, container_id: str) -> Flight:
-        """A flight for a container found running at start (see ``recovery``)."""
+        """A flight for a container found running at start (see ``startup.recover``)."""
         return self._watch(job, container_id, fresh_log=True)
 
     def _collect_exits(self, now: EpochMs, changes: dict[str, Change]) -> None:
@@ -455,7 +448,7 @@ class ControlLoop:
     # -- stops and timeouts -----------------------------------------------------------------------
 
     def _apply_stops(self, now: EpochMs, changes: dict[str, Change]) -> None:
-        for job in [j for j in self._active.values() if j.stop_request is not None]:
+        for job in [self._active[job_id] for job_id in self._stop_requested]:
             request = job.stop_request
             assert request is not None
             effect = lifecycle.stop_effect(job)
@@ -495,7 +488,7 @@ class ControlLoop:
     # -- scheduling -------------------------------------------------------------------------------
 
     def _promote(self, now: EpochMs, changes: dict[str, Change]) -> None:
-        for job in [j for j in self._active.values() if j.status is JobStatus.SUBMITTED]:
+        for job in [self._active[job_id] for job_id in self._submitted]:
             moved, event = transition(job, JobStatus.RUNNABLE, now)
             self._record(changes, moved, event)
 
@@ -505,7 +498,7 @@ class ControlLoop:
         if not runnable or not (self._dirty or timed):
             return []
         decided = plan(
-            runnable, self._queues, self._environments, self._allocations(), self._host, now, self._scheduler
+            runnable, self._queues, self._environments, list(self._placed.values()), self._host, now, self._scheduler
         )
         placed = []
         for placement in decided.placements:
@@ -524,7 +517,7 @@ class ControlLoop:
             self._record(changes, job, event)
             placed.append(job)
         with self._lock:
-            self._waiting = {job_id: str(reason) for job_id, reason in decided.waiting.items()}
+            self._waiting = dict(decided.waiting)  # made text only when asked for
         self._dirty = False  # our own placements need no second pass; exits and submissions will
         # With nothing changing, the plan changes only when a waiting job's wait reaches
         # max_head_wait (the starvation guarantee): plan again then, not on every tick.
@@ -536,12 +529,12 @@ class ControlLoop:
             self._next_timed_plan_ms = min(future) if future else None
         return placed
 
-    def _allocations(self) -> list[Allocation]:
-        return [
-            Allocation(j.job_id, j.compute_environment or "", j.container.resources, j.gpu_ids)
-            for j in self._active.values()
-            if j.status in (JobStatus.STARTING, JobStatus.RUNNING)
-        ]
+
+def _index(ids: dict[str, None], job_id: str, member: bool) -> None:
+    if member:
+        ids[job_id] = None
+    else:
+        ids.pop(job_id, None)
 
 
 def remove_quietly(runtime: ContainerRuntime, container_id: str) -> None:
