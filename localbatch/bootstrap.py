@@ -151,23 +151,40 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
 
 
 def daemon_answers(settings: Settings) -> bool:
+    client = _answering_daemon(settings)
+    if client is not None:
+        client.close()
+    return client is not None
+
+
+def _answering_daemon(settings: Settings) -> DaemonClient | None:
+    """A client of this home's daemon, once it has answered; None when no daemon answers."""
+    if not settings.socket_path.exists():
+        return None
+    client = DaemonClient(str(settings.socket_path))
     try:
-        with DaemonClient(str(settings.socket_path)) as client:
-            client.get(STATUS)
-        return True
+        client.get(STATUS)
     except DaemonUnreachable:
-        return False
+        client.close()
+        return None
+    return client
 
 
 @contextmanager
-def backend(settings: Settings) -> Iterator[Backend]:
-    """The daemon, when one answers on this home's socket; else this process, reading the
+def backend(settings: Settings, *, run_here: bool = False) -> Iterator[Backend]:
+    """The daemon, when one answers on this home's socket. Else, with ``run_here``, the
+    daemon's engine in this process (``local_engine``); without, this process reading the
     store through the same API handlers (and refusing what needs the daemon). Unless a daemon
     is starting, the configured infrastructure is applied first, as any engine applies it, so
     a fresh home shows the environments and queues its config declares."""
-    if settings.socket_path.exists() and daemon_answers(settings):
-        with DaemonClient(str(settings.socket_path)) as client:
+    client = _answering_daemon(settings)
+    if client is not None:
+        with client:
             yield client
+        return
+    if run_here:
+        with local_engine(settings) as here:
+            yield here
         return
     runtime = container_runtime(settings)
     try:

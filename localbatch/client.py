@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from localbatch.api.routes import route_table
+from localbatch.api.routes import query_text, route_table
 from localbatch.errors import LocalbatchError
 
 __all__ = ["DaemonClient", "DaemonError", "DaemonStream", "DaemonUnreachable", "RequestRejected"]
@@ -257,13 +257,7 @@ class DaemonStream(Iterator[bytes]):
 def _target(path: str, params: Mapping[str, Any] | None) -> str:
     if not params:
         return path
-    return f"{path}?{urlencode({key: _text(value) for key, value in params.items()})}"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return f"{path}?{urlencode({key: query_text(value) for key, value in params.items()})}"
 
 
 def _json_object(payload: bytes, response: http.client.HTTPResponse) -> dict[str, Any]:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -54,6 +53,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from localbatch.core.infra import MAX_ENVIRONMENTS_PER_QUEUE, JobQueue, State
 from localbatch.core.inventory import Reserve
+from localbatch.core.naming import AWS_NAME
 from localbatch.errors import ConfigError
 from localbatch.validation import problems_from
 
@@ -81,12 +81,9 @@ class _HostFile(BaseModel):
     reserve_memory_mib: int = Field(default=256, ge=0)
 
 
-_AWS_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-
-
 def _aws_name(value: str) -> str:
     """Queue and compute environment names, as AWS allows them."""
-    if not _AWS_NAME_PATTERN.fullmatch(value):
+    if not AWS_NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a name AWS allows: 1 to 128 letters, digits, '-' and '_', "
             "starting with a letter or digit"

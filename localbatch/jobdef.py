@@ -42,7 +42,7 @@ from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume
 from localbatch.errors import JobDefinitionError, Problem
-from localbatch.validation import describe, format_path, quote
+from localbatch.validation import BARE_KEY, describe, format_path, quote
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,7 +52,6 @@ else:  # pragma: no cover - Python 3.10
 __all__ = ["dumps", "format_path", "load_file", "loads", "parse_document", "parse_retry", "to_document"]
 
 _TOML_POSITION = re.compile(r"(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)", re.DOTALL)
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _MAX_INLINE = 100  # longest line for an array written on one line
 
 
@@ -383,7 +382,7 @@ def _join(name: str, key: str) -> str:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _literal(key)
+    return key if BARE_KEY.fullmatch(key) else _literal(key)
 
 
 def _literal(value: object) -> str:

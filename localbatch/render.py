@@ -125,7 +125,7 @@ def jobs_table(summaries: Sequence[Doc]) -> Table:
         table.add_row(
             job["jobId"],
             job["jobName"],
-            job.get("jobQueue", "").rpartition("/")[2] or str(job.get("_queue", "")),
+            job.get("jobQueue", "").rpartition("/")[2],
             status(job["status"]),
             when(job.get("createdAt"), date=True),
             "-" if exit_code is None else str(exit_code),

@@ -14,18 +14,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from localbatch.api.dispatch import READ_OPERATIONS
+from localbatch.api.routes import query_text
 from localbatch.api.server import Api
-from localbatch.awsbatch.jobdefinition import to_register_request
+from localbatch.awsbatch.jobdefinition import as_register_request, to_register_request
 from localbatch.awsbatch.requests import submit_body
 from localbatch.client import DaemonUnreachable
 from localbatch.core import lifecycle, params, portability
 from localbatch.core.definition import JobDefinition
+from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.errors import JobNotFound
 from localbatch.extensions import EVENTS, LOGS, RESOURCES, STATUS, Extensions
 
-TERMINAL = ("SUCCEEDED", "FAILED")
-_DESCRIBE_ONLY = ("jobDefinitionArn", "revision", "status", "containerOrchestrationType")
+TERMINAL = tuple(s.value for s in JobStatus if s.is_terminal)  # as the API spells them
 
 
 class Backend(Protocol):
@@ -67,7 +68,7 @@ class LocalBackend:
 
 
 def _strings(params: Mapping[str, Any] | None) -> dict[str, str]:
-    return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in (params or {}).items()}
+    return {key: query_text(value) for key, value in (params or {}).items()}
 
 
 # -- job definitions ----------------------------------------------------------------------------
@@ -87,7 +88,7 @@ def ensure_registered(backend: Backend, definition: JobDefinition) -> str:
     revisions = found.get("jobDefinitions", [])
     if revisions:
         latest = max(revisions, key=lambda d: int(d["revision"]))
-        if {k: v for k, v in latest.items() if k not in _DESCRIBE_ONLY} == request:
+        if as_register_request(latest) == request:
             return f"{definition.name}:{latest['revision']}"
     return register(backend, definition)
 

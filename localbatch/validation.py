@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 
 from localbatch.errors import Problem
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def quote(value: str) -> str:
@@ -52,7 +52,7 @@ def format_path(loc: Sequence[str | int]) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            key = part if _BARE_KEY.fullmatch(part) else quote(part)
+            key = part if BARE_KEY.fullmatch(part) else quote(part)
             path = f"{path}.{key}" if path else key
     return path
 

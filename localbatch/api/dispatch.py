@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from localbatch.api.errors import client_error
+from localbatch.api.errors import client_error, unsupported_operation
 from localbatch.awsbatch import infra, requests
 from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
 from localbatch.awsbatch.jobdetail import job_detail, job_summary
@@ -63,7 +63,7 @@ class BatchDispatcher:
     def handle(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         handler = self._handlers.get(operation)
         if handler is None:
-            raise client_error(f"localbatch does not support {operation}")
+            raise unsupported_operation(operation)
         if self._read_only and operation not in READ_OPERATIONS:
             raise client_error(f"{operation} needs the daemon")
         return handler(body)

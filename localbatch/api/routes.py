@@ -154,14 +154,14 @@ class RouteTable:
         for label in route.labels:
             if label.member not in body:
                 raise ValueError(f"{operation} needs {label.member!r}: it is part of the path")
-            value = quote(_text(body.pop(label.member)), safe="/~" if label.greedy else "")
+            value = quote(query_text(body.pop(label.member)), safe="/~" if label.greedy else "")
             path = path.replace("{" + label.label + ("+}" if label.greedy else "}"), value)
         pairs: list[tuple[str, str]] = []
         for member in route.query:
             if member.member in body:
                 value = body.pop(member.member)
                 items = value if isinstance(value, (list, tuple)) else [value]
-                pairs.extend((member.key, _text(item)) for item in items)
+                pairs.extend((member.key, query_text(item)) for item in items)
         target = f"{path}?{urlencode(pairs, quote_via=quote)}" if pairs else path
         return PreparedRequest(route.method, target, body if body or route.has_body else None)
 
@@ -223,7 +223,8 @@ def _from_query(member: QueryMember, values: list[str]) -> Any:
     return value
 
 
-def _text(value: Any) -> str:
+def query_text(value: Any) -> str:
+    """A value as it goes in a URI or query string: JSON's spelling for booleans."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -34,9 +34,14 @@ from localbatch.core.spec import ContainerSpec, LinuxParameters
 from localbatch.errors import JobDefinitionError, Problem
 from localbatch.validation import describe
 
-__all__ = ["container_properties", "from_register_request", "to_register_request"]
+__all__ = ["as_register_request", "container_properties", "from_register_request", "to_register_request"]
 
 _DESCRIBE_ONLY = ("jobDefinitionArn", "revision", "status", "containerOrchestrationType")
+
+
+def as_register_request(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A DescribeJobDefinitions entry without what only Describe adds: the request it came from."""
+    return {k: v for k, v in entry.items() if k not in _DESCRIBE_ONLY}
 
 
 # -- export --------------------------------------------------------------------------------
@@ -195,7 +200,7 @@ def from_register_request(request: Mapping[str, Any], source: str) -> JobDefinit
     if not isinstance(request, Mapping):
         found = describe(request, json=True)
         raise JobDefinitionError(source, [Problem("", f"expected a JSON object (a job definition), got {found}")])
-    body = {k: v for k, v in request.items() if k not in _DESCRIBE_ONLY}
+    body = as_register_request(request)
     problems = model.validate_request("RegisterJobDefinition", body)
     if problems:
         raise JobDefinitionError(source, problems)

@@ -12,7 +12,6 @@ for callers that route by it.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -22,7 +21,7 @@ import botocore.session  # type: ignore[import-untyped, unused-ignore]
 from botocore.validate import ParamValidator  # type: ignore[import-untyped, unused-ignore]
 
 from localbatch.errors import Problem
-from localbatch.validation import describe
+from localbatch.validation import describe, unknown_key_message
 
 __all__ = ["operation_names", "service_model", "validate_output", "validate_request"]
 
@@ -121,9 +120,7 @@ def _problem(reason: str, name: str, details: Mapping[str, Any]) -> Problem:
         return Problem(_path(name, details["required_name"]), "required by AWS Batch, but missing")
     if reason == "unknown field":
         key, allowed = str(details["unknown_param"]), [str(n) for n in details["valid_names"]]
-        message = f"unknown key '{key}'; allowed: {', '.join(allowed)}"
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        return Problem(_path(name, key), message + (f"; did you mean '{close[0]}'?" if close else ""))
+        return Problem(_path(name, key), unknown_key_message(key, allowed))
     if reason in ("invalid type", "invalid type for document"):
         expected = " or ".join(dict.fromkeys(_TYPE_WORDS.get(t, t) for t in details["valid_types"]))
         return Problem(_path(name), f"expected {expected}, got {describe(details['param'], json=True)}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from localbatch import jobdef
 from localbatch.awsbatch.jobdefinition import retry_strategy
 from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides, check_overrides
+from localbatch.core.naming import AWS_NAME
 from localbatch.core.retry import RetryStrategy
 from localbatch.errors import InvalidRequest, JobDefinitionError, Problem
 
@@ -55,7 +55,7 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
     """SubmitJob's body, checked. Raises InvalidRequest listing every problem."""
     problems: list[Problem] = []
     name = str(body["jobName"])
-    if not _valid_name(name):
+    if not AWS_NAME.fullmatch(name):
         problems.append(
             Problem(
                 "jobName",
@@ -115,15 +115,6 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
         job_definition=str(body["jobDefinition"]),
         overrides=overrides,
         propagate_tags=body.get("propagateTags"),
-    )
-
-
-def _valid_name(name: str) -> bool:
-    return (
-        0 < len(name) <= MAX_JOB_NAME
-        and name[0].isascii()
-        and name[0].isalnum()
-        and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
     )
 
 
@@ -202,9 +193,6 @@ def _as_request_field(problem: Problem) -> Problem:
 
 
 # -- references --------------------------------------------------------------------------------
-
-
-AWS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 def aws_name_problem(field: str, name: str) -> Problem | None:

@@ -13,6 +13,7 @@ import typer
 from localbatch import bootstrap, render
 from localbatch.cli._common import handles_errors, print_json, settings
 from localbatch.client import DaemonClient, DaemonUnreachable
+from localbatch.config import Settings
 from localbatch.daemon import process
 from localbatch.extensions import RESOURCES, STATUS
 
@@ -55,7 +56,7 @@ def daemon_start(
     """Start the daemon in the background; it serves this home's socket until stopped."""
     current = settings()
     if foreground:
-        _serve()
+        _serve(current)
         return
     started = process.start_background(current, answers=lambda: bootstrap.daemon_answers(current))
     render.stdout().print(f"daemon started: pid {started.pid}, socket {current.socket_path}, log {started.log_path}")
@@ -65,10 +66,10 @@ def daemon_start(
 @handles_errors
 def daemon_run() -> None:
     """Run the daemon in the foreground (for debugging and process managers)."""
-    _serve()
+    _serve(settings())
 
 
-def _serve() -> None:
+def _serve(current: Settings) -> None:
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     stop = threading.Event()
 
@@ -80,7 +81,6 @@ def _serve() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handle)
-    current = settings()
     with bootstrap.running_daemon(current):
         logging.getLogger(__name__).info(
             "localbatch daemon serving on %s (pid %d, home %s)",

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from localbatch import bootstrap, jobdef, render, session
+from localbatch.awsbatch.requests import job_definition_ref
 from localbatch.cli._common import handles_errors, overrides, print_json, settings
 from localbatch.config import DEFAULT_QUEUE
 from localbatch.core.jobs import JobStatus
@@ -53,7 +54,7 @@ def submit(
             render.stderr().print(render.warning_lines(warning))
     with bootstrap.backend(current) as backend:
         ref = session.ensure_registered(backend, definition) if definition is not None else target
-        job_name = name or (definition.name if definition is not None else ref.split(":")[0].rpartition("/")[2])
+        job_name = name or (definition.name if definition is not None else job_definition_ref(ref)[0])
         answer = session.submit(backend, ref, queue, job_name, chosen)
     if json_:
         print_json(answer)

@@ -64,8 +64,7 @@ def run(
     )
     for warning in session.warnings(definition, chosen):
         render.stderr().print(render.warning_lines(warning))
-    engine = bootstrap.backend if bootstrap.daemon_answers(current) else bootstrap.local_engine
-    with engine(current) as backend, stop_on_signals() as received:
+    with bootstrap.backend(current, run_here=True) as backend, stop_on_signals() as received:
         ref = session.ensure_registered(backend, definition)
         job_id = session.submit(backend, ref, queue, name or definition.name, chosen)["jobId"]
         printer = threading.Thread(target=_print_output, args=(backend, job_id), name="output", daemon=True)

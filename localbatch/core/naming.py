@@ -20,6 +20,8 @@ LABEL_VERSION = "localbatch.version"
 
 LOG_GROUP = "/aws/batch/job"
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+# AWS's rule for the names of jobs, job queues, compute environments and job definitions.
+AWS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 @dataclass(frozen=True)

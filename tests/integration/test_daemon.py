@@ -122,6 +122,8 @@ def test_the_cli_drives_the_daemon_end_to_end(daemon: Daemon) -> None:
     assert [q["jobQueueName"] for q in queues] == ["default"]
     resources = json.loads(daemon.ok("resources", "--json"))
     assert resources["computeEnvironments"][0]["capacity"] == {"vcpus": 2.0, "memoryMiB": 1024, "gpus": 0}
+    by_arn = json.loads(daemon.ok("submit", detail["jobDefinition"], "--json"))
+    assert by_arn["jobName"] == "hello"  # named after the definition the ARN names
     failing = daemon.submit(str(HELLO), "--command", 'sh -c "exit 7"')
     assert daemon("wait", failing).returncode == 7
 
