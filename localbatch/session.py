@@ -9,7 +9,7 @@ changed, submit, wait, follow output. They speak AWS's operations and shapes onl
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from localbatch.core.lifecycle import JobOverrides
 from localbatch.errors import JobNotFound
 from localbatch.extensions import EVENTS, LOGS, RESOURCES, STATUS, Extensions
 
+_LIST_PAGE = 100  # ListJobs' largest page with a filter
 TERMINAL = tuple(s.value for s in JobStatus if s.is_terminal)  # as the API spells them
 
 
@@ -109,6 +110,38 @@ def describe(backend: Backend, job_id: str) -> dict[str, Any]:
         raise JobNotFound(job_id)
     detail: dict[str, Any] = jobs[0]
     return detail
+
+
+def list_jobs(backend: Backend, queues: Sequence[str], statuses: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` job summaries, newest first, across ``queues`` (default: every queue)
+    and ``statuses`` (default: every status), each with its ``jobQueue``: ListJobs per queue
+    and status, following ``nextToken``."""
+    names = queues or [q["jobQueueName"] for q in backend.call("DescribeJobQueues", {})["jobQueues"]]
+    wanted: list[str | None] = [*statuses] or [None]  # no status: all at once, through a filter
+    jobs: list[dict[str, Any]] = []
+    for name in names:
+        for status in wanted:
+            jobs += _list_queue(backend, name, status, limit)
+    jobs.sort(key=lambda j: (-j["createdAt"], j["jobId"]))
+    return jobs[:limit]
+
+
+def _list_queue(backend: Backend, queue: str, status: str | None, limit: int) -> list[dict[str, Any]]:
+    body: dict[str, Any] = {"jobQueue": queue, "maxResults": min(limit, _LIST_PAGE)}
+    if status is None:
+        body["filters"] = [{"name": "AFTER_CREATED_AT", "values": ["0"]}]  # every status, newest first
+    else:
+        body["jobStatus"] = status
+    found: list[dict[str, Any]] = []
+    while len(found) < limit:
+        page = backend.call("ListJobs", body)
+        for job in page["jobSummaryList"]:
+            job.setdefault("jobQueue", queue)
+        found += page["jobSummaryList"]
+        if "nextToken" not in page:
+            break
+        body["nextToken"] = page["nextToken"]
+    return found[:limit]
 
 
 def wait(backend: Backend, job_id: str, poll_s: float = 0.5) -> dict[str, Any]:

@@ -12,11 +12,11 @@ import shlex
 from collections.abc import Callable
 from dataclasses import replace
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from localbatch import config, render
+from localbatch import config, render, session
 from localbatch.api.errors import ApiError
 from localbatch.client import RequestRejected
 from localbatch.core.definition import JobDefinition
@@ -85,6 +85,19 @@ def split_command(command: str | None) -> tuple[str, ...] | None:
         raise UsageError(f"--command: {exc}") from None
 
 
+# The flags ``run`` and ``submit`` share: one declaration, one help text.
+ParamFlag = Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE for Ref::NAME.")]
+EnvFlag = Annotated[list[str], typer.Option("--env", "-e", help="NAME=VALUE environment variable.")]
+VcpusFlag = Annotated[float | None, typer.Option(help="Override the vCPU requirement (resources.vcpus).")]
+MemoryFlag = Annotated[int | None, typer.Option(help="Override the memory requirement in MiB (resources.memory_mib).")]
+GpusFlag = Annotated[int | None, typer.Option(help="Override the GPU requirement (resources.gpus).")]
+CommandFlag = Annotated[str | None, typer.Option(help="Override the command, split like a shell: 'sh -c \"exit 3\"'.")]
+AttemptsFlag = Annotated[int | None, typer.Option(help="Override retry.attempts (1..10).")]
+TimeoutFlag = Annotated[int | None, typer.Option(help="Override timeout.attempt_duration_seconds.")]
+NameFlag = Annotated[str | None, typer.Option(help="Job name (default: the definition's name).")]
+QueueFlag = Annotated[str, typer.Option(help="Job queue name or ARN.")]
+
+
 def overrides(
     definition: JobDefinition | None,
     *,
@@ -98,8 +111,9 @@ def overrides(
     timeout: int | None,
 ) -> JobOverrides:
     """The overrides the common flags of ``run`` and ``submit`` ask for, checked (problems are
-    named by their flags). ``--attempts`` keeps the local definition's rules; for a definition
-    named on the daemon it replaces the strategy, as SubmitJob's retryStrategy does."""
+    named by their flags), with a warning printed for each that AWS Batch would refuse.
+    ``--attempts`` keeps the local definition's rules; for a definition named on the daemon it
+    replaces the strategy, as SubmitJob's retryStrategy does."""
     retry = None
     if attempts is not None:
         base = definition.retry_strategy if definition is not None else RetryStrategy()
@@ -117,6 +131,9 @@ def overrides(
     problems = check_overrides(chosen)
     if problems:
         raise as_flags(problems)
+    if definition is not None:
+        for warning in session.warnings(definition, chosen):
+            render.stderr().print(render.warning_lines(warning))
     return chosen
 
 

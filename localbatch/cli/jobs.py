@@ -9,29 +9,43 @@ import typer
 
 from localbatch import bootstrap, jobdef, render, session
 from localbatch.awsbatch.requests import job_definition_ref
-from localbatch.cli._common import handles_errors, overrides, print_json, settings
+from localbatch.cli._common import (
+    AttemptsFlag,
+    CommandFlag,
+    EnvFlag,
+    GpusFlag,
+    MemoryFlag,
+    NameFlag,
+    ParamFlag,
+    QueueFlag,
+    TimeoutFlag,
+    VcpusFlag,
+    handles_errors,
+    overrides,
+    print_json,
+    settings,
+)
 from localbatch.config import DEFAULT_QUEUE
 from localbatch.core.jobs import JobStatus
 from localbatch.errors import UsageError
 from localbatch.extensions import LOGS
 
 STATUSES = tuple(s.value for s in JobStatus)
-_PAGE = 100  # ListJobs' largest page with a filter
 
 
 @handles_errors
 def submit(
     target: Annotated[str, typer.Argument(help="A job definition file, or a registered NAME[:REVISION].")],
-    queue: Annotated[str, typer.Option(help="Job queue name or ARN.")] = DEFAULT_QUEUE,
-    name: Annotated[str | None, typer.Option(help="Job name (default: the definition's name).")] = None,
-    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE for Ref::NAME.")] = [],  # noqa: B006
-    env: Annotated[list[str], typer.Option("--env", "-e", help="NAME=VALUE environment variable.")] = [],  # noqa: B006
-    vcpus: Annotated[float | None, typer.Option(help="Override the vCPU requirement.")] = None,
-    memory_mib: Annotated[int | None, typer.Option(help="Override the memory requirement (MiB).")] = None,
-    gpus: Annotated[int | None, typer.Option(help="Override the GPU requirement.")] = None,
-    command: Annotated[str | None, typer.Option(help="Override the command, split like a shell.")] = None,
-    attempts: Annotated[int | None, typer.Option(help="Override retry attempts (1..10).")] = None,
-    timeout: Annotated[int | None, typer.Option(help="Override the attempt timeout in seconds.")] = None,
+    queue: QueueFlag = DEFAULT_QUEUE,
+    name: NameFlag = None,
+    param: ParamFlag = [],  # noqa: B006
+    env: EnvFlag = [],  # noqa: B006
+    vcpus: VcpusFlag = None,
+    memory_mib: MemoryFlag = None,
+    gpus: GpusFlag = None,
+    command: CommandFlag = None,
+    attempts: AttemptsFlag = None,
+    timeout: TimeoutFlag = None,
     json_: Annotated[bool, typer.Option("--json", help="Print SubmitJob's response.")] = False,
 ) -> None:
     """Submit a job to a queue of the daemon (a file is registered first if it changed)."""
@@ -49,9 +63,6 @@ def submit(
         attempts=attempts,
         timeout=timeout,
     )
-    if definition is not None:
-        for warning in session.warnings(definition, chosen):
-            render.stderr().print(render.warning_lines(warning))
     with bootstrap.backend(current) as backend:
         ref = session.ensure_registered(backend, definition) if definition is not None else target
         job_name = name or (definition.name if definition is not None else job_definition_ref(ref)[0])
@@ -70,45 +81,20 @@ def list_(
     json_: Annotated[bool, typer.Option("--json", help="Print ListJobs' jobSummaryList.")] = False,
 ) -> None:
     """List jobs, newest first, across queues (ListJobs on each)."""
-    wanted: list[str | None] = [s.upper() for s in status]
-    unknown = [str(s) for s in wanted if s not in STATUSES]
+    wanted = [s.upper() for s in status]
+    unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
         raise UsageError(f"--status: {', '.join(unknown)} is not a job status; allowed: {', '.join(STATUSES)}")
     if limit < 1:
         raise UsageError(f"--limit: must be at least 1, got {limit}")
     with bootstrap.backend(settings()) as backend:
-        queues = queue or [q["jobQueueName"] for q in backend.call("DescribeJobQueues", {})["jobQueues"]]
-        jobs: list[dict[str, Any]] = []
-        for name in queues:
-            for one in wanted or [None]:  # no status: every status at once, through a filter
-                jobs += _list(backend, name, one, limit)
-    jobs.sort(key=lambda j: (-j["createdAt"], j["jobId"]))
-    jobs = jobs[:limit]
+        jobs = session.list_jobs(backend, queue, wanted, limit)
     if json_:
         print_json({"jobSummaryList": jobs})
     elif jobs:
         render.stdout().print(render.jobs_table(jobs))
     else:
         render.stderr().print("no jobs")
-
-
-def _list(backend: session.Backend, queue: str, status: str | None, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` jobs of one queue (one status, or every status through a filter)."""
-    body: dict[str, Any] = {"jobQueue": queue, "maxResults": min(limit, _PAGE)}
-    if status is None:
-        body["filters"] = [{"name": "AFTER_CREATED_AT", "values": ["0"]}]  # every status, newest first
-    else:
-        body["jobStatus"] = status
-    found: list[dict[str, Any]] = []
-    while len(found) < limit:
-        page = backend.call("ListJobs", body)
-        for job in page["jobSummaryList"]:
-            job.setdefault("jobQueue", queue)
-        found += page["jobSummaryList"]
-        if "nextToken" not in page:
-            break
-        body["nextToken"] = page["nextToken"]
-    return found[:limit]
 
 
 @handles_errors

@@ -20,7 +20,21 @@ from typing import Annotated
 import typer
 
 from localbatch import bootstrap, jobdef, render, session
-from localbatch.cli._common import handles_errors, overrides, settings
+from localbatch.cli._common import (
+    AttemptsFlag,
+    CommandFlag,
+    EnvFlag,
+    GpusFlag,
+    MemoryFlag,
+    NameFlag,
+    ParamFlag,
+    QueueFlag,
+    TimeoutFlag,
+    VcpusFlag,
+    handles_errors,
+    overrides,
+    settings,
+)
 from localbatch.config import DEFAULT_QUEUE
 from localbatch.errors import LocalbatchError
 from localbatch.extensions import LOGS
@@ -31,24 +45,21 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 @handles_errors
 def run(
     file: Annotated[Path, typer.Argument(help="Job definition TOML file.")],
-    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE for Ref::NAME.")] = [],  # noqa: B006
-    env: Annotated[list[str], typer.Option("--env", "-e", help="NAME=VALUE environment variable.")] = [],  # noqa: B006
-    vcpus: Annotated[float | None, typer.Option(help="Override resources.vcpus.")] = None,
-    memory_mib: Annotated[int | None, typer.Option(help="Override resources.memory_mib.")] = None,
-    gpus: Annotated[int | None, typer.Option(help="Override resources.gpus.")] = None,
-    command: Annotated[
-        str | None, typer.Option(help="Override the command, split like a shell: 'sh -c \"exit 3\"'.")
-    ] = None,
-    attempts: Annotated[int | None, typer.Option(help="Override retry.attempts (1..10).")] = None,
-    timeout: Annotated[int | None, typer.Option(help="Override timeout.attempt_duration_seconds.")] = None,
-    name: Annotated[str | None, typer.Option(help="Job name (default: the definition's name).")] = None,
-    queue: Annotated[str, typer.Option(help="Job queue name or ARN.")] = DEFAULT_QUEUE,
+    param: ParamFlag = [],  # noqa: B006
+    env: EnvFlag = [],  # noqa: B006
+    vcpus: VcpusFlag = None,
+    memory_mib: MemoryFlag = None,
+    gpus: GpusFlag = None,
+    command: CommandFlag = None,
+    attempts: AttemptsFlag = None,
+    timeout: TimeoutFlag = None,
+    name: NameFlag = None,
+    queue: QueueFlag = DEFAULT_QUEUE,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the final state.")] = False,
 ) -> None:
     """Run a job definition now, in a container on this machine, and exit with its exit code.
 
-    Through the daemon when one runs (the job is queued and packed with the others), else the
-    same engine runs it in this process."""
+    Through the daemon when one runs (queued and packed with the others), else in this process."""
     current = settings()
     definition = jobdef.load_file(file)
     chosen = overrides(
@@ -62,8 +73,6 @@ def run(
         attempts=attempts,
         timeout=timeout,
     )
-    for warning in session.warnings(definition, chosen):
-        render.stderr().print(render.warning_lines(warning))
     with bootstrap.backend(current, run_here=True) as backend, stop_on_signals() as received:
         ref = session.ensure_registered(backend, definition)
         job_id = session.submit(backend, ref, queue, name or definition.name, chosen)["jobId"]

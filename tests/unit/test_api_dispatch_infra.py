@@ -1,6 +1,6 @@
 """Job queues and compute environments through the daemon's AWS Batch API, in-process.
 
-Same world as ``test_api_dispatch.py`` (``make_world``: the in-memory store, the compute
+Same world as ``test_api_dispatch.py`` (``tests/fakes/api_world.make_world``: the in-memory store, the compute
 environment ``local`` of 2 vCPU / 4096 MiB on a 2 vCPU / 4096 MiB host, the queue ``default``):
 every success is checked against botocore's output shape, every refusal is a 400
 ClientException with the message the user sees, and refusals change nothing.
@@ -16,7 +16,7 @@ from localbatch.awsbatch.infra import GPUS_TAG, MEMORY_TAG
 from localbatch.core.infra import ComputeEnvironment, JobQueue, State
 from localbatch.core.jobs import JobStatus, StopKind
 from localbatch.core.resources import Resources
-from tests.unit.test_api_dispatch import ARN, World, make_world
+from tests.fakes.api_world import ARN, World, make_world
 
 
 @pytest.fixture

@@ -1,21 +1,18 @@
-"""Client-side steps: warnings before a submission, exit codes from a JobDetail."""
+"""Client-side steps: warnings before a submission, register-if-changed, listing across
+queues, exit codes from a JobDetail."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from localbatch import session
-from localbatch.api.dispatch import BatchDispatcher
-from localbatch.api.server import Api
-from localbatch.batch import BatchService
 from localbatch.core.definition import JobDefinition
+from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
-from localbatch.core.naming import Arns
 from localbatch.core.resources import Resources
 from localbatch.core.spec import ContainerSpec
 from localbatch.session import LocalBackend
-from tests.fakes.clock import FakeClock
-from tests.fakes.store import InMemoryStateStore
+from tests.fakes.api_world import World, make_world
 
 HELLO = JobDefinition(
     name="hello",
@@ -49,9 +46,50 @@ def test_exit_status_from_a_job_detail():
 
 
 def test_an_unchanged_definition_reuses_its_revision_and_a_changed_one_gets_a_new_one():
-    service = BatchService(store=InMemoryStateStore(), clock=FakeClock(), host=Resources(2, 4096))
-    dispatcher = BatchDispatcher(service, Arns("us-east-1", "000000000000"), Resources(2, 4096))
-    backend = LocalBackend(Api(dispatcher, supported=dispatcher.operations), None, None, writable=True)  # type: ignore[arg-type]
+    backend = _backend(make_world(infrastructure=False))
     assert session.ensure_registered(backend, HELLO) == "hello:1"
     assert session.ensure_registered(backend, HELLO) == "hello:1"
     assert session.ensure_registered(backend, replace(HELLO, parameters={"greeting": "hi"})) == "hello:2"
+
+
+def test_list_jobs_spans_queues_and_statuses_newest_first():
+    world = make_world()
+    world.register()
+    world.call(
+        "CreateJobQueue",
+        {
+            "jobQueueName": "other",
+            "priority": 1,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}],
+        },
+    )
+    ids = []
+    for i in range(5):
+        ids.append(world.submit(f"d{i}"))
+        world.clock.advance(1)
+    ids.append(world.submit("elsewhere", jobQueue="other"))
+    world.move(ids[0], JobStatus.RUNNABLE)
+    backend = _backend(world)
+
+    everything = session.list_jobs(backend, [], [], limit=100)
+    assert [j["jobId"] for j in everything] == ids[::-1]
+    assert {j["jobQueue"] for j in everything} == {"default", "other"}
+    assert [j["jobId"] for j in session.list_jobs(backend, ["default"], ["RUNNABLE"], limit=100)] == [ids[0]]
+    assert [j["jobId"] for j in session.list_jobs(backend, ["default"], ["SUBMITTED", "RUNNABLE"], limit=2)] == [
+        ids[4],
+        ids[3],
+    ]
+
+
+def test_list_jobs_follows_next_token_past_a_page():
+    world = make_world()
+    world.register()
+    for i in range(102):
+        world.submit(f"j{i}")
+        world.clock.advance(1)
+    listed = session.list_jobs(_backend(world), ["default"], ["SUBMITTED"], limit=101)
+    assert [j["jobName"] for j in listed] == [f"j{i}" for i in range(101, 0, -1)]
+
+
+def _backend(world: World) -> LocalBackend:
+    return LocalBackend(world.api, None, None, writable=True)  # type: ignore[arg-type]
