@@ -22,6 +22,7 @@ from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definit
 from localbatch.core import lifecycle
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import ComputeEnvironment, JobQueue, State
+from localbatch.core.inventory import unknown_gpus
 from localbatch.core.jobs import Job, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import never_fits
@@ -275,7 +276,7 @@ class BatchService:
         return environment
 
     def _check_gpus(self, environment: ComputeEnvironment) -> None:
-        unknown = [g for g in environment.gpu_ids if g not in self._gpu_ids]
+        unknown = unknown_gpus(self._gpu_ids, environment)
         if unknown:
             present = ", ".join(self._gpu_ids) or "none"
             raise InvalidRequest(
@@ -319,8 +320,8 @@ class BatchService:
         current = self._queue(name)
         if compute_environments is not None:
             self._check_order(compute_environments)
-        updated = JobQueue(
-            name=current.name,
+        updated = replace(
+            current,
             priority=current.priority if priority is None else priority,
             compute_environments=compute_environments or current.compute_environments,
             state=state or current.state,

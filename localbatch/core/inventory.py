@@ -5,6 +5,7 @@ The host adapter reads the numbers; this module only does arithmetic on them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from localbatch.core.infra import ComputeEnvironment, State
@@ -70,7 +71,6 @@ def environment_on(
     )
 
 
-def unknown_gpus(host: HostInventory, environment: ComputeEnvironment) -> list[str]:
-    """The environment's GPU ids this host does not have."""
-    present = {g.device_id for g in host.gpus}
+def unknown_gpus(present: Collection[str], environment: ComputeEnvironment) -> list[str]:
+    """The environment's GPU ids that are not among ``present`` (the host's device ids)."""
     return [g for g in environment.gpu_ids if g not in present]

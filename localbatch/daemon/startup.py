@@ -34,7 +34,7 @@ def apply_infrastructure(settings: Settings, store: StateStore, host: HostInvent
             gpu_ids=declared.gpu_ids,
             state=declared.state,
         )
-        missing = unknown_gpus(host, environment)
+        missing = unknown_gpus([g.device_id for g in host.gpus], environment)
         if missing:
             present = ", ".join(g.device_id for g in host.gpus) or "none"
             raise ConfigError(
@@ -72,12 +72,8 @@ def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: C
             flights[job.job_id] = loop.adopt(job, action.container_id)
         elif isinstance(action, Collect):
             job, events = _collect(settings, runtime, job, action.container_id, now)
-        elif job.status is JobStatus.STARTING:  # Lost before its container existed
-            job, event = lifecycle.requeue(job, now, REQUEUED)
-            events.append(event)
         else:
-            logger.info("job=%s: its container is gone; the attempt failed", job.job_id)
-            job, event, _ = lifecycle.finish_attempt(job, outcome.lost(VANISHED), now)
+            job, event = _without_container(job, now)
             events.append(event)
         jobs[job.job_id] = job
         changes.append((job, events))
@@ -96,6 +92,16 @@ def _observed(container: ContainerInfo) -> ObservedContainer:
     )
 
 
+def _without_container(job: Job, now: EpochMs) -> tuple[Job, JobEvent]:
+    """A job in flight with no container that ever ran: a launch that never started is queued
+    again (that attempt never ran); a RUNNING job's container vanished, so its attempt failed."""
+    if job.status is JobStatus.STARTING:
+        return lifecycle.requeue(job, now, REQUEUED)
+    logger.info("job=%s: its container is gone; the attempt failed", job.job_id)
+    job, event, _ = lifecycle.finish_attempt(job, outcome.lost(VANISHED), now)
+    return job, event
+
+
 def _collect(
     settings: Settings, runtime: ContainerRuntime, job: Job, container_id: str, now: EpochMs
 ) -> tuple[Job, list[JobEvent]]:
@@ -108,10 +114,7 @@ def _collect(
     events: list[JobEvent] = []
     if exit_ is None:  # created, never started
         remove_quietly(runtime, container_id)
-        if job.status is JobStatus.STARTING:
-            job, event = lifecycle.requeue(job, now, REQUEUED)
-            return job, [event]
-        job, event, _ = lifecycle.finish_attempt(job, outcome.lost(VANISHED), now)
+        job, event = _without_container(job, now)
         return job, [event]
     path = logs.attempt_log_path(settings.logs_dir, job.job_id, attempt.number)
     path.unlink(missing_ok=True)

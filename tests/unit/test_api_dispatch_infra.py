@@ -132,6 +132,17 @@ def test_describe_job_queues_pages(world: World) -> None:
     )
 
 
+def test_update_job_queue_keeps_the_queues_tags(world: World) -> None:
+    order = [{"order": 1, "computeEnvironment": "local"}]
+    world.call(
+        "CreateJobQueue",
+        {"jobQueueName": "tagged", "priority": 1, "computeEnvironmentOrder": order, "tags": {"team": "render"}},
+    )
+    world.call("UpdateJobQueue", {"jobQueue": "tagged", "priority": 5})
+    (queue,) = _queues(world, "tagged")
+    assert (queue["priority"], queue["tags"]) == (5, {"team": "render"})
+
+
 def test_update_job_queue_changes_state_priority_and_order(world: World) -> None:
     world.call("CreateComputeEnvironment", _environment("b"))
     world.notifier.calls.clear()
