@@ -143,6 +143,9 @@ class WaitReason:
 class Plan:
     placements: tuple[Placement, ...]
     waiting: Mapping[str, WaitReason]  # every runnable job not placed, by job id
+    # When a job waiting for capacity next reaches max_head_wait_s (rule 8): the plan can change
+    # then with nothing else changing. None when no waiting job will.
+    next_starving_at: EpochMs | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,7 +411,9 @@ class _Pass:
         self.shortfalls: dict[tuple[int, int, int, str], WaitReason] = {}
         self.now = now
         wait_ms = settings.max_head_wait_s * _MILLI
+        self.wait_ms = wait_ms
         self.starving_since = -math.inf if math.isinf(wait_ms) else now - wait_ms
+        self.first_unstarved: float = math.inf  # the earliest runnable_at of a job not starving yet
         self.placements: list[Placement] = []
         self.waiting: dict[str, WaitReason] = {}
 
@@ -430,6 +435,7 @@ class _Pass:
         head: _Head | None = None
         waiting = self.waiting
         starving_since = self.starving_since
+        first_unstarved = self.first_unstarved
         for _, job_id, need, runnable_at in items:
             if need[0] <= room_vcpu and need[1] <= room_memory and need not in failed:
                 if self._try_place(job_id, need, open_envs):
@@ -442,12 +448,17 @@ class _Pass:
                 usable = members.usable(need)
                 reason = usable if isinstance(usable, WaitReason) else self._capacity_reason(usable, need)
                 reasons[need] = reason
-            if head is None and runnable_at <= starving_since and reason.code == CAPACITY:
-                head, reason = self._hold_back(job_id, need, runnable_at, members.usable(need), reason)
-                open_envs = [env for env in open_envs if env.held_by is None]
-                reasons = {}
-                room_vcpu, room_memory = self._room(open_envs)
+            if reason.code == CAPACITY:
+                if runnable_at > starving_since:
+                    if runnable_at < first_unstarved:
+                        first_unstarved = runnable_at
+                elif head is None:
+                    head, reason = self._hold_back(job_id, need, runnable_at, members.usable(need), reason)
+                    open_envs = [env for env in open_envs if env.held_by is None]
+                    reasons = {}
+                    room_vcpu, room_memory = self._room(open_envs)
             waiting[job_id] = reason
+        self.first_unstarved = first_unstarved
 
     def _room(self, open_envs: Sequence[_Env]) -> tuple[int, int]:
         """The most vCPU and memory any one job could still get: a cheap test that skips the rest."""
@@ -583,7 +594,8 @@ def plan(
         reason = WaitReason(ACTION_REQUIRED, f"job queue {name} does not exist")
         for item in fifo[name]:
             state.waiting[item[1]] = reason
-    return Plan(tuple(state.placements), state.waiting)
+    crossing = state.first_unstarved + state.wait_ms
+    return Plan(tuple(state.placements), state.waiting, math.ceil(crossing) if math.isfinite(crossing) else None)
 
 
 def _fifo_by_queue(runnable: Sequence[RunnableJob]) -> dict[str, list[_Item]]:

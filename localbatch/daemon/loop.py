@@ -21,7 +21,6 @@ on the next start. Stops run on helper threads (a graceful stop waits out its gr
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import uuid
@@ -521,12 +520,7 @@ class ControlLoop:
         self._dirty = False  # our own placements need no second pass; exits and submissions will
         # With nothing changing, the plan changes only when a waiting job's wait reaches
         # max_head_wait (the starvation guarantee): plan again then, not on every tick.
-        wait_s = self._scheduler.max_head_wait_s
-        self._next_timed_plan_ms = None
-        if math.isfinite(wait_s):
-            crossings = [r.runnable_at + math.ceil(wait_s * 1000) for r in runnable if r.job_id in decided.waiting]
-            future = [at for at in crossings if at > now]
-            self._next_timed_plan_ms = min(future) if future else None
+        self._next_timed_plan_ms = decided.next_starving_at
         return placed
 
 

@@ -536,3 +536,19 @@ def test_an_abandoned_launch_never_starts_its_container(tmp_path: Any) -> None:
     assert rig.runtime.started == []  # created after the job ended, removed without starting
     rig.settle(ticks=2)
     assert rig.runtime.containers() == []
+
+
+def test_a_waiting_job_that_reaches_max_head_wait_is_replanned_with_nothing_else_changing(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    rig.submit()
+    big = rig.submit(vcpus=2)
+    rig.submit()  # backfills past the big job
+    rig.settle(ticks=4)
+    before = rig.loop.waiting_reason(big)
+    assert before is not None and "waited" not in before
+    rig.settle(ticks=60, seconds=1)  # no job ends, nothing is submitted
+    after = rig.loop.waiting_reason(big)
+    assert (
+        after is not None
+        and "it has waited 60 s, so compute environment local takes no other job until it starts" in after
+    ), after

@@ -173,6 +173,16 @@ def test_the_head_starves_at_exactly_max_head_wait_s():
     assert placed(run(jobs, allocations=[running("r1")])) == {"small": "local"}
 
 
+def test_the_plan_says_when_a_waiting_job_will_starve_so_the_caller_can_plan_again_then():
+    jobs = [job("head", vcpus=4, created=1, waited_s=20), job("later", vcpus=4, created=2, waited_s=5)]
+    assert run(jobs, allocations=[running("r1")]).next_starving_at == NOW - 20_000 + 60_000
+    starving = [job("head", vcpus=4, created=1, waited_s=75)]  # already holding back: nothing left to cross
+    assert run(starving, allocations=[running("r1")]).next_starving_at is None
+    assert run(jobs, allocations=[running("r1")], max_head_wait_s=math.inf).next_starving_at is None
+    blocked = [job("x", vcpus=4, waited_s=5)]  # disabled queue: time changes nothing
+    assert run(blocked, queues=[queue(state=State.DISABLED)]).next_starving_at is None
+
+
 def test_higher_priority_queues_are_not_held_back():
     queues = (queue("default"), queue("high", priority=5))
     jobs = [job("head", vcpus=4, waited_s=600), job("vip", "high", vcpus=1, created=10)]
