@@ -2,14 +2,13 @@
 
 Catch ``LocalbatchError`` to catch them all. Adapters translate their SDK's
 exceptions into these at the border (``raise ... from exc``); the CLI maps them
-to exit codes in one place (``cli.py``) and the HTTP API to AWS error shapes in
+to exit codes in one place (``cli/_common.py``) and the HTTP API to AWS error shapes in
 one place.
 
     LocalbatchError
     ├── JobDefinitionError        a job definition (TOML or AWS JSON) is invalid; carries every problem
     ├── ConfigError               the settings file or LOCALBATCH_* environment is invalid
     ├── UsageError                a command-line argument is invalid
-    │   └── InvalidOverrides      a submission's overrides are invalid; carries every problem
     ├── InvalidRequest            an API request is invalid or not allowed now; names the field
     ├── NotFound
     │   ├── JobNotFound
@@ -64,15 +63,6 @@ class ConfigError(LocalbatchError):
 
 class UsageError(LocalbatchError):
     """Raised when a command-line argument is invalid."""
-
-
-class InvalidOverrides(UsageError):
-    """Raised when a submission's overrides are invalid. ``problems`` name the override
-    (``vcpus``, ``environment.NAME``); front doors translate them into their own words."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 class InvalidRequest(LocalbatchError):

@@ -6,13 +6,8 @@ port), then the test API that scripts the world and observes what happened.
 Nothing runs and nothing sleeps. A container "runs" from ``start`` for ``runs_for_s`` of
 *fake* time, then exits as its script says; ``wait`` reports the exit once the clock has
 reached the end, else returns None at once (the caller's loop advances the clock). To
-drive a loop to completion a test can:
-
-- advance the clock itself (``clock.advance(s)``), or jump to the next exit with
-  ``advance_to_next_exit()`` (``next_exit_in_s()`` says how far that is);
-- end a container now with ``finish(container_id, ...)`` (a crash, an OOM kill, ...);
-- construct with ``wait_advances_clock=True``, so that ``wait(id, timeout_s)`` behaves like a
-  blocking wait in fake time: it advances the clock to the exit, or by ``timeout_s``.
+drive a loop to completion a test advances the clock (``clock.advance(s)``), or ends a
+container now with ``finish(container_id, ...)`` (a crash, an OOM kill, ...).
 
 Unscripted containers exit 0 at once with no output. ``logs`` never blocks: it yields the
 scripted output of a started container and ends, whether or not the container has exited
@@ -23,7 +18,6 @@ Thread-safe (one lock), so a daemon's log-pump threads may share it with its con
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,11 +95,9 @@ class FakeRuntime:
         self,
         clock: FakeClock | None = None,
         *,
-        wait_advances_clock: bool = False,
         network_mode: str = "host",
     ) -> None:
         self.clock = clock if clock is not None else FakeClock()
-        self.wait_advances_clock = wait_advances_clock
         self.network_mode = network_mode
 
         # Set up the world (tests may assign these directly at any time).
@@ -113,7 +105,6 @@ class FakeRuntime:
         self.refuse_create_with: str | None = None  # engine's message; create raises
         self.refuse_start_with: str | None = None  # engine's message; start raises
         self.unavailable = False  # every call raises RuntimeUnavailable
-        self.closed = False
 
         # Observations.
         self.created: list[ContainerRequest] = []
@@ -183,13 +174,6 @@ class FakeRuntime:
         with self._lock:
             self._answer()
             container = self._get(container_id, "wait for")
-            now = self.clock.now_ms()
-            if not container.exited(now) and self.wait_advances_clock:
-                timeout_ms = round(max(0.0, timeout_s) * 1000)
-                if container.ends_at_ms is not None and container.ends_at_ms - now <= timeout_ms:
-                    self.clock.advance((container.ends_at_ms - now) / 1000)
-                else:
-                    self.clock.advance(timeout_ms / 1000)
             if container.exited(self.clock.now_ms()):
                 return container.exit
             return None
@@ -242,7 +226,7 @@ class FakeRuntime:
             ]
 
     def close(self) -> None:
-        self.closed = True
+        pass
 
     # -- test API: set up the world ----------------------------------------------------
 
@@ -312,21 +296,6 @@ class FakeRuntime:
                 container.output.append(output)
             self._end(container, ContainerExit(exit_code=exit_code, oom_killed=oom_killed, error=error))
 
-    def next_exit_in_s(self) -> float | None:
-        """Fake seconds until the next scheduled exit of a running container (None: none)."""
-        with self._lock:
-            now = self.clock.now_ms()
-            ends = [c.ends_at_ms for c in self._containers.values() if c.running(now) and c.ends_at_ms is not None]
-        return (min(ends) - now) / 1000 if ends else None
-
-    def advance_to_next_exit(self) -> float | None:
-        """Advance the clock to the next scheduled exit; returns the seconds advanced."""
-        seconds = self.next_exit_in_s()
-        if seconds is not None:
-            # Round up so the exit is reached even when the clock rounds to milliseconds.
-            self.clock.advance(math.ceil(seconds * 1000) / 1000)
-        return seconds
-
     # -- test API: observe -------------------------------------------------------------
 
     def container(self, container_id: str) -> FakeContainer:
@@ -343,9 +312,6 @@ class FakeRuntime:
         with self._lock:
             now = self.clock.now_ms()
             return [c.container_id for c in self._containers.values() if c.running(now)]
-
-    def request_of(self, container_id: str) -> ContainerRequest:
-        return self.container(container_id).request
 
     # -- internals ---------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from localbatch.batch import BatchService
 from localbatch.core import naming
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import ComputeEnvironment, JobQueue, State
-from localbatch.core.inventory import GpuDevice
 from localbatch.core.jobs import Job, JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.core.resources import Resources
@@ -27,12 +26,13 @@ from localbatch.daemon.startup import recover
 from localbatch.errors import ContainerRuntimeError, StateStoreError
 from localbatch.ports import ContainerRequest
 from tests.fakes.clock import FakeClock
+from tests.fakes.host import FakeHostProbe
 from tests.fakes.runtime import FakeRuntime
 from tests.fakes.store import InMemoryStateStore
 
 S = JobStatus
 HOST = Resources(vcpus=2, memory_mib=4096, gpus=2)
-GPUS = tuple(GpuDevice(i, f"GPU-{i}", "Fake GPU", 16384) for i in range(2))
+GPUS = FakeHostProbe.with_gpus(2).inventory.gpus
 DEFINITION = JobDefinition(
     name="work",
     container=ContainerSpec(image="busybox:1.36", command=("sh", "-c", "echo hi"), resources=Resources(1, 512)),
@@ -465,16 +465,7 @@ def test_restart_requeues_a_job_whose_container_was_created_but_never_started(ri
 def test_a_failed_save_is_written_next_tick_and_nothing_is_launched_before(rig: Rig) -> None:
     rig.runtime.script("busybox:1.36", runs_for_s=1)
     job_id = rig.submit()
-    real = rig.store.save_jobs
-    failures = [1]
-
-    def flaky_save(changes: Any) -> None:
-        if failures:
-            failures.pop()
-            raise StateStoreError("database is locked")
-        real(changes)
-
-    rig.store.save_jobs = flaky_save  # type: ignore[method-assign]
+    rig.store.fail_next_save()
     with pytest.raises(StateStoreError):
         rig.loop.tick(rig.clock.now_ms())
     assert rig.runtime.created == []  # placed in memory, not saved: not launched

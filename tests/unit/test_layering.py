@@ -15,7 +15,7 @@ SDK_HOMES = {
     "urllib3": {"adapters/docker_runtime.py"},
     "psutil": {"adapters/host.py"},
     "pynvml": {"adapters/host.py"},
-    "sqlite3": {"adapters/sqlite_store.py", "adapters/_sqlite_codec.py"},
+    "sqlite3": {"adapters/sqlite_store.py"},
     "minio": {"adapters/minio_store.py"},
     "boto3": {"awsbatch/deploy.py"},
     "botocore": {"awsbatch/model.py"},

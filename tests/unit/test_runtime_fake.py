@@ -122,7 +122,6 @@ def test_until_stopped_runs_until_stop_then_exits_with_stop_exit_code(runtime: F
     runtime.start(container_id)
     clock.advance(10**6)
     assert runtime.wait(container_id, 0) is None
-    assert runtime.next_exit_in_s() is None
 
     runtime.stop(container_id, grace_s=30)
 
@@ -141,39 +140,6 @@ def test_finish_ends_a_running_container_now(runtime: FakeRuntime) -> None:
     assert b"".join(runtime.logs(container_id)) == b"started\ncrashed\n"
     with pytest.raises(AssertionError, match="not running"):
         runtime.finish(container_id)
-
-
-def test_advance_to_next_exit_jumps_the_clock(runtime: FakeRuntime, clock: FakeClock) -> None:
-    runtime.script("localbatch-short-1", runs_for_s=5)
-    runtime.script("localbatch-long-1", runs_for_s=20)
-    short = runtime.create(_request("localbatch-short-1"))
-    long = runtime.create(_request("localbatch-long-1"))
-    runtime.start(short)
-    runtime.start(long)
-    start_ms = clock.now_ms()
-
-    assert runtime.advance_to_next_exit() == 5
-    assert runtime.wait(short, 0) is not None
-    assert runtime.wait(long, 0) is None
-    assert runtime.advance_to_next_exit() == 15
-    assert runtime.wait(long, 0) is not None
-    assert runtime.advance_to_next_exit() is None
-    assert clock.now_ms() - start_ms == 20_000
-
-
-def test_wait_advances_clock_behaves_like_a_blocking_wait(clock: FakeClock) -> None:
-    runtime = FakeRuntime(clock, wait_advances_clock=True)
-    runtime.script("busybox:1.36", runs_for_s=12.5)
-    container_id = runtime.create(_request())
-    runtime.start(container_id)
-    start_ms = clock.now_ms()
-
-    polls = 0
-    while runtime.wait(container_id, 5) is None:
-        polls += 1
-
-    assert polls == 2
-    assert clock.now_ms() - start_ms == 12_500
 
 
 def test_wait_before_start_returns_none(runtime: FakeRuntime) -> None:
@@ -195,11 +161,11 @@ def test_observations_record_what_the_code_did(runtime: FakeRuntime) -> None:
     assert runtime.list_containers({}) == []
 
 
-def test_container_view_and_request_of(runtime: FakeRuntime, clock: FakeClock) -> None:
+def test_container_view(runtime: FakeRuntime, clock: FakeClock) -> None:
     request = _request()
     container_id = runtime.create(request)
     runtime.start(container_id)
-    assert runtime.request_of(container_id) is request
+    assert runtime.container(container_id).request is request
     assert runtime.container(container_id).started_at_ms == clock.now_ms()
 
 
