@@ -232,7 +232,7 @@ class DockerRuntime:
     def _docker(self) -> docker.DockerClient:
         with self._lock:
             if self._client is None:
-                self._client = _client_from_env()
+                self._client = client_from_env()
                 self._owns_client = True
             return self._client
 
@@ -454,7 +454,7 @@ def _is_read_timeout(exc: BaseException) -> bool:
     return any(isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args)
 
 
-def _client_from_env() -> docker.DockerClient:
+def client_from_env() -> docker.DockerClient:
     """``docker.from_env()``, which asks the engine its API version and so fails here when the
     engine does not answer (or DOCKER_HOST is malformed).
 

@@ -15,7 +15,6 @@ Every test under ``tests/integration`` is marked ``docker``.
 
 from __future__ import annotations
 
-import gc
 import io
 import os
 import socket
@@ -23,7 +22,6 @@ import subprocess
 import sys
 import tarfile
 import uuid
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -33,11 +31,12 @@ from typing import Any, NoReturn
 import docker
 import docker.errors
 import pytest
-import requests.exceptions
 
-from localbatch.adapters.docker_runtime import DockerRuntime
+from localbatch.adapters.docker_runtime import DockerRuntime, client_from_env
+from localbatch.config import Settings, resolve
 from localbatch.core.resources import Resources
 from localbatch.core.spec import ContainerSpec
+from localbatch.errors import RuntimeUnavailable
 from localbatch.ports import ContainerRequest
 
 TEST_RUN_LABEL = "localbatch.test_run"
@@ -62,21 +61,10 @@ def _unreachable(reason: str) -> NoReturn:
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
-    reason = None
-    # docker-py leaves a failed connection's socket to the garbage collector, which warns;
-    # collect it here so the warning (an error under this project's filterwarnings) is not
-    # raised later inside some unrelated test.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            client = docker.from_env(timeout=30)
-            client.ping()
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-            reason = f"no Docker engine answers at {where}: {exc}"
-        gc.collect()
-    if reason is not None:
-        _unreachable(reason)
+    try:
+        client = client_from_env()  # asks the engine its API version: fails when none answers
+    except RuntimeUnavailable as exc:
+        _unreachable(f"no Docker engine: {exc}")
     yield client
     client.close()
 
@@ -166,6 +154,20 @@ def remove_labelled(client: Any, labels: Mapping[str, str]) -> None:
             client.api.remove_container(container["Id"], v=True, force=True)
         except docker.errors.NotFound:
             pass
+
+
+def home_environment(tmp_path: Path, config_file: Path | None = None) -> tuple[dict[str, str], Settings]:
+    """What a test's CLI runs with: its own home under ``tmp_path``, ``config_file`` (or no
+    config at all), a 2 s stop grace and wide output; and that home's settings."""
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "LOCALBATCH_HOME": str(home),
+        "LOCALBATCH_CONFIG": str(config_file or ""),
+        "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2",
+        "COLUMNS": "200",
+    }
+    return env, resolve(env={"LOCALBATCH_HOME": str(home)}, cwd=tmp_path)
 
 
 @dataclass

@@ -7,7 +7,6 @@ fixture removes any left over (and the tests assert there are none).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -17,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from localbatch import config
 from localbatch.awsbatch.model import validate_output
-from tests.integration.conftest import LocalbatchCli, hanging_registry, remove_labelled
+from tests.integration.conftest import LocalbatchCli, hanging_registry, home_environment, remove_labelled
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "jobdefs" / "hello.toml"
@@ -45,16 +43,8 @@ class Cli(LocalbatchCli):
 
 @pytest.fixture
 def cli(tmp_path: Path, docker_client: Any, busybox_image: str) -> Iterator[Cli]:
-    home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "LOCALBATCH_HOME": str(home),
-        "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2",
-        "LOCALBATCH_CONFIG": "",
-        "COLUMNS": "200",
-    }
-    home_id = config.resolve(env={"LOCALBATCH_HOME": str(home)}, cwd=tmp_path).home_id
-    labels = {"localbatch.home": home_id}
+    env, settings = home_environment(tmp_path)
+    labels = {"localbatch.home": settings.home_id}
     runner = Cli(home=tmp_path, env=env, labels=labels, client=docker_client)
     yield runner
     leftovers = runner.containers()

@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from localbatch import config
 from localbatch.awsbatch.model import validate_output
 from localbatch.client import DaemonClient
 from localbatch.extensions import EVENTS
-from tests.integration.conftest import LocalbatchCli, hanging_registry, remove_labelled
+from tests.integration.conftest import LocalbatchCli, hanging_registry, home_environment, remove_labelled
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "jobdefs" / "hello.toml"
@@ -78,15 +77,7 @@ class Daemon(LocalbatchCli):
 @pytest.fixture
 def daemon(tmp_path: Path, docker_client: Any, busybox_image: str) -> Iterator[Daemon]:
     (tmp_path / "localbatch.toml").write_text(CONFIG)
-    home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "LOCALBATCH_HOME": str(home),
-        "LOCALBATCH_CONFIG": str(tmp_path / "localbatch.toml"),
-        "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2",
-        "COLUMNS": "200",
-    }
-    settings = config.resolve(env={"LOCALBATCH_HOME": str(home)}, cwd=tmp_path)
+    env, settings = home_environment(tmp_path, tmp_path / "localbatch.toml")
     labels = {"localbatch.home": settings.home_id}
     running = Daemon(tmp_path, env, labels, docker_client, DaemonClient(str(settings.socket_path)))
     running.ok("daemon", "start")
