@@ -149,5 +149,11 @@ def list_definitions(name: str | None, status: str | None) -> tuple[str, list[ob
 
 ENVIRONMENT_COLS = ", ".join(codec.ENVIRONMENT_COLUMNS)
 UPSERT_ENVIRONMENT = _upsert("compute_environments", codec.ENVIRONMENT_COLUMNS, "name")
+SELECT_ENVIRONMENT = f"SELECT {ENVIRONMENT_COLS} FROM compute_environments WHERE name = ?"
+SELECT_ENVIRONMENTS = f"SELECT {ENVIRONMENT_COLS} FROM compute_environments ORDER BY name"
+DELETE_ENVIRONMENT = "DELETE FROM compute_environments WHERE name = ?"
 QUEUE_COLS = ", ".join(codec.QUEUE_COLUMNS)
 UPSERT_QUEUE = _upsert("job_queues", codec.QUEUE_COLUMNS, "name")
+SELECT_QUEUE = f"SELECT {QUEUE_COLS} FROM job_queues WHERE name = ?"
+SELECT_QUEUES = f"SELECT {QUEUE_COLS} FROM job_queues ORDER BY name"
+DELETE_QUEUE = "DELETE FROM job_queues WHERE name = ?"

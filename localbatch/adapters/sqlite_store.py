@@ -48,7 +48,7 @@ from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
 from localbatch.errors import StateStoreError
 from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord, JobQuery
 
-__all__ = ["ACTIVE", "INACTIVE", "MIGRATIONS", "SCHEMA_VERSION", "SqliteStateStore"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStateStore"]
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class SqliteStateStore:
     @property
     def schema_version(self) -> int:
         with self._transaction("reading the schema version", write=False) as conn:
-            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+            return self._user_version(conn)
 
     def _decode(self, what: str, exc: ValueError) -> StateStoreError:
         return StateStoreError(f"state database {self.path}: {what} cannot be decoded: {exc}")
@@ -321,27 +321,27 @@ class SqliteStateStore:
         self._put(what, sql.UPSERT_ENVIRONMENT, lambda: codec.environment_row(environment))
 
     def get_compute_environment(self, name: str) -> ComputeEnvironment | None:
-        found = self._infra("compute_environments", sql.ENVIRONMENT_COLS, name, codec.decode_environment)
+        found = self._infra("compute_environments", sql.SELECT_ENVIRONMENT, (name,), codec.decode_environment)
         return found[0] if found else None
 
     def list_compute_environments(self) -> list[ComputeEnvironment]:
-        return self._infra("compute_environments", sql.ENVIRONMENT_COLS, None, codec.decode_environment)
+        return self._infra("compute_environments", sql.SELECT_ENVIRONMENTS, (), codec.decode_environment)
 
     def delete_compute_environment(self, name: str) -> bool:
-        return self._delete("compute_environments", name)
+        return self._delete(f"{name!r} from compute_environments", sql.DELETE_ENVIRONMENT, name)
 
     def put_job_queue(self, queue: JobQueue) -> None:
         self._put(f"job queue {queue.name!r}", sql.UPSERT_QUEUE, lambda: codec.queue_row(queue))
 
     def get_job_queue(self, name: str) -> JobQueue | None:
-        found = self._infra("job_queues", sql.QUEUE_COLS, name, codec.decode_queue)
+        found = self._infra("job_queues", sql.SELECT_QUEUE, (name,), codec.decode_queue)
         return found[0] if found else None
 
     def list_job_queues(self) -> list[JobQueue]:
-        return self._infra("job_queues", sql.QUEUE_COLS, None, codec.decode_queue)
+        return self._infra("job_queues", sql.SELECT_QUEUES, (), codec.decode_queue)
 
     def delete_job_queue(self, name: str) -> bool:
-        return self._delete("job_queues", name)
+        return self._delete(f"{name!r} from job_queues", sql.DELETE_QUEUE, name)
 
     def _put(self, what: str, upsert: str, encode: Callable[[], dict[str, object]]) -> None:
         try:
@@ -351,18 +351,16 @@ class SqliteStateStore:
         with self._transaction(f"saving {what}", write=True) as conn:
             conn.execute(upsert, row)
 
-    def _infra(self, table: str, columns: str, name: str | None, decode: Callable[[sqlite3.Row], T]) -> list[T]:
-        """One row of ``table`` by name, or every row (``name`` None) by name."""
-        where, args = ("WHERE name = ?", (name,)) if name is not None else ("", ())
-        rows = self._read(f"reading {table}", f"SELECT {columns} FROM {table} {where} ORDER BY name", args)
+    def _infra(self, table: str, query: str, args: tuple[str, ...], decode: Callable[[sqlite3.Row], T]) -> list[T]:
+        rows = self._read(f"reading {table}", query, args)
         try:
             return [decode(row) for row in rows]
         except ValueError as exc:
             raise self._decode(f"a row of {table}", exc) from exc
 
-    def _delete(self, table: str, name: str) -> bool:
-        with self._transaction(f"deleting {name!r} from {table}", write=True) as conn:
-            return conn.execute(f"DELETE FROM {table} WHERE name = ?", (name,)).rowcount > 0
+    def _delete(self, what: str, query: str, name: str) -> bool:
+        with self._transaction(f"deleting {what}", write=True) as conn:
+            return conn.execute(query, (name,)).rowcount > 0
 
     # -- lifetime ---------------------------------------------------------------------
 

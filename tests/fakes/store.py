@@ -20,7 +20,7 @@ from dataclasses import replace
 from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.errors import StateStoreError
-from localbatch.ports import JobDefinitionRecord, JobQuery
+from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord, JobQuery
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -57,7 +57,7 @@ class InMemoryStateStore:
             except (TypeError, ValueError) as exc:
                 raise StateStoreError(f"job definition {name!r}: document is not JSON: {exc}") from exc
             revisions = self._definitions.setdefault(name, [])
-            record = JobDefinitionRecord(name, len(revisions) + 1, "ACTIVE", json.loads(text), now)
+            record = JobDefinitionRecord(name, len(revisions) + 1, ACTIVE, json.loads(text), now)
             revisions.append(record)
             return copy.deepcopy(record)
 
@@ -66,7 +66,7 @@ class InMemoryStateStore:
             self._check_open()
             revisions = self._definitions.get(name, [])
             if revision is None:
-                found = next((r for r in reversed(revisions) if r.status == "ACTIVE"), None)
+                found = next((r for r in reversed(revisions) if r.status == ACTIVE), None)
             else:
                 found = next((r for r in revisions if r.revision == revision), None)
             return copy.deepcopy(found)
@@ -77,7 +77,7 @@ class InMemoryStateStore:
             revisions = self._definitions.get(name, [])
             for position, record in enumerate(revisions):
                 if record.revision == revision:
-                    revisions[position] = replace(record, status="INACTIVE")
+                    revisions[position] = replace(record, status=INACTIVE)
                     return copy.deepcopy(revisions[position])
             return None
 
