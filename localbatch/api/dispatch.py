@@ -8,8 +8,8 @@ in-process when no daemon runs (``read_only``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from localbatch.api.errors import client_error, unsupported_operation
 from localbatch.awsbatch import infra, requests
@@ -21,6 +21,8 @@ from localbatch.core.definition import JobDefinition
 from localbatch.core.naming import Arns
 from localbatch.core.resources import Resources
 from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord
+
+T = TypeVar("T")
 
 Body = Mapping[str, Any]
 Handler = Callable[[Body], dict[str, Any]]
@@ -114,11 +116,7 @@ class BatchDispatcher:
             name=body.get("jobDefinitionName"),
             status=body.get("status"),
         )
-        page, token = _offset_page(found, body)
-        response: dict[str, Any] = {"jobDefinitions": [self._definition(d, r) for d, r in page]}
-        if token is not None:
-            response["nextToken"] = token
-        return response
+        return _offset_page("jobDefinitions", found, body, lambda pair: self._definition(*pair))
 
     def _definition(self, definition: JobDefinition, record: JobDefinitionRecord) -> dict[str, Any]:
         return {
@@ -141,11 +139,7 @@ class BatchDispatcher:
 
     def _describe_job_queues(self, body: Body) -> dict[str, Any]:
         queues = self._service.job_queues([str(q) for q in body.get("jobQueues") or []])
-        page, token = _offset_page(queues, body)
-        response: dict[str, Any] = {"jobQueues": [infra.queue_detail(q, self._arns) for q in page]}
-        if token is not None:
-            response["nextToken"] = token
-        return response
+        return _offset_page("jobQueues", queues, body, lambda q: infra.queue_detail(q, self._arns))
 
     def _update_job_queue(self, body: Body) -> dict[str, Any]:
         update = infra.queue_update(body)
@@ -167,11 +161,9 @@ class BatchDispatcher:
 
     def _describe_compute_environments(self, body: Body) -> dict[str, Any]:
         environments = self._service.compute_environments([str(c) for c in body.get("computeEnvironments") or []])
-        page, token = _offset_page(environments, body)
-        response: dict[str, Any] = {"computeEnvironments": [infra.environment_detail(e, self._arns) for e in page]}
-        if token is not None:
-            response["nextToken"] = token
-        return response
+        return _offset_page(
+            "computeEnvironments", environments, body, lambda e: infra.environment_detail(e, self._arns)
+        )
 
     def _update_compute_environment(self, body: Body) -> dict[str, Any]:
         update = infra.environment_update(body)
@@ -186,9 +178,10 @@ class BatchDispatcher:
         return {}
 
 
-def _offset_page(items: list[Any], body: Body) -> tuple[list[Any], str | None]:
-    """A page of a short list (definitions, queues, environments): maxResults 1..100 and an
-    offset token; nextToken only when more remain, as boto3's paginators expect."""
+def _offset_page(key: str, items: Sequence[T], body: Body, render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    """The response holding a page of a short list (definitions, queues, environments) under
+    ``key``: maxResults 1..100 and an offset token; nextToken only when more remain, as boto3's
+    paginators expect."""
     given = body.get("maxResults")
     limit = int(given) if given is not None else 100
     if not 1 <= limit <= 100:
@@ -200,4 +193,7 @@ def _offset_page(items: list[Any], body: Body) -> tuple[list[Any], str | None]:
             raise client_error("nextToken: not a token this API gave out")
         start = int(str(token))
     end = start + limit
-    return items[start:end], (str(end) if end < len(items) else None)
+    response: dict[str, Any] = {key: [render(item) for item in items[start:end]]}
+    if end < len(items):
+        response["nextToken"] = str(end)
+    return response
