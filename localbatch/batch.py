@@ -19,7 +19,7 @@ from typing import Protocol
 
 from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
-from localbatch.core import lifecycle
+from localbatch.core import arrays, dependencies, lifecycle
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import ComputeEnvironment, JobQueue, State
 from localbatch.core.inventory import unknown_gpus
@@ -165,16 +165,42 @@ class BatchService:
             job_queue=queue.name,
             now=self._clock.now_ms(),
         )
-        if request.propagate_tags is not None:
-            job = replace(job, propagate_tags=request.propagate_tags)
+        job = replace(
+            job,
+            propagate_tags=job.propagate_tags if request.propagate_tags is None else request.propagate_tags,
+            depends_on=request.depends_on,
+            array_size=request.array_size,
+            share_identifier=request.share_identifier,
+        )
+        problems = dependencies.check(request.depends_on, request.array_size, self._dependency_targets(request))
         why = never_fits(job.container.resources, queue, self._known()[1], self._host)
         if why is not None:
-            raise InvalidRequest(
-                [Problem("resourceRequirements", f"the job can never run in job queue {queue.name}: {why}")]
-            )
-        self._store.save_job(job, [event])
-        self._notifier.job_submitted(job)
+            problems.append(Problem("resourceRequirements", f"the job can never run in job queue {queue.name}: {why}"))
+        if problems:
+            raise InvalidRequest(problems)
+        changes = [(job, [event])]
+        if job.is_array_parent:  # its children are rows like any job's, written with it
+            changes += [(child, [created]) for child, created in arrays.children(job)]
+        self._store.save_jobs(changes)
+        for submitted, _ in changes:
+            self._notifier.job_submitted(submitted)
         return job
+
+    def _dependency_targets(self, request: SubmitRequest) -> dict[str, int | None]:
+        """The existing jobs ``dependsOn`` names, each with its array size (None if it is not
+        an array parent)."""
+        targets: dict[str, int | None] = {}
+        for dependency in request.depends_on[: dependencies.MAX_DEPENDENCIES]:
+            if dependency.job_id is None or dependency.job_id in targets:
+                continue
+            found = self._store.get_job(dependency.job_id)
+            if found is not None:
+                targets[found.job_id] = found.array_size if found.is_array_parent else None
+        return targets
+
+    def array_counts(self, job: Job) -> dict[JobStatus, int] | None:
+        """How many of an array parent's children are in each status (None for other jobs)."""
+        return self._store.count_jobs(array_job_id=job.job_id) if job.is_array_parent else None
 
     def describe_jobs(self, job_ids: Sequence[str]) -> list[Job]:
         """The jobs that exist, in the order asked (unknown ids are left out, as AWS does)."""

@@ -132,6 +132,9 @@ class JobQuery:
     created_before: EpochMs | None = None
     after: tuple[EpochMs, str] | None = None
     limit: int = 100
+    # The children of this array job, by index (``after`` is then (index, job_id)). Without
+    # it, array children are left out: a queue lists its array jobs by their parents, as AWS.
+    array_job_id: str | None = None
 
 
 class StateStore(Protocol):
@@ -178,8 +181,9 @@ class StateStore(Protocol):
         """Every job not yet SUCCEEDED or FAILED (what a starting daemon takes over)."""
         ...
 
-    def count_jobs(self, job_queue: str | None = None) -> dict[JobStatus, int]:
-        """How many jobs are in each status (zeros omitted)."""
+    def count_jobs(self, job_queue: str | None = None, array_job_id: str | None = None) -> dict[JobStatus, int]:
+        """How many jobs are in each status (zeros omitted): all, one queue's, or the
+        children of one array job."""
         ...
 
     def get_job(self, job_id: str) -> Job | None: ...

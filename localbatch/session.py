@@ -17,7 +17,7 @@ from localbatch.api.dispatch import READ_OPERATIONS
 from localbatch.api.routes import query_text
 from localbatch.api.server import Api
 from localbatch.awsbatch.jobdefinition import as_register_request, to_register_request
-from localbatch.awsbatch.requests import submit_body
+from localbatch.awsbatch.requests import SubmitRequest, submit_body
 from localbatch.client import DaemonUnreachable
 from localbatch.core import lifecycle, params, portability
 from localbatch.core.definition import JobDefinition
@@ -97,11 +97,9 @@ def ensure_registered(backend: Backend, definition: JobDefinition) -> str:
 # -- jobs -----------------------------------------------------------------------------------------
 
 
-def submit(
-    backend: Backend, job_definition: str, job_queue: str, job_name: str, overrides: JobOverrides
-) -> dict[str, Any]:
+def submit(backend: Backend, request: SubmitRequest) -> dict[str, Any]:
     """SubmitJob's answer: jobId, jobName, jobArn."""
-    return backend.call("SubmitJob", submit_body(job_name, job_queue, job_definition, overrides))
+    return backend.call("SubmitJob", submit_body(request))
 
 
 def describe(backend: Backend, job_id: str) -> dict[str, Any]:

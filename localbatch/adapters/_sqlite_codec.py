@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from localbatch.core.infra import ComputeEnvironment, JobQueue, State
-from localbatch.core.jobs import Attempt, Job, JobEvent, JobStatus, StopKind, StopRequest
+from localbatch.core.jobs import Attempt, Dependency, DependencyType, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import (
@@ -299,6 +299,11 @@ JOB_COLUMNS = (
     "stop_kind",
     "stop_reason",
     "stop_requested_at",
+    "array_job_id",
+    "array_size",
+    "array_index",
+    "depends_on",
+    "share_identifier",
 )
 
 ATTEMPT_COLUMNS = (
@@ -346,7 +351,25 @@ def job_row(job: Job) -> dict[str, object]:
         "stop_kind": None if stop is None else stop.kind.value,
         "stop_reason": None if stop is None else stop.reason,
         "stop_requested_at": None if stop is None else stop.requested_at,
+        "array_job_id": job.array_job_id,
+        "array_size": job.array_size,
+        "array_index": job.array_index,
+        "depends_on": dumps([_dependency_entry(d) for d in job.depends_on]),
+        "share_identifier": job.share_identifier,
     }
+
+
+def _dependency_entry(dependency: Dependency) -> dict[str, str]:
+    entry = {} if dependency.job_id is None else {"job_id": dependency.job_id}
+    if dependency.type is not None:
+        entry["type"] = dependency.type.value
+    return entry
+
+
+def _dependency(data: object) -> Dependency:
+    entry = _obj(data)
+    kind = entry.get("type")
+    return Dependency(_opt(_str)(entry.get("job_id")), None if kind is None else DependencyType(_str(kind)))
 
 
 def attempt_row(job_id: str, attempt: Attempt) -> dict[str, object]:
@@ -408,6 +431,10 @@ def decode_job(row: Row, attempts: Sequence[Attempt]) -> Job:
         is_terminated=bool(_int(row["is_terminated"])),
         runnable_at=_opt(_int)(row["runnable_at"]),
         stop_request=_stop_request(row),
+        array_size=_opt(_int)(row["array_size"]),
+        array_index=_opt(_int)(row["array_index"]),
+        depends_on=_tuple(_dependency)(loads(row["depends_on"])),
+        share_identifier=_opt(_str)(row["share_identifier"]),
     )
 
 

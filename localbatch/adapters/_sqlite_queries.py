@@ -67,6 +67,7 @@ CLEAR_STOP = (
 )
 COUNT_JOBS = "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status"
 COUNT_QUEUE_JOBS = "SELECT status, COUNT(*) AS n FROM jobs WHERE job_queue = ? GROUP BY status"
+COUNT_ARRAY_JOBS = "SELECT status, COUNT(*) AS n FROM jobs WHERE array_job_id = ? GROUP BY status"
 
 ATTEMPTS_CHUNK = 500  # job ids per IN (...): well under SQLite's limit on parameters
 
@@ -88,7 +89,9 @@ def list_jobs(query: JobQuery) -> tuple[str, dict[str, object]]:
     """
     if query.limit < 0:
         raise ValueError(f"JobQuery.limit must be >= 0, got {query.limit}")
-    where: list[str] = []
+    if query.array_job_id is not None:
+        return _list_children(query)
+    where: list[str] = ["array_job_id IS NULL"]
     args: dict[str, object] = {"limit": query.limit}
     if query.job_queue is not None:
         where.append("job_queue = :queue")
@@ -116,8 +119,25 @@ def list_jobs(query: JobQuery) -> tuple[str, dict[str, object]]:
     else:
         arms = [[f"status = :status{n}", *where] for n in range(len(statuses))]
         args.update({f"status{n}": status.value for n, status in enumerate(statuses)})
-    selects = [f"SELECT {JOB_COLS} FROM jobs" + (f" WHERE {' AND '.join(arm)}" if arm else "") for arm in arms]
+    selects = [f"SELECT {JOB_COLS} FROM jobs WHERE {' AND '.join(arm)}" for arm in arms]
     return " UNION ALL ".join(selects) + " ORDER BY created_at DESC, job_id LIMIT :limit", args
+
+
+def _list_children(query: JobQuery) -> tuple[str, dict[str, object]]:
+    """An array's children by index, on jobs_by_array; ``after`` is (index, job_id)."""
+    where = ["array_job_id = :parent"]
+    args: dict[str, object] = {"limit": query.limit, "parent": query.array_job_id}
+    statuses = list(dict.fromkeys(query.statuses))
+    if statuses and len(statuses) < len(JobStatus):
+        where.append(f"status IN ({', '.join(f':status{n}' for n in range(len(statuses)))})")
+        args.update({f"status{n}": status.value for n, status in enumerate(statuses)})
+    if query.name_prefix:
+        where.append("substr(job_name, 1, :prefix_length) = :prefix COLLATE NOCASE")
+        args.update(prefix=query.name_prefix, prefix_length=len(query.name_prefix))
+    if query.after is not None:
+        where.append("array_index > :after_index")
+        args["after_index"] = query.after[0]
+    return f"SELECT {JOB_COLS} FROM jobs WHERE {' AND '.join(where)} ORDER BY array_index LIMIT :limit", args
 
 
 # -- job definitions -----------------------------------------------------------------

@@ -5,7 +5,7 @@ version N-1 to N inside one write transaction, so a database is at one version o
 next, never in between; a database newer than this code is refused, never downgraded.
 Steps are appended, never edited: a shipped step is what every existing file went through.
 
-Version 2 (after both steps)::
+Version 3 (after all three steps)::
 
     job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
         PK (name, revision): list_job_definitions reads it in order. Revisions count 1, 2,
@@ -17,14 +17,19 @@ Version 2 (after both steps)::
          container JSON, parameters JSON, retry_strategy JSON, gpu_ids JSON, tags JSON,
          platform_capabilities JSON,
          runnable_at,                                       (step 2)
-         stop_kind CANCEL|TERMINATE, stop_reason, stop_requested_at)   (step 2; all three
+         stop_kind CANCEL|TERMINATE, stop_reason, stop_requested_at,   (step 2; all three
                                                             NULL, or none of them)
+         array_job_id, array_size, array_index,            (step 3) an array child has all
+                                                            three; its parent array_size only
+         depends_on JSON, share_identifier)                 (step 3)
         indexes, each matching one shape of query with no sort step:
           jobs_by_created      (created_at DESC, job_id)             list_jobs, no filter
           jobs_by_status       (status, created_at DESC, job_id)     one status; count_jobs()
           jobs_by_queue        (job_queue, created_at DESC, job_id)  one queue
           jobs_by_queue_status (job_queue, status, created_at DESC, job_id)   (step 2)
                                                   queue and status; count_jobs(queue)
+          jobs_by_array        (array_job_id, array_index) WHERE array_job_id IS NOT NULL
+                                                  (step 3, partial) ListJobs(arrayJobId)
           jobs_active          (created_at, job_id) WHERE status NOT IN ('SUCCEEDED', 'FAILED')
                                                   (step 2, partial) active_jobs: only the
                                                   jobs still in flight are in it
@@ -150,6 +155,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             compute_environments TEXT    NOT NULL,
             tags                 TEXT    NOT NULL DEFAULT '{}'
         )""",
+    ),
+    (
+        "ALTER TABLE jobs ADD COLUMN array_job_id TEXT",
+        "ALTER TABLE jobs ADD COLUMN array_size INTEGER CHECK (array_size IS NULL OR array_size >= 1)",
+        "ALTER TABLE jobs ADD COLUMN array_index INTEGER CHECK (array_index IS NULL OR array_index >= 0)",
+        "ALTER TABLE jobs ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE jobs ADD COLUMN share_identifier TEXT",
+        "CREATE INDEX jobs_by_array ON jobs (array_job_id, array_index) WHERE array_job_id IS NOT NULL",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -274,8 +274,10 @@ class SqliteStateStore:
         """Every job not SUCCEEDED or FAILED, oldest ``created_at`` first (ties by ``job_id``)."""
         return self._jobs("listing active jobs", sql.SELECT_ACTIVE_JOBS)
 
-    def count_jobs(self, job_queue: str | None = None) -> dict[JobStatus, int]:
-        if job_queue is None:
+    def count_jobs(self, job_queue: str | None = None, array_job_id: str | None = None) -> dict[JobStatus, int]:
+        if array_job_id is not None:
+            rows = self._read(f"counting children of array job {array_job_id}", sql.COUNT_ARRAY_JOBS, (array_job_id,))
+        elif job_queue is None:
             rows = self._read("counting jobs", sql.COUNT_JOBS)
         else:
             rows = self._read(f"counting jobs of queue {job_queue!r}", sql.COUNT_QUEUE_JOBS, (job_queue,))

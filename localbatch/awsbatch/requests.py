@@ -18,13 +18,15 @@ from typing import Any
 
 from localbatch import jobdef
 from localbatch.awsbatch.jobdefinition import retry_strategy
-from localbatch.core.jobs import JobStatus
+from localbatch.core import arrays
+from localbatch.core.jobs import Dependency, DependencyType, JobStatus
 from localbatch.core.lifecycle import JobOverrides, check_overrides
 from localbatch.core.naming import AWS_NAME
 from localbatch.core.retry import RetryStrategy
 from localbatch.errors import InvalidRequest, JobDefinitionError, Problem
 
 MAX_JOB_NAME = 128
+MAX_SHARE_IDENTIFIER = 255
 _CAMEL = {
     "evaluate_on_exit": "evaluateOnExit",
     "on_exit_code": "onExitCode",
@@ -39,6 +41,7 @@ _OVERRIDE_FIELDS = {
     "command": "containerOverrides.command",
     "retry.attempts": "retryStrategy.attempts",
     "timeout": "timeout.attemptDurationSeconds",
+    "scheduling_priority": "schedulingPriorityOverride",
 }
 
 
@@ -49,6 +52,9 @@ class SubmitRequest:
     job_definition: str  # name, name:revision or ARN
     overrides: JobOverrides
     propagate_tags: bool | None = None
+    array_size: int | None = None
+    depends_on: tuple[Dependency, ...] = ()
+    share_identifier: str | None = None
 
 
 def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
@@ -64,13 +70,10 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
             )
         )
     for part in (
-        "arrayProperties",
-        "dependsOn",
         "nodeOverrides",
         "eksPropertiesOverride",
         "ecsPropertiesOverride",
         "consumableResourcePropertiesOverride",
-        "shareIdentifier",
     ):
         if body.get(part):
             problems.append(Problem(part, "not supported by localbatch yet"))
@@ -105,8 +108,17 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
         retry_strategy=retry,
         timeout_s=timeout.get("attemptDurationSeconds"),
         tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
+        scheduling_priority=body.get("schedulingPriorityOverride"),
     )
     problems += [_as_request_field(p) for p in check_overrides(overrides)]
+    array_size = (body.get("arrayProperties") or {}).get("size")
+    if array_size is not None and (why := arrays.size_problem(array_size)) is not None:
+        problems.append(Problem("arrayProperties.size", why))
+    depends_on, dependency_problems = _dependencies(body.get("dependsOn") or [])
+    problems += dependency_problems
+    share = body.get("shareIdentifier")
+    if share is not None and not 1 <= len(share) <= MAX_SHARE_IDENTIFIER:
+        problems.append(Problem("shareIdentifier", f"1 to {MAX_SHARE_IDENTIFIER} characters, got {len(share)}"))
     if problems:
         raise InvalidRequest(problems)
     return SubmitRequest(
@@ -115,7 +127,23 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
         job_definition=str(body["jobDefinition"]),
         overrides=overrides,
         propagate_tags=body.get("propagateTags"),
+        array_size=array_size,
+        depends_on=depends_on,
+        share_identifier=share,
     )
+
+
+def _dependencies(entries: list[Mapping[str, Any]]) -> tuple[tuple[Dependency, ...], list[Problem]]:
+    found: list[Dependency] = []
+    problems = []
+    for i, entry in enumerate(entries):
+        kind = entry.get("type")
+        try:
+            found.append(Dependency(entry.get("jobId") or None, None if kind is None else DependencyType(kind)))
+        except ValueError:
+            allowed = ", ".join(t.value for t in DependencyType)
+            problems.append(Problem(f"dependsOn[{i}].type", f"{kind!r}: allowed: {allowed}"))
+    return tuple(found), problems
 
 
 def _resources(
@@ -326,9 +354,24 @@ def decode_token(token: object) -> tuple[int, str] | None:
         raise InvalidRequest([Problem("nextToken", "not a token this API gave out")]) from None
 
 
-def submit_body(job_name: str, job_queue: str, job_definition: str, overrides: JobOverrides) -> dict[str, Any]:
-    """A SubmitJob request carrying ``overrides`` (what ``submit_request`` reads back)."""
-    body: dict[str, Any] = {"jobName": job_name, "jobQueue": job_queue, "jobDefinition": job_definition}
+def submit_body(request: SubmitRequest) -> dict[str, Any]:
+    """The SubmitJob body for ``request`` (what ``submit_request`` reads back)."""
+    overrides = request.overrides
+    body: dict[str, Any] = {
+        "jobName": request.job_name,
+        "jobQueue": request.job_queue,
+        "jobDefinition": request.job_definition,
+    }
+    if request.array_size is not None:
+        body["arrayProperties"] = {"size": request.array_size}
+    if request.depends_on:
+        body["dependsOn"] = [dependency_entry(d) for d in request.depends_on]
+    if request.share_identifier is not None:
+        body["shareIdentifier"] = request.share_identifier
+    if request.propagate_tags is not None:
+        body["propagateTags"] = request.propagate_tags
+    if overrides.scheduling_priority is not None:
+        body["schedulingPriorityOverride"] = overrides.scheduling_priority
     if overrides.parameters:
         body["parameters"] = dict(overrides.parameters)
     container: dict[str, Any] = {}
@@ -356,3 +399,13 @@ def submit_body(job_name: str, job_queue: str, job_definition: str, overrides: J
     if overrides.tags:
         body["tags"] = dict(overrides.tags)
     return body
+
+
+def dependency_entry(dependency: Dependency) -> dict[str, str]:
+    """A ``dependsOn`` entry in AWS's shape."""
+    entry = {}
+    if dependency.job_id is not None:
+        entry["jobId"] = dependency.job_id
+    if dependency.type is not None:
+        entry["type"] = dependency.type.value
+    return entry

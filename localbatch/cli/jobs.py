@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from localbatch import bootstrap, jobdef, render, session
-from localbatch.awsbatch.requests import job_definition_ref
+from localbatch.awsbatch.requests import SubmitRequest, job_definition_ref
 from localbatch.cli._common import (
     AttemptsFlag,
     CommandFlag,
@@ -66,7 +66,7 @@ def submit(
     with bootstrap.backend(current) as backend:
         ref = session.ensure_registered(backend, definition) if definition is not None else target
         job_name = name or (definition.name if definition is not None else job_definition_ref(ref)[0])
-        answer = session.submit(backend, ref, queue, job_name, chosen)
+        answer = session.submit(backend, SubmitRequest(job_name, queue, ref, chosen))
     if json_:
         print_json(answer)
     else:

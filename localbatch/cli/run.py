@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from localbatch import bootstrap, jobdef, render, session
+from localbatch.awsbatch.requests import SubmitRequest
 from localbatch.cli._common import (
     AttemptsFlag,
     CommandFlag,
@@ -75,7 +76,7 @@ def run(
     )
     with bootstrap.backend(current, run_here=True) as backend, stop_on_signals() as received:
         ref = session.ensure_registered(backend, definition)
-        job_id = session.submit(backend, ref, queue, name or definition.name, chosen)["jobId"]
+        job_id = session.submit(backend, SubmitRequest(name or definition.name, queue, ref, chosen))["jobId"]
         printer = threading.Thread(target=_print_output, args=(backend, job_id), name="output", daemon=True)
         printer.start()
         detail = _watch(backend, job_id, received, quiet)

@@ -51,6 +51,16 @@ TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     S.SUCCEEDED: frozenset(),
     S.FAILED: frozenset(),
 }
+# An array parent never runs: it waits (PENDING) while its children do, then ends as they did.
+PARENT_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    S.SUBMITTED: frozenset({S.PENDING, S.SUCCEEDED, S.FAILED}),
+    S.PENDING: frozenset({S.SUCCEEDED, S.FAILED}),
+    S.RUNNABLE: frozenset(),
+    S.STARTING: frozenset(),
+    S.RUNNING: frozenset(),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,22 @@ class Attempt:
     @property
     def finished(self) -> bool:
         return self.stopped_at is not None
+
+
+class DependencyType(str, Enum):
+    """How an array job depends (aws-batch-reference.md §5.2); a plain dependency has none."""
+
+    N_TO_N = "N_TO_N"  # child i waits for child i of the array named by job_id
+    SEQUENTIAL = "SEQUENTIAL"  # child i waits for child i-1 of the same array (no job_id)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One ``dependsOn`` entry. On an array child it is resolved to the one job it waits for
+    (``parent:i`` of the other array, or ``parent:i-1`` of its own)."""
+
+    job_id: str | None = None
+    type: DependencyType | None = None
 
 
 class StopKind(str, Enum):
@@ -121,6 +147,26 @@ class Job:
     is_terminated: bool = False
     runnable_at: EpochMs | None = None  # when it last became RUNNABLE (how long it has waited)
     stop_request: StopRequest | None = None
+    depends_on: tuple[Dependency, ...] = ()
+    # An array parent has array_size and no array_index; its children ``parent:i`` have both.
+    array_size: int | None = None
+    array_index: int | None = None
+    share_identifier: str | None = None  # fair-share queues only
+
+    @property
+    def is_array_parent(self) -> bool:
+        """An array job's parent: it never runs; its status follows its children's."""
+        return self.array_size is not None and self.array_index is None
+
+    @property
+    def array_job_id(self) -> str | None:
+        """The parent's id, for an array child."""
+        return self.job_id.rpartition(":")[0] if self.array_index is not None else None
+
+    @property
+    def waits_for(self) -> tuple[str, ...]:
+        """The ids of the jobs this job waits for (a SEQUENTIAL entry on a parent names none)."""
+        return tuple(d.job_id for d in self.depends_on if d.job_id is not None)
 
     @property
     def current_attempt(self) -> Attempt | None:
@@ -152,7 +198,8 @@ def transition(job: Job, to: JobStatus, at: EpochMs, reason: str | None = None) 
     entering RUNNABLE, ``started_at`` on entering RUNNING (AWS's startedAt) and
     ``stopped_at`` on reaching a terminal state.
     """
-    if to not in TRANSITIONS[job.status]:
+    allowed = PARENT_TRANSITIONS if job.is_array_parent else TRANSITIONS
+    if to not in allowed[job.status]:
         raise InvalidTransition(job.job_id, job.status.value, to.value)
     changes: dict[str, object] = {"status": to, "status_reason": reason}
     if to is JobStatus.RUNNABLE:

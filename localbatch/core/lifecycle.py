@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from localbatch.core import params
-from localbatch.core.definition import RESERVED_ENV_PREFIX, JobDefinition
+from localbatch.core.definition import MAX_SCHEDULING_PRIORITY, RESERVED_ENV_PREFIX, JobDefinition
 from localbatch.core.jobs import (
     Attempt,
     EpochMs,
@@ -53,6 +53,7 @@ class JobOverrides:
     retry_strategy: RetryStrategy | None = None
     timeout_s: int | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    scheduling_priority: int | None = None  # SubmitJob's schedulingPriorityOverride
 
 
 def check_overrides(overrides: JobOverrides) -> list[Problem]:
@@ -79,6 +80,11 @@ def check_overrides(overrides: JobOverrides) -> list[Problem]:
         problems.append(Problem("retry.attempts", f"must be between 1 and {MAX_ATTEMPTS}, got {got}"))
     if overrides.timeout_s is not None and not 1 <= overrides.timeout_s <= AWS_INT_MAX:
         problems.append(Problem("timeout", f"must be between 1 and {AWS_INT_MAX} seconds, got {overrides.timeout_s}"))
+    priority = overrides.scheduling_priority
+    if priority is not None and not 0 <= priority <= MAX_SCHEDULING_PRIORITY:
+        problems.append(
+            Problem("scheduling_priority", f"must be between 0 and {MAX_SCHEDULING_PRIORITY}, got {priority}")
+        )
     return problems
 
 
@@ -121,7 +127,11 @@ def new_job(
         tags=dict(overrides.tags),  # AWS: a job carries its submission's tags, not its definition's
         propagate_tags=definition.propagate_tags,
         platform_capabilities=tuple(p.value for p in definition.platform_capabilities),
-        scheduling_priority=definition.scheduling_priority,
+        scheduling_priority=(
+            overrides.scheduling_priority
+            if overrides.scheduling_priority is not None
+            else definition.scheduling_priority
+        ),
     )
     return job, JobEvent(job_id, now, None, JobStatus.SUBMITTED)
 

@@ -44,6 +44,9 @@ class Arns:
     def compute_environment(self, name: str) -> str:
         return self._arn(f"compute-environment/{name}")
 
+    def scheduling_policy(self, name: str) -> str:
+        return self._arn(f"scheduling-policy/{name}")
+
     def task(self, task_id: str) -> str:
         """The ECS-style task ARN AWS reports for each attempt."""
         return f"arn:aws:ecs:{self.region}:{self.account_id}:task/localbatch/{task_id}"
@@ -68,12 +71,16 @@ def log_stream_name(job_definition_name: str, task_id: str) -> str:
 
 def batch_environment(job: Job, attempt: int) -> dict[str, str]:
     """The AWS_BATCH_* variables AWS Batch sets in every job container."""
-    return {
+    env = {
         "AWS_BATCH_JOB_ID": job.job_id,
         "AWS_BATCH_JOB_ATTEMPT": str(attempt),
         "AWS_BATCH_JQ_NAME": job.job_queue,
         "AWS_BATCH_CE_NAME": job.compute_environment or "",
     }
+    if job.array_index is not None and job.array_size is not None:
+        env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
+        env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(job.array_size)
+    return env
 
 
 def container_environment(job: Job, attempt: int) -> dict[str, str]:

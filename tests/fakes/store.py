@@ -146,13 +146,16 @@ class InMemoryStateStore:
         if query.limit < 0:
             raise ValueError(f"JobQuery.limit must be >= 0, got {query.limit}")
         prefix = None if query.name_prefix is None else _fold(query.name_prefix)
+        if query.array_job_id is not None:
+            return self._children(query, prefix)
         after = None if query.after is None else (-query.after[0], query.after[1])
         with self._lock:
             self._check_open()
             found = [
                 job
                 for job in self._jobs.values()
-                if (not query.statuses or job.status in query.statuses)
+                if job.array_job_id is None
+                and (not query.statuses or job.status in query.statuses)
                 and (query.job_queue is None or job.job_queue == query.job_queue)
                 and (prefix is None or _fold(job.job_name[: len(prefix)]) == prefix)
                 and (query.created_after is None or job.created_at > query.created_after)
@@ -161,16 +164,34 @@ class InMemoryStateStore:
             ]
         return sorted(found, key=_order)[: query.limit]
 
+    def _children(self, query: JobQuery, prefix: str | None) -> list[Job]:
+        with self._lock:
+            self._check_open()
+            found = [
+                job
+                for job in self._jobs.values()
+                if job.array_job_id == query.array_job_id
+                and (not query.statuses or job.status in query.statuses)
+                and (prefix is None or _fold(job.job_name[: len(prefix)]) == prefix)
+                and (query.after is None or (job.array_index or 0) > query.after[0])
+            ]
+        return sorted(found, key=lambda job: job.array_index or 0)[: query.limit]
+
     def active_jobs(self) -> list[Job]:
         with self._lock:
             self._check_open()
             active = [job for job in self._jobs.values() if not job.status.is_terminal]
         return sorted(active, key=lambda job: (job.created_at, job.job_id))
 
-    def count_jobs(self, job_queue: str | None = None) -> dict[JobStatus, int]:
+    def count_jobs(self, job_queue: str | None = None, array_job_id: str | None = None) -> dict[JobStatus, int]:
         with self._lock:
             self._check_open()
-            statuses = [j.status for j in self._jobs.values() if job_queue is None or j.job_queue == job_queue]
+            statuses = [
+                j.status
+                for j in self._jobs.values()
+                if (job_queue is None or j.job_queue == job_queue)
+                and (array_job_id is None or j.array_job_id == array_job_id)
+            ]
         return {status: statuses.count(status) for status in JobStatus if status in statuses}
 
     def list_events(self, job_id: str) -> list[JobEvent]:

@@ -441,8 +441,28 @@ SUBMIT_REFUSALS: list[tuple[str, dict[str, Any], str]] = [
         f"jobName: '{'a' * 129}' is not a job name: up to 128 letters, digits, '-' and '_', "
         "starting with a letter or digit",
     ),
-    ("array", {"arrayProperties": {"size": 3}}, "arrayProperties: not supported by localbatch yet"),
-    ("depends-on", {"dependsOn": [{"jobId": "x"}]}, "dependsOn: not supported by localbatch yet"),
+    ("array-too-small", {"arrayProperties": {"size": 1}}, "arrayProperties.size: must be between 2 and 10000, got 1"),
+    (
+        "array-too-large",
+        {"arrayProperties": {"size": 10_001}},
+        "arrayProperties.size: must be between 2 and 10000, got 10001",
+    ),
+    ("depends-on-unknown", {"dependsOn": [{"jobId": "x"}]}, "dependsOn[0].jobId: no job x"),
+    (
+        "depends-on-too-many",
+        {"dependsOn": [{"jobId": f"x{i}"} for i in range(21)]},
+        "dependsOn: at most 20 dependencies, got 21",
+    ),
+    (
+        "n-to-n-without-array",
+        {"dependsOn": [{"jobId": "x", "type": "N_TO_N"}]},
+        "dependsOn[0].type: N_TO_N applies to array jobs only (give arrayProperties)",
+    ),
+    (
+        "sequential-with-job-id",
+        {"arrayProperties": {"size": 2}, "dependsOn": [{"jobId": "x", "type": "SEQUENTIAL"}]},
+        "dependsOn[0].jobId: a SEQUENTIAL dependency names no job (it orders the array)",
+    ),
     ("retry-attempts", {"retryStrategy": {"attempts": 11}}, "retryStrategy.attempts: must be between 1 and 10, got 11"),
     (
         "timeout-zero",

@@ -273,7 +273,15 @@ def make_v1(db: Path, saves: list[tuple[Job, list[JobEvent]]]) -> None:
 
 
 def test_version_1_database_upgrades_in_place(db: Path) -> None:
-    old = dataclasses.replace(rich_job("old"), runnable_at=None, stop_request=None)  # all v1 knew
+    old = dataclasses.replace(  # all v1 knew
+        rich_job("old"),
+        runnable_at=None,
+        stop_request=None,
+        depends_on=(),
+        array_size=None,
+        array_index=None,
+        share_identifier=None,
+    )
     retried = job("retried", status=S.RUNNING)
     history = [
         event("retried", 10, S.SUBMITTED),
@@ -286,7 +294,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
     make_v1(db, [(old, [event("old", 1, S.SUBMITTED)]), (retried, history)])
 
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         loaded = store.get_job("old")
         assert loaded == old
         assert loaded is not None and loaded.runnable_at is None and loaded.stop_request is None
@@ -305,7 +313,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
         store.put_job_queue(JobQueue("default", 1, ("local",)))
         assert store.list_job_queues() == [JobQueue("default", 1, ("local",))]
     with SqliteStateStore(db) as store:  # reopening does not migrate again
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
         assert store.get_job("old") == dataclasses.replace(old, stop_request=request)
 
 
