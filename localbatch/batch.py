@@ -221,10 +221,17 @@ class BatchService:
         return job if reason is None else replace(job, status_reason=reason)
 
     def list_jobs(self, request: ListRequest) -> Page:
-        queue = self._queue(request.job_queue or "")
+        """A page of a queue's jobs (array children left out, as AWS), or of an array's
+        children by index."""
+        if request.array_job_id is not None:
+            parent = self._store.get_job(request.array_job_id)
+            if parent is None or not parent.is_array_parent:
+                raise InvalidRequest([Problem("arrayJobId", f"{request.array_job_id} is not an array job")])
+        queue_name = self._queue(request.job_queue).name if request.job_queue is not None else None
         query = JobQuery(
             statuses=request.statuses,
-            job_queue=queue.name,
+            job_queue=queue_name,
+            array_job_id=request.array_job_id,
             name_prefix=request.name_prefix,
             created_after=request.created_after,
             created_before=request.created_before,
@@ -232,7 +239,11 @@ class BatchService:
             limit=request.limit,
         )
         jobs = [self._with_live_reason(job) for job in self._store.list_jobs(query)]
-        next_after = (jobs[-1].created_at, jobs[-1].job_id) if len(jobs) == request.limit else None
+        next_after = None
+        if len(jobs) == request.limit:  # children page by index, the rest by created_at
+            last = jobs[-1]
+            position = last.array_index if last.array_index is not None else last.created_at
+            next_after = (position, last.job_id)
         if request.exact_name is not None:
             wanted = request.exact_name.lower()
             jobs = [job for job in jobs if job.job_name.lower() == wanted]

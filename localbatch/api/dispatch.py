@@ -80,7 +80,8 @@ class BatchDispatcher:
         ids = [str(i) for i in body["jobs"]]
         if len(ids) > MAX_DESCRIBE_JOBS:
             raise client_error(f"jobs: at most {MAX_DESCRIBE_JOBS} ids per call, got {len(ids)}")
-        return {"jobs": [job_detail(job, self._arns) for job in self._service.describe_jobs(ids)]}
+        jobs = self._service.describe_jobs(ids)
+        return {"jobs": [job_detail(job, self._arns, self._service.array_counts(job)) for job in jobs]}
 
     def _list_jobs(self, body: Body) -> dict[str, Any]:
         page = self._service.list_jobs(requests.list_request(body))

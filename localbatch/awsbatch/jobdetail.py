@@ -7,14 +7,19 @@ attempt in flight shows in ``container`` (its task ARN and log stream).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from localbatch.awsbatch.jobdefinition import container_properties, retry_strategy
-from localbatch.core.jobs import Attempt, Job
+from localbatch.awsbatch.requests import dependency_entry
+from localbatch.core import arrays
+from localbatch.core.jobs import Attempt, Job, JobStatus
 from localbatch.core.naming import Arns
 
 
-def job_detail(job: Job, arns: Arns) -> dict[str, Any]:
+def job_detail(job: Job, arns: Arns, array_counts: Mapping[JobStatus, int] | None = None) -> dict[str, Any]:
+    """DescribeJobs' JobDetail; ``array_counts`` (an array parent's children per status) makes
+    its ``arrayProperties.statusSummary``."""
     detail: dict[str, Any] = {
         "jobArn": arns.job(job.job_id),
         "jobName": job.job_name,
@@ -24,7 +29,7 @@ def job_detail(job: Job, arns: Arns) -> dict[str, Any]:
         "attempts": [_attempt(a, arns) for a in job.attempts if a.finished],
         "createdAt": job.created_at,
         "retryStrategy": retry_strategy(job.retry_strategy),
-        "dependsOn": [],
+        "dependsOn": [dependency_entry(d) for d in job.depends_on],
         "jobDefinition": arns.job_definition(job.job_definition_name, job.job_definition_revision),
         "parameters": dict(job.parameters),
         "container": _container(job, arns),
@@ -40,9 +45,26 @@ def job_detail(job: Job, arns: Arns) -> dict[str, Any]:
         "schedulingPriority": job.scheduling_priority,
         "timeout": {"attemptDurationSeconds": job.timeout_s} if job.timeout_s is not None else None,
         "tags": dict(job.tags) if job.tags else None,
+        "shareIdentifier": job.share_identifier,
+        "arrayProperties": _array_properties(job, array_counts),
     }
     detail.update({key: value for key, value in optional.items() if value is not None})
     return detail
+
+
+def _array_summary(job: Job) -> dict[str, Any] | None:
+    """A child's index, or a parent's size."""
+    if job.array_index is not None:
+        return {"index": job.array_index}
+    return None if job.array_size is None else {"size": job.array_size}
+
+
+def _array_properties(job: Job, counts: Mapping[JobStatus, int] | None) -> dict[str, Any] | None:
+    """As the summary, and a parent's children per status (all seven, zeros included)."""
+    found = _array_summary(job)
+    if found is not None and job.is_array_parent:
+        found["statusSummary"] = arrays.status_summary(counts or {})
+    return found
 
 
 def job_summary(job: Job, arns: Arns) -> dict[str, Any]:
@@ -63,6 +85,8 @@ def job_summary(job: Job, arns: Arns) -> dict[str, Any]:
         "container": _exit_info(attempt) if attempt is not None and attempt.finished else None,
         "isCancelled": True if job.is_cancelled else None,
         "isTerminated": True if job.is_terminated else None,
+        "shareIdentifier": job.share_identifier,
+        "arrayProperties": _array_summary(job),
     }
     summary.update({key: value for key, value in optional.items() if value is not None})
     return summary

@@ -258,6 +258,7 @@ def is_digits(text: str) -> bool:
 @dataclass(frozen=True)
 class ListRequest:
     job_queue: str | None
+    array_job_id: str | None
     statuses: tuple[JobStatus, ...]
     name_prefix: str | None
     created_after: int | None
@@ -275,7 +276,7 @@ def list_request(body: Mapping[str, Any]) -> ListRequest:
         raise InvalidRequest(
             [Problem("jobQueue", "exactly one of jobQueue, arrayJobId and multiNodeJobId is required")]
         )
-    if scopes[0] != "jobQueue":
+    if scopes[0] == "multiNodeJobId":
         raise InvalidRequest([Problem(scopes[0], "not supported by localbatch yet")])
     filters = body.get("filters") or []
     if len(filters) > 1:
@@ -315,7 +316,8 @@ def list_request(body: Mapping[str, Any]) -> ListRequest:
     if not 1 <= max_results <= 1000:
         raise InvalidRequest([Problem("maxResults", f"must be between 1 and 1000, got {max_results}")])
     return ListRequest(
-        job_queue=str(body["jobQueue"]),
+        job_queue=body.get("jobQueue"),
+        array_job_id=body.get("arrayJobId"),
         statuses=statuses,
         name_prefix=name_prefix if name_prefix is not None else exact_name,
         created_after=after_ms,

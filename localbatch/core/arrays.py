@@ -55,12 +55,3 @@ def status_summary(counts: Mapping[JobStatus, int]) -> dict[str, int]:
     """``arrayProperties.statusSummary``: every status, zeros included (as clients expect)."""
     return {status.value: int(counts.get(status, 0)) for status in JobStatus}
 
-
-def parent_status(size: int, counts: Mapping[JobStatus, int]) -> JobStatus:
-    """What the parent shows given its children's statuses."""
-    ended = counts.get(JobStatus.SUCCEEDED, 0) + counts.get(JobStatus.FAILED, 0)
-    if ended >= size:
-        return JobStatus.FAILED if counts.get(JobStatus.FAILED, 0) else JobStatus.SUCCEEDED
-    if counts.get(JobStatus.SUBMITTED, 0) >= size:
-        return JobStatus.SUBMITTED
-    return JobStatus.PENDING

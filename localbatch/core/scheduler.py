@@ -8,8 +8,9 @@ applies the plan; nothing here reads a clock, a store or an engine. The rules, e
 1. **Queues in descending priority, ties by name.** AWS Batch evaluates queues that share a
    compute environment in descending ``priority`` (aws-batch-reference.md §3.1); the name breaks
    ties so the same input always gives the same plan.
-2. **FIFO within a queue, by (created_at, job_id).** AWS orders a FIFO queue by submission time
-   (§3.3); the job id breaks ties between jobs submitted in the same millisecond.
+2. **FIFO within a queue, by (created_at, array_index, job_id).** AWS orders a FIFO queue by
+   submission time (§3.3); an array's children, submitted together, go in index order; the job
+   id breaks ties between jobs submitted in the same millisecond.
 3. **Compute environments in the queue's order; first that can take the job now wins.** AWS's
    ``computeEnvironmentOrder`` (§3.2): the second environment is a spill-over for the first.
    Names the queue lists that do not exist are ignored, repeated names count once.
@@ -109,8 +110,9 @@ class RunnableJob:
     job_id: str
     job_queue: str
     resources: Resources
-    created_at: EpochMs  # FIFO within a queue: (created_at, job_id) ascending
+    created_at: EpochMs  # FIFO within a queue: (created_at, array_index, job_id) ascending
     runnable_at: EpochMs  # since when it has been RUNNABLE (the starvation clock)
+    array_index: int = 0  # an array's children, submitted together, run in index order
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,8 +379,9 @@ class _Host:
         self.avail = [max(0, self.free[dim] - self.held[dim]) for dim in range(3)]
 
 
-# A queue's FIFO entry: (created_at, job_id, request, runnable_at). Tuples sort fast and in order.
-_Item = tuple[int, str, _Vec, int]
+# A queue's FIFO entry: (created_at, array_index, job_id, request, runnable_at). Tuples sort
+# fast and in order.
+_Item = tuple[int, int, str, _Vec, int]
 
 
 class _Pass:
@@ -425,7 +428,7 @@ class _Pass:
         blocked = _queue_blocked(queue, envs)
         if blocked is not None:
             for item in items:
-                self.waiting[item[1]] = blocked
+                self.waiting[item[2]] = blocked
             return
         members = _Members(queue, envs, self.host_total)
         failed: set[_Vec] = set()  # sizes that did not fit: capacity only shrinks, so they never will
@@ -436,7 +439,7 @@ class _Pass:
         waiting = self.waiting
         starving_since = self.starving_since
         first_unstarved = self.first_unstarved
-        for _, job_id, need, runnable_at in items:
+        for _, _, job_id, need, runnable_at in items:
             if need[0] <= room_vcpu and need[1] <= room_memory and need not in failed:
                 if self._try_place(job_id, need, open_envs):
                     reasons = {}
@@ -593,7 +596,7 @@ def plan(
     for name in sorted(fifo):  # jobs of queues that do not exist (deleted under them)
         reason = WaitReason(ACTION_REQUIRED, f"job queue {name} does not exist")
         for item in fifo[name]:
-            state.waiting[item[1]] = reason
+            state.waiting[item[2]] = reason
     crossing = state.first_unstarved + state.wait_ms
     return Plan(tuple(state.placements), state.waiting, math.ceil(crossing) if math.isfinite(crossing) else None)
 
@@ -608,7 +611,7 @@ def _fifo_by_queue(runnable: Sequence[RunnableJob]) -> dict[str, list[_Item]]:
     for job in runnable:
         res = job.resources
         need = (round(res.vcpus * _MILLI), res.memory_mib, res.gpus)
-        item = (job.created_at, job.job_id, sizes.setdefault(need, need), job.runnable_at)
+        item = (job.created_at, job.array_index, job.job_id, sizes.setdefault(need, need), job.runnable_at)
         items = fifo.get(job.job_queue)
         if items is None:
             fifo[job.job_queue] = [item]

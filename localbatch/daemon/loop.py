@@ -24,17 +24,18 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
-from localbatch.core import lifecycle, naming, outcome
+from localbatch.core import arrays, dependencies, lifecycle, naming, outcome
+from localbatch.core.dependencies import Readiness
 from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.inventory import GpuDevice
-from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, transition
+from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest, transition
 from localbatch.core.lifecycle import StopEffect
 from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources
@@ -125,6 +126,17 @@ class ControlLoop:
         self._to_launch: list[Job] = []
         # Stop requests for jobs whose submission the loop has not heard of yet.
         self._early_stops: set[str] = set()
+        # Dependencies and arrays. Who waits for whom (a job id -> the SUBMITTED or PENDING jobs
+        # waiting for it); the waiting jobs to look at again because one they wait for ended;
+        # how each array parent's children stand; the parents whose children have all ended;
+        # the stop request each parent last passed to its children; and how recently ended jobs
+        # ended (bounded), so resolving a dependency rarely needs the store.
+        self._dependents: dict[str, list[str]] = {}
+        self._to_resolve: dict[str, None] = {}
+        self._arrays: dict[str, _Tally] = {}
+        self._arrays_done: dict[str, None] = {}
+        self._passed_on: dict[str, StopRequest] = {}
+        self._ended: dict[str, JobStatus] = {}
         self._queues: tuple[JobQueue, ...] = ()
         self._environments: tuple[ComputeEnvironment, ...] = ()
         self._dirty = True
@@ -161,7 +173,12 @@ class ControlLoop:
     def load(self, jobs: Sequence[Job], flights: dict[str, Flight]) -> None:
         """Take over the jobs in flight found at start (``startup.recover`` prepares them)."""
         for job in jobs:
+            if job.is_array_parent:  # its children's progress so far is in the store
+                self._arrays[job.job_id] = _Tally.of(job, self._store.count_jobs(array_job_id=job.job_id))
             self._remember(job)
+            if job.status is JobStatus.PENDING and not job.is_array_parent:  # a job it waits for may have ended
+                self._to_resolve[job.job_id] = None
+        self._arrays_done.update((p, None) for p, tally in self._arrays.items() if tally.remaining <= 0)
         self._flights = dict(flights)
         self._reload_infrastructure()
 
@@ -244,13 +261,22 @@ class ControlLoop:
         job_id, status = job.job_id, job.status
         with self._lock:
             if status.is_terminal:
-                self._active.pop(job_id, None)
+                if self._active.pop(job_id, None) is not None:
+                    self._ended_now(job)
                 self._waiting.pop(job_id, None)
             else:
+                if job_id not in self._active and status in (JobStatus.SUBMITTED, JobStatus.PENDING):
+                    for other in job.waits_for:
+                        self._dependents.setdefault(other, []).append(job_id)
                 self._active[job_id] = job
             if status is JobStatus.RUNNABLE and job.stop_request is None:
                 self._runnable[job_id] = RunnableJob(
-                    job_id, job.job_queue, job.container.resources, job.created_at, job.runnable_at or job.created_at
+                    job_id,
+                    job.job_queue,
+                    job.container.resources,
+                    job.created_at,
+                    job.runnable_at or job.created_at,
+                    job.array_index or 0,
                 )
             else:
                 self._runnable.pop(job_id, None)
@@ -264,6 +290,21 @@ class ControlLoop:
         _index(self._stop_requested, job_id, job.stop_request is not None and not status.is_terminal)
         self._dirty = True
 
+    def _ended_now(self, job: Job) -> None:
+        """``job`` just ended: the jobs waiting for it, and its array's parent, hear of it."""
+        self._ended[job.job_id] = job.status
+        if len(self._ended) > _ENDED_KEPT:
+            del self._ended[next(iter(self._ended))]
+        for waiting in self._dependents.pop(job.job_id, ()):
+            self._to_resolve[waiting] = None
+        parent = job.array_job_id
+        tally = self._arrays.get(parent) if parent is not None else None
+        if parent is not None and tally is not None:
+            tally.remaining -= 1
+            tally.failed += job.status is JobStatus.FAILED
+            if tally.remaining <= 0:
+                self._arrays_done[parent] = None
+
     def _take_inbox(self, changes: dict[str, Change]) -> None:
         while True:
             try:
@@ -272,6 +313,8 @@ class ControlLoop:
                 return
             self._dirty = True
             if kind == "job" and isinstance(value, Job):
+                if value.is_array_parent and value.job_id not in self._arrays:
+                    self._arrays[value.job_id] = _Tally.of(value, {})
                 self._remember(value)
                 if value.job_id in self._early_stops:  # cancelled before we heard of it
                     self._early_stops.discard(value.job_id)
@@ -450,6 +493,9 @@ class ControlLoop:
         for job in [self._active[job_id] for job_id in self._stop_requested]:
             request = job.stop_request
             assert request is not None
+            if job.is_array_parent:
+                self._pass_on_stop(job, request, changes)
+                continue
             effect = lifecycle.stop_effect(job)
             if effect is StopEffect.FAIL:
                 job, event = lifecycle.fail_before_start(job, now, request.reason, cancelled=True)
@@ -466,6 +512,21 @@ class ControlLoop:
                     # container, if the creation completes, is removed without being started.
                     self._launching[job.job_id].abandoned.set()
                     self._finish(job, outcome.terminated(None, request.reason), now, changes)
+
+    def _pass_on_stop(self, parent: Job, request: StopRequest, changes: dict[str, Change]) -> None:
+        """CancelJob/TerminateJob on an array parent acts on each child not yet ended (AWS
+        §4.4); the parent ends, marked as stopped, once they all have."""
+        if self._passed_on.get(parent.job_id) == request:
+            return
+        self._passed_on[parent.job_id] = request
+        for index in range(parent.array_size or 0):
+            child = self._active.get(arrays.child_id(parent.job_id, index))
+            if child is None or child.stop_request == request:
+                continue
+            if child.stop_request is not None and child.stop_request.kind is StopKind.TERMINATE:
+                continue  # already stopping, and more firmly than a cancel
+            self._record(changes, replace(child, stop_request=request))
+            self._escalate(child.job_id)
 
     def _apply_timeouts(self, now: EpochMs) -> None:
         for job_id, flight in self._flights.items():
@@ -487,9 +548,65 @@ class ControlLoop:
     # -- scheduling -------------------------------------------------------------------------------
 
     def _promote(self, now: EpochMs, changes: dict[str, Change]) -> None:
+        """Move SUBMITTED jobs on, and the PENDING jobs whose dependencies ended: RUNNABLE
+        when all succeeded, FAILED when one failed (which may fail the jobs waiting for this
+        one in turn: the whole chain is settled in this one call), else PENDING. An array
+        parent goes PENDING at once and ends once all its children have."""
         for job in [self._active[job_id] for job_id in self._submitted]:
-            moved, event = transition(job, JobStatus.RUNNABLE, now)
-            self._record(changes, moved, event)
+            if job.is_array_parent:
+                self._record(changes, *transition(job, JobStatus.PENDING, now))
+            else:
+                self._resolve(job, now, changes)
+        while self._to_resolve or self._arrays_done:
+            while self._to_resolve:
+                job_id = next(iter(self._to_resolve))
+                del self._to_resolve[job_id]
+                pending = self._active.get(job_id)
+                if pending is not None and pending.status is JobStatus.PENDING and not pending.is_array_parent:
+                    self._resolve(pending, now, changes)
+            while self._arrays_done:
+                parent_id = next(iter(self._arrays_done))
+                del self._arrays_done[parent_id]
+                self._settle_array(parent_id, now, changes)
+
+    def _resolve(self, job: Job, now: EpochMs, changes: dict[str, Change]) -> None:
+        ready = dependencies.readiness(job.waits_for, self._status_of)
+        if ready is Readiness.READY:
+            self._record(changes, *transition(job, JobStatus.RUNNABLE, now))
+        elif ready is Readiness.FAILED:
+            self._record(changes, *lifecycle.fail_before_start(job, now, dependencies.DEPENDENT_JOB_FAILED))
+        elif job.status is JobStatus.SUBMITTED:
+            self._record(changes, *transition(job, JobStatus.PENDING, now))
+
+    def _status_of(self, job_id: str) -> JobStatus | None:
+        active = self._active.get(job_id)
+        if active is not None:
+            return active.status
+        if job_id not in self._ended:  # ended before this daemon started
+            stored = self._store.get_job(job_id)
+            if stored is None:
+                return None
+            self._ended[job_id] = stored.status
+        return self._ended[job_id]
+
+    def _settle_array(self, parent_id: str, now: EpochMs, changes: dict[str, Change]) -> None:
+        """Every child of the array ended: the parent ends as they did."""
+        parent = self._active.get(parent_id)
+        tally = self._arrays.pop(parent_id, None)
+        self._passed_on.pop(parent_id, None)
+        if parent is None or tally is None:
+            return
+        request = parent.stop_request
+        if tally.failed == 0:
+            self._record(changes, *transition(parent, JobStatus.SUCCEEDED, now))
+        elif request is None:
+            self._record(changes, *lifecycle.fail_before_start(parent, now, arrays.ARRAY_CHILD_FAILED))
+        else:
+            cancelled = request.kind is StopKind.CANCEL
+            failed = lifecycle.fail_before_start(
+                parent, now, request.reason, cancelled=cancelled, terminated=not cancelled
+            )
+            self._record(changes, *failed)
 
     def _plan(self, now: EpochMs, changes: dict[str, Change]) -> list[Job]:
         runnable = list(self._runnable.values())
@@ -522,6 +639,22 @@ class ControlLoop:
         # max_head_wait (the starvation guarantee): plan again then, not on every tick.
         self._next_timed_plan_ms = decided.next_starving_at
         return placed
+
+
+_ENDED_KEPT = 100_000  # ended jobs whose status the loop remembers (beyond it: the store)
+
+
+@dataclass
+class _Tally:
+    """How an array parent's children stand: how many have not ended, how many failed."""
+
+    remaining: int
+    failed: int
+
+    @classmethod
+    def of(cls, parent: Job, counts: Mapping[JobStatus, int]) -> _Tally:
+        ended = counts.get(JobStatus.SUCCEEDED, 0) + counts.get(JobStatus.FAILED, 0)
+        return cls(remaining=(parent.array_size or 0) - ended, failed=counts.get(JobStatus.FAILED, 0))
 
 
 def _index(ids: dict[str, None], job_id: str, member: bool) -> None:

@@ -780,7 +780,7 @@ def test_list_jobs_refuses_bad_paging_and_filters(registered: World, params: dic
             {"jobQueue": "default", "multiNodeJobId": "x"},
             "jobQueue: exactly one of jobQueue, arrayJobId and multiNodeJobId is required",
         ),
-        ({"arrayJobId": "x"}, "arrayJobId: not supported by localbatch yet"),
+        ({"arrayJobId": "x"}, "arrayJobId: x is not an array job"),
         ({"multiNodeJobId": "x"}, "multiNodeJobId: not supported by localbatch yet"),
         ({"jobQueue": "nope"}, "job queue 'nope' does not exist"),
     ],
