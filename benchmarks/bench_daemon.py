@@ -12,6 +12,12 @@ queue and nothing runs: what is measured is the API, the store and the control l
     cli_ls_s_100k               `localbatch ls` (the 50 newest) with 100,000 jobs stored
                                 (quick: 20,000), no daemon: median wall time of the whole process
     cli_ls_s_100k_daemon        the same through a running daemon
+    array_submit_s_10k          one SubmitJob of a 10,000-child array: seconds to its response
+    array_runnable_s_10k        from that response until every child is RUNNABLE (the loop took
+                                them in, saved them and planned them)
+    chain_fail_ms_1k / _2k      a chain of 1,000 (2,000) jobs, each depending on the one before:
+                                from cancelling the head to the last job FAILED ("Dependent Job
+                                failed"); linear when the 2k figure is about twice the 1k one
 
     python -m benchmarks.bench_daemon [--quick]
 """
@@ -101,6 +107,34 @@ def _submits(client: DaemonClient, count: int) -> float:
     return time.perf_counter() - started
 
 
+def _array(client: DaemonClient, size: int) -> tuple[float, float]:
+    started = time.perf_counter()
+    body = {"jobName": "fan", "jobQueue": "default", "jobDefinition": "hello", "arrayProperties": {"size": size}}
+    parent = client.call("SubmitJob", body)["jobId"]
+    answered = time.perf_counter()
+    last = f"{parent}:{size - 1}"
+    while client.call("DescribeJobs", {"jobs": [last]})["jobs"][0]["status"] != "RUNNABLE":
+        if time.perf_counter() - answered > 120:
+            raise RuntimeError("the array's children did not become RUNNABLE within 120 s")
+        time.sleep(0.01)
+    return answered - started, time.perf_counter() - answered
+
+
+def _chain_ms(client: DaemonClient, length: int) -> float:
+    ids = [client.call("SubmitJob", {"jobName": "link", "jobQueue": "default", "jobDefinition": "hello"})["jobId"]]
+    for _ in range(length - 1):
+        body = {"jobName": "link", "jobQueue": "default", "jobDefinition": "hello", "dependsOn": [{"jobId": ids[-1]}]}
+        ids.append(client.call("SubmitJob", body)["jobId"])
+    time.sleep(1)  # every link taken in by the loop
+    started = time.perf_counter()
+    client.call("CancelJob", {"jobId": ids[0], "reason": "bench"})
+    while client.call("DescribeJobs", {"jobs": [ids[-1]]})["jobs"][0]["status"] != "FAILED":
+        if time.perf_counter() - started > 60:
+            raise RuntimeError("the chain did not fail within 60 s")
+        time.sleep(0.002)
+    return (time.perf_counter() - started) * 1000
+
+
 def _ls_s(env: dict[str, str], cwd: Path, repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):
@@ -123,6 +157,11 @@ def measure(quick: bool) -> dict[str, float]:
             results["daemon_idle_cpu_percent"] = round(cpu, 2)
             results["daemon_idle_rss_mib"] = round(rss, 1)
             seconds = _submits(client, submits)
+            response_s, runnable_s = _array(client, 10_000)
+            results["array_submit_s_10k"] = round(response_s, 3)
+            results["array_runnable_s_10k"] = round(runnable_s, 3)
+            results["chain_fail_ms_1k"] = round(_chain_ms(client, 1_000), 1)
+            results["chain_fail_ms_2k"] = round(_chain_ms(client, 2_000), 1)
         results["daemon_submit_s_10k"] = round(seconds * 10_000 / submits, 2)
         results["daemon_submits_per_s"] = round(submits / seconds, 1)
 
