@@ -8,9 +8,9 @@ import pytest
 
 from localbatch.awsbatch.jobdetail import job_detail, job_summary
 from localbatch.awsbatch.model import validate_output
-from localbatch.core import lifecycle, outcome
+from localbatch.core import arrays, lifecycle, outcome
 from localbatch.core.definition import JobDefinition
-from localbatch.core.jobs import JobStatus, transition
+from localbatch.core.jobs import Dependency, DependencyType, JobStatus, transition
 from localbatch.core.naming import Arns
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
@@ -117,3 +117,21 @@ def test_cancel_and_terminate_flags_appear_in_summaries_only_when_true():
     job, _, _ = lifecycle.finish_attempt(job, outcome.terminated(143, "stop"), T0 + 9)
     assert job_summary(job, ARNS)["isTerminated"] is True
     assert job_detail(replace(job, is_cancelled=False), ARNS)["isCancelled"] is False
+
+
+def test_array_parents_children_and_dependencies_in_aws_shapes() -> None:
+
+    parent = replace(
+        submitted(), array_size=3, depends_on=(Dependency("other"), Dependency(None, DependencyType.SEQUENTIAL))
+    )
+    child = arrays.children(parent)[2][0]
+    counts = {JobStatus.RUNNING: 1, JobStatus.SUCCEEDED: 2}
+    detail = job_detail(parent, ARNS, counts)
+    validate_output("DescribeJobs", {"jobs": [detail, job_detail(child, ARNS)]})
+    assert detail["arrayProperties"] == {"size": 3, "statusSummary": arrays.status_summary(counts)}
+    assert detail["dependsOn"] == [{"jobId": "other"}, {"type": "SEQUENTIAL"}]
+    assert job_detail(child, ARNS)["arrayProperties"] == {"index": 2}
+    assert job_detail(child, ARNS)["dependsOn"] == [{"jobId": "other"}, {"jobId": "j-1:1", "type": "SEQUENTIAL"}]
+    summaries = [job_summary(parent, ARNS), job_summary(child, ARNS)]
+    validate_output("ListJobs", {"jobSummaryList": summaries})
+    assert [s["arrayProperties"] for s in summaries] == [{"size": 3}, {"index": 2}]
