@@ -18,6 +18,7 @@ from tests.fakes.api_world import make_world
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "jobdefs" / "hello.toml"
+T0 = 1_700_000_000_000
 DEAD_ENGINE = "unix:///tmp/localbatch-test-no-engine.sock"
 
 
@@ -329,3 +330,73 @@ def test_daemon_status_and_stop_without_a_daemon(cli):
     assert status.exit_code == 1 and "no localbatch daemon runs for" in status.stderr
     stop = cli("daemon", "stop")
     assert stop.exit_code == 1 and "no localbatch daemon runs for" in stop.stderr
+
+
+class ScriptedBackend:
+    """The daemon's API as ``run`` sees it, for one array job moving through ``steps``: each
+    DescribeJobs answers the next step's JobDetail, the events endpoint that step's events."""
+
+    def __init__(self, steps):
+        self.steps = steps
+        self.step = 0
+        self.submitted = []
+
+    def _now(self):
+        return self.steps[min(self.step, len(self.steps) - 1)]
+
+    def call(self, operation, body=None):
+        if operation == "DescribeJobDefinitions":
+            return {"jobDefinitions": []}
+        if operation == "RegisterJobDefinition":
+            return {"jobDefinitionName": "hello", "revision": 1, "jobDefinitionArn": "arn"}
+        if operation == "SubmitJob":
+            self.submitted.append(body)
+            return {"jobId": "p1", "jobName": "hello", "jobArn": "arn"}
+        assert operation == "DescribeJobs", operation
+        detail = self._now()[0]
+        self.step += 1
+        return {"jobs": [detail]}
+
+    def get(self, path, params=None):
+        return {"events": self._now()[1]}
+
+    def stream(self, path, params=None):
+        return iter([])  # a parent has no output of its own
+
+
+def test_run_of_an_array_job_waits_for_the_parent_and_prints_its_childrens_counts(cli, monkeypatch):
+    def parent(status, counts):
+        return {
+            "jobId": "p1",
+            "jobName": "hello",
+            "jobDefinition": "arn:aws:batch:us-east-1:0:job-definition/hello:1",
+            "status": status,
+            "arrayProperties": {"size": 3, "statusSummary": counts},
+            "container": {},
+        }
+
+    events = [{"to": "SUBMITTED", "at": T0}, {"to": "PENDING", "at": T0}]
+    steps = [
+        (parent("PENDING", {"RUNNABLE": 3}), events),
+        (parent("PENDING", {"RUNNABLE": 1, "RUNNING": 2}), events),
+        (parent("PENDING", {"RUNNABLE": 1, "RUNNING": 2}), events),
+        (parent("SUCCEEDED", {"SUCCEEDED": 3}), [*events, {"to": "SUCCEEDED", "at": T0}]),
+    ]
+    backend = ScriptedBackend(steps)
+
+    @contextmanager
+    def scripted(settings, *, run_here=False):
+        yield backend
+
+    monkeypatch.setattr(bootstrap, "backend", scripted)
+    result = cli("run", str(HELLO), "--array-size", "3")
+    assert result.exit_code == 0, result.output
+    assert backend.submitted[0]["arrayProperties"] == {"size": 3}
+    lines = [line for line in result.stderr.splitlines() if line.startswith("array of 3")]
+    assert lines == [  # once per change, not once per look
+        "array of 3: 3 RUNNABLE",
+        "array of 3: 1 RUNNABLE, 2 RUNNING",
+        "array of 3: 3 SUCCEEDED",
+    ]
+    transitions = [line.split()[1] for line in result.stderr.splitlines() if not line.startswith("array of")]
+    assert transitions == ["SUBMITTED", "PENDING", "SUCCEEDED"]
