@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from localbatch.core.definition import RESERVED_ENV_PREFIX
+from localbatch.core.definition import MAX_TAG_VALUE_CHARS, RESERVED_ENV_PREFIX, tag_key_problem
 from localbatch.core.resources import AWS_INT_MAX, vcpus_problem
 from localbatch.validation import quote
 
@@ -155,14 +155,6 @@ def _action(value: str) -> str | None:
     return None if value.upper() in ("RETRY", "EXIT") else f'{quote(value)} is not allowed; allowed: "retry", "exit"'
 
 
-def _tag_key(value: str) -> str | None:
-    if not 1 <= len(value) <= 128:
-        return f"tag keys must be 1 to 128 characters, got {len(value)}"
-    if value.lower().startswith("aws:"):
-        return "tag keys starting with 'aws:' are reserved for AWS"
-    return None
-
-
 def _job_type(value: str) -> str | None:
     if value == "container":
         return None
@@ -201,8 +193,8 @@ JobType = Annotated[str, rule(_job_type)]
 Image = Annotated[str, rule(_non_empty), max_chars(255)]
 Argument = Annotated[str, rule(_argument)]
 EnvName = Annotated[str, rule(_env_name)]
-TagKey = Annotated[str, rule(_tag_key)]
-TagValue = Annotated[str, max_chars(256)]
+TagKey = Annotated[str, rule(tag_key_problem)]
+TagValue = Annotated[str, max_chars(MAX_TAG_VALUE_CHARS)]
 AbsolutePath = Annotated[str, rule(_absolute)]
 S3Uri = Annotated[str, rule(_s3_uri)]
 Vcpus = Annotated[float, rule(vcpus_problem)]

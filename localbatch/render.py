@@ -104,6 +104,22 @@ def transition_line(detail: Doc, at_ms: int | None = None, attempt: int | None =
     return line
 
 
+def array_summary(detail: Doc) -> Text | None:
+    """An array parent's children by status, ``array of 10: 3 SUCCEEDED, 2 RUNNING, 5 RUNNABLE``
+    (None for a job that is not an array parent, or before its counts are known)."""
+    properties = detail.get("arrayProperties") or {}
+    counts = properties.get("statusSummary") or {}
+    if "size" not in properties or not any(counts.values()):
+        return None
+    line = Text(f"array of {properties['size']}: ")
+    shown = [(name, counts[name]) for name in STATUS_STYLE if counts.get(name)]
+    for number, (name, count) in enumerate(shown):
+        line.append(", " if number else "")
+        line.append(f"{count} ")
+        line.append(status(name))
+    return line
+
+
 def resources_text(vcpus: float, memory_mib: int, gpus: int = 0) -> str:
     extra = f", {gpus} GPU" if gpus else ""
     return f"{vcpus:g} vCPU, {memory_mib} MiB{extra}"
@@ -150,7 +166,7 @@ def job_view(detail: Doc, events: Sequence[Doc]) -> list[Table | Text]:
         ("image", container.get("image", "")),
         ("command", shlex.join(container.get("command", [])) or "(image default)"),
         ("resources", _requirements(container)),
-        ("retry", f"{retry.get('attempts', 1)} attempt(s), {len(retry.get('evaluateOnExit', []))} rule(s)"),
+        ("retry", _retry_text(retry)),
         ("timeout", f"{timeout} s" if timeout is not None else "none"),
         ("created", when(detail.get("createdAt"), date=True)),
         ("started", when(detail.get("startedAt"), date=True)),
@@ -158,6 +174,7 @@ def job_view(detail: Doc, events: Sequence[Doc]) -> list[Table | Text]:
     ]
     if detail.get("isCancelled") or detail.get("isTerminated"):
         rows.append(("ended by", "cancel" if detail.get("isCancelled") else "terminate"))
+    rows += _array_and_dependency_rows(detail)
     for key, value in rows:
         head.add_row(key, value)
     attempts = Table(title="attempts", title_justify="left", box=None, pad_edge=False)
@@ -192,6 +209,41 @@ def job_view(detail: Doc, events: Sequence[Doc]) -> list[Table | Text]:
         reason = "; ".join(part for part in (event.get("reason"), event.get("detail")) if part)
         history.add_row(when(event.get("at"), date=True), event.get("from") or "", status(event["to"]), reason)
     return [head, Text(""), attempts, Text(""), history]
+
+
+def _retry_text(retry: Doc) -> str:
+    """``3 attempt(s); EXIT on onExitCode=3, then RETRY on anything`` (rules in the order tried)."""
+    text = f"{retry.get('attempts', 1)} attempt(s)"
+    rules = []
+    for rule in retry.get("evaluateOnExit", []):
+        conditions = [f"{key}={value}" for key, value in rule.items() if key != "action"]
+        rules.append(f"{rule['action'].upper()} on {' and '.join(conditions) or 'anything'}")
+    return f"{text}; {', then '.join(rules)}; no match: RETRY" if rules else text
+
+
+def _array_and_dependency_rows(detail: Doc) -> list[tuple[str, str | Text]]:
+    rows: list[tuple[str, str | Text]] = []
+    summary = array_summary(detail)
+    properties = detail.get("arrayProperties") or {}
+    if summary is not None:
+        rows.append(("array", summary))
+    elif "size" in properties:
+        rows.append(("array", f"array of {properties['size']}"))
+    if "index" in properties:
+        rows.append(("array index", str(properties["index"])))
+    waits = [
+        " ".join(part for part in (entry.get("jobId"), entry.get("type")) if part)
+        for entry in detail.get("dependsOn") or []
+    ]
+    if waits:
+        rows.append(("depends on", ", ".join(waits)))
+    if detail.get("shareIdentifier"):
+        rows.append(("share", str(detail["shareIdentifier"])))
+    if detail.get("schedulingPriority") is not None:
+        rows.append(("scheduling priority", str(detail["schedulingPriority"])))
+    if detail.get("tags"):
+        rows.append(("tags", ", ".join(f"{k}={v}" for k, v in sorted(detail["tags"].items()))))
+    return rows
 
 
 def resources_view(report: Doc) -> list[Table | Text]:

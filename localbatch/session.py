@@ -162,9 +162,13 @@ def exit_status(detail: Mapping[str, Any], interrupted_by: int | None = None) ->
     return int(code) if isinstance(code, int) and code != 0 else 1
 
 
-def warnings(definition: JobDefinition, overrides: JobOverrides) -> list[str]:
+def warnings(definition: JobDefinition | None, overrides: JobOverrides) -> list[str]:
     """What to warn about before submitting: what AWS Batch would refuse in the job as it
-    will run (after the overrides), and ``Ref::`` placeholders nobody gives a value."""
+    will run (after the overrides), and ``Ref::`` placeholders nobody gives a value. For a
+    definition known only by name (registered earlier), what the overrides alone break."""
+    if definition is None:
+        short = portability.timeout_problem(overrides.timeout_s)
+        return [] if short is None else [f"not portable to AWS Batch: {short}"]
     job, _ = lifecycle.new_job(definition, 0, overrides, job_id="-", job_name="-", job_queue="-", now=0)
     found = [
         f"not portable to AWS Batch: {problem}"

@@ -11,6 +11,7 @@ import typer
 from localbatch import bootstrap, jobdef, render, service, session
 from localbatch.awsbatch import jobdefinition as aws_jobdefinition
 from localbatch.cli._common import handles_errors, print_json, settings
+from localbatch.core import portability
 from localbatch.errors import JobDefinitionError, Problem, UsageError
 
 
@@ -46,6 +47,9 @@ def register(
 ) -> None:
     """Register job definitions with the daemon; each call makes a new revision, as on AWS."""
     definitions = [jobdef.load_file(path) for path in files]  # every file is checked before any is sent
+    for path, definition in zip(files, definitions, strict=True):
+        for problem in portability.definition_problems(definition):
+            render.stderr().print(render.warning_lines(f"{path}: not portable to AWS Batch: {problem}"))
     with bootstrap.backend(settings()) as backend:
         refs = [session.register(backend, definition) for definition in definitions]
     if json_:

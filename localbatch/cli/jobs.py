@@ -8,19 +8,27 @@ from typing import Annotated, Any
 import typer
 
 from localbatch import bootstrap, jobdef, render, session
-from localbatch.awsbatch.requests import SubmitRequest, job_definition_ref
+from localbatch.awsbatch.requests import job_definition_ref
 from localbatch.cli._common import (
+    ArraySizeFlag,
     AttemptsFlag,
     CommandFlag,
+    DependsOnFlag,
     EnvFlag,
     GpusFlag,
     MemoryFlag,
     NameFlag,
     ParamFlag,
+    PropagateTagsFlag,
     QueueFlag,
+    RetryOnExitFlag,
+    SchedulingPriorityFlag,
+    ShareIdentifierFlag,
+    TagFlag,
     TimeoutFlag,
     VcpusFlag,
     handles_errors,
+    job_options,
     overrides,
     print_json,
     settings,
@@ -46,6 +54,13 @@ def submit(
     command: CommandFlag = None,
     attempts: AttemptsFlag = None,
     timeout: TimeoutFlag = None,
+    array_size: ArraySizeFlag = None,
+    depends_on: DependsOnFlag = [],  # noqa: B006
+    share_identifier: ShareIdentifierFlag = None,
+    scheduling_priority: SchedulingPriorityFlag = None,
+    tag: TagFlag = [],  # noqa: B006
+    propagate_tags: PropagateTagsFlag = None,
+    retry_on_exit: RetryOnExitFlag = [],  # noqa: B006
     json_: Annotated[bool, typer.Option("--json", help="Print SubmitJob's response.")] = False,
 ) -> None:
     """Submit a job to a queue of the daemon (a file is registered first if it changed)."""
@@ -62,11 +77,20 @@ def submit(
         command=command,
         attempts=attempts,
         timeout=timeout,
+        scheduling_priority=scheduling_priority,
+        tag=tag,
+        retry_on_exit=retry_on_exit,
+    )
+    options = job_options(
+        array_size=array_size,
+        depends_on=depends_on,
+        share_identifier=share_identifier,
+        propagate_tags=propagate_tags,
     )
     with bootstrap.backend(current) as backend:
         ref = session.ensure_registered(backend, definition) if definition is not None else target
         job_name = name or (definition.name if definition is not None else job_definition_ref(ref)[0])
-        answer = session.submit(backend, SubmitRequest(job_name, queue, ref, chosen))
+        answer = session.submit(backend, options.request(job_name, queue, ref, chosen))
     if json_:
         print_json(answer)
     else:

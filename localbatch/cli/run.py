@@ -20,19 +20,26 @@ from typing import Annotated
 import typer
 
 from localbatch import bootstrap, jobdef, render, session
-from localbatch.awsbatch.requests import SubmitRequest
 from localbatch.cli._common import (
+    ArraySizeFlag,
     AttemptsFlag,
     CommandFlag,
+    DependsOnFlag,
     EnvFlag,
     GpusFlag,
     MemoryFlag,
     NameFlag,
     ParamFlag,
+    PropagateTagsFlag,
     QueueFlag,
+    RetryOnExitFlag,
+    SchedulingPriorityFlag,
+    ShareIdentifierFlag,
+    TagFlag,
     TimeoutFlag,
     VcpusFlag,
     handles_errors,
+    job_options,
     overrides,
     settings,
 )
@@ -54,6 +61,13 @@ def run(
     command: CommandFlag = None,
     attempts: AttemptsFlag = None,
     timeout: TimeoutFlag = None,
+    array_size: ArraySizeFlag = None,
+    depends_on: DependsOnFlag = [],  # noqa: B006
+    share_identifier: ShareIdentifierFlag = None,
+    scheduling_priority: SchedulingPriorityFlag = None,
+    tag: TagFlag = [],  # noqa: B006
+    propagate_tags: PropagateTagsFlag = None,
+    retry_on_exit: RetryOnExitFlag = [],  # noqa: B006
     name: NameFlag = None,
     queue: QueueFlag = DEFAULT_QUEUE,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the final state.")] = False,
@@ -73,10 +87,19 @@ def run(
         command=command,
         attempts=attempts,
         timeout=timeout,
+        scheduling_priority=scheduling_priority,
+        tag=tag,
+        retry_on_exit=retry_on_exit,
+    )
+    options = job_options(
+        array_size=array_size,
+        depends_on=depends_on,
+        share_identifier=share_identifier,
+        propagate_tags=propagate_tags,
     )
     with bootstrap.backend(current, run_here=True) as backend, stop_on_signals() as received:
         ref = session.ensure_registered(backend, definition)
-        job_id = session.submit(backend, SubmitRequest(name or definition.name, queue, ref, chosen))["jobId"]
+        job_id = session.submit(backend, options.request(name or definition.name, queue, ref, chosen))["jobId"]
         printer = threading.Thread(target=_print_output, args=(backend, job_id), name="output", daemon=True)
         printer.start()
         detail = _watch(backend, job_id, received, quiet)
@@ -112,9 +135,12 @@ def _print_output(backend: session.Backend, job_id: str) -> None:
 
 def _watch(backend: session.Backend, job_id: str, received: list[int], quiet: bool) -> dict[str, object]:
     """Print each state change until the job ends; a TerminateJob for each signal received
-    (the first stops the container gracefully, the next kills it)."""
+    (the first stops the container gracefully, the next kills it). An array job has no
+    container of its own: a line of its children's counts is printed each time they change
+    (each child's output: ``localbatch logs PARENT:INDEX``)."""
     console = render.stderr()
     shown = sent = 0
+    last_summary = ""  # an array job: its children's counts, printed when they change
     while True:
         while sent < len(received):
             name = signal.Signals(received[sent]).name
@@ -131,6 +157,10 @@ def _watch(backend: session.Backend, job_id: str, received: list[int], quiet: bo
             if event.get("detail") and not quiet:
                 console.print(render.note_lines(event["detail"]))
         shown = len(history)
+        summary = render.array_summary(detail)
+        if summary is not None and summary.plain != last_summary and not quiet:
+            console.print(summary)
+            last_summary = summary.plain
         if detail["status"] in session.TERMINAL and shown and history[-1]["to"] == detail["status"]:
             return detail
         time.sleep(0.2)

@@ -20,7 +20,18 @@ from localbatch.core.spec import ContainerSpec
 AWS_MIN_TIMEOUT_S = 60
 MAX_SCHEDULING_PRIORITY = 9999
 MAX_TAGS = 50
+MAX_TAG_KEY_CHARS = 128
+MAX_TAG_VALUE_CHARS = 256
 RESERVED_ENV_PREFIX = "AWS_BATCH"
+
+
+def tag_key_problem(key: str) -> str | None:
+    """AWS's rule for a tag key (a job definition's or a submission's)."""
+    if not 1 <= len(key) <= MAX_TAG_KEY_CHARS:
+        return f"tag keys must be 1 to {MAX_TAG_KEY_CHARS} characters, got {len(key)}"
+    if key.lower().startswith("aws:"):
+        return "tag keys starting with 'aws:' are reserved for AWS"
+    return None
 
 
 class PlatformCapability(str, Enum):

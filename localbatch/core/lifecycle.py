@@ -13,7 +13,14 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from localbatch.core import params
-from localbatch.core.definition import MAX_SCHEDULING_PRIORITY, RESERVED_ENV_PREFIX, JobDefinition
+from localbatch.core.definition import (
+    MAX_SCHEDULING_PRIORITY,
+    MAX_TAG_VALUE_CHARS,
+    MAX_TAGS,
+    RESERVED_ENV_PREFIX,
+    JobDefinition,
+    tag_key_problem,
+)
 from localbatch.core.jobs import (
     Attempt,
     EpochMs,
@@ -85,6 +92,20 @@ def check_overrides(overrides: JobOverrides) -> list[Problem]:
         problems.append(
             Problem("scheduling_priority", f"must be between 0 and {MAX_SCHEDULING_PRIORITY}, got {priority}")
         )
+    return problems + _tag_problems(overrides.tags)
+
+
+def _tag_problems(tags: Mapping[str, str]) -> list[Problem]:
+    """AWS's tag rules for a submission's tags (paths ``tags.KEY``, or ``tags`` for the count)."""
+    problems = []
+    if len(tags) > MAX_TAGS:
+        problems.append(Problem("tags", f"at most {MAX_TAGS} tags, got {len(tags)}"))
+    for key, value in tags.items():
+        why = tag_key_problem(key)
+        if why is None and len(value) > MAX_TAG_VALUE_CHARS:
+            why = f"tag values must be at most {MAX_TAG_VALUE_CHARS} characters, got {len(value)}"
+        if why is not None:
+            problems.append(Problem(f"tags.{key}", why))
     return problems
 
 

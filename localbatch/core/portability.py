@@ -28,16 +28,21 @@ FARGATE_MEMORY_MIB: dict[float, tuple[int, ...]] = {
 FARGATE_LOG_DRIVERS = ("awslogs", "splunk")
 
 
+def timeout_problem(timeout_s: int | None) -> Problem | None:
+    """A timeout under AWS's minimum of 60 s: it runs locally (the attempt is stopped after
+    ``timeout_s`` seconds of RUNNING), but AWS Batch refuses it."""
+    if timeout_s is None or timeout_s >= AWS_MIN_TIMEOUT_S:
+        return None
+    return Problem(
+        "timeout.attempt_duration_seconds",
+        f"{timeout_s} is below AWS Batch's minimum of {AWS_MIN_TIMEOUT_S} seconds; {RELAXED}",
+    )
+
+
 def job_problems(*, timeout_s: int | None, vcpus: float, platform_capabilities: Collection[str]) -> list[Problem]:
     """The rules a submission's overrides can break: the timeout and the vCPU count."""
-    problems = []
-    if timeout_s is not None and timeout_s < AWS_MIN_TIMEOUT_S:
-        problems.append(
-            Problem(
-                "timeout.attempt_duration_seconds",
-                f"{timeout_s} is below AWS Batch's minimum of {AWS_MIN_TIMEOUT_S} seconds; {RELAXED}",
-            )
-        )
+    short = timeout_problem(timeout_s)
+    problems = [] if short is None else [short]
     if PlatformCapability.EC2.value in platform_capabilities and not float(vcpus).is_integer():
         problems.append(
             Problem(

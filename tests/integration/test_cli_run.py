@@ -93,6 +93,28 @@ def test_retries_follow_the_definitions_rules(cli: Cli):
     assert no_retry.returncode == 2 and "not retrying: evaluate_on_exit[0] matched: EXIT" in no_retry.stderr
 
 
+def test_retry_flags_replace_the_rules_and_describe_shows_every_attempt(cli: Cli):
+    # exit 1 twice, then 0: no rule matches exit code 1, and no match means retry
+    flaky = 'sh -c "echo try $AWS_BATCH_JOB_ATTEMPT; test $AWS_BATCH_JOB_ATTEMPT -ge 3 || exit 1"'
+    rule = "action=EXIT,on_exit_code=3"
+    result = cli("run", str(HELLO), "--attempts", "3", "--retry-on-exit", rule, "--command", flaky)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "try 1\ntry 2\ntry 3\n"
+    assert result.stderr.count("retrying: no evaluate_on_exit rule matched: RETRY") == 2
+    job = cli.only_job()
+    assert job["retryStrategy"] == {"attempts": 3, "evaluateOnExit": [{"action": "EXIT", "onExitCode": "3"}]}
+    assert [a["container"]["exitCode"] for a in job["attempts"]] == [1, 1, 0]
+    shown = cli("describe", job["jobId"])
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split() for line in shown.stdout.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"])]
+    assert [row[0] for row in rows] == ["1", "2", "3"] and [row[3] for row in rows] == ["1", "1", "0"]
+    for row, attempt in zip(rows, job["attempts"], strict=True):
+        assert row[-1] == attempt["container"]["logStreamName"]
+        assert "Essential container in task exited" in " ".join(row)
+    exits = cli("run", str(HELLO), "--attempts", "3", "--retry-on-exit", rule, "--command", 'sh -c "exit 3"')
+    assert exits.returncode == 3 and "not retrying: evaluate_on_exit[0] matched: EXIT" in exits.stderr
+
+
 def test_oom_kill_is_reported_with_aws_reason(cli: Cli):
     hog = 'sh -c "x=$(head -c 100000000 /dev/zero | tr \\"\\\\0\\" a)"'
     result = cli("run", str(HELLO), "--memory-mib", "16", "--command", hog)
@@ -103,15 +125,18 @@ def test_oom_kill_is_reported_with_aws_reason(cli: Cli):
     assert "OutOfMemoryError" in result.stderr
 
 
-def test_timeout_kills_the_container_with_aws_reason(cli: Cli):
+def test_timeout_kills_the_container_with_aws_reason_and_is_never_retried(cli: Cli):
     started = time.monotonic()
-    result = cli("run", str(HELLO), "--timeout", "1", "--command", "sleep 60")
+    result = cli("run", str(HELLO), "--timeout", "2", "--attempts", "3", "--command", "sleep 60")
     assert time.monotonic() - started < 30
     assert result.returncode == 137, result.stderr
     assert "below AWS Batch's minimum of 60" in result.stderr
+    assert "not retrying: cancelled, terminated and timed-out attempts are not retried" in result.stderr
     job = cli.only_job()
     assert job["status"] == "FAILED" and job["statusReason"] == "Job attempt duration exceeded timeout"
-    assert job["timeout"] == {"attemptDurationSeconds": 1}
+    assert job["timeout"] == {"attemptDurationSeconds": 2} and job["retryStrategy"]["attempts"] == 3
+    [attempt] = job["attempts"]  # attempts are left, yet a timed-out attempt is not retried
+    assert attempt["statusReason"] == "Job attempt duration exceeded timeout"
 
 
 def test_limits_are_applied_as_aws_does_on_ec2(cli: Cli):

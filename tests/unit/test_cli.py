@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from localbatch import jobdef
+from localbatch import bootstrap, jobdef
 from localbatch.awsbatch.jobdefinition import to_register_request
 from localbatch.cli import app
+from localbatch.core.jobs import Dependency, DependencyType
+from localbatch.session import LocalBackend
+from tests.fakes.api_world import make_world
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "jobdefs" / "hello.toml"
+T0 = 1_700_000_000_000
 DEAD_ENGINE = "unix:///tmp/localbatch-test-no-engine.sock"
 
 
@@ -97,6 +102,30 @@ def test_run_with_an_invalid_file_exits_2_before_touching_anything(cli, tmp_path
         (["--param", "novalue"], "--param 'novalue': expected NAME=VALUE"),
         (["--command", "sh -c 'unterminated"], "--command: No closing quotation"),
         (["--attempts", "11"], "--attempts: must be between 1 and 10, got 11"),
+        (["--array-size", "1"], "--array-size: must be between 2 and 10000, got 1"),
+        (["--array-size", "10001"], "--array-size: must be between 2 and 10000, got 10001"),
+        (["--depends-on", ""], "--depends-on '': expected JOB_ID, JOB_ID:N_TO_N or SEQUENTIAL"),
+        (["--depends-on", "SEQUENTIAL"], "--depends-on 'SEQUENTIAL': SEQUENTIAL applies to array jobs only"),
+        (["--depends-on", "a:N_TO_N"], "--depends-on 'a:N_TO_N': N_TO_N applies to array jobs only"),
+        (
+            ["--array-size", "2", "--depends-on", "a:sequential"],
+            "--depends-on 'a:sequential': SEQUENTIAL orders this array's own children and names no job",
+        ),
+        (["--array-size", "2", "--depends-on", ":N_TO_N"], "N_TO_N needs a job id: JOB_ID:N_TO_N"),
+        (["--depends-on", "x"] * 21, "--depends-on: at most 20, got 21"),
+        (["--share-identifier", "s" * 256], "--share-identifier: 1 to 255 characters, got 256"),
+        (["--scheduling-priority", "-1"], "--scheduling-priority: must be between 0 and 9999, got -1"),
+        (["--tag", "novalue"], "--tag 'novalue': expected NAME=VALUE"),
+        (["--tag", "aws:team=x"], "--tag aws:team: tag keys starting with 'aws:' are reserved for AWS"),
+        (["--tag", "k=" + "v" * 257], "--tag k: tag values must be at most 256 characters, got 257"),
+        (["--retry-on-exit", "exit"], "--retry-on-exit 'exit': 'exit': expected FIELD=PATTERN pairs"),
+        (["--retry-on-exit", "on_exit_code=3"], "action is required: action=RETRY or action=EXIT"),
+        (["--retry-on-exit", "action=later"], 'action: "later" is not allowed; allowed: "retry", "exit"'),
+        (["--retry-on-exit", "action=EXIT,on_exit_code=3x"], 'on_exit_code: "3x" is not a valid pattern'),
+        (["--retry-on-exit", "action=EXIT,onReason=a;b"], 'on_reason: "a;b" is not a valid pattern'),
+        (["--retry-on-exit", "action=EXIT,action=RETRY"], "action is given twice"),
+        (["--retry-on-exit", "action=EXIT,colour=red"], "'colour=red': expected FIELD=PATTERN pairs"),
+        (["--retry-on-exit", "action=EXIT"] * 6, "--retry-on-exit: at most 5 evaluate_on_exit rules, got 6"),
     ],
 )
 def test_run_refuses_bad_overrides_with_exit_2(cli, args, message):
@@ -104,6 +133,102 @@ def test_run_refuses_bad_overrides_with_exit_2(cli, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert not (cli.home / "state.db").exists() or "hello" not in cli("ls").stdout
+
+
+def test_submit_by_name_needs_attempts_with_retry_rules(cli):
+    result = cli("submit", "hello", "--retry-on-exit", "action=EXIT,on_exit_code=3")
+    assert result.exit_code == 2
+    assert "--retry-on-exit: needs --attempts when the definition is given by name" in result.stderr
+
+
+@pytest.fixture
+def world_backend(monkeypatch):
+    """``submit`` and ``run`` talk to the daemon's API in this process, on an in-memory store."""
+    world = make_world()
+
+    @contextmanager
+    def backend(settings, *, run_here=False):
+        yield LocalBackend(world.api, None, None, writable=True)
+
+    monkeypatch.setattr(bootstrap, "backend", backend)
+    return world
+
+
+def test_submit_sends_every_submitjob_override(cli, world_backend):
+    world = world_backend
+    first = json.loads(cli("submit", str(HELLO), "--json").stdout)["jobId"]
+    result = cli(
+        "submit",
+        str(HELLO),
+        "--json",
+        "--array-size",
+        "3",
+        "--depends-on",
+        first,
+        "--depends-on",
+        "sequential",
+        "--share-identifier",
+        "teamA",
+        "--scheduling-priority",
+        "7",
+        "--tag",
+        "owner=me",
+        "--tag",
+        "run=2",
+        "--no-propagate-tags",
+        "--attempts",
+        "4",
+        "--retry-on-exit",
+        "action=RETRY,onStatusReason=Host EC2*",
+        "--retry-on-exit",
+        "action=exit,on_reason=*",
+        "--timeout",
+        "90",
+    )
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.stdout)["jobId"]
+    detail = world.describe(job_id)
+    assert detail["tags"] == {"owner": "me", "run": "2"}
+    assert detail["schedulingPriority"] == 7 and detail["propagateTags"] is False
+    assert detail["timeout"] == {"attemptDurationSeconds": 90}
+    assert detail["retryStrategy"] == {
+        "attempts": 4,
+        "evaluateOnExit": [
+            {"action": "RETRY", "onStatusReason": "Host EC2*"},
+            {"action": "EXIT", "onReason": "*"},
+        ],
+    }
+    job = world.store.get_job(job_id)
+    assert job.array_size == 3 and job.share_identifier == "teamA"
+    assert job.depends_on == (Dependency(first, None), Dependency(None, DependencyType.SEQUENTIAL))
+
+
+def test_retry_on_exit_replaces_the_definitions_rules_and_keeps_its_attempts(cli, world_backend):
+    flaky = REPO / "jobdefs" / "flaky.toml"  # attempts = 3, two rules
+    result = cli("submit", str(flaky), "--json", "--retry-on-exit", "action=EXIT,on_exit_code=1")
+    assert result.exit_code == 0, result.output
+    detail = world_backend.describe(json.loads(result.stdout)["jobId"])
+    assert detail["retryStrategy"] == {"attempts": 3, "evaluateOnExit": [{"action": "EXIT", "onExitCode": "1"}]}
+
+
+def test_a_short_timeout_is_warned_about_however_it_is_given(cli, world_backend, tmp_path):
+    warning = "warning: not portable to AWS Batch: timeout.attempt_duration_seconds: 5 is below AWS Batch's minimum"
+    assert warning in cli("submit", str(HELLO), "--timeout", "5").stderr
+    cli("register", str(HELLO))
+    by_name = cli("submit", "hello", "--timeout", "5")
+    assert by_name.exit_code == 0 and warning in by_name.stderr
+    short = write(tmp_path, HELLO.read_text().replace("attempt_duration_seconds = 60", "attempt_duration_seconds = 5"))
+    assert warning in cli("submit", str(short)).stderr
+    registered = cli("register", str(short)).stderr
+    assert f"warning: {short}: not portable to AWS Batch: timeout.attempt_duration_seconds: 5 is below" in registered
+    assert "warning" not in cli("submit", str(HELLO), "--timeout", "60").stderr
+
+
+def test_export_refuses_a_timeout_aws_would_refuse(cli, tmp_path):
+    short = write(tmp_path, HELLO.read_text().replace("attempt_duration_seconds = 60", "attempt_duration_seconds = 59"))
+    result = cli("export", str(short))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"{short}: timeout.attempt_duration_seconds: 59 is below AWS Batch's minimum of 60 seconds" in result.stderr
 
 
 def test_several_problems_each_get_their_own_error_line(cli):
@@ -205,3 +330,73 @@ def test_daemon_status_and_stop_without_a_daemon(cli):
     assert status.exit_code == 1 and "no localbatch daemon runs for" in status.stderr
     stop = cli("daemon", "stop")
     assert stop.exit_code == 1 and "no localbatch daemon runs for" in stop.stderr
+
+
+class ScriptedBackend:
+    """The daemon's API as ``run`` sees it, for one array job moving through ``steps``: each
+    DescribeJobs answers the next step's JobDetail, the events endpoint that step's events."""
+
+    def __init__(self, steps):
+        self.steps = steps
+        self.step = 0
+        self.submitted = []
+
+    def _now(self):
+        return self.steps[min(self.step, len(self.steps) - 1)]
+
+    def call(self, operation, body=None):
+        if operation == "DescribeJobDefinitions":
+            return {"jobDefinitions": []}
+        if operation == "RegisterJobDefinition":
+            return {"jobDefinitionName": "hello", "revision": 1, "jobDefinitionArn": "arn"}
+        if operation == "SubmitJob":
+            self.submitted.append(body)
+            return {"jobId": "p1", "jobName": "hello", "jobArn": "arn"}
+        assert operation == "DescribeJobs", operation
+        detail = self._now()[0]
+        self.step += 1
+        return {"jobs": [detail]}
+
+    def get(self, path, params=None):
+        return {"events": self._now()[1]}
+
+    def stream(self, path, params=None):
+        return iter([])  # a parent has no output of its own
+
+
+def test_run_of_an_array_job_waits_for_the_parent_and_prints_its_childrens_counts(cli, monkeypatch):
+    def parent(status, counts):
+        return {
+            "jobId": "p1",
+            "jobName": "hello",
+            "jobDefinition": "arn:aws:batch:us-east-1:0:job-definition/hello:1",
+            "status": status,
+            "arrayProperties": {"size": 3, "statusSummary": counts},
+            "container": {},
+        }
+
+    events = [{"to": "SUBMITTED", "at": T0}, {"to": "PENDING", "at": T0}]
+    steps = [
+        (parent("PENDING", {"RUNNABLE": 3}), events),
+        (parent("PENDING", {"RUNNABLE": 1, "RUNNING": 2}), events),
+        (parent("PENDING", {"RUNNABLE": 1, "RUNNING": 2}), events),
+        (parent("SUCCEEDED", {"SUCCEEDED": 3}), [*events, {"to": "SUCCEEDED", "at": T0}]),
+    ]
+    backend = ScriptedBackend(steps)
+
+    @contextmanager
+    def scripted(settings, *, run_here=False):
+        yield backend
+
+    monkeypatch.setattr(bootstrap, "backend", scripted)
+    result = cli("run", str(HELLO), "--array-size", "3")
+    assert result.exit_code == 0, result.output
+    assert backend.submitted[0]["arrayProperties"] == {"size": 3}
+    lines = [line for line in result.stderr.splitlines() if line.startswith("array of 3")]
+    assert lines == [  # once per change, not once per look
+        "array of 3: 3 RUNNABLE",
+        "array of 3: 1 RUNNABLE, 2 RUNNING",
+        "array of 3: 3 SUCCEEDED",
+    ]
+    transitions = [line.split()[1] for line in result.stderr.splitlines() if not line.startswith("array of")]
+    assert transitions == ["SUBMITTED", "PENDING", "SUCCEEDED"]

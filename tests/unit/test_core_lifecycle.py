@@ -102,6 +102,19 @@ def test_check_overrides_names_each_bad_override():
     ]
 
 
+def test_check_overrides_applies_awss_tag_rules_to_a_submissions_tags():
+    tags = {"aws:owner": "x", "": "y", "long": "v" * 257, "ok": "v" * 256}
+    assert [str(p) for p in lifecycle.check_overrides(lifecycle.JobOverrides(tags=tags))] == [
+        "tags.aws:owner: tag keys starting with 'aws:' are reserved for AWS",
+        "tags.: tag keys must be 1 to 128 characters, got 0",
+        "tags.long: tag values must be at most 256 characters, got 257",
+    ]
+    many = {f"k{i}": "v" for i in range(51)}
+    assert [str(p) for p in lifecycle.check_overrides(lifecycle.JobOverrides(tags=many))] == [
+        "tags: at most 50 tags, got 51"
+    ]
+
+
 @pytest.mark.parametrize("vcpus", [float("nan"), float("inf"), 0.0001])
 def test_check_overrides_refuses_vcpus_no_scheduler_could_pack(vcpus):
     [problem] = lifecycle.check_overrides(lifecycle.JobOverrides(vcpus=vcpus))

@@ -106,6 +106,46 @@ def test_timed_out_and_terminated_attempts_are_never_retried():
     assert not decision.retry
 
 
+def test_a_matching_retry_rule_cannot_retry_a_timed_out_or_terminated_attempt():
+    strategy = RetryStrategy(attempts=10, evaluate_on_exit=(EvaluateOnExit(RETRY, on_status_reason="*"),))
+    timeout = "Job attempt duration exceeded timeout"
+    decision = failed(strategy, 1, exit_code=137, status_reason=timeout, retryable=False)
+    assert not decision.retry and "timed-out" in decision.why
+
+
+def test_a_matching_retry_rule_does_not_add_attempts():
+    strategy = RetryStrategy(attempts=2, evaluate_on_exit=(EvaluateOnExit(RETRY, on_exit_code="*"),))
+    assert failed(strategy, 1).retry
+    decision = failed(strategy, 2)
+    assert not decision.retry and decision.why == "all 2 attempt(s) used"
+
+
+def test_status_reason_and_reason_match_exactly_or_by_prefix():
+    exact = EvaluateOnExit(EXIT, on_status_reason="Essential container in task exited")
+    assert exact.matches("Essential container in task exited", None, 1)
+    assert not exact.matches("Essential container in task exited.", None, 1)
+    pull = EvaluateOnExit(RETRY, on_reason="CannotPullContainerError:*")
+    assert pull.matches("Task failed to start", "CannotPullContainerError: pull access denied", None)
+    assert not pull.matches("Task failed to start", "CannotStartContainerError: no", None)
+
+
+def test_a_rule_with_no_conditions_matches_every_failure():
+    strategy = RetryStrategy(
+        attempts=3,
+        evaluate_on_exit=(EvaluateOnExit(EXIT), EvaluateOnExit(RETRY, on_exit_code="*")),
+    )
+    decision = failed(strategy, 1, exit_code=1)
+    assert not decision.retry and decision.why == "evaluate_on_exit[0] matched: EXIT"
+
+
+def test_an_earlier_retry_rule_beats_a_later_exit_rule_that_also_matches():
+    strategy = RetryStrategy(
+        attempts=3,
+        evaluate_on_exit=(EvaluateOnExit(RETRY, on_exit_code="1*"), EvaluateOnExit(EXIT, on_exit_code="1")),
+    )
+    assert failed(strategy, 1, exit_code=1).retry
+
+
 @given(attempts=st.integers(1, 10), codes=st.lists(st.integers(0, 255), min_size=10, max_size=10))
 def test_a_job_never_gets_more_attempts_than_its_strategy_allows(attempts, codes):
     strategy = RetryStrategy(attempts=attempts)

@@ -31,6 +31,14 @@ def test_overrides_aws_would_refuse_are_warned_about():
     assert session.warnings(HELLO, JobOverrides()) == []
 
 
+def test_for_a_definition_known_by_name_only_the_overrides_own_timeout_is_warned_about():
+    assert session.warnings(None, JobOverrides(timeout_s=59)) == [
+        "not portable to AWS Batch: timeout.attempt_duration_seconds: 59 is below AWS Batch's minimum of 60 "
+        "seconds; localbatch runs it, but AWS Batch would refuse it"
+    ]
+    assert session.warnings(None, JobOverrides(timeout_s=60, vcpus=0.5)) == []
+
+
 def test_a_placeholder_nobody_gives_a_value_is_warned_about():
     definition = replace(HELLO, container=replace(HELLO.container, command=("echo", "Ref::nope", "Ref::greeting")))
     assert session.warnings(definition, JobOverrides()) == ["no value for Ref::nope; left as written"]
