@@ -110,22 +110,31 @@ def describe(backend: Backend, job_id: str) -> dict[str, Any]:
     return detail
 
 
-def list_jobs(backend: Backend, queues: Sequence[str], statuses: Sequence[str], limit: int) -> list[dict[str, Any]]:
+def list_jobs(
+    backend: Backend, queues: Sequence[str], statuses: Sequence[str], limit: int, array_job_id: str | None = None
+) -> list[dict[str, Any]]:
     """Up to ``limit`` job summaries, newest first, across ``queues`` (default: every queue)
     and ``statuses`` (default: every status), each with its ``jobQueue``: ListJobs per queue
-    and status, following ``nextToken``."""
-    names = queues or [q["jobQueueName"] for q in backend.call("DescribeJobQueues", {})["jobQueues"]]
+    and status, following ``nextToken``. With ``array_job_id``, that array's children by index."""
+    if array_job_id is not None:
+        scopes = [{"arrayJobId": array_job_id}]
+    else:
+        names = queues or [q["jobQueueName"] for q in backend.call("DescribeJobQueues", {})["jobQueues"]]
+        scopes = [{"jobQueue": name} for name in names]
     wanted: list[str | None] = [*statuses] or [None]  # no status: all at once, through a filter
     jobs: list[dict[str, Any]] = []
-    for name in names:
+    for scope in scopes:
         for status in wanted:
-            jobs += _list_queue(backend, name, status, limit)
-    jobs.sort(key=lambda j: (-j["createdAt"], j["jobId"]))
+            jobs += _list_scope(backend, scope, status, limit)
+    if array_job_id is not None:
+        jobs.sort(key=lambda j: j["arrayProperties"]["index"])
+    else:
+        jobs.sort(key=lambda j: (-j["createdAt"], j["jobId"]))
     return jobs[:limit]
 
 
-def _list_queue(backend: Backend, queue: str, status: str | None, limit: int) -> list[dict[str, Any]]:
-    body: dict[str, Any] = {"jobQueue": queue, "maxResults": min(limit, _LIST_PAGE)}
+def _list_scope(backend: Backend, scope: dict[str, str], status: str | None, limit: int) -> list[dict[str, Any]]:
+    body: dict[str, Any] = {**scope, "maxResults": min(limit, _LIST_PAGE)}
     if status is None:
         body["filters"] = [{"name": "AFTER_CREATED_AT", "values": ["0"]}]  # every status, newest first
     else:
@@ -133,8 +142,9 @@ def _list_queue(backend: Backend, queue: str, status: str | None, limit: int) ->
     found: list[dict[str, Any]] = []
     while len(found) < limit:
         page = backend.call("ListJobs", body)
-        for job in page["jobSummaryList"]:
-            job.setdefault("jobQueue", queue)
+        if "jobQueue" in scope:
+            for job in page["jobSummaryList"]:
+                job.setdefault("jobQueue", scope["jobQueue"])
         found += page["jobSummaryList"]
         if "nextToken" not in page:
             break

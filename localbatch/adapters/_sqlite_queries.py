@@ -134,6 +134,12 @@ def _list_children(query: JobQuery) -> tuple[str, dict[str, object]]:
     if query.name_prefix:
         where.append("substr(job_name, 1, :prefix_length) = :prefix COLLATE NOCASE")
         args.update(prefix=query.name_prefix, prefix_length=len(query.name_prefix))
+    if query.created_after is not None:
+        where.append("created_at > :created_after")
+        args["created_after"] = query.created_after
+    if query.created_before is not None:
+        where.append("created_at < :created_before")
+        args["created_before"] = query.created_before
     if query.after is not None:
         where.append("array_index > :after_index")
         args["after_index"] = query.after[0]

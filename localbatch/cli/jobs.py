@@ -102,9 +102,14 @@ def list_(
     queue: Annotated[list[str], typer.Option("--queue", help="Only this queue (repeatable).")] = [],  # noqa: B006
     status: Annotated[list[str], typer.Option("--status", "-s", help="Only this status (repeatable).")] = [],  # noqa: B006
     limit: Annotated[int, typer.Option(help="At most this many jobs, newest first.")] = 50,
+    array_job: Annotated[
+        str | None, typer.Option("--array-job", help="List this array job's children, by index.")
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print ListJobs' jobSummaryList.")] = False,
 ) -> None:
-    """List jobs, newest first, across queues (ListJobs on each)."""
+    """List jobs, newest first, across queues (ListJobs on each), or an array's children."""
+    if array_job is not None and queue:
+        raise UsageError("--array-job and --queue: give one (an array's children are listed by the array)")
     wanted = [s.upper() for s in status]
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
@@ -112,7 +117,7 @@ def list_(
     if limit < 1:
         raise UsageError(f"--limit: must be at least 1, got {limit}")
     with bootstrap.backend(settings()) as backend:
-        jobs = session.list_jobs(backend, queue, wanted, limit)
+        jobs = session.list_jobs(backend, queue, wanted, limit, array_job_id=array_job)
     if json_:
         print_json({"jobSummaryList": jobs})
     elif jobs:

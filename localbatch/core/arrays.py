@@ -54,4 +54,3 @@ def children(parent: Job) -> list[tuple[Job, JobEvent]]:
 def status_summary(counts: Mapping[JobStatus, int]) -> dict[str, int]:
     """``arrayProperties.statusSummary``: every status, zeros included (as clients expect)."""
     return {status.value: int(counts.get(status, 0)) for status in JobStatus}
-

@@ -340,6 +340,9 @@ class StateStoreContract:
         done = store.list_jobs(JobQuery(array_job_id="arr", statuses=(S.SUCCEEDED,)))
         assert [j.job_id for j in done] == ["arr:0", "arr:1", "arr:2"]
         assert store.count_jobs(array_job_id="arr") == {S.RUNNABLE: 9, S.SUCCEEDED: 3}
+        every = store.list_jobs(JobQuery(array_job_id="arr", created_after=0))  # ListJobs' filters
+        assert [j.array_index for j in every][:3] == [0, 1, 2] and len(every) == 12
+        assert store.list_jobs(JobQuery(array_job_id="arr", created_before=5)) == []
 
     def test_minimal_job_round_trips_with_defaults(self, store: StateStore) -> None:
         original = job("job-min")

@@ -173,6 +173,8 @@ class InMemoryStateStore:
                 if job.array_job_id == query.array_job_id
                 and (not query.statuses or job.status in query.statuses)
                 and (prefix is None or _fold(job.job_name[: len(prefix)]) == prefix)
+                and (query.created_after is None or job.created_at > query.created_after)
+                and (query.created_before is None or job.created_at < query.created_before)
                 and (query.after is None or (job.array_index or 0) > query.after[0])
             ]
         return sorted(found, key=lambda job: job.array_index or 0)[: query.limit]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.integration.test_daemon import Daemon, daemon  # noqa: F401 - the fixture
@@ -36,6 +37,8 @@ def test_an_array_fans_out_with_its_index_and_the_parent_reports_its_children(da
     assert [(j["jobId"], j["arrayProperties"]["index"]) for j in listed] == [(f"{parent}:{i}", i) for i in range(4)]
     for index in range(4):
         assert daemon.ok("logs", f"{parent}:{index}").strip() == f"child {index} of 4"
+    shown = json.loads(daemon.ok("ls", "--array-job", parent, "--json"))["jobSummaryList"]
+    assert [j["jobId"] for j in shown] == [f"{parent}:{i}" for i in range(4)]
     queue = daemon.api.call("ListJobs", {"jobQueue": "default", "jobStatus": "SUCCEEDED"})["jobSummaryList"]
     assert [j["jobId"] for j in queue] == [parent]  # children are listed under their parent only
 
