@@ -132,7 +132,8 @@ def _requirements(container: Doc) -> str:
 
 def jobs_table(summaries: Sequence[Doc]) -> Table:
     table = Table(box=None, pad_edge=False)
-    table.add_column("JOB ID", no_wrap=True, min_width=36)  # whole: people copy it
+    widest = max((len(job["jobId"]) for job in summaries), default=36)
+    table.add_column("JOB ID", no_wrap=True, min_width=widest)  # whole: people copy it (parent:index too)
     for column in ("NAME", "QUEUE", "STATUS", "CREATED", "EXIT"):
         table.add_column(column, no_wrap=True)
     table.add_column("REASON", overflow="fold")
