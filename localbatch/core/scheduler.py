@@ -102,8 +102,8 @@ Deterministic: inputs are sorted, so their order does not matter (names of jobs,
 environments are assumed unique). Fast: one pass is O(n log n) for the FIFO sort and O(n) after
 it (a fair-share queue adds O(log shares) per job). Within a queue, capacity only shrinks as the
 pass goes on, so a request size that did not fit will not fit later in that queue's turn: it is
-not tried again (the "stop early when nothing more can fit" rule, per size). Reasons are built once per request size until capacity changes, and
-shared.
+not tried again (the "stop early when nothing more can fit" rule, per size). Reasons are built
+once per request size until capacity changes, and shared.
 """
 
 from __future__ import annotations
