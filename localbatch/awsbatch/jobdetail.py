@@ -38,6 +38,7 @@ def job_detail(job: Job, arns: Arns) -> dict[str, Any]:
         "startedAt": job.started_at,
         "stoppedAt": job.stopped_at,
         "schedulingPriority": job.scheduling_priority,
+        "shareIdentifier": job.share_identifier,
         "timeout": {"attemptDurationSeconds": job.timeout_s} if job.timeout_s is not None else None,
         "tags": dict(job.tags) if job.tags else None,
     }
@@ -63,6 +64,7 @@ def job_summary(job: Job, arns: Arns) -> dict[str, Any]:
         "container": _exit_info(attempt) if attempt is not None and attempt.finished else None,
         "isCancelled": True if job.is_cancelled else None,
         "isTerminated": True if job.is_terminated else None,
+        "shareIdentifier": job.share_identifier,
     }
     summary.update({key: value for key, value in optional.items() if value is not None})
     return summary
