@@ -82,9 +82,9 @@ applies the plan; nothing here reads a clock, a store or an engine. The rules, e
 
     ``window`` is the policy's ``share_decay_seconds`` (0 means 600 s); what a job placed earlier
     in the same pass holds counts at once, so one pass interleaves the shares. The history comes
-    in as ``usage`` (the control loop keeps it, decaying each attempt's vCPU x run seconds with
-    ``decayed_usage``); AWS does not publish its decay function, this one is exponential with
-    the window as time constant. A lower weight means more capacity: under contention a share
+    in as ``usage`` (the control loop keeps it in ``core.fairshare.UsageHistory``, decaying each
+    ended attempt's vCPU x run seconds); AWS does not publish its decay function, this one is
+    exponential with the window as time constant. A lower weight means more capacity: under contention a share
     of weight 1 gets about 3x what a share of weight 3 gets. Within a share, higher
     ``scheduling_priority`` first, then FIFO (created_at, job_id). Ties between shares go to the
     identifier that sorts first. Backfill (7) and the starving head (8) work as in a FIFO queue,
@@ -657,7 +657,7 @@ def plan(
     use (the machine minus its reserve); ``allocations`` are the jobs holding resources now.
     ``policies`` are the scheduling policies fair-share queues name; ``usage`` is, per (queue,
     share identifier), the vCPU-seconds its ended attempts consumed, decayed to ``now``
-    (``decayed_usage``; rule 10).
+    (``core.fairshare.UsageHistory``; rule 10).
     """
     fifo = _fifo_by_queue(runnable)
     fair = _fair_queues(queues, policies)
@@ -802,11 +802,3 @@ class _FairShares:
         share = self._last
         assert share is not None
         self.usage[share] += self.weights[share] * need[_VCPU] / _MILLI
-
-
-def decayed_usage(vcpu_seconds: float, elapsed_s: float, window_s: float) -> float:
-    """vCPU-seconds consumed ``elapsed_s`` ago, as they count now: exponential decay with the
-    policy's window as its time constant (AWS does not publish its decay function)."""
-    if elapsed_s <= 0:
-        return vcpu_seconds
-    return vcpu_seconds * math.exp(-elapsed_s / window_s)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from localbatch.core.fairshare import UsageHistory, decayed_usage
 from localbatch.core.infra import (
     ComputeEnvironment,
     JobQueue,
@@ -22,7 +23,6 @@ from localbatch.core.scheduler import (
     Plan,
     RunnableJob,
     SchedulerSettings,
-    decayed_usage,
     plan,
 )
 
@@ -292,3 +292,20 @@ def test_weights_and_windows() -> None:
     p = policy(("team*", 0.5), ("alice", 2))
     assert (p.weight("team-1"), p.weight("alice"), p.weight("bob")) == (0.5, 2, 1.0)
     assert p.decay_window_s == 600 and policy(decay=60).decay_window_s == 60
+
+
+def test_usage_history_decays_adds_and_forgets() -> None:
+    history = UsageHistory()
+    history.record(("fq", "a"), vcpus=2, ran_ms=30_000, now=NOW, window_s=600)
+    assert history.at(NOW) == {("fq", "a"): 60.0}
+    history.record(("fq", "a"), vcpus=1, ran_ms=10_000, now=NOW + 600_000, window_s=600)
+    assert history.at(NOW + 600_000)[("fq", "a")] == pytest.approx(60 / math.e + 10)
+    assert history.at(NOW + 600_000 * 40) == {}  # decayed to nothing: forgotten
+
+
+def test_usage_history_follows_window_changes() -> None:
+    history = UsageHistory()
+    history.record(("fq", "a"), vcpus=1, ran_ms=60_000, now=NOW, window_s=600)
+    history.record(("old", "a"), vcpus=1, ran_ms=60_000, now=NOW, window_s=600)
+    history.windows({"fq": 60})
+    assert history.at(NOW + 60_000) == {("fq", "a"): pytest.approx(60 / math.e)}
