@@ -215,23 +215,22 @@ def test_the_reservation_is_free_to_queues_served_later() -> None:
 
 
 def test_a_job_larger_than_the_reservation_leaves_never_holds_the_environment_back() -> None:
-    big = job("big", "a", vcpus=6, created=0)
-    small = many("b", 3)
-    jobs = [big, *[RunnableJob(j.job_id, "fq", j.resources, 1, NOW - 120_000, "a") for j in small]]
+    waited = NOW - 120_000  # past max_head_wait_s: big would be the starving head (rule 8)
+    big = RunnableJob("big", "fq", Resources(6, 512, 0), 0, waited, "a")
+    small = [RunnableJob(f"small{i}", "fq", Resources(1, 512, 0), 1 + i, waited, "a") for i in range(3)]
     result = plan(
-        [RunnableJob("big", "fq", big.resources, 0, NOW - 120_000, "a"), *jobs[1:]],
+        [big, *small],
         [FAIR_QUEUE],
         [ComputeEnvironment("local", 8, 65_536)],
         [],
         HOST,
         NOW,
         SchedulerSettings(60),
-        policies=[policy(reservation=50)],
+        policies=[policy(reservation=50)],  # one active share: 4 of 8 vCPUs kept, so 6 never fit
     )
-    # Rather than a starving head holding back everything for a job that cannot fit while one
-    # share is active, the small jobs run.
-    assert len(result.placements) == 3
-    assert "computeReservation" in result.waiting["big"].message
+    # Holding the environment back for big would block every job for nothing: the small ones run.
+    assert [p.job_id for p in result.placements] == ["small0", "small1", "small2"]
+    assert "computeReservation keeps 4 vCPU" in result.waiting["big"].message
 
 
 def test_a_queue_naming_a_missing_policy_is_served_fifo() -> None:
