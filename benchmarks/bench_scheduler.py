@@ -109,7 +109,8 @@ def _time_ms(settings: SchedulerSettings, repeats: int, distinct_sizes: bool = F
 def _array_pass_ms(repeats: int) -> list[float]:
     """One array of 10,000 children of one size in one queue, the host full but for a few."""
     children = [
-        RunnableJob(f"array:{i}", "default", Resources(1, 2048), NOW - 60_000, NOW - 60_000, i) for i in range(JOBS)
+        RunnableJob(f"array:{i}", "default", Resources(1, 2048), NOW - 60_000, NOW - 60_000, array_index=i)
+        for i in range(JOBS)
     ]
     times_ms = []
     for _ in range(repeats + 1):

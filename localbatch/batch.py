@@ -21,7 +21,14 @@ from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
 from localbatch.core import arrays, dependencies, lifecycle
 from localbatch.core.definition import JobDefinition
-from localbatch.core.infra import ComputeEnvironment, JobQueue, State
+from localbatch.core.infra import (
+    MAX_ACTIVE_SHARES,
+    ComputeEnvironment,
+    JobQueue,
+    SchedulingPolicy,
+    State,
+    share_identifier_problem,
+)
 from localbatch.core.inventory import unknown_gpus
 from localbatch.core.jobs import Job, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
@@ -33,6 +40,7 @@ from localbatch.errors import (
     JobNotFound,
     JobQueueNotFound,
     Problem,
+    SchedulingPolicyNotFound,
 )
 from localbatch.ports import ACTIVE, Clock, JobDefinitionRecord, JobQuery, StateStore
 
@@ -173,6 +181,7 @@ class BatchService:
             share_identifier=request.share_identifier,
         )
         problems = dependencies.check(request.depends_on, request.array_size, self._dependency_targets(request))
+        problems += self._share_problems(queue, request.share_identifier)
         why = never_fits(job.container.resources, queue, self._known()[1], self._host)
         if why is not None:
             problems.append(Problem("resourceRequirements", f"the job can never run in job queue {queue.name}: {why}"))
@@ -185,6 +194,30 @@ class BatchService:
         for submitted, _ in changes:
             self._notifier.job_submitted(submitted)
         return job
+
+    def _share_problems(self, queue: JobQueue, share: str | None) -> list[Problem]:
+        """AWS's shareIdentifier rules: required on a fair-share queue, refused on a FIFO one,
+        and at most 500 share identifiers with unfinished jobs per queue."""
+        if queue.scheduling_policy is None:
+            if share is None:
+                return []
+            text = f"job queue {queue.name} is a FIFO queue (no scheduling policy): it takes no share identifier"
+            return [Problem("shareIdentifier", text)]
+        if share is None:
+            text = (
+                f"required: job queue {queue.name} is a fair-share queue (scheduling policy {queue.scheduling_policy})"
+            )
+            return [Problem("shareIdentifier", text)]
+        why = share_identifier_problem(share)
+        if why is not None:
+            return [Problem("shareIdentifier", f"{share!r}: {why}")]
+        active = {job.share_identifier for job in self._store.active_jobs() if job.job_queue == queue.name}
+        if share not in active and len(active - {None}) >= MAX_ACTIVE_SHARES:
+            text = (
+                f"job queue {queue.name} already has {MAX_ACTIVE_SHARES} active share identifiers, the most AWS allows"
+            )
+            return [Problem("shareIdentifier", text)]
+        return []
 
     def _dependency_targets(self, request: SubmitRequest) -> dict[str, int | None]:
         """The existing jobs ``dependsOn`` names, each with its array size (None if it is not
@@ -343,6 +376,8 @@ class BatchService:
         if self._store.get_job_queue(queue.name) is not None:
             raise InvalidRequest([Problem("jobQueueName", f"{queue.name} already exists")])
         self._check_order(queue.compute_environments)
+        if queue.scheduling_policy is not None:
+            self._check_policy(queue.scheduling_policy)
         self._store.put_job_queue(queue)
         self._infrastructure_changed()
         return queue
@@ -353,12 +388,21 @@ class BatchService:
         state: State | None,
         priority: int | None,
         compute_environments: tuple[str, ...] | None,
+        scheduling_policy: str | None = None,
     ) -> JobQueue:
+        """``scheduling_policy`` (a name; None leaves it): AWS's rule is that a FIFO queue never
+        gets one later, and a fair-share queue may swap its policy but never drop it."""
         current = self._queue(name)
         if compute_environments is not None:
             self._check_order(compute_environments)
+        if scheduling_policy is not None:
+            if current.scheduling_policy is None:
+                text = f"job queue {current.name} was created without one (FIFO); AWS never adds one later"
+                raise InvalidRequest([Problem("schedulingPolicyArn", text)])
+            self._check_policy(scheduling_policy)
         updated = replace(
             current,
+            scheduling_policy=scheduling_policy or current.scheduling_policy,
             priority=current.priority if priority is None else priority,
             compute_environments=compute_environments or current.compute_environments,
             state=state or current.state,
@@ -377,6 +421,50 @@ class BatchService:
                 self.terminate_job(job.job_id, f"Job queue {queue.name} was deleted")
         self._store.delete_job_queue(queue.name)
         self._infrastructure_changed()
+
+    # -- scheduling policies --------------------------------------------------------------------
+
+    def scheduling_policies(self, refs: Sequence[str] | None = None) -> list[SchedulingPolicy]:
+        """All policies by name, or those ``refs`` (names or ARNs) name, in that order; unknown
+        ones are left out."""
+        if refs is None:
+            return self._store.list_scheduling_policies()
+        found = (self._store.get_scheduling_policy(resource_name(ref, "scheduling-policy")) for ref in refs)
+        return [policy for policy in found if policy is not None]
+
+    def create_scheduling_policy(self, policy: SchedulingPolicy) -> SchedulingPolicy:
+        if self._store.get_scheduling_policy(policy.name) is not None:
+            raise InvalidRequest([Problem("name", f"scheduling policy {policy.name} already exists")])
+        self._store.put_scheduling_policy(policy)
+        return policy
+
+    def update_scheduling_policy(self, ref: str, policy: SchedulingPolicy) -> SchedulingPolicy:
+        """Replace the fair-share settings of the policy ``ref`` names (its tags stay)."""
+        current = self._policy(ref)
+        updated = replace(policy, name=current.name, tags=current.tags)
+        self._store.put_scheduling_policy(updated)
+        self._infrastructure_changed()
+        return updated
+
+    def delete_scheduling_policy(self, ref: str) -> None:
+        """AWS's rule: refused while a queue uses the policy."""
+        policy = self._policy(ref)
+        users = [q.name for q in self._store.list_job_queues() if q.scheduling_policy == policy.name]
+        if users:
+            text = f"scheduling policy {policy.name} is used by job queue(s) {', '.join(users)}"
+            raise InvalidRequest([Problem("arn", text)])
+        self._store.delete_scheduling_policy(policy.name)
+        self._infrastructure_changed()
+
+    def _check_policy(self, name: str) -> None:
+        if self._store.get_scheduling_policy(name) is None:
+            raise InvalidRequest([Problem("schedulingPolicyArn", f"no scheduling policy named {name}")])
+
+    def _policy(self, ref: str) -> SchedulingPolicy:
+        policy = self._store.get_scheduling_policy(resource_name(ref, "scheduling-policy"))
+        if policy is None:
+            raise SchedulingPolicyNotFound(ref)
+        return policy
 
     def _queue(self, ref: str) -> JobQueue:
         queue = self._known()[0].get(resource_name(ref, "job-queue"))

@@ -32,8 +32,17 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     priority = 1                      # higher is served first
     state = "ENABLED"
     compute_environments = ["local"]  # tried in this order (at most 3)
+    scheduling_policy = "teams"       # optional: a fair-share queue (jobs need a share identifier)
 
-The daemon applies the declared compute environments and job queues at every start: objects
+    [[scheduling_policies]]           # fair share (AWS's CreateSchedulingPolicy)
+    name = "teams"
+    share_decay_seconds = 3600        # 0..604800; 0 = 600 s
+    compute_reservation = 0           # 0..99 (percent)
+    [[scheduling_policies.share_distribution]]
+    share_identifier = "ml*"          # up to 255 characters; a trailing * is a prefix rule
+    weight_factor = 0.5               # 0.0001..999.9999, default 1; lower gets more capacity
+
+The daemon applies the declared scheduling policies, compute environments and job queues at every start: objects
 named here take these values (API updates to them do not survive a restart); objects created
 through the API and not named here are kept as they are.
 """
@@ -51,7 +60,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from localbatch.core.infra import MAX_ENVIRONMENTS_PER_QUEUE, JobQueue, State
+from localbatch.core.infra import (
+    MAX_ENVIRONMENTS_PER_QUEUE,
+    JobQueue,
+    SchedulingPolicy,
+    ShareWeight,
+    State,
+    policy_problems,
+)
 from localbatch.core.inventory import Reserve
 from localbatch.core.naming import AWS_NAME
 from localbatch.errors import ConfigError
@@ -114,6 +130,21 @@ class _QueueFile(BaseModel):
     priority: int = Field(default=1, ge=0)
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
     compute_environments: list[str] = Field(min_length=1, max_length=MAX_ENVIRONMENTS_PER_QUEUE)
+    scheduling_policy: str | None = None
+
+
+class _ShareFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    share_identifier: str
+    weight_factor: float = 1.0
+
+
+class _PolicyFile(BaseModel):  # ranges are core.infra.policy_problems', checked with the rest
+    model_config = ConfigDict(extra="forbid")
+    name: AwsName
+    share_decay_seconds: int = 0
+    compute_reservation: int = 0
+    share_distribution: list[_ShareFile] = Field(default_factory=list)
 
 
 class _ConfigFile(BaseModel):
@@ -125,6 +156,7 @@ class _ConfigFile(BaseModel):
     scheduler: _SchedulerFile = Field(default_factory=_SchedulerFile)
     compute_environments: list[_EnvironmentFile] = Field(default_factory=list)
     job_queues: list[_QueueFile] = Field(default_factory=list)
+    scheduling_policies: list[_PolicyFile] = Field(default_factory=list)
 
 
 # LOCALBATCH_* variable -> (section, key) in the config file.
@@ -165,6 +197,7 @@ class Settings:
     compute_environments: tuple[EnvironmentSettings, ...] = (EnvironmentSettings(DEFAULT_COMPUTE_ENVIRONMENT),)
     job_queues: tuple[JobQueue, ...] = (JobQueue(DEFAULT_QUEUE, 1, (DEFAULT_COMPUTE_ENVIRONMENT,)),)
     max_head_wait_s: float = 60.0
+    scheduling_policies: tuple[SchedulingPolicy, ...] = ()
 
     def prepare_home(self) -> None:
         """Create ``home`` if missing; a ConfigError (exit 2) when it cannot be one."""
@@ -257,7 +290,7 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         parsed = _ConfigFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_file)) from None
-    environments, queues = _infrastructure(parsed, config_file)
+    environments, queues, policies = _infrastructure(parsed, config_file)
     return Settings(
         home=default_home(env),
         config_file=config_file,
@@ -271,13 +304,14 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         compute_environments=environments,
         job_queues=queues,
         max_head_wait_s=parsed.scheduler.max_head_wait_seconds,
+        scheduling_policies=policies,
     )
 
 
 def _infrastructure(
     parsed: _ConfigFile, config_file: Path | None
-) -> tuple[tuple[EnvironmentSettings, ...], tuple[JobQueue, ...]]:
-    """The declared compute environments and queues (or the defaults), checked together."""
+) -> tuple[tuple[EnvironmentSettings, ...], tuple[JobQueue, ...], tuple[SchedulingPolicy, ...]]:
+    """The declared compute environments, queues and policies (or the defaults), checked together."""
     # A declared environment has the GPUs it lists (none if it lists none); only the implicit
     # "local" gets every GPU of the host, so two environments never claim one device.
     environments = tuple(
@@ -291,11 +325,34 @@ def _infrastructure(
         for e in parsed.compute_environments
     ) or (EnvironmentSettings(DEFAULT_COMPUTE_ENVIRONMENT),)
     queues = tuple(
-        JobQueue(q.name, q.priority, tuple(q.compute_environments), State(q.state)) for q in parsed.job_queues
+        JobQueue(
+            q.name, q.priority, tuple(q.compute_environments), State(q.state), scheduling_policy=q.scheduling_policy
+        )
+        for q in parsed.job_queues
     ) or (JobQueue(DEFAULT_QUEUE, 1, tuple(e.name for e in environments[:MAX_ENVIRONMENTS_PER_QUEUE])),)
     where = config_file or "settings"
     problems = _duplicates("compute_environments", [e.name for e in environments])
     problems += _duplicates("job_queues", [q.name for q in queues])
+    policies = tuple(
+        SchedulingPolicy(
+            p.name,
+            p.share_decay_seconds,
+            p.compute_reservation,
+            tuple(ShareWeight(s.share_identifier, s.weight_factor) for s in p.share_distribution),
+        )
+        for p in parsed.scheduling_policies
+    )
+    problems += _duplicates("scheduling_policies", [p.name for p in policies])
+    for i, policy in enumerate(policies):
+        problems += [f"scheduling_policies[{i}].{problem}" for problem in policy_problems(policy)]
+    policy_names = {p.name for p in policies}
+    for i, queue in enumerate(queues):
+        if queue.scheduling_policy is not None and queue.scheduling_policy not in policy_names:
+            declared = ", ".join(sorted(policy_names)) or "none"
+            problems.append(
+                f"job_queues[{i}].scheduling_policy: no scheduling policy is named {queue.scheduling_policy!r}; "
+                f"declared: {declared}"
+            )
     names = {e.name for e in environments}
     for i, queue in enumerate(queues):
         for j, name in enumerate(queue.compute_environments):
@@ -312,7 +369,7 @@ def _infrastructure(
             owner.setdefault(gpu, e.name)
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
-    return environments, queues
+    return environments, queues, policies
 
 
 def _duplicates(table: str, names: list[str]) -> list[str]:

@@ -14,7 +14,8 @@ one place.
     │   ├── JobNotFound
     │   ├── JobDefinitionNotFound
     │   ├── JobQueueNotFound
-    │   └── ComputeEnvironmentNotFound
+    │   ├── ComputeEnvironmentNotFound
+    │   └── SchedulingPolicyNotFound
     ├── InvalidTransition         a job state change AWS Batch does not allow
     ├── ContainerRuntimeError     the container engine refused or failed an operation
     │   ├── RuntimeUnavailable    the engine does not answer
@@ -108,6 +109,14 @@ class ComputeEnvironmentNotFound(NotFound):
     def __init__(self, ref: str) -> None:
         self.ref = ref
         super().__init__(f"compute environment {ref!r} does not exist")
+
+
+class SchedulingPolicyNotFound(NotFound):
+    """Raised when no scheduling policy has the given name or ARN."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"scheduling policy {ref!r} does not exist")
 
 
 class InvalidTransition(LocalbatchError):

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.inventory import HostInventory
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
 from localbatch.core.spec import ContainerSpec
@@ -221,6 +221,20 @@ class StateStore(Protocol):
         ...
 
     def delete_job_queue(self, name: str) -> bool:
+        """True if there was one."""
+        ...
+
+    def put_scheduling_policy(self, policy: SchedulingPolicy) -> None:
+        """Insert or replace (by name)."""
+        ...
+
+    def get_scheduling_policy(self, name: str) -> SchedulingPolicy | None: ...
+
+    def list_scheduling_policies(self) -> list[SchedulingPolicy]:
+        """By name."""
+        ...
+
+    def delete_scheduling_policy(self, name: str) -> bool:
         """True if there was one."""
         ...
 

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from localbatch.core.infra import ComputeEnvironment, JobQueue, State
+from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy, ShareWeight, State
 from localbatch.core.jobs import Attempt, Dependency, DependencyType, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
@@ -472,7 +472,8 @@ def decode_event(row: Row) -> JobEvent:
 # Compute environments and job queues: one row each, tuples as JSON lists.
 
 ENVIRONMENT_COLUMNS = ("name", "state", "max_vcpus", "max_memory_mib", "gpu_ids", "tags")
-QUEUE_COLUMNS = ("name", "priority", "state", "compute_environments", "tags")
+QUEUE_COLUMNS = ("name", "priority", "state", "compute_environments", "tags", "scheduling_policy")
+POLICY_COLUMNS = ("name", "share_decay_seconds", "compute_reservation", "share_distribution", "tags")
 
 
 def environment_row(environment: ComputeEnvironment) -> dict[str, object]:
@@ -509,6 +510,7 @@ def queue_row(queue: JobQueue) -> dict[str, object]:
         "state": queue.state.value,
         "compute_environments": dumps(list(queue.compute_environments)),
         "tags": dumps(dict(queue.tags)),
+        "scheduling_policy": queue.scheduling_policy,
     }
 
 
@@ -518,5 +520,41 @@ def decode_queue(row: Row) -> JobQueue:
         priority=_int(row["priority"]),
         compute_environments=_tuple(_str)(loads(row["compute_environments"])),
         state=State(_str(row["state"])),
+        tags=_str_map(loads(row["tags"])),
+        scheduling_policy=_opt(_str)(row["scheduling_policy"]),
+    )
+
+
+def policy_row(policy: SchedulingPolicy) -> dict[str, object]:
+    """Raises ValueError for a weight that is not a finite number."""
+    weights = []
+    for entry in policy.share_distribution:
+        weight = _num(entry.weight_factor)
+        if not math.isfinite(weight):
+            raise ValueError(f"weight_factor of {entry.share_identifier!r} must be a finite number, got {weight!r}")
+        weights.append([entry.share_identifier, float(weight)])
+    return {
+        "name": policy.name,
+        "share_decay_seconds": _int(policy.share_decay_seconds),
+        "compute_reservation": _int(policy.compute_reservation),
+        "share_distribution": dumps(weights),
+        "tags": dumps(dict(policy.tags)),
+    }
+
+
+def decode_policy(row: Row) -> SchedulingPolicy:
+    entries = loads(row["share_distribution"])
+    if not isinstance(entries, list):
+        raise ValueError(f"share_distribution: expected a list, got {entries!r}")
+    distribution = []
+    for entry in entries:
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise ValueError(f"share_distribution: expected [identifier, weight], got {entry!r}")
+        distribution.append(ShareWeight(_str(entry[0]), float(_num(entry[1]))))
+    return SchedulingPolicy(
+        name=_str(row["name"]),
+        share_decay_seconds=_int(row["share_decay_seconds"]),
+        compute_reservation=_int(row["compute_reservation"]),
+        share_distribution=tuple(distribution),
         tags=_str_map(loads(row["tags"])),
     )

@@ -183,3 +183,8 @@ UPSERT_QUEUE = _upsert("job_queues", codec.QUEUE_COLUMNS, "name")
 SELECT_QUEUE = f"SELECT {QUEUE_COLS} FROM job_queues WHERE name = ?"
 SELECT_QUEUES = f"SELECT {QUEUE_COLS} FROM job_queues ORDER BY name"
 DELETE_QUEUE = "DELETE FROM job_queues WHERE name = ?"
+POLICY_COLS = ", ".join(codec.POLICY_COLUMNS)
+UPSERT_POLICY = _upsert("scheduling_policies", codec.POLICY_COLUMNS, "name")
+SELECT_POLICY = f"SELECT {POLICY_COLS} FROM scheduling_policies WHERE name = ?"
+SELECT_POLICIES = f"SELECT {POLICY_COLS} FROM scheduling_policies ORDER BY name"
+DELETE_POLICY = "DELETE FROM scheduling_policies WHERE name = ?"

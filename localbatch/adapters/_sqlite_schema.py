@@ -5,7 +5,7 @@ version N-1 to N inside one write transaction, so a database is at one version o
 next, never in between; a database newer than this code is refused, never downgraded.
 Steps are appended, never edited: a shipped step is what every existing file went through.
 
-Version 3 (after all three steps)::
+Version 4 (after all four steps)::
 
     job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
         PK (name, revision): list_job_definitions reads it in order. Revisions count 1, 2,
@@ -43,8 +43,12 @@ Version 3 (after all three steps)::
     compute_environments(name PK, state ENABLED|DISABLED, max_vcpus REAL, max_memory_mib,
                          gpu_ids JSON)                                         (step 2)
     job_queues(name PK, priority, state ENABLED|DISABLED, compute_environments JSON, in
-               order)                                                          (step 2)
-        No foreign keys between queues, environments and jobs: which references are
+               order,                                                          (step 2)
+               scheduling_policy)     (step 4) a policy's name: a fair-share queue; NULL: FIFO
+    scheduling_policies(name PK, share_decay_seconds, compute_reservation,
+                        share_distribution JSON [[identifier, weight], ...], tags JSON)
+                                                                               (step 4)
+        No foreign keys between queues, environments, policies and jobs: which references are
         allowed (deleting an environment a queue still names, say) is the service's rule.
 
 Times are epoch milliseconds; booleans are 0/1; JSON columns are written and read by
@@ -163,6 +167,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'",
         "ALTER TABLE jobs ADD COLUMN share_identifier TEXT",
         "CREATE INDEX jobs_by_array ON jobs (array_job_id, array_index) WHERE array_job_id IS NOT NULL",
+    ),
+    (
+        """CREATE TABLE scheduling_policies (
+            name                TEXT    PRIMARY KEY,
+            share_decay_seconds INTEGER NOT NULL,
+            compute_reservation INTEGER NOT NULL,
+            share_distribution  TEXT    NOT NULL,
+            tags                TEXT    NOT NULL DEFAULT '{}'
+        )""",
+        "ALTER TABLE job_queues ADD COLUMN scheduling_policy TEXT",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

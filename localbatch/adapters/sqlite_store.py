@@ -43,7 +43,7 @@ from typing import TypeVar
 from localbatch.adapters import _sqlite_codec as codec
 from localbatch.adapters import _sqlite_queries as sql
 from localbatch.adapters._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
-from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
 from localbatch.errors import StateStoreError
 from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord, JobQuery
@@ -344,6 +344,19 @@ class SqliteStateStore:
 
     def delete_job_queue(self, name: str) -> bool:
         return self._delete(f"{name!r} from job_queues", sql.DELETE_QUEUE, name)
+
+    def put_scheduling_policy(self, policy: SchedulingPolicy) -> None:
+        self._put(f"scheduling policy {policy.name!r}", sql.UPSERT_POLICY, lambda: codec.policy_row(policy))
+
+    def get_scheduling_policy(self, name: str) -> SchedulingPolicy | None:
+        found = self._infra("scheduling_policies", sql.SELECT_POLICY, (name,), codec.decode_policy)
+        return found[0] if found else None
+
+    def list_scheduling_policies(self) -> list[SchedulingPolicy]:
+        return self._infra("scheduling_policies", sql.SELECT_POLICIES, (), codec.decode_policy)
+
+    def delete_scheduling_policy(self, name: str) -> bool:
+        return self._delete(f"{name!r} from scheduling_policies", sql.DELETE_POLICY, name)
 
     def _put(self, what: str, upsert: str, encode: Callable[[], dict[str, object]]) -> None:
         try:

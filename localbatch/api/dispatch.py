@@ -29,8 +29,17 @@ Handler = Callable[[Body], dict[str, Any]]
 
 MAX_DESCRIBE_JOBS = 100
 READ_OPERATIONS = frozenset(
-    {"DescribeJobs", "ListJobs", "DescribeJobDefinitions", "DescribeJobQueues", "DescribeComputeEnvironments"}
+    {
+        "DescribeJobs",
+        "ListJobs",
+        "DescribeJobDefinitions",
+        "DescribeJobQueues",
+        "DescribeComputeEnvironments",
+        "DescribeSchedulingPolicies",
+        "ListSchedulingPolicies",
+    }
 )
+MAX_DESCRIBE_POLICIES = 100
 
 
 class BatchDispatcher:
@@ -56,6 +65,11 @@ class BatchDispatcher:
             "DescribeComputeEnvironments": self._describe_compute_environments,
             "UpdateComputeEnvironment": self._update_compute_environment,
             "DeleteComputeEnvironment": self._delete_compute_environment,
+            "CreateSchedulingPolicy": self._create_scheduling_policy,
+            "DescribeSchedulingPolicies": self._describe_scheduling_policies,
+            "UpdateSchedulingPolicy": self._update_scheduling_policy,
+            "DeleteSchedulingPolicy": self._delete_scheduling_policy,
+            "ListSchedulingPolicies": self._list_scheduling_policies,
         }
 
     @property
@@ -144,7 +158,9 @@ class BatchDispatcher:
 
     def _update_job_queue(self, body: Body) -> dict[str, Any]:
         update = infra.queue_update(body)
-        queue = self._service.update_job_queue(update.name, update.state, update.priority, update.compute_environments)
+        queue = self._service.update_job_queue(
+            update.name, update.state, update.priority, update.compute_environments, update.scheduling_policy
+        )
         return {"jobQueueName": queue.name, "jobQueueArn": self._arns.job_queue(queue.name)}
 
     def _delete_job_queue(self, body: Body) -> dict[str, Any]:
@@ -177,6 +193,34 @@ class BatchDispatcher:
     def _delete_compute_environment(self, body: Body) -> dict[str, Any]:
         self._service.delete_compute_environment(str(body["computeEnvironment"]))
         return {}
+
+    # -- scheduling policies --------------------------------------------------------------------
+
+    def _create_scheduling_policy(self, body: Body) -> dict[str, Any]:
+        policy = self._service.create_scheduling_policy(infra.new_policy(body))
+        return {"name": policy.name, "arn": self._arns.scheduling_policy(policy.name)}
+
+    def _describe_scheduling_policies(self, body: Body) -> dict[str, Any]:
+        refs = [str(a) for a in body["arns"]]
+        if len(refs) > MAX_DESCRIBE_POLICIES:
+            raise client_error(f"arns: at most {MAX_DESCRIBE_POLICIES} per call, got {len(refs)}")
+        policies = self._service.scheduling_policies(refs)
+        return {"schedulingPolicies": [infra.policy_detail(p, self._arns) for p in policies]}
+
+    def _update_scheduling_policy(self, body: Body) -> dict[str, Any]:
+        ref = str(body["arn"])
+        self._service.update_scheduling_policy(ref, infra.fairshare_policy(ref, body))
+        return {}
+
+    def _delete_scheduling_policy(self, body: Body) -> dict[str, Any]:
+        self._service.delete_scheduling_policy(str(body["arn"]))
+        return {}
+
+    def _list_scheduling_policies(self, body: Body) -> dict[str, Any]:
+        policies = self._service.scheduling_policies()
+        return _offset_page(
+            "schedulingPolicies", policies, body, lambda p: {"arn": self._arns.scheduling_policy(p.name)}
+        )
 
 
 def _offset_page(key: str, items: Sequence[T], body: Body, render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:

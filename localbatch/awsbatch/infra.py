@@ -1,4 +1,4 @@
-"""Compute environments and job queues in AWS's words, both ways.
+"""Compute environments, job queues and scheduling policies in AWS's words, both ways.
 
 AWS's CreateComputeEnvironment has no field for memory or GPUs (on AWS they come with the
 instance types). A local compute environment is a slice of one host, so localbatch reads
@@ -13,12 +13,21 @@ Describe output carries them back the same way, so what was created can be read 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from localbatch.awsbatch.requests import aws_name_problem, is_digits, resource_name
-from localbatch.core.infra import MAX_ENVIRONMENTS_PER_QUEUE, ComputeEnvironment, JobQueue, State
+from localbatch.core.infra import (
+    MAX_ENVIRONMENTS_PER_QUEUE,
+    ComputeEnvironment,
+    JobQueue,
+    SchedulingPolicy,
+    ShareWeight,
+    State,
+    policy_problems,
+)
 from localbatch.core.naming import Arns
 from localbatch.core.resources import MIN_MEMORY_MIB, Resources
 from localbatch.errors import InvalidRequest, Problem
@@ -66,6 +75,8 @@ def queue_detail(queue: JobQueue, arns: Arns) -> dict[str, Any]:
         ],
         "jobQueueType": "ECS",
     }
+    if queue.scheduling_policy is not None:
+        detail["schedulingPolicyArn"] = arns.scheduling_policy(queue.scheduling_policy)
     if queue.tags:
         detail["tags"] = dict(queue.tags)
     return detail
@@ -154,6 +165,7 @@ def new_queue(body: Mapping[str, Any]) -> JobQueue:
         compute_environments=environment_order(order),
         state=_state(body) or State.ENABLED,
         tags=dict(body.get("tags") or {}),
+        scheduling_policy=_policy_name(body),
     )
 
 
@@ -163,6 +175,7 @@ class QueueUpdate:
     state: State | None
     priority: int | None
     compute_environments: tuple[str, ...] | None
+    scheduling_policy: str | None = None  # a name; None leaves it as it is
 
 
 def queue_update(body: Mapping[str, Any]) -> QueueUpdate:
@@ -173,6 +186,7 @@ def queue_update(body: Mapping[str, Any]) -> QueueUpdate:
         state=_state(body),
         priority=body.get("priority"),
         compute_environments=None if order is None else environment_order(order),
+        scheduling_policy=_policy_name(body),
     )
 
 
@@ -208,8 +222,71 @@ def environment_order(order: list[Mapping[str, Any]]) -> tuple[str, ...]:
 
 
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
-    for part in ("schedulingPolicyArn", "serviceEnvironmentOrder", "jobStateTimeLimitActions"):
+    for part in ("serviceEnvironmentOrder", "jobStateTimeLimitActions"):
         if body.get(part):
             raise InvalidRequest([Problem(part, "not supported by localbatch yet")])
     if body.get("jobQueueType") not in (None, "ECS"):
         raise InvalidRequest([Problem("jobQueueType", "localbatch runs ECS-style (container) queues only")])
+
+
+def _policy_name(body: Mapping[str, Any]) -> str | None:
+    """The scheduling policy ``schedulingPolicyArn`` names (an ARN, or locally a bare name)."""
+    ref = body.get("schedulingPolicyArn")
+    return None if not ref else resource_name(str(ref), "scheduling-policy")
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling policies
+
+
+def policy_detail(policy: SchedulingPolicy, arns: Arns) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "name": policy.name,
+        "arn": arns.scheduling_policy(policy.name),
+        "fairsharePolicy": {
+            "shareDecaySeconds": policy.share_decay_seconds,
+            "computeReservation": policy.compute_reservation,
+            "shareDistribution": [
+                {"shareIdentifier": e.share_identifier, "weightFactor": e.weight_factor}
+                for e in policy.share_distribution
+            ],
+        },
+    }
+    if policy.tags:
+        detail["tags"] = dict(policy.tags)
+    return detail
+
+
+def new_policy(body: Mapping[str, Any]) -> SchedulingPolicy:
+    """CreateSchedulingPolicy's body as a scheduling policy (fair share; quota share is refused)."""
+    name = str(body["name"])
+    problem = aws_name_problem("name", name)
+    if problem is not None:
+        raise InvalidRequest([problem])
+    return fairshare_policy(name, body, tags=dict(body.get("tags") or {}))
+
+
+def fairshare_policy(name: str, body: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> SchedulingPolicy:
+    """``body``'s ``fairsharePolicy`` (absent: all defaults), checked; every problem is named
+    by its AWS key path (``fairsharePolicy.shareDistribution[1].weightFactor``)."""
+    if body.get("quotaSharePolicy"):
+        raise InvalidRequest([Problem("quotaSharePolicy", "localbatch supports fair-share policies only")])
+    fair = body.get("fairsharePolicy") or {}
+    policy = SchedulingPolicy(
+        name=name,
+        share_decay_seconds=int(fair.get("shareDecaySeconds") or 0),
+        compute_reservation=int(fair.get("computeReservation") or 0),
+        share_distribution=tuple(
+            ShareWeight(str(entry["shareIdentifier"]), float(entry.get("weightFactor", 1.0)))
+            for entry in fair.get("shareDistribution") or []
+        ),
+        tags=tags or {},
+    )
+    problems = policy_problems(policy)
+    if problems:
+        raise InvalidRequest([Problem(f"fairsharePolicy.{_camel(p.path)}", p.message) for p in problems])
+    return policy
+
+
+def _camel(path: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)

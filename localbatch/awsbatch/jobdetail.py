@@ -43,9 +43,9 @@ def job_detail(job: Job, arns: Arns, array_counts: Mapping[JobStatus, int] | Non
         "startedAt": job.started_at,
         "stoppedAt": job.stopped_at,
         "schedulingPriority": job.scheduling_priority,
+        "shareIdentifier": job.share_identifier,
         "timeout": {"attemptDurationSeconds": job.timeout_s} if job.timeout_s is not None else None,
         "tags": dict(job.tags) if job.tags else None,
-        "shareIdentifier": job.share_identifier,
         "arrayProperties": _array_properties(job, array_counts),
     }
     detail.update({key: value for key, value in optional.items() if value is not None})

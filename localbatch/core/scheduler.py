@@ -10,7 +10,8 @@ applies the plan; nothing here reads a clock, a store or an engine. The rules, e
    ties so the same input always gives the same plan.
 2. **FIFO within a queue, by (created_at, array_index, job_id).** AWS orders a FIFO queue by
    submission time (§3.3); an array's children, submitted together, go in index order; the job
-   id breaks ties between jobs submitted in the same millisecond.
+   id breaks ties between jobs submitted in the same millisecond. A fair-share queue (one that
+   names a scheduling policy) orders its jobs by share instead: rule 10.
 3. **Compute environments in the queue's order; first that can take the job now wins.** AWS's
    ``computeEnvironmentOrder`` (§3.2): the second environment is a spill-over for the first.
    Names the queue lists that do not exist are ignored, repeated names count once.
@@ -73,21 +74,47 @@ applies the plan; nothing here reads a clock, a store or an engine. The rules, e
      environment local`` / ``... free on this host`` / ``waiting behind job j, which has waited
      75 s and holds back compute environment local``.
 
+10. **Fair share: the share with the lowest weighted usage goes next.** In a queue that names a
+    scheduling policy (aws-batch-reference.md §1.5, §3.4-3.5), each job is tried in turn from
+    the share whose usage is lowest, where a share's usage is
+
+        weight_factor x (decayed vCPU-seconds its ended attempts consumed / window
+                         + vCPUs its jobs hold now)
+
+    ``window`` is the policy's ``share_decay_seconds`` (0 means 600 s); what a job placed earlier
+    in the same pass holds counts at once, so one pass interleaves the shares. The history comes
+    in as ``usage`` (the control loop keeps it in ``core.fairshare.UsageHistory``, decaying each
+    ended attempt's vCPU x run seconds); AWS does not publish its decay function, this one is
+    exponential with the window as time constant. A lower weight means more capacity: under contention a share
+    of weight 1 gets about 3x what a share of weight 3 gets. Within a share, higher
+    ``scheduling_priority`` first, then FIFO (created_at, job_id). Ties between shares go to the
+    identifier that sorts first. Backfill (7) and the starving head (8) work as in a FIFO queue,
+    over this order. A job with no share identifier (queued before its queue got a policy
+    through the config file) counts as the share "".
+11. **computeReservation keeps room for new shares.** During a fair-share queue's turn each of
+    its environments keeps ``(compute_reservation / 100) ^ active`` of its max vCPUs free, where
+    ``active`` counts the queue's share identifiers with jobs waiting or holding resources
+    (AWS's formula, §3.4: 50 keeps half with one active share, a quarter with two). The reserved
+    vCPUs are free to later queues in the pass, and a job of the queue that waits for capacity
+    says how much was kept. A job larger than what the reservation leaves waits until another
+    share becomes active (the same trade AWS makes; docs/scheduling.md).
+
 Deterministic: inputs are sorted, so their order does not matter (names of jobs, queues and
 environments are assumed unique). Fast: one pass is O(n log n) for the FIFO sort and O(n) after
-it. Within a queue, capacity only shrinks as the pass goes on, so a request size that did not fit
-will not fit later in that queue's turn: it is not tried again (the "stop early when nothing more
-can fit" rule, per size). Reasons are built once per request size until capacity changes, and
-shared.
+it (a fair-share queue adds O(log shares) per job). Within a queue, capacity only shrinks as the
+pass goes on, so a request size that did not fit will not fit later in that queue's turn: it is
+not tried again (the "stop early when nothing more can fit" rule, per size). Reasons are built
+once per request size until capacity changes, and shared.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs
 from localbatch.core.resources import Resources
 
@@ -112,6 +139,8 @@ class RunnableJob:
     resources: Resources
     created_at: EpochMs  # FIFO within a queue: (created_at, array_index, job_id) ascending
     runnable_at: EpochMs  # since when it has been RUNNABLE (the starvation clock)
+    share_identifier: str | None = None  # fair-share queues only (rule 10)
+    scheduling_priority: int = 0  # higher first among jobs of one share (rule 10); FIFO queues ignore it
     array_index: int = 0  # an array's children, submitted together, run in index order
 
 
@@ -123,6 +152,8 @@ class Allocation:
     compute_environment: str
     resources: Resources
     gpu_ids: tuple[str, ...] = ()
+    job_queue: str = ""  # with share_identifier: what a fair-share queue's share holds now (rule 10)
+    share_identifier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,14 +453,21 @@ class _Pass:
 
     # -- serving a queue ----------------------------------------------------------------------
 
-    def serve(self, queue: JobQueue, items: list[_Item]) -> None:
-        """Place what fits of one queue's jobs, in FIFO order with backfill; give the rest reasons."""
+    def serve(self, queue: JobQueue, items: Iterable[_Item], fair: _FairShares | None = None) -> None:
+        """Place what fits of one queue's jobs, in FIFO order (or ``fair``'s, rule 10) with
+        backfill; give the rest reasons."""
         envs = [self.environments[n] for n in dict.fromkeys(queue.compute_environments) if n in self.environments]
         blocked = _queue_blocked(queue, envs)
         if blocked is not None:
             for item in items:
                 self.waiting[item[2]] = blocked
             return
+        kept = self._keep_free(envs, fair.reserved_fraction) if fair is not None else {}
+        self._serve(queue, envs, items, fair)
+        if kept:
+            self._give_back(fair, kept)
+
+    def _serve(self, queue: JobQueue, envs: list[_Env], items: Iterable[_Item], fair: _FairShares | None) -> None:
         members = _Members(queue, envs, self.host_total)
         failed: set[_Vec] = set()  # sizes that did not fit: capacity only shrinks, so they never will
         reasons: dict[_Vec, WaitReason] = {}  # per size, until capacity changes: shared, built once
@@ -442,6 +480,8 @@ class _Pass:
         for _, _, job_id, need, runnable_at in items:
             if need[0] <= room_vcpu and need[1] <= room_memory and need not in failed:
                 if self._try_place(job_id, need, open_envs):
+                    if fair is not None:
+                        fair.placed(need)
                     reasons = {}
                     room_vcpu, room_memory = self._room(open_envs)
                     continue
@@ -455,13 +495,42 @@ class _Pass:
                 if runnable_at > starving_since:
                     if runnable_at < first_unstarved:
                         first_unstarved = runnable_at
-                elif head is None:
+                elif head is None and (fair is None or fair.fits_reservation(need, members.usable(need))):
                     head, reason = self._hold_back(job_id, need, runnable_at, members.usable(need), reason)
                     open_envs = [env for env in open_envs if env.held_by is None]
                     reasons = {}
                     room_vcpu, room_memory = self._room(open_envs)
             waiting[job_id] = reason
         self.first_unstarved = first_unstarved
+
+    def _keep_free(self, envs: Sequence[_Env], fraction: float) -> dict[str, int]:
+        """computeReservation (rule 11): take the reserved milli-vCPUs out of what is free in
+        each environment for this queue's turn; what was taken, by environment."""
+        kept = {}
+        for env in envs:
+            reserve = min(env.free[_VCPU], math.floor(env.maximum[_VCPU] * fraction))
+            if reserve > 0:
+                env.free[_VCPU] -= reserve
+                kept[env.name] = reserve
+        return kept
+
+    def _give_back(self, fair: _FairShares | None, kept: Mapping[str, int]) -> None:
+        """Put the reservation back for the queues served later, and tell the jobs of this
+        queue that wait for capacity that it was kept."""
+        for name, reserve in kept.items():
+            self.environments[name].free[_VCPU] += reserve
+        assert fair is not None
+        amounts = ", ".join(
+            f"{_amount(_VCPU, reserve)} of compute environment {name}" for name, reserve in kept.items()
+        )
+        note = f"; computeReservation keeps {amounts} free for share identifiers not yet active"
+        told: dict[WaitReason, WaitReason] = {}
+        for job_id in fair.tried:
+            reason = self.waiting.get(job_id)
+            if reason is not None and reason.code == CAPACITY:
+                if reason not in told:
+                    told[reason] = WaitReason(CAPACITY, reason.message + note)
+                self.waiting[job_id] = told[reason]
 
     def _room(self, open_envs: Sequence[_Env]) -> tuple[int, int]:
         """The most vCPU and memory any one job could still get: a cheap test that skips the rest."""
@@ -581,18 +650,32 @@ def plan(
     host: Resources,
     now: EpochMs,
     settings: SchedulerSettings = SchedulerSettings(),
+    *,
+    policies: Sequence[SchedulingPolicy] = (),
+    usage: Mapping[tuple[str, str], float] | None = None,
 ) -> Plan:
     """Decide which runnable jobs start now and where; say why each of the others waits.
 
     The rules and their reasons are in the module docstring. ``host`` is the capacity jobs may
     use (the machine minus its reserve); ``allocations`` are the jobs holding resources now.
+    ``policies`` are the scheduling policies fair-share queues name; ``usage`` is, per (queue,
+    share identifier), the vCPU-seconds its ended attempts consumed, decayed to ``now``
+    (``core.fairshare.UsageHistory``; rule 10).
     """
     fifo = _fifo_by_queue(runnable)
+    fair = _fair_queues(queues, policies)
+    shares = _by_share(runnable, fair) if fair else {}
     state = _Pass(environments, allocations, host, now, settings)
     for queue in sorted(queues, key=lambda q: (-q.priority, q.name)):
         items = fifo.pop(queue.name, None)
-        if items:
+        if not items:
+            continue
+        policy = fair.get(queue.name)
+        if policy is None:
             state.serve(queue, items)
+        else:
+            order = _FairShares(queue.name, policy, shares[queue.name], allocations, usage or {})
+            state.serve(queue, order, order)
     for name in sorted(fifo):  # jobs of queues that do not exist (deleted under them)
         reason = WaitReason(ACTION_REQUIRED, f"job queue {name} does not exist")
         for item in fifo[name]:
@@ -620,3 +703,105 @@ def _fifo_by_queue(runnable: Sequence[RunnableJob]) -> dict[str, list[_Item]]:
     for items in fifo.values():
         items.sort()
     return fifo
+
+
+# ---------------------------------------------------------------------------------------------
+# Fair share (rules 10 and 11)
+
+
+def _fair_queues(queues: Sequence[JobQueue], policies: Sequence[SchedulingPolicy]) -> dict[str, SchedulingPolicy]:
+    """The fair-share queues and their policies. A queue naming a policy that does not exist
+    (deleted under it: the service refuses that) is served FIFO."""
+    by_name = {policy.name: policy for policy in policies}
+    found = {}
+    for queue in queues:
+        policy = by_name.get(queue.scheduling_policy or "")
+        if policy is not None:
+            found[queue.name] = policy
+    return found
+
+
+def _by_share(
+    runnable: Sequence[RunnableJob], fair: Mapping[str, SchedulingPolicy]
+) -> dict[str, dict[str, list[RunnableJob]]]:
+    """Each fair-share queue's runnable jobs by share identifier."""
+    shares: dict[str, dict[str, list[RunnableJob]]] = {name: {} for name in fair}
+    for job in runnable:
+        queue = shares.get(job.job_queue)
+        if queue is not None:
+            queue.setdefault(job.share_identifier or "", []).append(job)
+    return shares
+
+
+class _FairShares:
+    """A fair-share queue's jobs in the order its turn tries them (rule 10): the next job comes
+    from the share with the lowest weighted usage, which grows as the pass places its jobs.
+    Iterating yields the queue's items; ``placed`` tells it the last one yielded was placed.
+    """
+
+    def __init__(
+        self,
+        queue: str,
+        policy: SchedulingPolicy,
+        jobs: Mapping[str, Sequence[RunnableJob]],
+        allocations: Sequence[Allocation],
+        usage: Mapping[tuple[str, str], float],
+    ) -> None:
+        held: dict[str, int] = {}
+        for alloc in allocations:
+            if alloc.job_queue == queue:
+                share = alloc.share_identifier or ""
+                held[share] = held.get(share, 0) + round(alloc.resources.vcpus * _MILLI)
+        window = policy.decay_window_s
+        self.weights = {share: policy.weight(share) for share in jobs}
+        self.usage = {
+            share: weight * (usage.get((queue, share), 0.0) / window + held.get(share, 0) / _MILLI)
+            for share, weight in self.weights.items()
+        }
+        self.jobs = {
+            share: sorted(
+                (
+                    (-job.scheduling_priority, job.created_at, job.array_index, job.job_id),
+                    (job.created_at, job.array_index, job.job_id, _vec(job.resources), job.runnable_at),
+                )
+                for job in share_jobs
+            )
+            for share, share_jobs in jobs.items()
+        }
+        active = len(set(jobs) | set(held))  # shares with jobs waiting or holding resources
+        cr = policy.compute_reservation
+        self.reserved_fraction = (cr / 100) ** active if cr else 0.0
+        self.tried: list[str] = []  # job ids, in the order they were yielded
+        self._last: str | None = None
+
+    def __iter__(self) -> Iterator[_Item]:
+        heap = [(self.usage[share], share) for share in self.jobs]
+        heapq.heapify(heap)
+        cursor = dict.fromkeys(self.jobs, 0)
+        while heap:
+            _, share = heapq.heappop(heap)
+            at = cursor[share]
+            item = self.jobs[share][at][1]
+            cursor[share] = at + 1
+            self._last = share
+            self.tried.append(item[2])
+            yield item
+            if at + 1 < len(self.jobs[share]):
+                heapq.heappush(heap, (self.usage[share], share))
+
+    def fits_reservation(self, need: _Vec, usable: tuple[_Env, ...] | WaitReason) -> bool:
+        """Whether some environment could hold the job when empty with the reservation kept: a
+        job that could not never becomes a starving head (it would hold everything back for
+        nothing)."""
+        if not self.reserved_fraction:
+            return True
+        assert isinstance(usable, tuple)  # it waits for capacity
+        return any(
+            need[_VCPU] <= env.capacity[_VCPU] - math.floor(env.maximum[_VCPU] * self.reserved_fraction)
+            for env in usable
+        )
+
+    def placed(self, need: _Vec) -> None:
+        share = self._last
+        assert share is not None
+        self.usage[share] += self.weights[share] * need[_VCPU] / _MILLI

@@ -33,7 +33,8 @@ from localbatch import __version__, logs
 from localbatch.config import Settings
 from localbatch.core import arrays, dependencies, lifecycle, naming, outcome
 from localbatch.core.dependencies import Readiness
-from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.fairshare import UsageHistory
+from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.inventory import GpuDevice
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest, transition
 from localbatch.core.lifecycle import StopEffect
@@ -139,6 +140,8 @@ class ControlLoop:
         self._ended: dict[str, JobStatus] = {}
         self._queues: tuple[JobQueue, ...] = ()
         self._environments: tuple[ComputeEnvironment, ...] = ()
+        self._policies: tuple[SchedulingPolicy, ...] = ()
+        self._usage = UsageHistory()  # fair-share queues' consumption (scheduler rule 10)
         self._dirty = True
         self._next_timed_plan_ms: EpochMs | None = None  # when a waiting head crosses max_head_wait
 
@@ -276,13 +279,20 @@ class ControlLoop:
                     job.container.resources,
                     job.created_at,
                     job.runnable_at or job.created_at,
-                    job.array_index or 0,
+                    array_index=job.array_index or 0,
+                    share_identifier=job.share_identifier,
+                    scheduling_priority=job.scheduling_priority or 0,
                 )
             else:
                 self._runnable.pop(job_id, None)
             if status in (JobStatus.STARTING, JobStatus.RUNNING):
                 self._placed[job_id] = Allocation(
-                    job_id, job.compute_environment or "", job.container.resources, job.gpu_ids
+                    job_id,
+                    job.compute_environment or "",
+                    job.container.resources,
+                    job.gpu_ids,
+                    job_queue=job.job_queue,
+                    share_identifier=job.share_identifier,
                 )
             else:
                 self._placed.pop(job_id, None)
@@ -351,6 +361,11 @@ class ControlLoop:
         with self._lock:
             self._queues = tuple(self._store.list_job_queues())
             self._environments = tuple(self._store.list_compute_environments())
+            self._policies = tuple(self._store.list_scheduling_policies())
+        windows = {policy.name: float(policy.decay_window_s) for policy in self._policies}
+        self._usage.windows(
+            {q.name: windows[q.scheduling_policy] for q in self._queues if q.scheduling_policy in windows}
+        )
 
     # -- launches and exits -----------------------------------------------------------------------
 
@@ -467,10 +482,23 @@ class ControlLoop:
         return outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
 
     def _finish(self, job: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
+        self._record_usage(job, now)
         job, event, _ = lifecycle.finish_attempt(job, ending, now)
         if event.detail is not None:
             logger.info("job=%s attempt=%d ended: %s", job.job_id, len(job.attempts), event.detail)
         self._record(changes, job, event)
+
+    def _record_usage(self, job: Job, now: EpochMs) -> None:
+        """A fair-share job's attempt ends: its vCPU x run seconds go to its share's history."""
+        attempt = job.current_attempt
+        if job.share_identifier is None or attempt is None or attempt.started_at is None:
+            return
+        queue = next((q for q in self._queues if q.name == job.job_queue), None)
+        policy = next((p for p in self._policies if queue and p.name == queue.scheduling_policy), None)
+        if policy is not None:
+            key = (job.job_queue, job.share_identifier)
+            ran_ms = now - attempt.started_at
+            self._usage.record(key, job.container.resources.vcpus, ran_ms, now, policy.decay_window_s)
 
     def _remove_finished(self, now: EpochMs) -> None:
         """Remove exited containers once their output is read (or after 10 s regardless)."""
@@ -614,7 +642,15 @@ class ControlLoop:
         if not runnable or not (self._dirty or timed):
             return []
         decided = plan(
-            runnable, self._queues, self._environments, list(self._placed.values()), self._host, now, self._scheduler
+            runnable,
+            self._queues,
+            self._environments,
+            list(self._placed.values()),
+            self._host,
+            now,
+            self._scheduler,
+            policies=self._policies,
+            usage=self._usage.at(now) if self._policies else None,
         )
         placed = []
         for placement in decided.placements:

@@ -22,8 +22,10 @@ REQUEUED = "Queued again: the daemon stopped before the job's container started"
 
 
 def apply_infrastructure(settings: Settings, store: StateStore, host: HostInventory) -> None:
-    """Put the configured compute environments and queues in the store (objects created
-    through the API and not named in the config are left as they are)."""
+    """Put the configured scheduling policies, compute environments and queues in the store
+    (objects created through the API and not named in the config are left as they are)."""
+    for policy in settings.scheduling_policies:  # before the queues that name them
+        store.put_scheduling_policy(policy)
     for declared in settings.compute_environments:
         environment = environment_on(
             host,

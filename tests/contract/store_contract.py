@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from localbatch.core.infra import ComputeEnvironment, JobQueue, State
+from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy, ShareWeight, State
 from localbatch.core.jobs import (
     Attempt,
     Dependency,
@@ -753,9 +753,50 @@ class StateStoreContract:
     def test_unknown_infrastructure(self, store: StateStore) -> None:
         assert store.get_compute_environment("nope") is None
         assert store.get_job_queue("nope") is None
+        assert store.get_scheduling_policy("nope") is None
         assert store.delete_compute_environment("nope") is False
         assert store.delete_job_queue("nope") is False
+        assert store.delete_scheduling_policy("nope") is False
         assert store.list_compute_environments() == [] and store.list_job_queues() == []
+        assert store.list_scheduling_policies() == []
+
+    def test_fair_share_queue_keeps_its_policy_name(self, store: StateStore) -> None:
+        fair = JobQueue("fair", 1, ("local",), scheduling_policy="teams")
+        store.put_job_queue(fair)
+        assert store.get_job_queue("fair") == fair
+        store.put_job_queue(dataclasses.replace(fair, scheduling_policy="other"))
+        loaded = store.get_job_queue("fair")
+        assert loaded is not None and loaded.scheduling_policy == "other"
+
+    def test_scheduling_policy_round_trip(self, store: StateStore) -> None:
+        teams = SchedulingPolicy(
+            "teams",
+            share_decay_seconds=3600,
+            compute_reservation=50,
+            share_distribution=(ShareWeight("ml*", 0.25), ShareWeight("web", 3)),  # an int weight reads back float
+            tags={"owner": "ops"},
+        )
+        plain = SchedulingPolicy("plain")
+        store.put_scheduling_policy(teams)
+        store.put_scheduling_policy(plain)
+        loaded = store.get_scheduling_policy("teams")
+        assert loaded == teams
+        assert loaded is not None and type(loaded.share_distribution[1].weight_factor) is float
+        assert loaded.share_distribution[0].share_identifier == "ml*"  # order kept
+        assert store.list_scheduling_policies() == [plain, teams]
+
+        updated = dataclasses.replace(teams, share_decay_seconds=0, share_distribution=())
+        store.put_scheduling_policy(updated)  # replaces, by name
+        assert store.get_scheduling_policy("teams") == updated
+
+        assert store.delete_scheduling_policy("plain") is True
+        assert store.delete_scheduling_policy("plain") is False
+        assert store.list_scheduling_policies() == [updated]
+
+    def test_scheduling_policy_with_no_weight_number_is_refused(self, store: StateStore) -> None:
+        with pytest.raises(StateStoreError, match="weight_factor"):
+            store.put_scheduling_policy(SchedulingPolicy("p", share_distribution=(ShareWeight("a", math.nan),)))
+        assert store.list_scheduling_policies() == []
 
     # -- lifetime ---------------------------------------------------------------------
 
@@ -776,6 +817,7 @@ class StateStoreContract:
             lambda: store.list_job_definitions(),
             lambda: store.put_job_queue(JobQueue("q", 1, ())),
             lambda: store.list_compute_environments(),
+            lambda: store.list_scheduling_policies(),
         ]
         for call in calls:
             with pytest.raises(StateStoreError):

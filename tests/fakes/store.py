@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.errors import StateStoreError
 from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord, JobQuery
@@ -43,6 +43,7 @@ class InMemoryStateStore:
         self._events: list[JobEvent] = []  # every job's, in append order
         self._environments: dict[str, ComputeEnvironment] = {}
         self._queues: dict[str, JobQueue] = {}
+        self._policies: dict[str, SchedulingPolicy] = {}
         self._fail_next: StateStoreError | None = None
         self.closed = False
         self.saves = 0  # successful save_job / save_jobs calls (transactions)
@@ -248,6 +249,34 @@ class InMemoryStateStore:
         with self._lock:
             self._check_open()
             return self._queues.pop(name, None) is not None
+
+    def put_scheduling_policy(self, policy: SchedulingPolicy) -> None:
+        for entry in policy.share_distribution:
+            weight = entry.weight_factor
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
+                raise StateStoreError(
+                    f"scheduling policy {policy.name!r}: cannot be encoded: weight_factor of "
+                    f"{entry.share_identifier!r} must be a finite number, got {weight!r}"
+                )
+        distribution = tuple(replace(e, weight_factor=float(e.weight_factor)) for e in policy.share_distribution)
+        with self._lock:
+            self._check_open()
+            self._policies[policy.name] = replace(policy, share_distribution=distribution)
+
+    def get_scheduling_policy(self, name: str) -> SchedulingPolicy | None:
+        with self._lock:
+            self._check_open()
+            return self._policies.get(name)
+
+    def list_scheduling_policies(self) -> list[SchedulingPolicy]:
+        with self._lock:
+            self._check_open()
+            return [self._policies[name] for name in sorted(self._policies)]
+
+    def delete_scheduling_policy(self, name: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._policies.pop(name, None) is not None
 
     # -- lifetime ---------------------------------------------------------------------
 

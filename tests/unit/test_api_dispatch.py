@@ -71,6 +71,12 @@ def test_every_implemented_operation_answers_in_botocore_output_shape(world: Wor
     world.call("UpdateJobQueue", {"jobQueue": "q2", "state": "DISABLED"})
     world.call("DeleteJobQueue", {"jobQueue": "q2"})
     world.call("DeleteComputeEnvironment", {"computeEnvironment": "spare"})
+    policy = {"shareDecaySeconds": 60, "shareDistribution": [{"shareIdentifier": "a*", "weightFactor": 0.5}]}
+    arn = world.call("CreateSchedulingPolicy", {"name": "fair", "fairsharePolicy": policy, "tags": {"k": "v"}})["arn"]
+    world.call("DescribeSchedulingPolicies", {"arns": [arn]})
+    world.call("UpdateSchedulingPolicy", {"arn": arn, "fairsharePolicy": {"computeReservation": 10}})
+    world.call("ListSchedulingPolicies", {})
+    world.call("DeleteSchedulingPolicy", {"arn": arn})
     dispatcher_operations = BatchDispatcher(world.service, ARNS, HOST).operations
     assert world.operations_called == dispatcher_operations
     assert dispatcher_operations <= operation_names()
@@ -966,12 +972,12 @@ def test_the_read_only_and_daemon_dispatchers_implement_the_same_operations() ->
 @pytest.mark.parametrize(
     ("operation", "params"),
     [
-        ("CreateSchedulingPolicy", {"name": "fair"}),
-        ("ListSchedulingPolicies", {}),
+        ("CreateConsumableResource", {"consumableResourceName": "licenses"}),
+        ("ListConsumableResources", {}),
         ("CancelJobs", {"jobs": ["x"], "reason": "r"}),
         ("TagResource", {"resourceArn": f"{ARN}job-queue/default", "tags": {"a": "b"}}),
         ("GetJobQueueSnapshot", {"jobQueue": "default"}),
-        ("CreateSchedulingPolicy", {"bogus": True}),  # refused as unsupported before validation
+        ("CreateConsumableResource", {"bogus": True}),  # refused as unsupported before validation
     ],
 )
 def test_operations_localbatch_does_not_implement_are_client_errors(
@@ -990,11 +996,11 @@ def test_operations_localbatch_does_not_implement_are_client_errors(
 
 
 def test_an_unsupported_operation_on_the_wire_is_a_400_client_exception(registered: World) -> None:
-    response = registered.api.handle(wire_request("CreateSchedulingPolicy", {"name": "fair"}))
+    response = registered.api.handle(wire_request("CreateConsumableResource", {"consumableResourceName": "fair"}))
     assert (response.status, response.error_code) == (400, "ClientException")
     assert json.loads(response.body) == {
         "__type": "ClientException",
-        "message": "localbatch does not support CreateSchedulingPolicy",
+        "message": "localbatch does not support CreateConsumableResource",
     }
 
 

@@ -258,10 +258,10 @@ QUEUE_REFUSALS: list[tuple[str, str, dict[str, Any], str]] = [
         "computeEnvironmentOrder: required: the compute environments to use",
     ),
     (
-        "scheduling-policy",
+        "unknown-scheduling-policy",
         "CreateJobQueue",
         _queue("q", "local", schedulingPolicyArn=f"{ARN}scheduling-policy/fair"),
-        "schedulingPolicyArn: not supported by localbatch yet",
+        "schedulingPolicyArn: no scheduling policy named fair",
     ),
     (
         "fargate-queue-type",
@@ -291,7 +291,7 @@ QUEUE_REFUSALS: list[tuple[str, str, dict[str, Any], str]] = [
         "update-scheduling-policy",
         "UpdateJobQueue",
         {"jobQueue": "default", "schedulingPolicyArn": f"{ARN}scheduling-policy/fair"},
-        "schedulingPolicyArn: not supported by localbatch yet",
+        "schedulingPolicyArn: job queue default was created without one (FIFO); AWS never adds one later",
     ),
 ]
 

@@ -156,11 +156,17 @@ def world_backend(monkeypatch):
 
 def test_submit_sends_every_submitjob_override(cli, world_backend):
     world = world_backend
+    policy = world.call("CreateSchedulingPolicy", {"name": "fair", "fairsharePolicy": {}})["arn"]
+    order = [{"order": 1, "computeEnvironment": "local"}]
+    queue = {"jobQueueName": "fq", "priority": 1, "computeEnvironmentOrder": order, "schedulingPolicyArn": policy}
+    world.call("CreateJobQueue", queue)
     first = json.loads(cli("submit", str(HELLO), "--json").stdout)["jobId"]
     result = cli(
         "submit",
         str(HELLO),
         "--json",
+        "--queue",
+        "fq",
         "--array-size",
         "3",
         "--depends-on",

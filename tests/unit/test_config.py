@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from localbatch import config
-from localbatch.core.infra import JobQueue, State
+from localbatch.core.infra import JobQueue, SchedulingPolicy, ShareWeight, State
 from localbatch.errors import ConfigError
 
 
@@ -109,3 +109,78 @@ def test_prepare_home_creates_it_and_refuses_a_file(tmp_path: Path) -> None:
     as_file = config.resolve(env={"LOCALBATCH_HOME": str(tmp_path / "file")}, cwd=tmp_path)
     with pytest.raises(ConfigError, match="is not a directory"):
         as_file.prepare_home()
+
+
+FAIR = """
+[[scheduling_policies]]
+name = "teams"
+share_decay_seconds = 3600
+compute_reservation = 25
+[[scheduling_policies.share_distribution]]
+share_identifier = "ml*"
+weight_factor = 0.5
+[[scheduling_policies.share_distribution]]
+share_identifier = "web"
+
+[[job_queues]]
+name = "shared"
+compute_environments = ["local"]
+scheduling_policy = "teams"
+"""
+
+
+def test_declared_scheduling_policies_and_fair_share_queues(tmp_path: Path) -> None:
+    settings = resolve(tmp_path, FAIR)
+    assert settings.scheduling_policies == (
+        SchedulingPolicy("teams", 3600, 25, (ShareWeight("ml*", 0.5), ShareWeight("web", 1.0))),
+    )
+    assert settings.job_queues == (JobQueue("shared", 1, ("local",), scheduling_policy="teams"),)
+
+
+def test_declared_policies_are_applied_before_the_queues_naming_them(tmp_path: Path) -> None:
+    from localbatch.daemon.startup import apply_infrastructure
+    from tests.fakes.host import FakeHostProbe
+    from tests.fakes.store import InMemoryStateStore
+
+    store = InMemoryStateStore()
+    apply_infrastructure(resolve(tmp_path, FAIR), store, FakeHostProbe().probe())
+    assert [p.name for p in store.list_scheduling_policies()] == ["teams"]
+    queue = store.get_job_queue("shared")
+    assert queue is not None and queue.scheduling_policy == "teams"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[[job_queues]]\nname = 'q'\ncompute_environments = ['local']\nscheduling_policy = 'nope'\n",
+            "job_queues[0].scheduling_policy: no scheduling policy is named 'nope'; declared: none",
+        ),
+        (
+            "[[scheduling_policies]]\nname = 'p'\n[[scheduling_policies.share_distribution]]\n"
+            "share_identifier = 'a'\nweight_factor = 0\n",
+            "scheduling_policies[0].share_distribution[0].weight_factor: must be 0.0001 to 999.9999, got 0",
+        ),
+        (
+            "[[scheduling_policies]]\nname = 'p'\n[[scheduling_policies.share_distribution]]\n"
+            "share_identifier = 'UserA*'\n[[scheduling_policies.share_distribution]]\nshare_identifier = 'UserA1'\n",
+            "scheduling_policies[0].share_distribution[1].share_identifier: 'UserA1' overlaps",
+        ),
+        (
+            "[[scheduling_policies]]\nname = 'p'\ncompute_reservation = 100\n",
+            "scheduling_policies[0].compute_reservation: must be 0 to 99 (percent), got 100",
+        ),
+        (
+            "[[scheduling_policies]]\nname = 'p'\nshare_decay = 5\n",
+            "scheduling_policies[0].share_decay: unknown key",
+        ),
+        (
+            "[[scheduling_policies]]\nname = 'p'\n[[scheduling_policies]]\nname = 'p'\n",
+            "scheduling_policies: the name 'p' is used more than once",
+        ),
+    ],
+    ids=["unknown-policy", "zero-weight", "overlap", "reservation-100", "unknown-key", "duplicate"],
+)
+def test_bad_scheduling_policies_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve(tmp_path, text)

@@ -15,7 +15,7 @@ from localbatch.awsbatch.requests import SubmitRequest
 from localbatch.batch import BatchService
 from localbatch.core import naming
 from localbatch.core.definition import JobDefinition
-from localbatch.core.infra import ComputeEnvironment, JobQueue, State
+from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy, State
 from localbatch.core.jobs import Job, JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.core.resources import Resources
@@ -543,3 +543,44 @@ def test_a_waiting_job_that_reaches_max_head_wait_is_replanned_with_nothing_else
         after is not None
         and "it has waited 60 s, so compute environment local takes no other job until it starts" in after
     ), after
+
+
+# -- fair share ---------------------------------------------------------------------------------
+
+
+def _fair_rig(tmp_path: Any) -> Rig:
+    rig = make_rig(tmp_path, ComputeEnvironment("local", 1, 4096))  # one job at a time
+    rig.store.put_scheduling_policy(SchedulingPolicy("teams"))
+    rig.store.put_job_queue(JobQueue("fq", 1, ("local",), scheduling_policy="teams"))
+    rig.loop.infrastructure_changed()
+    return rig
+
+
+def _submit_share(rig: Rig, share: str) -> str:
+    request = SubmitRequest("work", "fq", "work", JobOverrides(), share_identifier=share)
+    job_id = rig.service.submit_job(request).job_id
+    rig.clock.advance(0.001)
+    return job_id
+
+
+def test_a_share_that_consumed_more_waits_behind_one_that_did_not(rig: Rig, tmp_path: Any) -> None:
+    rig = _fair_rig(tmp_path / "fair")
+    rig.runtime.script("busybox:1.36", runs_for_s=30)
+    first = _submit_share(rig, "a")
+    rig.settle(ticks=200)  # a's job runs its 30 s and ends: a has used 30 vCPU-seconds
+    assert rig.job(first).status is S.SUCCEEDED
+    a_again = _submit_share(rig, "a")  # submitted first, and "a" sorts first: FIFO would pick it
+    b_first = _submit_share(rig, "b")
+    rig.tick()
+    assert rig.job(b_first).status in (S.STARTING, S.RUNNING)
+    assert rig.job(a_again).status is S.RUNNABLE
+
+
+def test_with_no_history_ties_go_to_the_share_that_sorts_first(rig: Rig, tmp_path: Any) -> None:
+    rig = _fair_rig(tmp_path / "fair")
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    b_job = _submit_share(rig, "b")
+    a_job = _submit_share(rig, "a")
+    rig.tick()
+    assert rig.job(a_job).status in (S.STARTING, S.RUNNING)
+    assert rig.job(b_job).status is S.RUNNABLE

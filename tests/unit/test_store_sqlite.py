@@ -294,7 +294,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
     make_v1(db, [(old, [event("old", 1, S.SUBMITTED)]), (retried, history)])
 
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         loaded = store.get_job("old")
         assert loaded == old
         assert loaded is not None and loaded.runnable_at is None and loaded.stop_request is None
@@ -466,3 +466,26 @@ def test_other_reads_need_no_sort(db: Path) -> None:
         steps = plan(db, statement, args)
         assert not [s for s in steps if "TEMP B-TREE" in s], (statement, steps)
         assert not [s for s in steps if s.startswith("SCAN") and "INDEX" not in s], (statement, steps)
+
+
+def test_version_3_queues_upgrade_to_fifo_queues(db: Path) -> None:
+    """Step 4 (scheduling policies): a queue stored before it reads back with no policy (FIFO)."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    conn = raw(db)
+    try:
+        conn.execute("BEGIN")
+        for step in MIGRATIONS[:3]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO job_queues (name, priority, state, compute_environments, tags) "
+            "VALUES ('old', 1, 'ENABLED', '[\"local\"]', '{}')"
+        )
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    with SqliteStateStore(db) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.get_job_queue("old") == JobQueue("old", 1, ("local",))
+        assert store.list_scheduling_policies() == []
