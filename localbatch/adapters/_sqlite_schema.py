@@ -5,7 +5,7 @@ version N-1 to N inside one write transaction, so a database is at one version o
 next, never in between; a database newer than this code is refused, never downgraded.
 Steps are appended, never edited: a shipped step is what every existing file went through.
 
-Version 3 (after all three steps)::
+Version 4 (after all four steps)::
 
     job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
         PK (name, revision): list_job_definitions reads it in order. Revisions count 1, 2,
@@ -41,9 +41,11 @@ Version 3 (after all three steps)::
     events(id AUTOINCREMENT, job_id -> jobs, at, from_status, to_status, reason)
         append-only (triggers refuse UPDATE and DELETE); index (job_id, at, id)
     compute_environments(name PK, state ENABLED|DISABLED, max_vcpus REAL, max_memory_mib,
-                         gpu_ids JSON)                                         (step 2)
+                         gpu_ids JSON, tags JSON,                              (step 2)
+                         spot JSON: NULL on-demand, else the Spot rehearsal)   (step 4)
     job_queues(name PK, priority, state ENABLED|DISABLED, compute_environments JSON, in
-               order)                                                          (step 2)
+               order, tags JSON,                                               (step 2)
+               job_state_time_limit_actions JSON list)                         (step 4)
         No foreign keys between queues, environments and jobs: which references are
         allowed (deleting an environment a queue still names, say) is the service's rule.
 
@@ -163,6 +165,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'",
         "ALTER TABLE jobs ADD COLUMN share_identifier TEXT",
         "CREATE INDEX jobs_by_array ON jobs (array_job_id, array_index) WHERE array_job_id IS NOT NULL",
+    ),
+    (
+        "ALTER TABLE job_queues ADD COLUMN job_state_time_limit_actions TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE compute_environments ADD COLUMN spot TEXT",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -84,7 +84,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.jobs import EpochMs
@@ -146,6 +146,9 @@ class Plan:
     # When a job waiting for capacity next reaches max_head_wait_s (rule 8): the plan can change
     # then with nothing else changing. None when no waiting job will.
     next_starving_at: EpochMs | None = None
+    # Each queue's head: the first job of its dispatch order left waiting (for AWS's
+    # jobStateTimeLimitActions, core.queue_limits). Queues with no waiting job are absent.
+    heads: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +419,7 @@ class _Pass:
         self.first_unstarved: float = math.inf  # the earliest runnable_at of a job not starving yet
         self.placements: list[Placement] = []
         self.waiting: dict[str, WaitReason] = {}
+        self.heads: dict[str, str] = {}
 
     # -- serving a queue ----------------------------------------------------------------------
 
@@ -426,6 +430,7 @@ class _Pass:
         if blocked is not None:
             for item in items:
                 self.waiting[item[1]] = blocked
+            self.heads[queue.name] = items[0][1]
             return
         members = _Members(queue, envs, self.host_total)
         failed: set[_Vec] = set()  # sizes that did not fit: capacity only shrinks, so they never will
@@ -433,6 +438,7 @@ class _Pass:
         open_envs = [env for env in envs if env.enabled and env.held_by is None]
         room_vcpu, room_memory = self._room(open_envs)
         head: _Head | None = None
+        head_id: str | None = None  # the first job left waiting: the queue's head (Plan.heads)
         waiting = self.waiting
         starving_since = self.starving_since
         first_unstarved = self.first_unstarved
@@ -458,6 +464,8 @@ class _Pass:
                     reasons = {}
                     room_vcpu, room_memory = self._room(open_envs)
             waiting[job_id] = reason
+            if head_id is None:
+                head_id = self.heads[queue.name] = job_id
         self.first_unstarved = first_unstarved
 
     def _room(self, open_envs: Sequence[_Env]) -> tuple[int, int]:
@@ -595,7 +603,8 @@ def plan(
         for item in fifo[name]:
             state.waiting[item[1]] = reason
     crossing = state.first_unstarved + state.wait_ms
-    return Plan(tuple(state.placements), state.waiting, math.ceil(crossing) if math.isfinite(crossing) else None)
+    next_starving_at = math.ceil(crossing) if math.isfinite(crossing) else None
+    return Plan(tuple(state.placements), state.waiting, next_starving_at, state.heads)
 
 
 def _fifo_by_queue(runnable: Sequence[RunnableJob]) -> dict[str, list[_Item]]:
