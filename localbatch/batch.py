@@ -11,6 +11,7 @@ Used by the daemon's API dispatcher, and in-process by the CLI for reads when no
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,9 +20,9 @@ from typing import Protocol
 
 from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
-from localbatch.core import arrays, dependencies, lifecycle
+from localbatch.core import arrays, dependencies, lifecycle, queue_limits
 from localbatch.core.definition import JobDefinition
-from localbatch.core.infra import ComputeEnvironment, JobQueue, State
+from localbatch.core.infra import ComputeEnvironment, JobQueue, JobStateTimeLimitAction, State
 from localbatch.core.inventory import unknown_gpus
 from localbatch.core.jobs import Job, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
@@ -35,6 +36,8 @@ from localbatch.errors import (
     Problem,
 )
 from localbatch.ports import ACTIVE, Clock, JobDefinitionRecord, JobQuery, StateStore
+
+logger = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
@@ -334,6 +337,7 @@ class BatchService:
         self._check_order(queue.compute_environments)
         self._store.put_job_queue(queue)
         self._infrastructure_changed()
+        _warn_local_only(queue)
         return queue
 
     def update_job_queue(
@@ -342,6 +346,8 @@ class BatchService:
         state: State | None,
         priority: int | None,
         compute_environments: tuple[str, ...] | None,
+        *,
+        job_state_time_limit_actions: tuple[JobStateTimeLimitAction, ...] | None = None,
     ) -> JobQueue:
         current = self._queue(name)
         if compute_environments is not None:
@@ -351,9 +357,16 @@ class BatchService:
             priority=current.priority if priority is None else priority,
             compute_environments=compute_environments or current.compute_environments,
             state=state or current.state,
+            job_state_time_limit_actions=(
+                current.job_state_time_limit_actions
+                if job_state_time_limit_actions is None
+                else job_state_time_limit_actions
+            ),
         )
         self._store.put_job_queue(updated)
         self._infrastructure_changed()
+        if job_state_time_limit_actions is not None:
+            _warn_local_only(updated)
         return updated
 
     def delete_job_queue(self, ref: str) -> None:
@@ -392,3 +405,9 @@ class BatchService:
             raise InvalidRequest(
                 [Problem("computeEnvironmentOrder", f"no compute environment named {', '.join(missing)}")]
             )
+
+
+def _warn_local_only(queue: JobQueue) -> None:
+    """Into the daemon's log: what was accepted here but AWS would refuse."""
+    for warning in queue_limits.warnings(queue):
+        logger.warning("%s", warning)

@@ -21,7 +21,6 @@ from localbatch.core.infra import ComputeEnvironment, JobQueue, JobStateTimeLimi
 from localbatch.core.jobs import Attempt, Dependency, DependencyType, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
-from localbatch.core.spot import SpotRehearsal
 from localbatch.core.spec import (
     ContainerSpec,
     Device,
@@ -31,6 +30,7 @@ from localbatch.core.spec import (
     Ulimit,
     Volume,
 )
+from localbatch.core.spot import SpotRehearsal
 
 T = TypeVar("T")
 

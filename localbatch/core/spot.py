@@ -19,7 +19,6 @@ give the same decisions.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,10 @@ from localbatch.errors import Problem
 
 _HOUR_MS = 3_600_000
 INSTANCE_ID_HEX = 17  # EC2 instance ids: "i-" and 17 hex digits
+# FNV-1a, 128 bits: a stable digest with no import (core is stdlib-pure, hashlib included).
+_FNV_OFFSET = 0x6C62272E07BB014262B821756295C58D
+_FNV_PRIME = 0x0000000001000000000000000000013B
+_MASK_128 = (1 << 128) - 1
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,12 @@ def problems(spot: SpotRehearsal, path: str = "") -> list[Problem]:
 def instance_id(job_id: str, attempt: int) -> str:
     """The pretend EC2 instance an attempt ran on: ``i-`` and 17 hex digits, the same for the
     same attempt every time (so a log line and ``describe`` agree)."""
-    digest = hashlib.sha256(f"{job_id}:{attempt}".encode()).hexdigest()
-    return f"i-{digest[:INSTANCE_ID_HEX]}"
+    digest = _FNV_OFFSET
+    for byte in f"{job_id}:{attempt}".encode():
+        digest = ((digest ^ byte) * _FNV_PRIME) & _MASK_128
+    for _ in range(3):  # fold the high bits down and mix again: one changed byte changes every digit
+        digest = ((digest ^ (digest >> 61)) * _FNV_PRIME) & _MASK_128
+    return f"i-{digest & ((1 << 4 * INSTANCE_ID_HEX) - 1):0{INSTANCE_ID_HEX}x}"
 
 
 def host_terminated_reason(job_id: str, attempt: int) -> str:

@@ -33,8 +33,8 @@ from localbatch.core.jobs import (
 )
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
-from localbatch.core.spot import SpotRehearsal
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume
+from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import StateStoreError
 from localbatch.ports import JobDefinitionRecord, JobQuery, StateStore
 
