@@ -735,3 +735,24 @@ def test_the_starving_head_starts_within_max_head_wait_plus_the_longest_run(stre
     started = simulate(max_head_wait_s, ticks=300, stream_queue=stream_queue)
     assert started is not None
     assert started <= max_head_wait_s + longest_run_s + tick_s
+
+
+# ---------------------------------------------------------------------------------------------
+# Each queue's head (for jobStateTimeLimitActions)
+
+
+def test_each_queues_head_is_its_first_job_in_dispatch_order_left_waiting():
+    queues = (queue("default"), queue("lower", priority=0), queue("off", state=DISABLED), queue("idle"))
+    jobs = [
+        job("placed", vcpus=2, created=0),
+        job("big", vcpus=4, created=1),
+        job("small", vcpus=1, created=2),
+        job("behind", vcpus=4, created=3),
+        job("low-a", "lower", vcpus=4, created=0),
+        job("off-b", "off", created=2),
+        job("off-a", "off", created=1),
+        job("lost", "nope"),
+    ]
+    result = run(jobs, queues)
+    assert placed(result) == {"placed": "local", "small": "local"}
+    assert result.heads == {"default": "big", "lower": "low-a", "off": "off-a"}  # no waiting job: no head
