@@ -574,6 +574,15 @@ def never_over_commits_nor_hands_a_gpu_out_twice(world: World, result: Plan) -> 
     assert min(replay.host_free()) >= 0
 
 
+def each_queues_head_is_its_first_waiting_job_in_fifo_order(world: World, result: Plan) -> None:
+    known = {q.name for q in world.queues}
+    expected = {}
+    for j in sorted(world.jobs, key=lambda j: (j.created_at, j.job_id)):
+        if j.job_id in result.waiting and j.job_queue in known:
+            expected.setdefault(j.job_queue, j.job_id)
+    assert result.heads == expected
+
+
 def every_job_is_placed_or_has_a_reason_never_both(world: World, result: Plan) -> None:
     ids = [p.job_id for p in result.placements]
     assert len(ids) == len(set(ids))
@@ -673,6 +682,7 @@ def test_safety_determinism_and_hold_back(world, rnd):
     result = world.plan()
     never_over_commits_nor_hands_a_gpu_out_twice(world, result)
     every_job_is_placed_or_has_a_reason_never_both(world, result)
+    each_queues_head_is_its_first_waiting_job_in_fifo_order(world, result)
     the_plan_does_not_depend_on_input_order(world, result, rnd)
     nothing_served_after_a_starving_head_enters_its_environments_or_its_host_share(world, result)
 
