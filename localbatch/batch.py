@@ -11,6 +11,7 @@ Used by the daemon's API dispatcher, and in-process by the CLI for reads when no
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,12 +20,13 @@ from typing import Protocol
 
 from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
-from localbatch.core import arrays, dependencies, lifecycle
+from localbatch.core import arrays, dependencies, lifecycle, queue_limits
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import (
     MAX_ACTIVE_SHARES,
     ComputeEnvironment,
     JobQueue,
+    JobStateTimeLimitAction,
     SchedulingPolicy,
     State,
     share_identifier_problem,
@@ -43,6 +45,8 @@ from localbatch.errors import (
     SchedulingPolicyNotFound,
 )
 from localbatch.ports import ACTIVE, Clock, JobDefinitionRecord, JobQuery, StateStore
+
+logger = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
@@ -380,6 +384,7 @@ class BatchService:
             self._check_policy(queue.scheduling_policy)
         self._store.put_job_queue(queue)
         self._infrastructure_changed()
+        _warn_local_only(queue)
         return queue
 
     def update_job_queue(
@@ -389,6 +394,8 @@ class BatchService:
         priority: int | None,
         compute_environments: tuple[str, ...] | None,
         scheduling_policy: str | None = None,
+        *,
+        job_state_time_limit_actions: tuple[JobStateTimeLimitAction, ...] | None = None,
     ) -> JobQueue:
         """``scheduling_policy`` (a name; None leaves it): AWS's rule is that a FIFO queue never
         gets one later, and a fair-share queue may swap its policy but never drop it."""
@@ -406,9 +413,16 @@ class BatchService:
             priority=current.priority if priority is None else priority,
             compute_environments=compute_environments or current.compute_environments,
             state=state or current.state,
+            job_state_time_limit_actions=(
+                current.job_state_time_limit_actions
+                if job_state_time_limit_actions is None
+                else job_state_time_limit_actions
+            ),
         )
         self._store.put_job_queue(updated)
         self._infrastructure_changed()
+        if job_state_time_limit_actions is not None:
+            _warn_local_only(updated)
         return updated
 
     def delete_job_queue(self, ref: str) -> None:
@@ -491,3 +505,9 @@ class BatchService:
             raise InvalidRequest(
                 [Problem("computeEnvironmentOrder", f"no compute environment named {', '.join(missing)}")]
             )
+
+
+def _warn_local_only(queue: JobQueue) -> None:
+    """Into the daemon's log: what was accepted here but AWS would refuse."""
+    for warning in queue_limits.warnings(queue):
+        logger.warning("%s", warning)

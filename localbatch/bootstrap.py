@@ -26,7 +26,7 @@ from localbatch.core.naming import Arns
 from localbatch.daemon.loop import ControlLoop
 from localbatch.daemon.process import HomeInUse, hold_engine_shared, hold_lock
 from localbatch.daemon.startup import apply_infrastructure, recover
-from localbatch.extensions import EVENTS, LOGS, RESOURCES, STATUS, Extensions
+from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, StateStore
 from localbatch.session import Backend, LocalBackend
 
@@ -111,6 +111,7 @@ def _engine(
         capacity=host,
         runtime=runtime,
         allocations=control.allocations if control is not None else tuple,
+        interrupt=control.interrupt if control is not None else None,
         started_at=clock_.now_ms(),
         now_ms=clock_.now_ms,
     )
@@ -121,6 +122,7 @@ def _engine(
         (EVENTS, extensions.events),
     ):
         api.add_extension("GET", path, handler)
+    api.add_extension("POST", INTERRUPT, extensions.interrupt)
     return _Engine(api, control, extensions)
 
 

@@ -26,6 +26,9 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     max_memory_mib = 16384            # default: the host's memory minus the reserve
     gpus = ["0", "1"]                 # device ids; default: none (the implicit "local": all)
     state = "ENABLED"
+    spot = false                      # true: rehearse Spot reclaims here (docs/spot.md)
+    spot_interruption_rate = 0.5      # reclaims per running-job hour, at random (spot only)
+    spot_interrupt_after_seconds = 90 # reclaim every attempt 90 s after it started (spot only)
 
     [[job_queues]]                    # default: one, "default", over the first environments
     name = "default"
@@ -33,6 +36,12 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     state = "ENABLED"
     compute_environments = ["local"]  # tried in this order (at most 3)
     scheduling_policy = "teams"       # optional: a fair-share queue (jobs need a share identifier)
+
+    [[job_queues.job_state_time_limit_actions]]   # AWS's jobStateTimeLimitActions
+    reason = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+    max_time_seconds = 600            # AWS: 600..86400; 1..599 runs locally, with a warning
+    state = "RUNNABLE"                # the only state AWS allows
+    action = "CANCEL"                 # the only action AWS allows
 
     [[scheduling_policies]]           # fair share (AWS's CreateSchedulingPolicy)
     name = "teams"
@@ -60,9 +69,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from localbatch.core import queue_limits
 from localbatch.core.infra import (
     MAX_ENVIRONMENTS_PER_QUEUE,
     JobQueue,
+    JobStateTimeLimitAction,
     SchedulingPolicy,
     ShareWeight,
     State,
@@ -70,6 +81,7 @@ from localbatch.core.infra import (
 )
 from localbatch.core.inventory import Reserve
 from localbatch.core.naming import AWS_NAME
+from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import ConfigError
 from localbatch.validation import problems_from
 
@@ -122,6 +134,17 @@ class _EnvironmentFile(BaseModel):
     max_memory_mib: int | None = Field(default=None, ge=4)
     gpus: list[str] | None = None
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
+    spot: bool = False
+    spot_interruption_rate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    spot_interrupt_after_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+class _TimeLimitFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal[queue_limits.REASONS]  # type: ignore[valid-type]
+    max_time_seconds: int = Field(ge=queue_limits.LOCAL_MIN_SECONDS, le=queue_limits.MAX_SECONDS)
+    state: Literal[queue_limits.STATES] = "RUNNABLE"  # type: ignore[valid-type]
+    action: Literal[queue_limits.ACTIONS] = "CANCEL"  # type: ignore[valid-type]
 
 
 class _QueueFile(BaseModel):
@@ -131,6 +154,7 @@ class _QueueFile(BaseModel):
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
     compute_environments: list[str] = Field(min_length=1, max_length=MAX_ENVIRONMENTS_PER_QUEUE)
     scheduling_policy: str | None = None
+    job_state_time_limit_actions: list[_TimeLimitFile] = Field(default_factory=list)
 
 
 class _ShareFile(BaseModel):
@@ -181,6 +205,7 @@ class EnvironmentSettings:
     max_memory_mib: int | None = None
     gpu_ids: tuple[str, ...] | None = None
     state: State = State.ENABLED
+    spot: SpotRehearsal | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +223,11 @@ class Settings:
     job_queues: tuple[JobQueue, ...] = (JobQueue(DEFAULT_QUEUE, 1, (DEFAULT_COMPUTE_ENVIRONMENT,)),)
     max_head_wait_s: float = 60.0
     scheduling_policies: tuple[SchedulingPolicy, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the configuration asks for that runs locally but AWS would refuse."""
+        return [w for queue in self.job_queues for w in queue_limits.warnings(queue)]
 
     def prepare_home(self) -> None:
         """Create ``home`` if missing; a ConfigError (exit 2) when it cannot be one."""
@@ -321,17 +351,30 @@ def _infrastructure(
             max_memory_mib=e.max_memory_mib,
             gpu_ids=tuple(e.gpus or ()),
             state=State(e.state),
+            spot=_spot(e),
         )
         for e in parsed.compute_environments
     ) or (EnvironmentSettings(DEFAULT_COMPUTE_ENVIRONMENT),)
     queues = tuple(
         JobQueue(
-            q.name, q.priority, tuple(q.compute_environments), State(q.state), scheduling_policy=q.scheduling_policy
+            q.name,
+            q.priority,
+            tuple(q.compute_environments),
+            State(q.state),
+            scheduling_policy=q.scheduling_policy,
+            job_state_time_limit_actions=tuple(
+                JobStateTimeLimitAction(a.reason, a.max_time_seconds, a.state, a.action)
+                for a in q.job_state_time_limit_actions
+            ),
         )
         for q in parsed.job_queues
     ) or (JobQueue(DEFAULT_QUEUE, 1, tuple(e.name for e in environments[:MAX_ENVIRONMENTS_PER_QUEUE])),)
     where = config_file or "settings"
     problems = _duplicates("compute_environments", [e.name for e in environments])
+    for i, declared in enumerate(parsed.compute_environments):
+        for key in ("spot_interruption_rate", "spot_interrupt_after_seconds"):
+            if getattr(declared, key) is not None and not declared.spot:
+                problems.append(f"compute_environments[{i}].{key}: applies to a Spot environment; add spot = true")
     problems += _duplicates("job_queues", [q.name for q in queues])
     policies = tuple(
         SchedulingPolicy(
@@ -348,10 +391,10 @@ def _infrastructure(
     policy_names = {p.name for p in policies}
     for i, queue in enumerate(queues):
         if queue.scheduling_policy is not None and queue.scheduling_policy not in policy_names:
-            declared = ", ".join(sorted(policy_names)) or "none"
+            known = ", ".join(sorted(policy_names)) or "none"
             problems.append(
                 f"job_queues[{i}].scheduling_policy: no scheduling policy is named {queue.scheduling_policy!r}; "
-                f"declared: {declared}"
+                f"declared: {known}"
             )
     names = {e.name for e in environments}
     for i, queue in enumerate(queues):
@@ -370,6 +413,15 @@ def _infrastructure(
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
     return environments, queues, policies
+
+
+def _spot(declared: _EnvironmentFile) -> SpotRehearsal | None:
+    if not declared.spot:
+        return None
+    return SpotRehearsal(
+        interruption_rate=declared.spot_interruption_rate or 0.0,
+        interrupt_after_s=declared.spot_interrupt_after_seconds,
+    )
 
 
 def _duplicates(table: str, names: list[str]) -> list[str]:

@@ -5,6 +5,9 @@
                                    allocated to whom; job counts per queue
     GET /v1/localbatch/logs        ?jobId=&attempt=&follow=true  an attempt's output, streamed
     GET /v1/localbatch/events      ?jobId=  the job's state changes, oldest first
+    POST /v1/localbatch/interrupt  {"jobId": ...}  reclaim a RUNNING job's host as Spot would
+                                   (rehearsal): the attempt fails with "Host EC2 (instance
+                                   i-...) terminated." and its retry rules decide the rest
 
 The daemon serves them on its socket; without a daemon the CLI calls the same handlers
 in-process (no allocations then: nothing runs that the store knows of).
@@ -19,9 +22,10 @@ from typing import Any
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
+from localbatch.core import spot
 from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.inventory import HostInventory
-from localbatch.core.jobs import EpochMs, Job
+from localbatch.core.jobs import EpochMs, Job, JobStatus
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import Allocation
 from localbatch.errors import InvalidRequest, JobNotFound, Problem, RuntimeUnavailable
@@ -31,8 +35,10 @@ STATUS = "/v1/localbatch/status"
 RESOURCES = "/v1/localbatch/resources"
 LOGS = "/v1/localbatch/logs"
 EVENTS = "/v1/localbatch/events"
+INTERRUPT = "/v1/localbatch/interrupt"
 
 Allocations = Callable[[], "tuple[Allocation, ...]"]
+Interrupt = Callable[[str], None]
 
 
 class Extensions:
@@ -45,6 +51,7 @@ class Extensions:
         capacity: Resources,
         runtime: ContainerRuntime,
         allocations: Allocations = tuple,
+        interrupt: Interrupt | None = None,
         started_at: EpochMs | None = None,
         now_ms: Callable[[], EpochMs] = lambda: int(time.time() * 1000),
         poll_s: float = 0.2,
@@ -55,6 +62,7 @@ class Extensions:
         self._capacity = capacity
         self._runtime = runtime
         self._allocations = allocations
+        self._interrupt = interrupt
         self._started_at = started_at
         self._now_ms = now_ms
         self._poll_s = poll_s
@@ -131,6 +139,29 @@ class Extensions:
                 }
                 for e in self._store.list_events(job_id)
             ]
+        }
+
+    def interrupt(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        """Reclaim a RUNNING job's host (Spot rehearsal); the control loop stops the container."""
+        job_id = str(body.get("jobId") or query.get("jobId") or "")
+        if not job_id:
+            raise InvalidRequest([Problem("jobId", "required: the id of a RUNNING job")])
+        job = self._store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        attempt = job.current_attempt
+        if job.status is not JobStatus.RUNNING or attempt is None:
+            raise InvalidRequest(
+                [Problem("jobId", f"job {job_id} is {job.status.value}; only a RUNNING job can be interrupted")]
+            )
+        if self._interrupt is None:  # no control loop here: nothing runs that could be stopped
+            raise InvalidRequest([Problem("jobId", "interrupting a job needs the daemon")])
+        self._interrupt(job_id)
+        return {
+            "jobId": job_id,
+            "attempt": attempt.number,
+            "instanceId": spot.instance_id(job_id, attempt.number),
+            "statusReason": spot.host_terminated_reason(job_id, attempt.number),
         }
 
     def logs(self, query: dict[str, str], body: dict[str, Any]) -> Iterator[bytes]:

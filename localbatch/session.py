@@ -24,7 +24,7 @@ from localbatch.core.definition import JobDefinition
 from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.errors import JobNotFound
-from localbatch.extensions import EVENTS, LOGS, RESOURCES, STATUS, Extensions
+from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
 
 _LIST_PAGE = 100  # ListJobs' largest page with a filter
 TERMINAL = tuple(s.value for s in JobStatus if s.is_terminal)  # as the API spells them
@@ -36,6 +36,14 @@ class Backend(Protocol):
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
 
     def stream(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[bytes]: ...
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
 
 
 class LocalBackend:
@@ -61,6 +69,19 @@ class LocalBackend:
         if path == STATUS:
             raise DaemonUnreachable(str(self._socket_path))
         raise ValueError(f"no extension at {path}")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if method.upper() == "GET":
+            return self.get(path, params)
+        if path == INTERRUPT and self._writable:
+            return self._extensions.interrupt(_strings(params), dict(body or {}))
+        raise DaemonUnreachable(str(self._socket_path))  # what changes things needs the daemon
 
     def stream(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[bytes]:
         if path != LOGS:
@@ -197,3 +218,9 @@ def warnings(definition: JobDefinition | None, overrides: JobOverrides) -> list[
 def events(backend: Backend, job_id: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = backend.get(EVENTS, {"jobId": job_id}).get("events", [])
     return found
+
+
+def interrupt(backend: Backend, job_id: str) -> dict[str, Any]:
+    """Reclaim a RUNNING job's host as Spot would (rehearsal): jobId, attempt, instanceId,
+    statusReason."""
+    return backend.request("POST", INTERRUPT, body={"jobId": job_id})

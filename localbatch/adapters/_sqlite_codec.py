@@ -1,5 +1,6 @@
 """Rows and JSON for the SQLite state store: Job (with its specs and stop request), Attempt,
-JobEvent, ComputeEnvironment and JobQueue.
+JobEvent, ComputeEnvironment (with its Spot rehearsal) and JobQueue (with its job state time
+limit actions).
 
 Explicit on purpose: every field is named once when encoding and once when decoding, so what
 goes in comes back equal (tuples stay tuples, enums stay enums, None stays None). Decoding
@@ -16,7 +17,14 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy, ShareWeight, State
+from localbatch.core.infra import (
+    ComputeEnvironment,
+    JobQueue,
+    JobStateTimeLimitAction,
+    SchedulingPolicy,
+    ShareWeight,
+    State,
+)
 from localbatch.core.jobs import Attempt, Dependency, DependencyType, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
@@ -29,6 +37,7 @@ from localbatch.core.spec import (
     Ulimit,
     Volume,
 )
+from localbatch.core.spot import SpotRehearsal
 
 T = TypeVar("T")
 
@@ -471,8 +480,16 @@ def decode_event(row: Row) -> JobEvent:
 # ---------------------------------------------------------------------------------------
 # Compute environments and job queues: one row each, tuples as JSON lists.
 
-ENVIRONMENT_COLUMNS = ("name", "state", "max_vcpus", "max_memory_mib", "gpu_ids", "tags")
-QUEUE_COLUMNS = ("name", "priority", "state", "compute_environments", "tags", "scheduling_policy")
+ENVIRONMENT_COLUMNS = ("name", "state", "max_vcpus", "max_memory_mib", "gpu_ids", "tags", "spot")
+QUEUE_COLUMNS = (
+    "name",
+    "priority",
+    "state",
+    "compute_environments",
+    "tags",
+    "scheduling_policy",
+    "job_state_time_limit_actions",
+)
 POLICY_COLUMNS = ("name", "share_decay_seconds", "compute_reservation", "share_distribution", "tags")
 
 
@@ -489,7 +506,16 @@ def environment_row(environment: ComputeEnvironment) -> dict[str, object]:
         "max_memory_mib": _int(environment.max_memory_mib),
         "gpu_ids": dumps(list(environment.gpu_ids)),
         "tags": dumps(dict(environment.tags)),
+        "spot": None if environment.spot is None else dumps(_spot_entry(environment.spot)),
     }
+
+
+def _spot_entry(spot: SpotRehearsal) -> dict[str, Any]:
+    return {"interruption_rate": spot.interruption_rate, "interrupt_after_s": spot.interrupt_after_s}
+
+
+def _spot(data: object) -> SpotRehearsal:
+    return _build(SpotRehearsal, _present(data, interruption_rate=_num, interrupt_after_s=_opt(_num)))
 
 
 def decode_environment(row: Row) -> ComputeEnvironment:
@@ -500,6 +526,7 @@ def decode_environment(row: Row) -> ComputeEnvironment:
         gpu_ids=_tuple(_str)(loads(row["gpu_ids"])),
         state=State(_str(row["state"])),
         tags=_str_map(loads(row["tags"])),
+        spot=None if row["spot"] is None else _spot(loads(row["spot"])),
     )
 
 
@@ -511,7 +538,22 @@ def queue_row(queue: JobQueue) -> dict[str, object]:
         "compute_environments": dumps(list(queue.compute_environments)),
         "tags": dumps(dict(queue.tags)),
         "scheduling_policy": queue.scheduling_policy,
+        "job_state_time_limit_actions": dumps([_time_limit_entry(a) for a in queue.job_state_time_limit_actions]),
     }
+
+
+def _time_limit_entry(action: JobStateTimeLimitAction) -> dict[str, Any]:
+    return {
+        "reason": action.reason,
+        "max_time_seconds": action.max_time_seconds,
+        "state": action.state,
+        "action": action.action,
+    }
+
+
+def _time_limit(data: object) -> JobStateTimeLimitAction:
+    fields = _present(data, reason=_str, max_time_seconds=_int, state=_str, action=_str)
+    return _build(JobStateTimeLimitAction, fields)
 
 
 def decode_queue(row: Row) -> JobQueue:
@@ -522,6 +564,7 @@ def decode_queue(row: Row) -> JobQueue:
         state=State(_str(row["state"])),
         tags=_str_map(loads(row["tags"])),
         scheduling_policy=_opt(_str)(row["scheduling_policy"]),
+        job_state_time_limit_actions=_tuple(_time_limit)(loads(row["job_state_time_limit_actions"])),
     )
 
 

@@ -5,7 +5,7 @@ version N-1 to N inside one write transaction, so a database is at one version o
 next, never in between; a database newer than this code is refused, never downgraded.
 Steps are appended, never edited: a shipped step is what every existing file went through.
 
-Version 4 (after all four steps)::
+Version 5 (after all five steps)::
 
     job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
         PK (name, revision): list_job_definitions reads it in order. Revisions count 1, 2,
@@ -41,10 +41,12 @@ Version 4 (after all four steps)::
     events(id AUTOINCREMENT, job_id -> jobs, at, from_status, to_status, reason)
         append-only (triggers refuse UPDATE and DELETE); index (job_id, at, id)
     compute_environments(name PK, state ENABLED|DISABLED, max_vcpus REAL, max_memory_mib,
-                         gpu_ids JSON)                                         (step 2)
+                         gpu_ids JSON, tags JSON,                              (step 2)
+                         spot JSON: NULL on-demand, else the Spot rehearsal)   (step 5)
     job_queues(name PK, priority, state ENABLED|DISABLED, compute_environments JSON, in
-               order,                                                          (step 2)
-               scheduling_policy)     (step 4) a policy's name: a fair-share queue; NULL: FIFO
+               order, tags JSON,                                               (step 2)
+               scheduling_policy,     (step 4) a policy's name: a fair-share queue; NULL: FIFO
+               job_state_time_limit_actions JSON list)                         (step 5)
     scheduling_policies(name PK, share_decay_seconds, compute_reservation,
                         share_distribution JSON [[identifier, weight], ...], tags JSON)
                                                                                (step 4)
@@ -177,6 +179,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             tags                TEXT    NOT NULL DEFAULT '{}'
         )""",
         "ALTER TABLE job_queues ADD COLUMN scheduling_policy TEXT",
+    ),
+    (
+        "ALTER TABLE job_queues ADD COLUMN job_state_time_limit_actions TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE compute_environments ADD COLUMN spot TEXT",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

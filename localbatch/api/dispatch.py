@@ -159,7 +159,12 @@ class BatchDispatcher:
     def _update_job_queue(self, body: Body) -> dict[str, Any]:
         update = infra.queue_update(body)
         queue = self._service.update_job_queue(
-            update.name, update.state, update.priority, update.compute_environments, update.scheduling_policy
+            update.name,
+            update.state,
+            update.priority,
+            update.compute_environments,
+            update.scheduling_policy,
+            job_state_time_limit_actions=update.job_state_time_limit_actions,
         )
         return {"jobQueueName": queue.name, "jobQueueArn": self._arns.job_queue(queue.name)}
 

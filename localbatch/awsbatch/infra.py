@@ -7,7 +7,15 @@ them from two tags, which botocore's model allows and AWS would keep as plain ta
     localbatch:max-memory-mib = "16384"     (default: the host's memory in proportion to maxvCpus)
     localbatch:gpus           = "0,1"       (device ids; default: none)
 
+A ``computeResources.type`` of ``SPOT`` makes the environment rehearse Spot reclaims
+(``core.spot``), tuned by two more tags (SPOT environments only):
+
+    localbatch:spot-interruption-rate         = "0.5"  (reclaims per running-job hour; default 0)
+    localbatch:spot-interrupt-after-seconds   = "90"   (reclaim every attempt this long after it started)
+
 Describe output carries them back the same way, so what was created can be read again.
+A job queue's ``jobStateTimeLimitActions`` are AWS's (``core.queue_limits``), except that a
+``maxTimeSeconds`` below AWS's 600 is accepted (down to 1) and logged as a warning.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from localbatch.awsbatch.requests import aws_name_problem, is_digits, resource_name
+from localbatch.core import queue_limits, spot
 from localbatch.core.infra import (
     MAX_ENVIRONMENTS_PER_QUEUE,
     ComputeEnvironment,
     JobQueue,
+    JobStateTimeLimitAction,
     SchedulingPolicy,
     ShareWeight,
     State,
@@ -34,6 +44,9 @@ from localbatch.errors import InvalidRequest, Problem
 
 MEMORY_TAG = "localbatch:max-memory-mib"
 GPUS_TAG = "localbatch:gpus"
+SPOT_RATE_TAG = "localbatch:spot-interruption-rate"
+SPOT_AFTER_TAG = "localbatch:spot-interrupt-after-seconds"
+_OUR_TAGS = (MEMORY_TAG, GPUS_TAG, SPOT_RATE_TAG, SPOT_AFTER_TAG)
 _LOCAL_TYPES = ("EC2", "SPOT")  # what a local host can stand in for
 
 
@@ -41,6 +54,10 @@ def environment_detail(environment: ComputeEnvironment, arns: Arns) -> dict[str,
     tags = {**environment.tags, MEMORY_TAG: str(environment.max_memory_mib)}
     if environment.gpu_ids:
         tags[GPUS_TAG] = ",".join(environment.gpu_ids)
+    if environment.spot is not None and environment.spot.interruption_rate:
+        tags[SPOT_RATE_TAG] = _number_text(environment.spot.interruption_rate)
+    if environment.spot is not None and environment.spot.interrupt_after_s is not None:
+        tags[SPOT_AFTER_TAG] = _number_text(environment.spot.interrupt_after_s)
     return {
         "computeEnvironmentName": environment.name,
         "computeEnvironmentArn": arns.compute_environment(environment.name),
@@ -49,7 +66,7 @@ def environment_detail(environment: ComputeEnvironment, arns: Arns) -> dict[str,
         "status": "VALID",
         "statusReason": "ComputeEnvironment Healthy",
         "computeResources": {
-            "type": "EC2",
+            "type": "EC2" if environment.spot is None else "SPOT",
             "minvCpus": 0,
             "maxvCpus": math.floor(environment.max_vcpus),
             "instanceTypes": ["optimal"],
@@ -77,9 +94,18 @@ def queue_detail(queue: JobQueue, arns: Arns) -> dict[str, Any]:
     }
     if queue.scheduling_policy is not None:
         detail["schedulingPolicyArn"] = arns.scheduling_policy(queue.scheduling_policy)
+    if queue.job_state_time_limit_actions:
+        detail["jobStateTimeLimitActions"] = [
+            {"reason": a.reason, "state": a.state, "maxTimeSeconds": a.max_time_seconds, "action": a.action}
+            for a in queue.job_state_time_limit_actions
+        ]
     if queue.tags:
         detail["tags"] = dict(queue.tags)
     return detail
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def new_environment(body: Mapping[str, Any], host: Resources) -> ComputeEnvironment:
@@ -100,6 +126,8 @@ def new_environment(body: Mapping[str, Any], host: Resources) -> ComputeEnvironm
     tags = body.get("tags") or {}
     memory, gpus, tag_problems = _tagged_limits(tags, max_vcpus, host)
     problems += tag_problems
+    rehearsal, spot_problems = _tagged_spot(tags, resources.get("type") == "SPOT")
+    problems += spot_problems
     if problems:
         raise InvalidRequest(problems)
     return ComputeEnvironment(
@@ -108,8 +136,27 @@ def new_environment(body: Mapping[str, Any], host: Resources) -> ComputeEnvironm
         max_memory_mib=memory,
         gpu_ids=gpus,
         state=_state(body) or State.ENABLED,
-        tags={k: v for k, v in tags.items() if k not in (MEMORY_TAG, GPUS_TAG)},
+        tags={k: v for k, v in tags.items() if k not in _OUR_TAGS},
+        spot=rehearsal,
     )
+
+
+def _tagged_spot(tags: Mapping[str, str], is_spot: bool) -> tuple[spot.SpotRehearsal | None, list[Problem]]:
+    """The Spot rehearsal of a SPOT environment, from its tags; None for EC2."""
+    given = [tag for tag in (SPOT_RATE_TAG, SPOT_AFTER_TAG) if tag in tags]
+    if not is_spot:
+        return None, [Problem(f"tags.{tag}", "applies to computeResources.type SPOT only") for tag in given]
+    problems: list[Problem] = []
+    numbers: dict[str, float | None] = {SPOT_RATE_TAG: None, SPOT_AFTER_TAG: None}
+    for tag in given:
+        try:
+            numbers[tag] = float(tags[tag])
+        except ValueError:
+            problems.append(Problem(f"tags.{tag}", f"must be a number, got {tags[tag]!r}"))
+    rehearsal = spot.SpotRehearsal(numbers[SPOT_RATE_TAG] or 0.0, numbers[SPOT_AFTER_TAG])
+    names = {"interruption_rate": SPOT_RATE_TAG, "interrupt_after_seconds": SPOT_AFTER_TAG}
+    problems += [Problem(f"tags.{names[p.path]}", p.message) for p in spot.problems(rehearsal)]
+    return rehearsal, problems
 
 
 def _tagged_limits(
@@ -166,6 +213,7 @@ def new_queue(body: Mapping[str, Any]) -> JobQueue:
         state=_state(body) or State.ENABLED,
         tags=dict(body.get("tags") or {}),
         scheduling_policy=_policy_name(body),
+        job_state_time_limit_actions=time_limit_actions(body.get("jobStateTimeLimitActions") or []),
     )
 
 
@@ -176,18 +224,38 @@ class QueueUpdate:
     priority: int | None
     compute_environments: tuple[str, ...] | None
     scheduling_policy: str | None = None  # a name; None leaves it as it is
+    job_state_time_limit_actions: tuple[JobStateTimeLimitAction, ...] | None = None  # None: unchanged
 
 
 def queue_update(body: Mapping[str, Any]) -> QueueUpdate:
     _refuse_unsupported(body)
     order = body.get("computeEnvironmentOrder")
+    actions = body.get("jobStateTimeLimitActions")
     return QueueUpdate(
         name=resource_name(str(body["jobQueue"]), "job-queue"),
         state=_state(body),
         priority=body.get("priority"),
         compute_environments=None if order is None else environment_order(order),
         scheduling_policy=_policy_name(body),
+        job_state_time_limit_actions=None if actions is None else time_limit_actions(actions),
     )
+
+
+def time_limit_actions(entries: list[Mapping[str, Any]]) -> tuple[JobStateTimeLimitAction, ...]:
+    """jobStateTimeLimitActions as local actions; refused whole when any entry is wrong."""
+    actions = tuple(
+        JobStateTimeLimitAction(
+            reason=str(entry.get("reason")),
+            max_time_seconds=int(entry.get("maxTimeSeconds", 0)),
+            state=str(entry.get("state")),
+            action=str(entry.get("action")),
+        )
+        for entry in entries
+    )
+    problems = queue_limits.problems(actions, "jobStateTimeLimitActions", aws_names=True)
+    if problems:
+        raise InvalidRequest(problems)
+    return actions
 
 
 def _state(body: Mapping[str, Any]) -> State | None:
@@ -222,7 +290,7 @@ def environment_order(order: list[Mapping[str, Any]]) -> tuple[str, ...]:
 
 
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
-    for part in ("serviceEnvironmentOrder", "jobStateTimeLimitActions"):
+    for part in ("serviceEnvironmentOrder",):
         if body.get(part):
             raise InvalidRequest([Problem(part, "not supported by localbatch yet")])
     if body.get("jobQueueType") not in (None, "ECS"):

@@ -55,6 +55,8 @@ def daemon_start(
 ) -> None:
     """Start the daemon in the background; it serves this home's socket until stopped."""
     current = settings()
+    for warning in current.warnings:
+        render.stderr().print(f"warning: {warning}")
     if foreground:
         _serve(current)
         return

@@ -1,4 +1,4 @@
-"""Jobs through the API: submit, ls, describe, logs, wait, cancel, terminate."""
+"""Jobs through the API: submit, ls, describe, logs, wait, cancel, terminate, interrupt."""
 
 from __future__ import annotations
 
@@ -200,6 +200,21 @@ def terminate(
     render.stderr().print(f"terminate requested for {job_id}")
 
 
+@handles_errors
+def interrupt(
+    job_id: Annotated[str, typer.Argument(help="Id of a RUNNING job.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print the extension's answer.")] = False,
+) -> None:
+    """Rehearse a Spot reclaim: stop a RUNNING job's container as if its host went away. The
+    attempt fails with "Host EC2 (instance i-...) terminated."; its retry rules decide the rest."""
+    with bootstrap.backend(settings()) as backend:
+        answer = session.interrupt(backend, job_id)
+    if json_:
+        print_json(answer)
+    else:
+        render.stderr().print(f"interrupt requested for {job_id} attempt {answer['attempt']}: {answer['statusReason']}")
+
+
 def register_commands(app: typer.Typer) -> None:
     app.command()(submit)
     app.command("ls")(list_)
@@ -208,3 +223,4 @@ def register_commands(app: typer.Typer) -> None:
     app.command()(wait)
     app.command()(cancel)
     app.command()(terminate)
+    app.command()(interrupt)

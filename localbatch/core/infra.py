@@ -5,7 +5,9 @@ AWS's objects, with local meaning: a compute environment is a slice of the host,
 job queue feeds compute environments in order, and queues sharing an environment are
 served in descending ``priority`` (aws-batch-reference.md §1.3-1.4, §3.1-3.2). A queue that
 names a scheduling policy is a fair-share queue: its jobs run in the order of their shares'
-weighted usage (§1.5, §3.4; the scheduler's rule 10).
+weighted usage (§1.5, §3.4; the scheduler's rule 10). A queue's
+``job_state_time_limit_actions`` cancel a head job stuck RUNNABLE too long (§3.6, see
+``core.queue_limits``); an environment's ``spot`` rehearses Spot reclaims (``core.spot``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from localbatch.core.resources import Resources
+from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import Problem
 
 MAX_ENVIRONMENTS_PER_QUEUE = 3  # AWS's limit on computeEnvironmentOrder
@@ -33,6 +36,7 @@ class ComputeEnvironment:
     gpu_ids: tuple[str, ...] = ()  # device ids (NVML indices) this environment owns
     state: State = State.ENABLED
     tags: Mapping[str, str] = field(default_factory=dict)
+    spot: SpotRehearsal | None = None  # None: on-demand; else Spot, reclaimed as it says
 
     @property
     def capacity(self) -> Resources:
@@ -44,6 +48,17 @@ class ComputeEnvironment:
 
 
 @dataclass(frozen=True)
+class JobStateTimeLimitAction:
+    """AWS's ``jobStateTimeLimitActions`` entry: cancel the queue's head job once it has waited
+    ``max_time_seconds`` in ``state`` with ``reason`` as its statusReason code (§3.6)."""
+
+    reason: str  # one of core.queue_limits.REASONS
+    max_time_seconds: int
+    state: str = "RUNNABLE"  # the only state AWS allows
+    action: str = "CANCEL"  # the only action AWS allows for ECS queues
+
+
+@dataclass(frozen=True)
 class JobQueue:
     name: str
     priority: int
@@ -51,6 +66,7 @@ class JobQueue:
     state: State = State.ENABLED
     tags: Mapping[str, str] = field(default_factory=dict)
     scheduling_policy: str | None = None  # a policy's name: a fair-share queue; None: FIFO
+    job_state_time_limit_actions: tuple[JobStateTimeLimitAction, ...] = ()
 
     @property
     def enabled(self) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from localbatch.core.infra import ComputeEnvironment, State
 from localbatch.core.resources import Resources
+from localbatch.core.spot import SpotRehearsal
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def environment_on(
     max_memory_mib: int | None = None,
     gpu_ids: tuple[str, ...] | None = None,
     state: State = State.ENABLED,
+    spot: SpotRehearsal | None = None,
 ) -> ComputeEnvironment:
     """A compute environment on this host; what is not given is the host's, minus the reserve."""
     whole = capacity(host, reserve)
@@ -68,6 +70,7 @@ def environment_on(
         max_memory_mib=whole.memory_mib if max_memory_mib is None else max_memory_mib,
         gpu_ids=tuple(g.device_id for g in host.gpus) if gpu_ids is None else gpu_ids,
         state=state,
+        spot=spot,
     )
 
 

@@ -26,6 +26,7 @@ class Ending(str, Enum):
     TIMED_OUT = "TIMED_OUT"  # killed for exceeding attempt_duration_seconds
     TERMINATED = "TERMINATED"  # stopped on request (TerminateJob, Ctrl-C on `run`)
     LOST = "LOST"  # the container vanished or the engine failed under it
+    HOST_TERMINATED = "HOST_TERMINATED"  # its host went away: a Spot reclaim (rehearsed, core.spot)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,13 @@ def timed_out(exit_code: int | None) -> AttemptOutcome:
 
 def terminated(exit_code: int | None, reason: str) -> AttemptOutcome:
     return AttemptOutcome(Ending.TERMINATED, exit_code, None, _clip(reason))
+
+
+def host_terminated(status_reason: str) -> AttemptOutcome:
+    """The attempt's host went away under it (``Host EC2 (instance i-...) terminated.``). As on
+    AWS, the attempt has no exit code and no container reason: only the statusReason, which
+    ``evaluateOnExit``'s ``onStatusReason`` sees; it is retried like any other failure."""
+    return AttemptOutcome(Ending.HOST_TERMINATED, None, None, _clip(status_reason))
 
 
 def lost(detail: str) -> AttemptOutcome:

@@ -112,7 +112,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs
@@ -179,6 +179,9 @@ class Plan:
     # When a job waiting for capacity next reaches max_head_wait_s (rule 8): the plan can change
     # then with nothing else changing. None when no waiting job will.
     next_starving_at: EpochMs | None = None
+    # Each queue's head: the first job of its dispatch order left waiting (for AWS's
+    # jobStateTimeLimitActions, core.queue_limits). Queues with no waiting job are absent.
+    heads: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,6 +453,7 @@ class _Pass:
         self.first_unstarved: float = math.inf  # the earliest runnable_at of a job not starving yet
         self.placements: list[Placement] = []
         self.waiting: dict[str, WaitReason] = {}
+        self.heads: dict[str, str] = {}
 
     # -- serving a queue ----------------------------------------------------------------------
 
@@ -461,6 +465,7 @@ class _Pass:
         if blocked is not None:
             for item in items:
                 self.waiting[item[2]] = blocked
+                self.heads.setdefault(queue.name, item[2])  # the first in dispatch order
             return
         kept = self._keep_free(envs, fair.reserved_fraction) if fair is not None else {}
         self._serve(queue, envs, items, fair)
@@ -474,6 +479,7 @@ class _Pass:
         open_envs = [env for env in envs if env.enabled and env.held_by is None]
         room_vcpu, room_memory = self._room(open_envs)
         head: _Head | None = None
+        head_id: str | None = None  # the first job left waiting: the queue's head (Plan.heads)
         waiting = self.waiting
         starving_since = self.starving_since
         first_unstarved = self.first_unstarved
@@ -501,6 +507,8 @@ class _Pass:
                     reasons = {}
                     room_vcpu, room_memory = self._room(open_envs)
             waiting[job_id] = reason
+            if head_id is None:
+                head_id = self.heads[queue.name] = job_id
         self.first_unstarved = first_unstarved
 
     def _keep_free(self, envs: Sequence[_Env], fraction: float) -> dict[str, int]:
@@ -681,7 +689,8 @@ def plan(
         for item in fifo[name]:
             state.waiting[item[2]] = reason
     crossing = state.first_unstarved + state.wait_ms
-    return Plan(tuple(state.placements), state.waiting, math.ceil(crossing) if math.isfinite(crossing) else None)
+    next_starving_at = math.ceil(crossing) if math.isfinite(crossing) else None
+    return Plan(tuple(state.placements), state.waiting, next_starving_at, state.heads)
 
 
 def _fifo_by_queue(runnable: Sequence[RunnableJob]) -> dict[str, list[_Item]]:

@@ -6,8 +6,11 @@ the loop through its ``Notifier`` methods. Each ``tick(now)`` then runs, in orde
 1. take in what handlers recorded;
 2. collect finished container launches (running, or failed to start);
 3. collect exits (one engine listing per tick, not one waiter per container);
-4. apply stop requests and attempt timeouts;
-5. promote SUBMITTED jobs to RUNNABLE;
+4. apply stop requests (an array parent's pass to its children), attempt timeouts and Spot
+   reclaims (``core.spot``);
+5. move SUBMITTED jobs on, and the PENDING ones whose dependencies ended (``core.dependencies``:
+   RUNNABLE, or FAILED down the chain); end the array parents whose children all ended; cancel
+   the head jobs that have waited past their queue's job state time limit (``core.queue_limits``);
 6. plan (``core.scheduler.plan``): placements become STARTING attempts; every job left
    waiting gets its reason, kept in memory and shown by describe;
 7. persist every change of the tick in one transaction;
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +35,7 @@ from typing import Any, TypeVar
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
-from localbatch.core import arrays, dependencies, lifecycle, naming, outcome
+from localbatch.core import arrays, dependencies, lifecycle, naming, outcome, queue_limits, spot
 from localbatch.core.dependencies import Readiness
 from localbatch.core.fairshare import UsageHistory
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
@@ -86,6 +90,7 @@ class ControlLoop:
         in_background: Callable[[Callable[[], None]], None] | None = None,
         start_pump: Callable[[logs.LogPump], None] = logs.LogPump.start,
         new_task_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._runtime = runtime
@@ -97,6 +102,10 @@ class ControlLoop:
         self._idle_s = idle_s
         self._batch_s = batch_s
         self._new_task_id = new_task_id
+        self._draw = (rng or random.Random()).random  # Spot reclaims at random (core.spot)
+        self._last_spot_check: EpochMs | None = None
+        # Each queue's head job, its wait reason code and since when (core.queue_limits).
+        self._heads: dict[str, queue_limits.HeadWait] = {}
         self._scheduler = SchedulerSettings(max_head_wait_s=settings.max_head_wait_s)
         # Launches (image pulls included) and removals run here, never on the loop's thread.
         self._pool = executor or ThreadPerTask()
@@ -157,6 +166,13 @@ class ControlLoop:
 
     def infrastructure_changed(self) -> None:
         self._inbox.put(("infra", None))
+        self._wake.set()
+
+    def interrupt(self, job_id: str) -> None:
+        """Reclaim the job's host as Spot would (``localbatch interrupt``): its container is
+        stopped and the attempt fails with ``Host EC2 (instance i-...) terminated.``. Ignored
+        when the job is not running by the time the loop takes it in."""
+        self._inbox.put(("interrupt", job_id))
         self._wake.set()
 
     # -- what handlers may ask ------------------------------------------------------------------
@@ -239,7 +255,9 @@ class ControlLoop:
         self._collect_exits(now, changes)
         self._apply_stops(now, changes)
         self._apply_timeouts(now)
+        self._apply_spot(now)
         self._promote(now, changes)
+        self._apply_time_limits(now, changes)
         self._to_launch += self._plan(now, changes)
         if changes:
             try:
@@ -334,6 +352,8 @@ class ControlLoop:
                 self._escalate(value)
             elif kind == "infra":
                 self._reload_infrastructure()
+            elif kind == "interrupt" and isinstance(value, str):
+                self._reclaim(value)
 
     def _merge_stop_request(self, job_id: str) -> None:
         """The handler wrote the request to the store; carry it into the loop's copy, which the
@@ -479,6 +499,8 @@ class ControlLoop:
             return outcome.timed_out(exit_.exit_code)
         if flight.stop_cause is Ending.TERMINATED:
             return outcome.terminated(exit_.exit_code, flight.stop_reason)
+        if flight.stop_cause is Ending.HOST_TERMINATED:
+            return outcome.host_terminated(flight.stop_reason)
         return outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
 
     def _finish(self, job: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
@@ -562,6 +584,33 @@ class ControlLoop:
                 logger.info("job=%s exceeded its attempt timeout; stopping it", job_id)
                 self._stop(flight, Ending.TIMED_OUT, outcome.TIMEOUT)
 
+    def _apply_spot(self, now: EpochMs) -> None:
+        """Reclaim what the Spot environments' rehearsals say is due (``core.spot.reclaims``)."""
+        rehearsals = {env.name: env.spot for env in self._environments if env.spot is not None}
+        last, self._last_spot_check = self._last_spot_check, now
+        if not rehearsals or not self._flights:
+            return
+        running = []
+        for job_id, flight in self._flights.items():
+            job = self._active.get(job_id)
+            attempt = job.current_attempt if job is not None else None
+            if flight.stop_cause is None and job is not None and attempt is not None and attempt.started_at is not None:
+                running.append(spot.RunningAttempt(job_id, job.compute_environment or "", attempt.started_at))
+        for job_id in spot.reclaims(running, rehearsals, last, now, self._draw):
+            self._reclaim(job_id)
+
+    def _reclaim(self, job_id: str) -> None:
+        """Stop the job's container as its host going away would; the attempt fails with AWS's
+        ``Host EC2 (instance i-...) terminated.`` and the retry rules decide what follows."""
+        flight, job = self._flights.get(job_id), self._active.get(job_id)
+        attempt = job.current_attempt if job is not None else None
+        if flight is None or flight.stop_cause is not None or attempt is None:
+            logger.info("job=%s: not running any more; nothing to interrupt", job_id)
+            return
+        reason = spot.host_terminated_reason(job_id, attempt.number)
+        logger.info("job=%s attempt=%d: Spot reclaim (rehearsed): %s", job_id, attempt.number, reason)
+        self._stop(flight, Ending.HOST_TERMINATED, reason)
+
     def _stop(self, flight: Flight, cause: Ending, reason: str) -> None:
         flight.stop_cause, flight.stop_reason = cause, reason
         grace, container_id = self._settings.stop_timeout_s, flight.container_id
@@ -636,9 +685,25 @@ class ControlLoop:
             )
             self._record(changes, *failed)
 
+    def _apply_time_limits(self, now: EpochMs, changes: dict[str, Change]) -> None:
+        """Cancel the head jobs that waited past their queue's jobStateTimeLimitActions; the next
+        plan makes the job behind each the new head."""
+        if not self._heads:
+            return
+        for due in queue_limits.due(self._heads, self._queues, now):
+            job = self._active.get(due.job_id)
+            if job is None or due.job_id not in self._runnable:  # placed or stopped meanwhile
+                continue
+            logger.info("job=%s: %s", job.job_id, due.status_reason)
+            job, event = lifecycle.fail_before_start(job, now, due.status_reason, cancelled=True)
+            self._record(changes, job, event)
+            del self._heads[due.job_queue]
+
     def _plan(self, now: EpochMs, changes: dict[str, Change]) -> list[Job]:
         runnable = list(self._runnable.values())
         timed = self._next_timed_plan_ms is not None and now >= self._next_timed_plan_ms
+        if not runnable:
+            self._heads = {}
         if not runnable or not (self._dirty or timed):
             return []
         decided = plan(
@@ -670,6 +735,9 @@ class ControlLoop:
             placed.append(job)
         with self._lock:
             self._waiting = dict(decided.waiting)  # made text only when asked for
+        waiting = decided.waiting
+        heads = {queue: (job_id, waiting[job_id].code) for queue, job_id in decided.heads.items()}
+        self._heads = queue_limits.track(self._heads, heads, now)
         self._dirty = False  # our own placements need no second pass; exits and submissions will
         # With nothing changing, the plan changes only when a waiting job's wait reaches
         # max_head_wait (the starvation guarantee): plan again then, not on every tick.

@@ -35,6 +35,7 @@ def apply_infrastructure(settings: Settings, store: StateStore, host: HostInvent
             max_memory_mib=declared.max_memory_mib,
             gpu_ids=declared.gpu_ids,
             state=declared.state,
+            spot=declared.spot,
         )
         missing = unknown_gpus([g.device_id for g in host.gpus], environment)
         if missing:
@@ -46,6 +47,8 @@ def apply_infrastructure(settings: Settings, store: StateStore, host: HostInvent
         store.put_compute_environment(environment)
     for queue in settings.job_queues:
         store.put_job_queue(queue)
+    for warning in settings.warnings:
+        logger.warning("%s: %s", settings.config_file or "settings", warning)
 
 
 def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: ContainerRuntime, clock: Clock) -> None:

@@ -19,7 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy, ShareWeight, State
+from localbatch.core.infra import (
+    ComputeEnvironment,
+    JobQueue,
+    JobStateTimeLimitAction,
+    SchedulingPolicy,
+    ShareWeight,
+    State,
+)
 from localbatch.core.jobs import (
     Attempt,
     Dependency,
@@ -34,6 +41,7 @@ from localbatch.core.jobs import (
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume
+from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import StateStoreError
 from localbatch.ports import JobDefinitionRecord, JobQuery, StateStore
 
@@ -749,6 +757,28 @@ class StateStoreContract:
         assert store.delete_job_queue("low") is True
         assert store.delete_job_queue("low") is False
         assert store.list_job_queues() == [reordered]
+
+    def test_spot_rehearsal_and_time_limit_actions_round_trip(self, store: StateStore) -> None:
+        spot = ComputeEnvironment("spot", 2.0, 2048, spot=SpotRehearsal(interruption_rate=0.5, interrupt_after_s=90.0))
+        bare = ComputeEnvironment("bare-spot", 2.0, 2048, spot=SpotRehearsal())
+        store.put_compute_environment(spot)
+        store.put_compute_environment(bare)
+        assert store.get_compute_environment("spot") == spot
+        assert store.get_compute_environment("bare-spot") == bare
+        store.put_compute_environment(dataclasses.replace(spot, spot=None))  # back to on-demand
+        assert store.get_compute_environment("spot") == dataclasses.replace(spot, spot=None)
+
+        actions = (
+            JobStateTimeLimitAction("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", 600),
+            JobStateTimeLimitAction("MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE", 5, "RUNNABLE", "CANCEL"),
+        )
+        queue = JobQueue("limited", 1, ("spot",), job_state_time_limit_actions=actions)
+        store.put_job_queue(queue)
+        loaded = store.get_job_queue("limited")
+        assert loaded == queue
+        assert loaded is not None and type(loaded.job_state_time_limit_actions) is tuple
+        store.put_job_queue(dataclasses.replace(queue, job_state_time_limit_actions=()))
+        assert store.list_job_queues() == [dataclasses.replace(queue, job_state_time_limit_actions=())]
 
     def test_unknown_infrastructure(self, store: StateStore) -> None:
         assert store.get_compute_environment("nope") is None

@@ -574,6 +574,15 @@ def never_over_commits_nor_hands_a_gpu_out_twice(world: World, result: Plan) -> 
     assert min(replay.host_free()) >= 0
 
 
+def each_queues_head_is_its_first_waiting_job_in_fifo_order(world: World, result: Plan) -> None:
+    known = {q.name for q in world.queues}
+    expected = {}
+    for j in sorted(world.jobs, key=lambda j: (j.created_at, j.job_id)):
+        if j.job_id in result.waiting and j.job_queue in known:
+            expected.setdefault(j.job_queue, j.job_id)
+    assert result.heads == expected
+
+
 def every_job_is_placed_or_has_a_reason_never_both(world: World, result: Plan) -> None:
     ids = [p.job_id for p in result.placements]
     assert len(ids) == len(set(ids))
@@ -673,6 +682,7 @@ def test_safety_determinism_and_hold_back(world, rnd):
     result = world.plan()
     never_over_commits_nor_hands_a_gpu_out_twice(world, result)
     every_job_is_placed_or_has_a_reason_never_both(world, result)
+    each_queues_head_is_its_first_waiting_job_in_fifo_order(world, result)
     the_plan_does_not_depend_on_input_order(world, result, rnd)
     nothing_served_after_a_starving_head_enters_its_environments_or_its_host_share(world, result)
 
@@ -735,3 +745,24 @@ def test_the_starving_head_starts_within_max_head_wait_plus_the_longest_run(stre
     started = simulate(max_head_wait_s, ticks=300, stream_queue=stream_queue)
     assert started is not None
     assert started <= max_head_wait_s + longest_run_s + tick_s
+
+
+# ---------------------------------------------------------------------------------------------
+# Each queue's head (for jobStateTimeLimitActions)
+
+
+def test_each_queues_head_is_its_first_job_in_dispatch_order_left_waiting():
+    queues = (queue("default"), queue("lower", priority=0), queue("off", state=DISABLED), queue("idle"))
+    jobs = [
+        job("placed", vcpus=2, created=0),
+        job("big", vcpus=4, created=1),
+        job("small", vcpus=1, created=2),
+        job("behind", vcpus=4, created=3),
+        job("low-a", "lower", vcpus=4, created=0),
+        job("off-b", "off", created=2),
+        job("off-a", "off", created=1),
+        job("lost", "nope"),
+    ]
+    result = run(jobs, queues)
+    assert placed(result) == {"placed": "local", "small": "local"}
+    assert result.heads == {"default": "big", "lower": "low-a", "off": "off-a"}  # no waiting job: no head
