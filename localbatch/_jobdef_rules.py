@@ -164,11 +164,9 @@ def _tag_key(value: str) -> str | None:
 
 
 def _job_type(value: str) -> str | None:
-    if value == "container":
+    if value in ("container", "multinode"):
         return None
-    if value == "multinode":
-        return '"multinode" is not supported yet; allowed: "container"'
-    return f'{quote(value)} is not allowed; allowed: "container"'
+    return f'{quote(value)} is not allowed; allowed: "container", "multinode"{suggest(value, ("container", "multinode"))}'
 
 
 def _unique(items: list[str]) -> str | None:
