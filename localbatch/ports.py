@@ -135,6 +135,9 @@ class JobQuery:
     # The children of this array job, by index (``after`` is then (index, job_id)). Without
     # it, array children are left out: a queue lists its array jobs by their parents, as AWS.
     array_job_id: str | None = None
+    # The nodes of this multi-node job, by index (``after`` is then (index, job_id)). Without
+    # it, nodes are left out: a queue lists a multi-node job by its parent.
+    multi_node_job_id: str | None = None
 
 
 class StateStore(Protocol):

@@ -294,7 +294,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
     make_v1(db, [(old, [event("old", 1, S.SUBMITTED)]), (retried, history)])
 
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         loaded = store.get_job("old")
         assert loaded == old
         assert loaded is not None and loaded.runnable_at is None and loaded.stop_request is None
