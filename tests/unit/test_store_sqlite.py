@@ -281,6 +281,9 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
         array_size=None,
         array_index=None,
         share_identifier=None,
+        num_nodes=None,
+        main_node=None,
+        node_ranges=(),
     )
     retried = job("retried", status=S.RUNNING)
     history = [
