@@ -166,7 +166,9 @@ def _tag_key(value: str) -> str | None:
 def _job_type(value: str) -> str | None:
     if value in ("container", "multinode"):
         return None
-    return f'{quote(value)} is not allowed; allowed: "container", "multinode"{suggest(value, ("container", "multinode"))}'
+    return (
+        f'{quote(value)} is not allowed; allowed: "container", "multinode"{suggest(value, ("container", "multinode"))}'
+    )
 
 
 def _unique(items: list[str]) -> str | None:

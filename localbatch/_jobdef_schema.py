@@ -213,7 +213,7 @@ _MISSING_HINTS = {
 
 
 _MULTINODE_HINTS = {
-    "node_properties": "required for type \"multinode\": [node_properties] with num_nodes, main_node and "
+    "node_properties": 'required for type "multinode": [node_properties] with num_nodes, main_node and '
     "[[node_properties.node_range_properties]]",
 }
 

@@ -208,7 +208,8 @@ class BatchService:
             problems.append(Problem("resourceRequirements", f"{what} can never run in job queue {queue.name}: {why}"))
         if problems:
             raise InvalidRequest(problems)
-        changes = [(job, [event]), *nodes]  # a multi-node job's nodes are rows too, written with it
+        changes = [(job, [event])]
+        changes += [(node, [created]) for node, created in nodes]  # a multi-node job's nodes are rows too
         if job.is_array_parent:  # its children are rows like any job's, written with it
             changes += [(child, [created]) for child, created in arrays.children(job)]
         self._store.save_jobs(changes)
@@ -273,7 +274,10 @@ class BatchService:
     def _list_nodes(self, request: ListRequest) -> Page:
         """ListJobs(multiNodeJobId): the job's nodes by index; the page key is (index, id)."""
         query = JobQuery(
-            statuses=request.statuses, multi_node_job_id=request.multi_node_job_id, after=request.after, limit=request.limit
+            statuses=request.statuses,
+            multi_node_job_id=request.multi_node_job_id,
+            after=request.after,
+            limit=request.limit,
         )
         jobs = [self._with_live_reason(job) for job in self._store.list_jobs(query)]
         last = jobs[-1] if len(jobs) == request.limit else None

@@ -419,7 +419,9 @@ def _container_table(c: ContainerSpec) -> dict[str, Any]:
         for m in c.mount_points
     ]
     _put(table, "mount_points", mounts)
-    _put(table, "ulimits", [{"name": u.name, "soft_limit": u.soft_limit, "hard_limit": u.hard_limit} for u in c.ulimits])
+    _put(
+        table, "ulimits", [{"name": u.name, "soft_limit": u.soft_limit, "hard_limit": u.hard_limit} for u in c.ulimits]
+    )
     return table
 
 

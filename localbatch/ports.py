@@ -93,6 +93,12 @@ class ContainerRuntime(Protocol):
         """Every container (running or not) that carries all of ``labels``."""
         ...
 
+    def address(self, container_id: str) -> str:
+        """The IPv4 address other containers reach this running container at (a multi-node
+        job's main node): 127.0.0.1 under host networking, else its address on its network.
+        Raises ContainerRuntimeError when it has none."""
+        ...
+
     def close(self) -> None:
         """Release the connection to the engine."""
         ...

@@ -87,7 +87,11 @@ def job_summary(job: Job, arns: Arns) -> dict[str, Any]:
     if job.is_multinode_parent:
         summary["nodeProperties"] = {"numNodes": job.num_nodes}
     elif job.node_index is not None:
-        summary["nodeProperties"] = {"isMainNode": job.is_main_node, "numNodes": job.num_nodes, "nodeIndex": job.node_index}
+        summary["nodeProperties"] = {
+            "isMainNode": job.is_main_node,
+            "numNodes": job.num_nodes,
+            "nodeIndex": job.node_index,
+        }
     return summary
 
 

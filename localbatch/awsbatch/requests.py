@@ -192,7 +192,9 @@ def _resources(
         kind, text = str(requirement["type"]), str(requirement["value"])
         path = f"{prefix}.resourceRequirements[{i}].value"
         if kind not in ("VCPU", "MEMORY", "GPU"):
-            problems.append(Problem(f"{prefix}.resourceRequirements[{i}].type", f"{kind!r}: allowed: VCPU, MEMORY, GPU"))
+            problems.append(
+                Problem(f"{prefix}.resourceRequirements[{i}].type", f"{kind!r}: allowed: VCPU, MEMORY, GPU")
+            )
             continue
         if kind in values:
             problems.append(Problem(f"{prefix}.resourceRequirements[{i}].type", f"{kind} is given more than once"))

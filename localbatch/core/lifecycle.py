@@ -133,7 +133,9 @@ def apply_container_overrides(base: ContainerSpec, overrides: JobOverrides) -> C
         gpus=overrides.gpus if overrides.gpus is not None else base.resources.gpus,
     )
     command = overrides.command if overrides.command is not None else base.command
-    return replace(base, command=command, environment={**base.environment, **overrides.environment}, resources=resources)
+    return replace(
+        base, command=command, environment={**base.environment, **overrides.environment}, resources=resources
+    )
 
 
 def substitute(container: ContainerSpec, parameters: Mapping[str, str]) -> ContainerSpec:

@@ -188,7 +188,8 @@ def resolve(
             problems.append(Problem(f"{path}.targetNodes", got))
             continue
         problems += [
-            Problem(f"{path}.containerOverrides.{p.path}", p.message) for p in lifecycle.check_overrides(entry.overrides)
+            Problem(f"{path}.containerOverrides.{p.path}", p.message)
+            for p in lifecycle.check_overrides(entry.overrides)
         ]
         entries.append((got, index))
     if problems:
@@ -210,7 +211,7 @@ def _count_problems(props: NodeProperties, count: int) -> list[Problem]:
     problems = []
     if not any(is_open_ended(r.target_nodes) for r in props.node_range_properties):
         problems.append(
-            Problem(path, "the job definition has no open-ended node range (\"a:\"), so its node count is fixed")
+            Problem(path, 'the job definition has no open-ended node range ("a:"), so its node count is fixed')
         )
     if props.main_node >= count:
         problems.append(Problem(path, f"the main node is node {props.main_node}; {count} nodes would leave it out"))
@@ -219,7 +220,9 @@ def _count_problems(props: NodeProperties, count: int) -> list[Problem]:
         assert not isinstance(got, str)
         if got[0] >= count:
             problems.append(
-                Problem(path, f"node range {entry.target_nodes!r} starts at node {got[0]}; {count} nodes leave it empty")
+                Problem(
+                    path, f"node range {entry.target_nodes!r} starts at node {got[0]}; {count} nodes leave it empty"
+                )
             )
         elif not is_open_ended(entry.target_nodes) and got[1] >= count:
             problems.append(
@@ -244,6 +247,17 @@ def total(containers: Sequence[ContainerSpec]) -> Resources:
         memory_mib=sum(c.resources.memory_mib for c in containers),
         gpus=sum(c.resources.gpus for c in containers),
     )
+
+
+def request(parent: Job) -> Resources:
+    """What an MNP parent asks the scheduler for: its nodes' resources together."""
+    assert parent.num_nodes is not None
+    containers: list[ContainerSpec] = []
+    for entry in parent.node_ranges:
+        got = parse_target(entry.target_nodes, parent.num_nodes)
+        assert not isinstance(got, str), got
+        containers += [entry.container] * (got[1] - got[0] + 1)
+    return total(containers)
 
 
 def parent_job(job: Job, definition: JobDefinition, containers: Sequence[ContainerSpec]) -> Job:

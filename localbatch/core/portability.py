@@ -58,7 +58,9 @@ def definition_problems(definition: JobDefinition) -> list[Problem]:
     if d.node_properties is not None:  # every node range's vCPUs, named by its range
         problems = [p for p in problems if p.path != "resources.vcpus"]
         for index, entry in enumerate(d.node_properties.node_range_properties):
-            found = job_problems(timeout_s=None, vcpus=entry.container.resources.vcpus, platform_capabilities=capabilities)
+            found = job_problems(
+                timeout_s=None, vcpus=entry.container.resources.vcpus, platform_capabilities=capabilities
+            )
             at = f"node_properties.node_range_properties[{index}]."
             problems += [Problem(at + p.path, p.message) for p in found]
     if len(capabilities) > 1:

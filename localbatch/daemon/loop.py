@@ -31,14 +31,14 @@ from typing import Any, TypeVar
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
-from localbatch.core import lifecycle, naming, outcome
+from localbatch.core import lifecycle, multinode, naming, outcome
 from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.inventory import GpuDevice
-from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, transition
+from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest, transition
 from localbatch.core.lifecycle import StopEffect
 from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources
-from localbatch.core.scheduler import Allocation, RunnableJob, SchedulerSettings, WaitReason, plan
+from localbatch.core.scheduler import Allocation, Placement, RunnableJob, SchedulerSettings, WaitReason, plan
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
 from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, StateStore
 
@@ -119,6 +119,7 @@ class ControlLoop:
         self._launching: dict[str, _Launching] = {}
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         self._waiting: dict[str, WaitReason] = {}
+        self._gangs: dict[str, int] = {}  # runnable multi-node parents -> their node count
         # What a failed save left unwritten, and the placements waiting on that save: retried
         # first on the next tick, so memory never stays ahead of the store.
         self._unsaved: dict[str, Change] = {}
@@ -237,6 +238,8 @@ class ControlLoop:
         events = (previous[1] if previous else []) + ([event] if event else [])
         changes[job.job_id] = (job, events)
         self._remember(job)
+        if job.is_main_node:
+            self._mirror_main_node(job, event, changes)
 
     def _remember(self, job: Job) -> None:
         """The loop's view of ``job``: every change goes through here, so the active jobs,
@@ -248,13 +251,18 @@ class ControlLoop:
                 self._waiting.pop(job_id, None)
             else:
                 self._active[job_id] = job
-            if status is JobStatus.RUNNABLE and job.stop_request is None:
+            if status is JobStatus.RUNNABLE and job.stop_request is None and self._schedulable(job):
+                resources = multinode.request(job) if job.is_multinode_parent else job.container.resources
                 self._runnable[job_id] = RunnableJob(
-                    job_id, job.job_queue, job.container.resources, job.created_at, job.runnable_at or job.created_at
+                    job_id, job.job_queue, resources, job.created_at, job.runnable_at or job.created_at
                 )
             else:
                 self._runnable.pop(job_id, None)
-            if status in (JobStatus.STARTING, JobStatus.RUNNING):
+            if job.is_multinode_parent and job_id in self._runnable:
+                self._gangs[job_id] = job.num_nodes or 0
+            else:
+                self._gangs.pop(job_id, None)
+            if status in (JobStatus.STARTING, JobStatus.RUNNING) and not job.is_multinode_parent:
                 self._placed[job_id] = Allocation(
                     job_id, job.compute_environment or "", job.container.resources, job.gpu_ids
                 )
@@ -263,6 +271,9 @@ class ControlLoop:
         _index(self._submitted, job_id, status is JobStatus.SUBMITTED)
         _index(self._stop_requested, job_id, job.stop_request is not None and not status.is_terminal)
         self._dirty = True
+        parent = self._active.get(job.multinode_job_id or "")
+        if parent is not None and parent.status is JobStatus.RUNNABLE:  # may be placeable now
+            self._remember(parent)
 
     def _take_inbox(self, changes: dict[str, Change]) -> None:
         while True:
@@ -314,6 +325,11 @@ class ControlLoop:
     def _launch(self, job: Job) -> None:
         attempt = job.current_attempt
         assert attempt is not None
+        main_container = None
+        if job.node_index is not None and not job.is_main_node:
+            main_container = self._main_container(job)
+            if main_container is None:  # the main node ended before this node's turn came
+                return
         request = ContainerRequest(
             name=attempt.container_name,
             spec=job.container,
@@ -322,13 +338,20 @@ class ControlLoop:
             gpu_device_ids=job.gpu_ids,
         )
         abandoned = threading.Event()
-        future = self._pool.submit(self._create_and_start, request, abandoned)
+        future = self._pool.submit(self._create_and_start, request, abandoned, main_container)
         self._launching[job.job_id] = _Launching(future, abandoned)
 
-    def _create_and_start(self, request: ContainerRequest, abandoned: threading.Event) -> str | AttemptOutcome:
+    def _create_and_start(
+        self, request: ContainerRequest, abandoned: threading.Event, main_container: str | None = None
+    ) -> str | AttemptOutcome:
         """On a launch thread: pull if needed, create, start. The container id, or why not.
-        A launch the loop gave up on (the job was terminated meanwhile) is not started."""
+        A launch the loop gave up on (the job was terminated meanwhile) is not started. A
+        multi-node job's non-main node first learns where its main node runs."""
         try:
+            if main_container is not None:
+                address = self._runtime.address(main_container)
+                variable = "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"
+                request = replace(request, environment={**request.environment, variable: address})
             container_id = self._runtime.create(request)
         except ImageError as exc:
             return outcome.failed_to_start(exc.detail, image_missing=True)
@@ -365,6 +388,8 @@ class ControlLoop:
                 job, event = lifecycle.mark_running(job, now, result)
                 self._record(changes, job, event)
                 self._flights[job_id] = self._watch(job, result, fresh_log=False)
+                if job.is_main_node:  # the other nodes start once the main node runs
+                    self._to_launch += self._waiting_nodes(job)
 
     def _watch(self, job: Job, container_id: str, *, fresh_log: bool) -> Flight:
         attempt = job.current_attempt
@@ -424,10 +449,15 @@ class ControlLoop:
         return outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
 
     def _finish(self, job: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
+        if job.node_index is not None and not job.is_main_node:
+            self._finish_node(job, ending, now, changes)
+            return
         job, event, _ = lifecycle.finish_attempt(job, ending, now)
         if event.detail is not None:
             logger.info("job=%s attempt=%d ended: %s", job.job_id, len(job.attempts), event.detail)
         self._record(changes, job, event)
+        if job.is_main_node:
+            self._main_attempt_ended(job, now, changes)
 
     def _remove_finished(self, now: EpochMs) -> None:
         """Remove exited containers once their output is read (or after 10 s regardless)."""
@@ -451,6 +481,9 @@ class ControlLoop:
             request = job.stop_request
             assert request is not None
             effect = lifecycle.stop_effect(job)
+            if job.is_multinode_parent and effect is not StopEffect.IGNORE:
+                self._stop_multinode(job, request, effect, now, changes)
+                continue
             if effect is StopEffect.FAIL:
                 job, event = lifecycle.fail_before_start(job, now, request.reason, cancelled=True)
                 self._record(changes, job, event)
@@ -502,6 +535,9 @@ class ControlLoop:
         placed = []
         for placement in decided.placements:
             job = self._active[placement.job_id]
+            if job.is_multinode_parent:
+                placed += self._place_nodes(job, placement, now, changes)
+                continue
             number = len(job.attempts) + 1
             task_id = self._new_task_id()
             job, event = lifecycle.begin_attempt(
@@ -515,13 +551,148 @@ class ControlLoop:
             )
             self._record(changes, job, event)
             placed.append(job)
+        waiting = dict(decided.waiting)
+        for job_id in self._gangs.keys() & waiting.keys():
+            waiting[job_id] = multinode.gang_reason(waiting[job_id], self._gangs[job_id])
         with self._lock:
-            self._waiting = dict(decided.waiting)  # made text only when asked for
+            self._waiting = waiting  # made text only when asked for
         self._dirty = False  # our own placements need no second pass; exits and submissions will
         # With nothing changing, the plan changes only when a waiting job's wait reaches
         # max_head_wait (the starvation guarantee): plan again then, not on every tick.
         self._next_timed_plan_ms = decided.next_starving_at
         return placed
+
+    # -- multi-node parallel jobs (core.multinode decides) -----------------------------------------
+    # The scheduler places the parent, asking for every node's resources at once; each node
+    # is then a job of its own (attempts, container, flight). The main node launches first,
+    # the others once it runs; the parent mirrors the main node; when the main node's attempt
+    # ends, the nodes still running are stopped, and they run again if it retries.
+
+    def _nodes_of(self, parent_id: str, num_nodes: int, changes: dict[str, Change]) -> list[Job]:
+        """Every node of the job, as the loop (or this tick, or the store) last saw it."""
+        found = []
+        for index in range(num_nodes):
+            node = self._job(multinode.node_id(parent_id, index), changes)
+            if node is not None:
+                found.append(node)
+        return found
+
+    def _job(self, job_id: str, changes: dict[str, Change]) -> Job | None:
+        if job_id in changes:
+            return changes[job_id][0]
+        return self._active.get(job_id) or self._store.get_job(job_id)
+
+    def _schedulable(self, job: Job) -> bool:
+        """Nodes are placed through their parent; a parent only once no node of its previous
+        attempt still holds resources."""
+        if job.node_index is not None:
+            return False
+        if not job.is_multinode_parent:
+            return True
+        ids = (multinode.node_id(job.job_id, i) for i in range(job.num_nodes or 0))
+        return not any((node := self._active.get(i)) is not None and multinode.in_flight(node) for i in ids)
+
+    def _place_nodes(self, parent: Job, placement: Placement, now: EpochMs, changes: dict[str, Change]) -> list[Job]:
+        """Every node begins an attempt in the placement's environment (the parent mirrors the
+        main node); only the main node launches now."""
+        nodes = self._nodes_of(parent.job_id, parent.num_nodes or 0, changes)
+        gpus = multinode.split_gpus([n.container for n in nodes], placement.gpu_ids)
+        launch = []
+        for node, gpu_ids in zip(nodes, gpus, strict=True):
+            if node.status.is_terminal:  # ended on its own in an earlier attempt
+                node, event = multinode.rerun(node, now)
+                self._record(changes, node, event)
+            task_id = self._new_task_id()
+            node, event = lifecycle.begin_attempt(
+                node,
+                now,
+                task_id=task_id,
+                container_name=naming.container_name(node.job_id, len(node.attempts) + 1),
+                log_stream_name=naming.log_stream_name(node.job_definition_name, task_id),
+                compute_environment=placement.compute_environment,
+                gpu_ids=gpu_ids,
+            )
+            self._record(changes, node, event)
+            if node.is_main_node:
+                launch.append(node)
+        return launch
+
+    def _main_container(self, node: Job) -> str | None:
+        """The running main node's container, for a node about to launch."""
+        main = self._active.get(multinode.node_id(node.multinode_job_id or "", node.main_node or 0))
+        current = self._active.get(node.job_id)
+        if main is None or main.status is not JobStatus.RUNNING or current is None:
+            return None
+        if current.status is not JobStatus.STARTING or current.current_attempt != node.current_attempt:
+            return None
+        attempt = main.current_attempt
+        return attempt.container_id if attempt is not None else None
+
+    def _waiting_nodes(self, main: Job) -> list[Job]:
+        """The main node runs: its job's other nodes, placed and waiting to launch."""
+        parent_id = main.multinode_job_id or ""
+        waiting = []
+        for index in range(main.num_nodes or 0):
+            node = self._active.get(multinode.node_id(parent_id, index))
+            if node is None or node.is_main_node or node.status is not JobStatus.STARTING:
+                continue
+            if node.job_id not in self._launching and node.job_id not in self._flights:
+                waiting.append(node)
+        return waiting
+
+    def _mirror_main_node(self, main: Job, event: JobEvent | None, changes: dict[str, Change]) -> None:
+        """The parent follows its main node from the first attempt on."""
+        parent = self._job(main.multinode_job_id or "", changes)
+        if parent is None or not main.attempts or parent.status.is_terminal:
+            return
+        at = event.at if event is not None else (main.stopped_at or main.started_at or main.created_at)
+        moved, mirrored = multinode.mirror(parent, main, at)
+        if moved != parent:
+            self._record(changes, moved, mirrored)
+
+    def _main_attempt_ended(self, main: Job, now: EpochMs, changes: dict[str, Change]) -> None:
+        """Stop the nodes still running; settle those not launched; when the main node
+        retries, bring back those that ended on their own."""
+        for node in self._nodes_of(main.multinode_job_id or "", main.num_nodes or 0, changes):
+            if node.is_main_node:
+                continue
+            flight = self._flights.get(node.job_id)
+            launching = self._launching.get(node.job_id)
+            if flight is not None:
+                if flight.stop_cause is None:
+                    self._stop(flight, Ending.TERMINATED, multinode.MAIN_NODE_EXITED)
+            elif node.status is JobStatus.STARTING:
+                if launching is not None:
+                    launching.abandoned.set()
+                self._finish_node(node, outcome.terminated(None, multinode.MAIN_NODE_EXITED), now, changes)
+            elif node.status.is_terminal and main.status is JobStatus.RUNNABLE:
+                moved, event = multinode.rerun(node, now)
+                self._record(changes, moved, event)
+
+    def _finish_node(self, node: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
+        main = self._job(multinode.node_id(node.multinode_job_id or "", node.main_node or 0), changes)
+        assert main is not None, node.job_id
+        moved, event = multinode.finish_node(node, ending, main, now)
+        self._record(changes, moved, event)
+
+    def _stop_multinode(
+        self, parent: Job, request: StopRequest, effect: StopEffect, now: EpochMs, changes: dict[str, Change]
+    ) -> None:
+        """CancelJob/TerminateJob on the job: unstarted, it and its nodes end FAILED; started,
+        the main node is terminated (its end stops the others)."""
+        nodes = self._nodes_of(parent.job_id, parent.num_nodes or 0, changes)
+        if effect is StopEffect.FAIL:
+            job, event = lifecycle.fail_before_start(parent, now, request.reason, cancelled=True)
+            self._record(changes, job, event)
+        for node in nodes:
+            if node.status.is_terminal or node.stop_request is not None:
+                continue
+            if effect is StopEffect.FAIL and not multinode.in_flight(node):
+                moved, event = lifecycle.fail_before_start(node, now, request.reason, cancelled=True)
+                self._record(changes, moved, event)
+            elif node.is_main_node or effect is StopEffect.FAIL:
+                terminate = StopRequest(StopKind.TERMINATE, request.reason, request.requested_at)
+                self._record(changes, replace(node, stop_request=terminate))
 
 
 def _index(ids: dict[str, None], job_id: str, member: bool) -> None:
