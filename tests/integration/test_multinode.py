@@ -9,8 +9,11 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from localbatch.awsbatch.model import validate_output
-from tests.integration.test_daemon import Daemon, daemon  # noqa: F401 - the fixture
+from tests.integration.test_daemon import Daemon
+from tests.integration.test_daemon import daemon as daemon_fixture  # noqa: F401 - the fixture, under this name
 
 MNP = """
 name = "mnp"
@@ -38,6 +41,13 @@ command = ["sh", "-c", {main}]
 vcpus = 0.5
 memory_mib = 64
 """
+
+
+@pytest.fixture
+def daemon(daemon_fixture: Daemon) -> Daemon:  # noqa: F811 - test_daemon's, under its own name
+    return daemon_fixture
+
+
 SHOW_ENV = (
     'echo "node=$AWS_BATCH_JOB_NODE_INDEX of $AWS_BATCH_JOB_NUM_NODES main=$AWS_BATCH_JOB_MAIN_NODE_INDEX '
     'address=${AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS:-none} id=$AWS_BATCH_JOB_ID"; '
