@@ -74,14 +74,15 @@ def _shared_per_range(ranges: Sequence[Mapping[str, Any]]) -> list[Problem]:
     give the same value (or none)."""
     problems = []
     for key in ("jobRoleArn", "executionRoleArn", "logConfiguration"):
-        values = [(i, (r.get("container") or {}).get(key)) for i, r in enumerate(ranges)]
+        values = [(i, r["container"].get(key)) for i, r in enumerate(ranges) if r.get("container") is not None]
         first = values[0][1] if values else None
         for index, value in values[1:]:
             if value != first:
                 problems.append(
                     Problem(
                         f"nodeProperties.nodeRangeProperties[{index}].container.{key}",
-                        f"differs from nodeRangeProperties[0]'s; localbatch keeps one {key} for every node",
+                        f"differs from nodeRangeProperties[{values[0][0]}]'s; "
+                        f"localbatch keeps one {key} for every node",
                     )
                 )
     return problems

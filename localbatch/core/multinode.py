@@ -66,8 +66,8 @@ def parse_target(text: str, num_nodes: int) -> NodeRange | str:
 
 
 def is_open_ended(text: str) -> bool:
-    """A range that runs to the last node ("a:" or ":"), whatever the node count."""
-    return text.strip().endswith(":")
+    """A range that runs to the last node ("a:"), whatever the node count."""
+    return text.strip().endswith(":") and text.strip() != ":"
 
 
 def range_problems(num_nodes: int, main_node: int, targets: Sequence[str], path: str) -> list[Problem]:

@@ -668,6 +668,9 @@ class ControlLoop:
             elif node.status.is_terminal and main.status is JobStatus.RUNNABLE:
                 moved, event = multinode.rerun(node, now)
                 self._record(changes, moved, event)
+            elif not node.status.is_terminal and main.status.is_terminal:  # never placed (a restart requeued it)
+                moved, event = lifecycle.fail_before_start(node, now, multinode.MAIN_NODE_EXITED_FIRST)
+                self._record(changes, moved, event)
 
     def _finish_node(self, node: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
         main = self._job(multinode.node_id(node.multinode_job_id or "", node.main_node or 0), changes)
