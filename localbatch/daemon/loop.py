@@ -583,14 +583,14 @@ class ControlLoop:
         return self._active.get(job_id) or self._store.get_job(job_id)
 
     def _schedulable(self, job: Job) -> bool:
-        """Nodes are placed through their parent; a parent only once no node of its previous
-        attempt still holds resources."""
+        """Nodes are placed through their parent; a parent once every node waits RUNNABLE (all
+        promoted, none of a previous attempt still holding resources)."""
         if job.node_index is not None:
             return False
         if not job.is_multinode_parent:
             return True
         ids = (multinode.node_id(job.job_id, i) for i in range(job.num_nodes or 0))
-        return not any((node := self._active.get(i)) is not None and multinode.in_flight(node) for i in ids)
+        return all((node := self._active.get(i)) is not None and node.status is JobStatus.RUNNABLE for i in ids)
 
     def _place_nodes(self, parent: Job, placement: Placement, now: EpochMs, changes: dict[str, Change]) -> list[Job]:
         """Every node begins an attempt in the placement's environment (the parent mirrors the
@@ -598,10 +598,7 @@ class ControlLoop:
         nodes = self._nodes_of(parent.job_id, parent.num_nodes or 0, changes)
         gpus = multinode.split_gpus([n.container for n in nodes], placement.gpu_ids)
         launch = []
-        for node, gpu_ids in zip(nodes, gpus, strict=True):
-            if node.status.is_terminal:  # ended on its own in an earlier attempt
-                node, event = multinode.rerun(node, now)
-                self._record(changes, node, event)
+        for node, gpu_ids in zip(nodes, gpus, strict=True):  # every node is RUNNABLE (_schedulable)
             task_id = self._new_task_id()
             node, event = lifecycle.begin_attempt(
                 node,
@@ -662,8 +659,10 @@ class ControlLoop:
                 if flight.stop_cause is None:
                     self._stop(flight, Ending.TERMINATED, multinode.MAIN_NODE_EXITED)
             elif node.status is JobStatus.STARTING:
-                if launching is not None:
+                if launching is not None:  # no longer this loop's: whatever it made goes
                     launching.abandoned.set()
+                    del self._launching[node.job_id]
+                    launching.future.add_done_callback(self._discard_launch)
                 self._finish_node(node, outcome.terminated(None, multinode.MAIN_NODE_EXITED), now, changes)
             elif node.status.is_terminal and main.status is JobStatus.RUNNABLE:
                 moved, event = multinode.rerun(node, now)
@@ -671,6 +670,11 @@ class ControlLoop:
             elif not node.status.is_terminal and main.status.is_terminal:  # never placed (a restart requeued it)
                 moved, event = lifecycle.fail_before_start(node, now, multinode.MAIN_NODE_EXITED_FIRST)
                 self._record(changes, moved, event)
+
+    def _discard_launch(self, future: Future[str | AttemptOutcome]) -> None:
+        result = _result(future)
+        if isinstance(result, str):
+            self._remove_quietly(result)
 
     def _finish_node(self, node: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
         main = self._job(multinode.node_id(node.multinode_job_id or "", node.main_node or 0), changes)

@@ -234,3 +234,47 @@ def test_submissions_a_multi_node_job_refuses(mnp: MnpRig) -> None:
             SubmitRequest("job", "default", "work", JobOverrides(), node_overrides=NodeOverrides(2))
         )
     assert "nodeOverrides: only for a multi-node parallel job definition" in str(refused.value)
+
+
+def test_a_job_is_placed_only_once_the_loop_knows_all_its_nodes(mnp: MnpRig) -> None:
+    """A handler's notices may reach the loop in two ticks: the parent first, its nodes later."""
+    from localbatch.batch import BatchService
+    from localbatch.core.jobs import Job
+
+    rig = mnp.rig
+    heard: list[Job] = []
+
+    class Recorder:
+        def job_submitted(self, job: Job) -> None:
+            heard.append(job)
+
+        def stop_requested(self, job_id: str) -> None: ...
+
+        def infrastructure_changed(self) -> None: ...
+
+    service = BatchService(store=rig.store, clock=rig.clock, host=rig.loop._host, notifier=Recorder())
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = service.submit_job(SubmitRequest("job", "default", "mnp", JobOverrides())).job_id
+    parent, *nodes = heard
+    rig.loop.job_submitted(parent)
+    rig.tick()
+    rig.tick()
+    assert rig.job(job_id).status is S.RUNNABLE and rig.runtime.created == []
+    for each in nodes:
+        rig.loop.job_submitted(each)
+    rig.settle(ticks=4)
+    assert rig.job(job_id).status is S.RUNNING and mnp.statuses(job_id) == [S.RUNNING] * 3
+
+
+def test_a_main_node_that_cannot_start_fails_the_job_and_the_others_never_launch(mnp: MnpRig) -> None:
+    from localbatch.core.multinode import MAIN_NODE_EXITED_FIRST
+
+    rig = mnp.rig
+    rig.runtime.script(node(0), start_error="no such device")
+    job_id = mnp.submit()
+    rig.settle(ticks=4)
+    parent = rig.job(job_id)
+    assert parent.status is S.FAILED and parent.status_reason == "Task failed to start"
+    assert [rig.job(f"{job_id}#{i}").status_reason for i in (1, 2)] == [MAIN_NODE_EXITED_FIRST] * 2
+    assert [r.environment["AWS_BATCH_JOB_NODE_INDEX"] for r in launched(rig.runtime, job_id)] == ["0"]
+    assert rig.holding() == []
