@@ -120,6 +120,7 @@ class ControlLoop:
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         self._waiting: dict[str, WaitReason] = {}
         self._gangs: dict[str, int] = {}  # runnable multi-node parents -> their node count
+        self._resync: list[str] = []  # multi-node parents found at start, to line up with their main node
         # What a failed save left unwritten, and the placements waiting on that save: retried
         # first on the next tick, so memory never stays ahead of the store.
         self._unsaved: dict[str, Change] = {}
@@ -163,6 +164,7 @@ class ControlLoop:
         """Take over the jobs in flight found at start (``startup.recover`` prepares them)."""
         for job in jobs:
             self._remember(job)
+        self._resync = [job.job_id for job in jobs if job.is_multinode_parent]
         self._flights = dict(flights)
         self._reload_infrastructure()
 
@@ -216,6 +218,7 @@ class ControlLoop:
     def tick(self, now: EpochMs) -> None:
         changes, self._unsaved = self._unsaved, {}
         self._take_inbox(changes)
+        self._resync_multinode(now, changes)
         self._collect_launches(now, changes)
         self._collect_exits(now, changes)
         self._apply_stops(now, changes)
@@ -637,12 +640,32 @@ class ControlLoop:
                 waiting.append(node)
         return waiting
 
-    def _mirror_main_node(self, main: Job, event: JobEvent | None, changes: dict[str, Change]) -> None:
+    def _resync_multinode(self, now: EpochMs, changes: dict[str, Change]) -> None:
+        """First tick after a start: ``startup.recover`` moved the nodes (collected exits,
+        requeued launches) without the parent; line each job up with its main node."""
+        parents, self._resync = self._resync, []
+        for parent_id in parents:
+            parent = self._active.get(parent_id)
+            if parent is None:
+                continue
+            main = self._job(multinode.node_id(parent_id, parent.main_node or 0), changes)
+            if main is None:
+                continue
+            self._mirror_main_node(main, None, changes, at=now)
+            attempt = main.current_attempt
+            if main.status.is_terminal or (attempt is not None and attempt.finished):
+                self._main_attempt_ended(main, now, changes)
+
+    def _mirror_main_node(
+        self, main: Job, event: JobEvent | None, changes: dict[str, Change], at: EpochMs | None = None
+    ) -> None:
         """The parent follows its main node from the first attempt on."""
         parent = self._job(main.multinode_job_id or "", changes)
-        if parent is None or not main.attempts or parent.status.is_terminal:
+        waiting = (JobStatus.SUBMITTED, JobStatus.PENDING, JobStatus.RUNNABLE)
+        if parent is None or parent.status.is_terminal or (not main.attempts and parent.status in waiting):
             return
-        at = event.at if event is not None else (main.stopped_at or main.started_at or main.created_at)
+        if at is None:
+            at = event.at if event is not None else (main.stopped_at or main.started_at or main.created_at)
         moved, mirrored = multinode.mirror(parent, main, at)
         if moved != parent:
             self._record(changes, moved, mirrored)

@@ -278,3 +278,36 @@ def test_a_main_node_that_cannot_start_fails_the_job_and_the_others_never_launch
     assert [rig.job(f"{job_id}#{i}").status_reason for i in (1, 2)] == [MAIN_NODE_EXITED_FIRST] * 2
     assert [r.environment["AWS_BATCH_JOB_NODE_INDEX"] for r in launched(rig.runtime, job_id)] == ["0"]
     assert rig.holding() == []
+
+
+def test_a_restart_lines_the_job_up_with_its_main_node(mnp: MnpRig) -> None:
+    from tests.unit.test_daemon_loop import restart
+
+    rig = mnp.rig
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = mnp.submit()
+    rig.settle(ticks=3)
+    assert mnp.statuses(job_id) == [S.RUNNING] * 3
+    # The daemon dies; meanwhile the main node exits 0.
+    rig.runtime.finish(rig.job(f"{job_id}#0").attempts[0].container_id or "", exit_code=0)
+    rig = restart(rig)
+    assert rig.job(f"{job_id}#0").status is S.SUCCEEDED  # collected by the restart
+    rig.settle(ticks=20)
+    assert rig.job(job_id).status is S.SUCCEEDED
+    assert mnp.statuses(job_id) == [S.SUCCEEDED] * 3
+    assert rig.runtime.containers() == []
+
+
+def test_a_restart_keeps_a_running_job_running(mnp: MnpRig) -> None:
+    from tests.unit.test_daemon_loop import restart
+
+    rig = mnp.rig
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    job_id = mnp.submit()
+    rig.settle(ticks=3)
+    rig = restart(rig)
+    rig.settle(ticks=3)
+    assert rig.job(job_id).status is S.RUNNING and mnp.statuses(job_id) == [S.RUNNING] * 3
+    rig.runtime.finish(rig.job(f"{job_id}#0").attempts[0].container_id or "", exit_code=5)
+    rig.settle(ticks=20)
+    assert rig.job(job_id).status is S.FAILED and mnp.statuses(job_id) == [S.FAILED] * 3
