@@ -5,14 +5,20 @@ no container of the test's home is left running."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from localbatch.awsbatch.model import validate_output
-from tests.integration.test_daemon import Daemon
+from localbatch.client import DaemonClient
+from tests.integration.conftest import home_environment, remove_labelled
+from tests.integration.test_daemon import CONFIG, Daemon
 from tests.integration.test_daemon import daemon as daemon_fixture  # noqa: F401 - the fixture, under this name
 
 MNP = """
@@ -48,6 +54,35 @@ def daemon(daemon_fixture: Daemon) -> Daemon:  # noqa: F811 - test_daemon's, und
     return daemon_fixture
 
 
+@pytest.fixture
+def network(docker_client: Any) -> Iterator[str]:
+    """A user-defined bridge network of this test's own (the engine here has no default bridge)."""
+    name = f"lbtest-{uuid.uuid4().hex[:12]}"
+    created = docker_client.networks.create(name, driver="bridge")
+    try:
+        yield name
+    finally:
+        created.remove()
+
+
+@pytest.fixture
+def bridged(tmp_path: Path, docker_client: Any, busybox_image: str, network: str) -> Iterator[Daemon]:
+    """As test_daemon's ``daemon``, with containers on ``network`` instead of the host's."""
+    (tmp_path / "localbatch.toml").write_text(CONFIG + f'\n[docker]\nnetwork_mode = "{network}"\n')
+    env, settings = home_environment(tmp_path, tmp_path / "localbatch.toml")
+    labels = {"localbatch.home": settings.home_id}
+    running = Daemon(tmp_path, env, labels, docker_client, DaemonClient(str(settings.socket_path)))
+    running.ok("daemon", "start")
+    try:
+        yield running
+    finally:
+        running.api.close()
+        running("daemon", "stop")
+        leftovers = [c for c in running.containers() if c["State"] != "exited"]
+        remove_labelled(docker_client, labels)
+        assert leftovers == [], "the daemon left running containers behind"
+
+
 SHOW_ENV = (
     'echo "node=$AWS_BATCH_JOB_NODE_INDEX of $AWS_BATCH_JOB_NUM_NODES main=$AWS_BATCH_JOB_MAIN_NODE_INDEX '
     'address=${AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS:-none} id=$AWS_BATCH_JOB_ID"; '
@@ -60,7 +95,12 @@ def register(daemon: Daemon, tmp_path: Path, *, main: str, others: str) -> None:
     daemon.ok("register", str(path))
 
 
-def test_nodes_reach_the_main_node_and_the_job_succeeds_with_it(daemon: Daemon, tmp_path: Path) -> None:
+def submit(daemon: Daemon) -> str:
+    return str(daemon.api.call("SubmitJob", {"jobName": "mnp", "jobQueue": "default", "jobDefinition": "mnp"})["jobId"])
+
+
+def gather(daemon: Daemon, tmp_path: Path) -> None:
+    """The main node takes one line from each other node on a TCP port, then exits 0."""
     port = random.randint(20000, 30000)
     main = f"for i in 1 2; do nc -l -p {port}; done"
     others = (  # the main node may not listen yet (or is between connections): try again, bounded
@@ -69,6 +109,10 @@ def test_nodes_reach_the_main_node_and_the_job_succeeds_with_it(daemon: Daemon, 
         "do i=$((i+1)); [ $i -ge 150 ] && exit 1; sleep 0.2; done"
     )
     register(daemon, tmp_path, main=main, others=others)
+
+
+def test_nodes_reach_the_main_node_and_the_job_succeeds_with_it(daemon: Daemon, tmp_path: Path) -> None:
+    gather(daemon, tmp_path)
     job_id = str(
         daemon.api.call("SubmitJob", {"jobName": "mnp", "jobQueue": "default", "jobDefinition": "mnp"})["jobId"]
     )
@@ -100,3 +144,20 @@ def test_a_failing_main_node_fails_the_job_and_stops_the_other_nodes(daemon: Dae
         assert (node["status"], node["statusReason"]) == ("FAILED", "Main node exited; the node was stopped")
     running = [c for c in daemon.containers() if c["State"] == "running"]
     assert running == []
+
+
+def test_on_a_bridge_network_nodes_reach_the_main_containers_own_address(
+    bridged: Daemon, tmp_path: Path, docker_client: Any, network: str
+) -> None:
+    gather(bridged, tmp_path)
+    job_id = str(
+        bridged.api.call("SubmitJob", {"jobName": "mnp", "jobQueue": "default", "jobDefinition": "mnp"})["jobId"]
+    )
+    detail = bridged.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=90)
+    assert detail["status"] == "SUCCEEDED", detail.get("statusReason")
+    main_log = bridged.ok("logs", f"{job_id}#0")
+    assert sorted(main_log.splitlines()[1:]) == ["hello-from-1", "hello-from-2"]
+    first = bridged.ok("logs", f"{job_id}#1").splitlines()[0]
+    address = ipaddress.ip_address(first.split("address=")[1].split()[0])
+    [config] = docker_client.networks.get(network).attrs["IPAM"]["Config"]
+    assert address in ipaddress.ip_network(config["Subnet"]), first  # the main container's, on the network
