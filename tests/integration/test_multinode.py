@@ -113,9 +113,7 @@ def gather(daemon: Daemon, tmp_path: Path) -> None:
 
 def test_nodes_reach_the_main_node_and_the_job_succeeds_with_it(daemon: Daemon, tmp_path: Path) -> None:
     gather(daemon, tmp_path)
-    job_id = str(
-        daemon.api.call("SubmitJob", {"jobName": "mnp", "jobQueue": "default", "jobDefinition": "mnp"})["jobId"]
-    )
+    job_id = submit(daemon)
     detail = daemon.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=90)
     assert detail["status"] == "SUCCEEDED", detail.get("statusReason")
     assert detail["nodeProperties"]["numNodes"] == 3 and detail["nodeProperties"]["mainNode"] == 0
@@ -134,9 +132,7 @@ def test_nodes_reach_the_main_node_and_the_job_succeeds_with_it(daemon: Daemon, 
 
 def test_a_failing_main_node_fails_the_job_and_stops_the_other_nodes(daemon: Daemon, tmp_path: Path) -> None:
     register(daemon, tmp_path, main="sleep 1; exit 3", others="sleep 300")
-    job_id = str(
-        daemon.api.call("SubmitJob", {"jobName": "mnp", "jobQueue": "default", "jobDefinition": "mnp"})["jobId"]
-    )
+    job_id = submit(daemon)
     detail = daemon.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=60)
     assert detail["status"] == "FAILED" and detail["container"]["exitCode"] == 3
     for index in (1, 2):
@@ -150,9 +146,7 @@ def test_on_a_bridge_network_nodes_reach_the_main_containers_own_address(
     bridged: Daemon, tmp_path: Path, docker_client: Any, network: str
 ) -> None:
     gather(bridged, tmp_path)
-    job_id = str(
-        bridged.api.call("SubmitJob", {"jobName": "mnp", "jobQueue": "default", "jobDefinition": "mnp"})["jobId"]
-    )
+    job_id = submit(bridged)
     detail = bridged.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=90)
     assert detail["status"] == "SUCCEEDED", detail.get("statusReason")
     main_log = bridged.ok("logs", f"{job_id}#0")
