@@ -487,6 +487,12 @@ class ControlLoop:
             if job.is_multinode_parent and effect is not StopEffect.IGNORE:
                 self._stop_multinode(job, request, effect, now, changes)
                 continue
+            parent = self._active.get(job.multinode_job_id or "")
+            if parent is not None and effect is StopEffect.FAIL and parent.stop_request is None:
+                # A node not started yet cannot end alone (the job places every node at once):
+                # the request is the whole job's.
+                self._record(changes, replace(parent, stop_request=request))
+                continue
             if effect is StopEffect.FAIL:
                 job, event = lifecycle.fail_before_start(job, now, request.reason, cancelled=True)
                 self._record(changes, job, event)
@@ -715,12 +721,12 @@ class ControlLoop:
             job, event = lifecycle.fail_before_start(parent, now, request.reason, cancelled=True)
             self._record(changes, job, event)
         for node in nodes:
-            if node.status.is_terminal or node.stop_request is not None:
+            if node.status.is_terminal:
                 continue
             if effect is StopEffect.FAIL and not multinode.in_flight(node):
                 moved, event = lifecycle.fail_before_start(node, now, request.reason, cancelled=True)
                 self._record(changes, moved, event)
-            elif node.is_main_node or effect is StopEffect.FAIL:
+            elif (node.is_main_node or effect is StopEffect.FAIL) and node.stop_request is None:
                 terminate = StopRequest(StopKind.TERMINATE, request.reason, request.requested_at)
                 self._record(changes, replace(node, stop_request=terminate))
 

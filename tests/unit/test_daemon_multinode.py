@@ -311,3 +311,16 @@ def test_a_restart_keeps_a_running_job_running(mnp: MnpRig) -> None:
     rig.runtime.finish(rig.job(f"{job_id}#0").attempts[0].container_id or "", exit_code=5)
     rig.settle(ticks=20)
     assert rig.job(job_id).status is S.FAILED and mnp.statuses(job_id) == [S.FAILED] * 3
+
+
+def test_cancelling_one_waiting_node_cancels_the_whole_job(mnp: MnpRig) -> None:
+    rig = mnp.rig
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    rig.submit()  # holds 1 of 2 vCPUs: the 1.5-vCPU job waits
+    rig.tick()
+    job_id = mnp.submit()
+    rig.tick()
+    rig.service.cancel_job(f"{job_id}#2", "not this one")
+    rig.settle(ticks=3)
+    assert rig.job(job_id).status is S.FAILED and rig.job(job_id).status_reason == "not this one"
+    assert mnp.statuses(job_id) == [S.FAILED] * 3
