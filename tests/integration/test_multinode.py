@@ -100,12 +100,14 @@ def submit(daemon: Daemon) -> str:
 
 
 def gather(daemon: Daemon, tmp_path: Path) -> None:
-    """The main node takes one line from each other node on a TCP port, then exits 0."""
+    """The main node takes one line from each other node, then exits 0. Node n sends to port
+    P+n: with one listener for all, a second sender could land in the backlog of a listener
+    about to close, and its line would be lost although its nc succeeded."""
     port = random.randint(20000, 30000)
-    main = f"for i in 1 2; do nc -l -p {port}; done"
-    others = (  # the main node may not listen yet (or is between connections): try again, bounded
+    main = f"nc -l -p {port + 1} & nc -l -p {port + 2} & wait"
+    others = (  # the main node may not listen yet: try again, bounded
         "i=0; until echo hello-from-$AWS_BATCH_JOB_NODE_INDEX | "
-        f"nc $AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS {port}; "
+        f"nc $AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS $(({port} + AWS_BATCH_JOB_NODE_INDEX)); "
         "do i=$((i+1)); [ $i -ge 150 ] && exit 1; sleep 0.2; done"
     )
     register(daemon, tmp_path, main=main, others=others)
