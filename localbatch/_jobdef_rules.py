@@ -156,11 +156,11 @@ def _action(value: str) -> str | None:
 
 
 def _job_type(value: str) -> str | None:
-    if value == "container":
+    if value in ("container", "multinode"):
         return None
-    if value == "multinode":
-        return '"multinode" is not supported yet; allowed: "container"'
-    return f'{quote(value)} is not allowed; allowed: "container"'
+    return (
+        f'{quote(value)} is not allowed; allowed: "container", "multinode"{suggest(value, ("container", "multinode"))}'
+    )
 
 
 def _unique(items: list[str]) -> str | None:

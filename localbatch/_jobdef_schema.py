@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from localbatch import _jobdef_rules as rules
 from localbatch import validation
 from localbatch.core.definition import MAX_SCHEDULING_PRIORITY, MAX_TAGS
+from localbatch.core.multinode import MAX_NODES
 from localbatch.core.resources import MIN_MEMORY_MIB
 from localbatch.core.retry import MAX_ATTEMPTS, MAX_EVALUATE_ON_EXIT
 from localbatch.core.spec import DEVICE_PERMISSIONS, ULIMIT_NAMES
@@ -152,6 +153,56 @@ class JobDefinitionModel(Strict):
     outputs: list[OutputModel] = Field(default_factory=list)
 
 
+class NodeRangeModel(Strict):
+    """One ``[[node_properties.node_range_properties]]``: the nodes it names and their
+    container, in the same keys as a single-container file's."""
+
+    target_nodes: rules.Text
+    image: rules.Image
+    command: list[rules.Argument] = Field(default_factory=list)
+    instance_types: Annotated[list[rules.Text], rules.at_most(1, "instance types (AWS takes one)")] = Field(
+        default_factory=list
+    )
+    user: rules.Text | None = None
+    privileged: bool = False
+    readonly_root_filesystem: bool = False
+    resources: ResourcesModel
+    environment: dict[rules.EnvName, str] = Field(default_factory=dict)
+    linux_parameters: LinuxParametersModel | None = None
+    volumes: list[VolumeModel] = Field(default_factory=list)
+    mount_points: list[MountPointModel] = Field(default_factory=list)
+    ulimits: list[UlimitModel] = Field(default_factory=list)
+
+
+class NodePropertiesModel(Strict):
+    num_nodes: Annotated[int, rules.between(1, MAX_NODES)]
+    main_node: Annotated[int, rules.at_least(0)]
+    node_range_properties: Annotated[list[NodeRangeModel], rules.NON_EMPTY]
+
+
+class MultinodeDefinitionModel(Strict):
+    """A ``type = "multinode"`` file: the job's keys at the top, each node range's container
+    under ``[node_properties]``. Field order is the order ``jobdef.to_document`` writes."""
+
+    name: rules.JobName
+    type: rules.JobType
+    platform_capabilities: Annotated[
+        list[Annotated[str, rules.one_of(rules.PLATFORM_CAPABILITIES)]],
+        rules.NON_EMPTY,
+        rules.UNIQUE,
+    ] = Field(default_factory=lambda: ["EC2"])
+    scheduling_priority: Annotated[int, rules.between(0, MAX_SCHEDULING_PRIORITY)] | None = None
+    propagate_tags: bool = False
+    job_role_arn: rules.Text | None = None
+    execution_role_arn: rules.Text | None = None
+    parameters: dict[rules.Text, str] = Field(default_factory=dict)
+    retry: RetryModel | None = None
+    timeout: TimeoutModel | None = None
+    log_configuration: LogConfigurationModel | None = None
+    tags: Annotated[dict[rules.TagKey, rules.TagValue], rules.at_most(MAX_TAGS, "tags")] = Field(default_factory=dict)
+    node_properties: NodePropertiesModel
+
+
 # -- errors in plain words -----------------------------------------------------------------
 _MISSING_HINTS = {
     "image": 'required; the container image to run, e.g. image = "busybox:1.36"',
@@ -161,6 +212,13 @@ _MISSING_HINTS = {
 }
 
 
-def problems_from(error: ValidationError) -> list[Problem]:
+_MULTINODE_HINTS = {
+    "node_properties": 'required for type "multinode": [node_properties] with num_nodes, main_node and '
+    "[[node_properties.node_range_properties]]",
+}
+
+
+def problems_from(error: ValidationError, root: type[BaseModel] = JobDefinitionModel) -> list[Problem]:
     """Every error pydantic collected about a job definition, in plain words."""
-    return validation.problems_from(error, JobDefinitionModel, _MISSING_HINTS)
+    hints = _MULTINODE_HINTS if root is MultinodeDefinitionModel else _MISSING_HINTS
+    return validation.problems_from(error, root, hints)

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
-from localbatch.core import arrays, dependencies, lifecycle, queue_limits
+from localbatch.core import arrays, dependencies, lifecycle, multinode, queue_limits
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import (
     MAX_ACTIVE_SHARES,
@@ -32,7 +32,7 @@ from localbatch.core.infra import (
     share_identifier_problem,
 )
 from localbatch.core.inventory import unknown_gpus
-from localbatch.core.jobs import Job, JobStatus, StopKind, StopRequest
+from localbatch.core.jobs import Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import never_fits
 from localbatch.errors import (
@@ -47,6 +47,32 @@ from localbatch.errors import (
 from localbatch.ports import ACTIVE, Clock, JobDefinitionRecord, JobQuery, StateStore
 
 logger = logging.getLogger(__name__)
+
+
+def _multinode_parts(
+    job: Job, definition: JobDefinition, request: SubmitRequest
+) -> tuple[Job, list[tuple[Job, JobEvent]], list[Problem]]:
+    """For a multi-node definition: the job as the nodes' parent, its SUBMITTED nodes, and
+    what is wrong with the submission for such a job (``core.multinode``)."""
+    props = definition.node_properties
+    if props is None:
+        if request.node_overrides is not None:
+            return job, [], [Problem("nodeOverrides", "only for a multi-node parallel job definition (type multinode)")]
+        return job, [], []
+    problems = []
+    o = request.overrides
+    if o.command is not None or o.environment or (o.vcpus, o.memory_mib, o.gpus) != (None, None, None):
+        problems.append(
+            Problem("containerOverrides", "not for a multi-node parallel job; use nodeOverrides.nodePropertyOverrides")
+        )
+    if request.array_size is not None:
+        problems.append(Problem("arrayProperties", "a multi-node parallel job cannot be an array job"))
+    containers, range_problems = multinode.resolve(props, request.node_overrides, dict(job.parameters))
+    problems += range_problems
+    if problems:
+        return job, [], problems
+    parent = multinode.parent_job(job, definition, containers)
+    return parent, multinode.nodes(parent, containers), []
 
 
 class Notifier(Protocol):
@@ -186,12 +212,17 @@ class BatchService:
         )
         problems = dependencies.check(request.depends_on, request.array_size, self._dependency_targets(request))
         problems += self._share_problems(queue, request.share_identifier)
-        why = never_fits(job.container.resources, queue, self._known()[1], self._host)
-        if why is not None:
-            problems.append(Problem("resourceRequirements", f"the job can never run in job queue {queue.name}: {why}"))
+        job, nodes, node_problems = _multinode_parts(job, definition, request)
+        problems += node_problems
+        need = multinode.total([n.container for n, _ in nodes]) if nodes else job.container.resources
+        why = never_fits(need, queue, self._known()[1], self._host)
+        if why is not None and not node_problems:
+            what = f"the job's {len(nodes)} nodes together" if nodes else "the job"
+            problems.append(Problem("resourceRequirements", f"{what} can never run in job queue {queue.name}: {why}"))
         if problems:
             raise InvalidRequest(problems)
         changes = [(job, [event])]
+        changes += [(node, [created]) for node, created in nodes]  # a multi-node job's nodes are rows too
         if job.is_array_parent:  # its children are rows like any job's, written with it
             changes += [(child, [created]) for child, created in arrays.children(job)]
         self._store.save_jobs(changes)
@@ -258,8 +289,10 @@ class BatchService:
         return job if reason is None else replace(job, status_reason=reason)
 
     def list_jobs(self, request: ListRequest) -> Page:
-        """A page of a queue's jobs (array children left out, as AWS), or of an array's
-        children by index."""
+        """A page of a queue's jobs (array children and nodes left out, as AWS), of an array's
+        children by index, or of a multi-node job's nodes."""
+        if request.multi_node_job_id is not None:
+            return self._list_nodes(request)
         if request.array_job_id is not None:
             parent = self._store.get_job(request.array_job_id)
             if parent is None or not parent.is_array_parent:
@@ -285,6 +318,18 @@ class BatchService:
             wanted = request.exact_name.lower()
             jobs = [job for job in jobs if job.job_name.lower() == wanted]
         return Page(jobs, next_after)
+
+    def _list_nodes(self, request: ListRequest) -> Page:
+        """ListJobs(multiNodeJobId): the job's nodes by index; the page key is (index, id)."""
+        query = JobQuery(
+            statuses=request.statuses,
+            multi_node_job_id=request.multi_node_job_id,
+            after=request.after,
+            limit=request.limit,
+        )
+        jobs = [self._with_live_reason(job) for job in self._store.list_jobs(query)]
+        last = jobs[-1] if len(jobs) == request.limit else None
+        return Page(jobs, (last.node_index or 0, last.job_id) if last is not None else None)
 
     def cancel_job(self, job_id: str, reason: str) -> None:
         """AWS's CancelJob: jobs not yet STARTING end FAILED; on a STARTING or RUNNING job it

@@ -166,11 +166,15 @@ class Extensions:
 
     def logs(self, query: dict[str, str], body: dict[str, Any]) -> Iterator[bytes]:
         """An attempt's output (the latest, or ``attempt``); with ``follow``, what it writes
-        next, then each later attempt's, until the job ends."""
+        next, then each later attempt's, until the job ends. A multi-node job's is its main
+        node's (each node's own: ``<job id>#<node>``)."""
         job_id = query.get("jobId") or ""
         job = self._store.get_job(job_id)
         if job is None:
             raise JobNotFound(job_id)
+        if job.is_multinode_parent:  # a multi-node job's output is its main node's
+            job_id = f"{job_id}#{job.main_node}"
+            job = self._store.get_job(job_id) or job
         attempt = _attempt_number(query.get("attempt"), job)
         if query.get("follow", "").lower() not in ("1", "true", "yes"):
             if attempt is None:

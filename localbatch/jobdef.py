@@ -30,10 +30,13 @@ from pydantic import ValidationError
 from localbatch import _jobdef_rules as rules
 from localbatch import _jobdef_schema as schema
 from localbatch import validation
+from localbatch.core import multinode
 from localbatch.core.definition import (
     FargateSettings,
     JobDefinition,
     LogConfiguration,
+    NodeProperties,
+    NodeRangeProperty,
     PlatformCapability,
     StagedInput,
     StagedOutput,
@@ -96,6 +99,8 @@ def parse_document(document: Mapping[str, Any], source: str) -> JobDefinition:
     if not isinstance(document, Mapping):
         found = describe(document)
         raise JobDefinitionError(source, [Problem("", f"expected a table of keys, got {found}")])
+    if document.get("type") == "multinode":
+        return _parse_multinode(document, source)
     try:
         model = schema.JobDefinitionModel.model_validate(dict(document))
     except ValidationError as exc:
@@ -104,6 +109,53 @@ def parse_document(document: Mapping[str, Any], source: str) -> JobDefinition:
     if problems:
         raise JobDefinitionError(source, problems)
     return _to_core(model)
+
+
+def _parse_multinode(document: Mapping[str, Any], source: str) -> JobDefinition:
+    try:
+        model = schema.MultinodeDefinitionModel.model_validate(dict(document))
+    except ValidationError as exc:
+        raise JobDefinitionError(source, schema.problems_from(exc, schema.MultinodeDefinitionModel)) from None
+    props = model.node_properties
+    ranges = "node_properties.node_range_properties"
+    problems = multinode.range_problems(
+        props.num_nodes, props.main_node, [r.target_nodes for r in props.node_range_properties], ranges
+    )
+    if model.retry is not None and model.retry.evaluate_on_exit and model.retry.attempts is None:
+        problems.append(Problem("retry.attempts", "required when retry.evaluate_on_exit is given (AWS rule)"))
+    if "FARGATE" in model.platform_capabilities:
+        problems.append(
+            Problem("platform_capabilities", 'multi-node parallel jobs cannot run on FARGATE (AWS rule); use ["EC2"]')
+        )
+    for index, entry in enumerate(props.node_range_properties):
+        problems += _container_checks(entry, f"{ranges}[{index}].")
+    if problems:
+        raise JobDefinitionError(source, problems)
+    node_ranges = tuple(
+        NodeRangeProperty(r.target_nodes, _container(r), tuple(r.instance_types)) for r in props.node_range_properties
+    )
+    node_properties = NodeProperties(props.num_nodes, props.main_node, node_ranges)
+    retry = model.retry or schema.RetryModel()
+    return JobDefinition(
+        name=model.name,
+        container=multinode.node_containers(node_properties)[props.main_node],
+        type="multinode",
+        parameters=dict(model.parameters),
+        retry_strategy=_retry_strategy(retry),
+        timeout_s=model.timeout.attempt_duration_seconds if model.timeout is not None else None,
+        platform_capabilities=tuple(PlatformCapability(p) for p in model.platform_capabilities),
+        scheduling_priority=model.scheduling_priority,
+        propagate_tags=model.propagate_tags,
+        tags=dict(model.tags),
+        job_role_arn=model.job_role_arn,
+        execution_role_arn=model.execution_role_arn,
+        log_configuration=(
+            LogConfiguration(model.log_configuration.log_driver, dict(model.log_configuration.options))
+            if model.log_configuration is not None
+            else None
+        ),
+        node_properties=node_properties,
+    )
 
 
 def parse_retry(table: Mapping[str, Any], source: str) -> RetryStrategy:
@@ -137,8 +189,21 @@ def _cross_checks(model: schema.JobDefinitionModel) -> list[Problem]:
     problems: list[Problem] = []
     if model.retry is not None and model.retry.evaluate_on_exit and model.retry.attempts is None:
         problems.append(Problem("retry.attempts", "required when retry.evaluate_on_exit is given (AWS rule)"))
+    problems += _container_checks(model, "")
+    if "FARGATE" in model.platform_capabilities:
+        why = 'platform_capabilities includes "FARGATE"'
+        if model.resources.gpus > 0:
+            problems.append(Problem("resources.gpus", f"FARGATE jobs cannot use GPUs; {why}"))
+        if model.linux_parameters is not None and model.linux_parameters.devices:
+            problems.append(Problem("linux_parameters.devices", f"FARGATE jobs cannot use host devices; {why}"))
+    return problems
+
+
+def _container_checks(model: schema.JobDefinitionModel | schema.NodeRangeModel, at: str) -> list[Problem]:
+    """The rules relating a container's values; ``at`` prefixes every path (a node range's)."""
+    problems: list[Problem] = []
     volume_names = [v.name for v in model.volumes]
-    problems += _duplicates("volumes", "name", volume_names, "volume name")
+    problems += _duplicates(f"{at}volumes", "name", volume_names, "volume name")
     for index, mount in enumerate(model.mount_points):
         if mount.source_volume not in volume_names:
             declared = (
@@ -148,29 +213,23 @@ def _cross_checks(model: schema.JobDefinitionModel) -> list[Problem]:
             )
             problems.append(
                 Problem(
-                    f"mount_points[{index}].source_volume",
+                    f"{at}mount_points[{index}].source_volume",
                     f"{quote(mount.source_volume)} names no volume; {declared}"
                     + rules.suggest(mount.source_volume, volume_names),
                 )
             )
     problems += _duplicates(
-        "mount_points", "container_path", [m.container_path for m in model.mount_points], "container path"
+        f"{at}mount_points", "container_path", [m.container_path for m in model.mount_points], "container path"
     )
-    problems += _duplicates("ulimits", "name", [u.name for u in model.ulimits], "ulimit")
+    problems += _duplicates(f"{at}ulimits", "name", [u.name for u in model.ulimits], "ulimit")
     for index, limit in enumerate(model.ulimits):
         if _unlimited(limit.soft_limit) > _unlimited(limit.hard_limit):
             problems.append(
                 Problem(
-                    f"ulimits[{index}].soft_limit",
+                    f"{at}ulimits[{index}].soft_limit",
                     f"must not exceed hard_limit ({limit.hard_limit}), got {limit.soft_limit}",
                 )
             )
-    if "FARGATE" in model.platform_capabilities:
-        why = 'platform_capabilities includes "FARGATE"'
-        if model.resources.gpus > 0:
-            problems.append(Problem("resources.gpus", f"FARGATE jobs cannot use GPUs; {why}"))
-        if model.linux_parameters is not None and model.linux_parameters.devices:
-            problems.append(Problem("linux_parameters.devices", f"FARGATE jobs cannot use host devices; {why}"))
     return problems
 
 
@@ -193,10 +252,9 @@ def _duplicates(table: str, key: str, values: Sequence[str], what: str) -> list[
     return problems
 
 
-def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
+def _container(m: schema.JobDefinitionModel | schema.NodeRangeModel) -> ContainerSpec:
     linux = m.linux_parameters or schema.LinuxParametersModel()
-    retry = m.retry or schema.RetryModel()
-    container = ContainerSpec(
+    return ContainerSpec(
         image=m.image,
         command=tuple(m.command),
         environment=dict(m.environment),
@@ -216,6 +274,11 @@ def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
             swappiness=linux.swappiness,
         ),
     )
+
+
+def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
+    retry = m.retry or schema.RetryModel()
+    container = _container(m)
     fargate = None
     if m.fargate is not None and m.fargate != schema.FargateModel():  # an empty [fargate] says nothing
         fargate = FargateSettings(**m.fargate.model_dump())
@@ -246,6 +309,8 @@ def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
 # -- writing -------------------------------------------------------------------------------
 def to_document(definition: JobDefinition) -> dict[str, Any]:
     """The TOML-shaped document for a definition; defaults and empty values are left out."""
+    if definition.node_properties is not None:
+        return _multinode_document(definition, definition.node_properties)
     d, c = definition, definition.container
     doc: dict[str, Any] = {"name": d.name, "type": d.type, "image": c.image}
     if c.command:
@@ -299,6 +364,65 @@ def to_document(definition: JobDefinition) -> dict[str, Any]:
     _put(doc, "inputs", [{"source": i.source, "path": i.path} for i in d.inputs])
     _put(doc, "outputs", [{"path": o.path, "destination": o.destination} for o in d.outputs])
     return doc
+
+
+def _multinode_document(d: JobDefinition, props: NodeProperties) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": d.name, "type": d.type}
+    if d.platform_capabilities != (PlatformCapability.EC2,):
+        doc["platform_capabilities"] = [p.value for p in d.platform_capabilities]
+    _put(doc, "scheduling_priority", d.scheduling_priority)
+    _put(doc, "propagate_tags", d.propagate_tags or None)
+    _put(doc, "job_role_arn", d.job_role_arn)
+    _put(doc, "execution_role_arn", d.execution_role_arn)
+    _put(doc, "parameters", dict(d.parameters) or None)
+    if d.retry_strategy != RetryStrategy():
+        doc["retry"] = {"attempts": d.retry_strategy.attempts}
+        _put(doc["retry"], "evaluate_on_exit", [_rule(rule) for rule in d.retry_strategy.evaluate_on_exit] or None)
+    if d.timeout_s is not None:
+        doc["timeout"] = {"attempt_duration_seconds": d.timeout_s}
+    if d.log_configuration is not None:
+        doc["log_configuration"] = {"log_driver": d.log_configuration.log_driver}
+        _put(doc["log_configuration"], "options", dict(d.log_configuration.options) or None)
+    _put(doc, "tags", dict(d.tags) or None)
+    ranges = []
+    for entry in props.node_range_properties:
+        table: dict[str, Any] = {"target_nodes": entry.target_nodes}
+        _put(table, "instance_types", list(entry.instance_types))
+        table.update(_container_table(entry.container))
+        ranges.append(table)
+    doc["node_properties"] = {
+        "num_nodes": props.num_nodes,
+        "main_node": props.main_node,
+        "node_range_properties": ranges,
+    }
+    return doc
+
+
+def _container_table(c: ContainerSpec) -> dict[str, Any]:
+    """A container's keys, as a node range writes them."""
+    table: dict[str, Any] = {"image": c.image}
+    _put(table, "command", list(c.command))
+    _put(table, "user", c.user)
+    _put(table, "privileged", c.privileged or None)
+    _put(table, "readonly_root_filesystem", c.readonly_root_filesystem or None)
+    table["resources"] = {"vcpus": _number(c.resources.vcpus), "memory_mib": c.resources.memory_mib}
+    _put(table["resources"], "gpus", c.resources.gpus or None)
+    _put(table, "environment", dict(c.environment) or None)
+    _put(table, "linux_parameters", _linux_parameters(c.linux_parameters) or None)
+    _put(table, "volumes", [_without_none({"name": v.name, "host_source_path": v.host_source_path}) for v in c.volumes])
+    mounts = [
+        {
+            "source_volume": m.source_volume,
+            "container_path": m.container_path,
+            **({"read_only": True} if m.read_only else {}),
+        }
+        for m in c.mount_points
+    ]
+    _put(table, "mount_points", mounts)
+    _put(
+        table, "ulimits", [{"name": u.name, "soft_limit": u.soft_limit, "hard_limit": u.hard_limit} for u in c.ulimits]
+    )
+    return table
 
 
 def _put(table: dict[str, Any], key: str, value: object) -> None:

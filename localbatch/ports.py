@@ -93,6 +93,12 @@ class ContainerRuntime(Protocol):
         """Every container (running or not) that carries all of ``labels``."""
         ...
 
+    def address(self, container_id: str) -> str:
+        """The IPv4 address other containers reach this running container at (a multi-node
+        job's main node): 127.0.0.1 under host networking, else its address on its network.
+        Raises ContainerRuntimeError when it has none."""
+        ...
+
     def close(self) -> None:
         """Release the connection to the engine."""
         ...
@@ -135,6 +141,9 @@ class JobQuery:
     # The children of this array job, by index (``after`` is then (index, job_id)). Without
     # it, array children are left out: a queue lists its array jobs by their parents, as AWS.
     array_job_id: str | None = None
+    # The nodes of this multi-node job, by index (``after`` is then (index, job_id)). Without
+    # it, nodes are left out: a queue lists a multi-node job by its parent.
+    multi_node_job_id: str | None = None
 
 
 class StateStore(Protocol):

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from localbatch.core.definition import NodeRangeProperty
 from localbatch.core.infra import (
     ComputeEnvironment,
     JobQueue,
@@ -313,6 +314,11 @@ JOB_COLUMNS = (
     "array_index",
     "depends_on",
     "share_identifier",
+    "multinode_job_id",
+    "num_nodes",
+    "main_node",
+    "node_index",
+    "node_ranges",
 )
 
 ATTEMPT_COLUMNS = (
@@ -365,7 +371,29 @@ def job_row(job: Job) -> dict[str, object]:
         "array_index": job.array_index,
         "depends_on": dumps([_dependency_entry(d) for d in job.depends_on]),
         "share_identifier": job.share_identifier,
+        "multinode_job_id": job.multinode_job_id,
+        "num_nodes": job.num_nodes,
+        "main_node": job.main_node,
+        "node_index": job.node_index,
+        "node_ranges": dumps([_node_range_entry(r) for r in job.node_ranges]),
     }
+
+
+def _node_range_entry(entry: NodeRangeProperty) -> dict[str, Any]:
+    return {
+        "target_nodes": entry.target_nodes,
+        "container": encode_container(entry.container),
+        "instance_types": list(entry.instance_types),
+    }
+
+
+def _node_range(data: object) -> NodeRangeProperty:
+    entry = _obj(data)
+    return NodeRangeProperty(
+        _str(entry.get("target_nodes")),
+        decode_container(entry.get("container")),
+        _tuple(_str)(entry.get("instance_types", [])),
+    )
 
 
 def _dependency_entry(dependency: Dependency) -> dict[str, str]:
@@ -444,6 +472,10 @@ def decode_job(row: Row, attempts: Sequence[Attempt]) -> Job:
         array_index=_opt(_int)(row["array_index"]),
         depends_on=_tuple(_dependency)(loads(row["depends_on"])),
         share_identifier=_opt(_str)(row["share_identifier"]),
+        num_nodes=_opt(_int)(row["num_nodes"]),
+        main_node=_opt(_int)(row["main_node"]),
+        node_index=_opt(_int)(row["node_index"]),
+        node_ranges=_tuple(_node_range)(loads(row["node_ranges"])),
     )
 
 

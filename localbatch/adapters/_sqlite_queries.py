@@ -91,7 +91,9 @@ def list_jobs(query: JobQuery) -> tuple[str, dict[str, object]]:
         raise ValueError(f"JobQuery.limit must be >= 0, got {query.limit}")
     if query.array_job_id is not None:
         return _list_children(query)
-    where: list[str] = ["array_job_id IS NULL"]
+    if query.multi_node_job_id is not None:
+        return _list_nodes(query)
+    where: list[str] = ["array_job_id IS NULL", "multinode_job_id IS NULL"]
     args: dict[str, object] = {"limit": query.limit}
     if query.job_queue is not None:
         where.append("job_queue = :queue")
@@ -144,6 +146,20 @@ def _list_children(query: JobQuery) -> tuple[str, dict[str, object]]:
         where.append("array_index > :after_index")
         args["after_index"] = query.after[0]
     return f"SELECT {JOB_COLS} FROM jobs WHERE {' AND '.join(where)} ORDER BY array_index LIMIT :limit", args
+
+
+def _list_nodes(query: JobQuery) -> tuple[str, dict[str, object]]:
+    """A multi-node job's nodes by index, on jobs_by_multinode; ``after`` is (index, job_id)."""
+    where = ["multinode_job_id = :parent"]
+    args: dict[str, object] = {"limit": query.limit, "parent": query.multi_node_job_id}
+    statuses = list(dict.fromkeys(query.statuses))
+    if statuses and len(statuses) < len(JobStatus):
+        where.append(f"status IN ({', '.join(f':status{n}' for n in range(len(statuses)))})")
+        args.update({f"status{n}": status.value for n, status in enumerate(statuses)})
+    if query.after is not None:
+        where.append("node_index > :after_index")
+        args["after_index"] = query.after[0]
+    return f"SELECT {JOB_COLS} FROM jobs WHERE {' AND '.join(where)} ORDER BY node_index LIMIT :limit", args
 
 
 # -- job definitions -----------------------------------------------------------------

@@ -5,7 +5,7 @@ version N-1 to N inside one write transaction, so a database is at one version o
 next, never in between; a database newer than this code is refused, never downgraded.
 Steps are appended, never edited: a shipped step is what every existing file went through.
 
-Version 5 (after all five steps)::
+Version 6 (after all six steps)::
 
     job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
         PK (name, revision): list_job_definitions reads it in order. Revisions count 1, 2,
@@ -21,7 +21,12 @@ Version 5 (after all five steps)::
                                                             NULL, or none of them)
          array_job_id, array_size, array_index,            (step 3) an array child has all
                                                             three; its parent array_size only
-         depends_on JSON, share_identifier)                 (step 3)
+         depends_on JSON, share_identifier,                 (step 3)
+         multinode_job_id, num_nodes, main_node, node_index, (step 4) a multi-node node has
+                                                            all four; its parent num_nodes
+                                                            and main_node
+         node_ranges JSON)                                  (step 4) the parent's resolved
+                                                            nodeRangeProperties
         indexes, each matching one shape of query with no sort step:
           jobs_by_created      (created_at DESC, job_id)             list_jobs, no filter
           jobs_by_status       (status, created_at DESC, job_id)     one status; count_jobs()
@@ -30,6 +35,8 @@ Version 5 (after all five steps)::
                                                   queue and status; count_jobs(queue)
           jobs_by_array        (array_job_id, array_index) WHERE array_job_id IS NOT NULL
                                                   (step 3, partial) ListJobs(arrayJobId)
+          jobs_by_multinode    (multinode_job_id, node_index) WHERE multinode_job_id IS NOT
+                                                  NULL (step 4, partial) ListJobs(multiNodeJobId)
           jobs_active          (created_at, job_id) WHERE status NOT IN ('SUCCEEDED', 'FAILED')
                                                   (step 2, partial) active_jobs: only the
                                                   jobs still in flight are in it
@@ -183,6 +190,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE job_queues ADD COLUMN job_state_time_limit_actions TEXT NOT NULL DEFAULT '[]'",
         "ALTER TABLE compute_environments ADD COLUMN spot TEXT",
+    ),
+    (
+        "ALTER TABLE jobs ADD COLUMN multinode_job_id TEXT",
+        "ALTER TABLE jobs ADD COLUMN num_nodes INTEGER CHECK (num_nodes IS NULL OR num_nodes >= 1)",
+        "ALTER TABLE jobs ADD COLUMN main_node INTEGER CHECK (main_node IS NULL OR main_node >= 0)",
+        "ALTER TABLE jobs ADD COLUMN node_index INTEGER CHECK (node_index IS NULL OR node_index >= 0)",
+        "ALTER TABLE jobs ADD COLUMN node_ranges TEXT NOT NULL DEFAULT '[]'",
+        """CREATE INDEX jobs_by_multinode ON jobs (multinode_job_id, node_index)
+           WHERE multinode_job_id IS NOT NULL""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

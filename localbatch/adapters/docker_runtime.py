@@ -217,6 +217,16 @@ class DockerRuntime:
             for c in found
         ]
 
+    def address(self, container_id: str) -> str:
+        """Host networking: the containers share the host's stack, so 127.0.0.1. Otherwise
+        (bridge, a user network) the container's IPv4 address on its network, from the engine."""
+        mode = self._resolved_network_mode()
+        if mode == "host":
+            return "127.0.0.1"
+        with self._border(f"inspect container {container_id}"):
+            settings: Mapping[str, Any] = self._api().inspect_container(container_id).get("NetworkSettings") or {}
+        return _ipv4_address(container_id, mode, settings)
+
     # -- lifecycle --------------------------------------------------------------------
 
     def close(self) -> None:
@@ -304,6 +314,21 @@ class DockerRuntime:
 
 # ---------------------------------------------------------------------------------------
 # The mapping (pure: no engine)
+
+
+def _ipv4_address(container_id: str, mode: str, settings: Mapping[str, Any]) -> str:
+    """The address in an inspected container's ``NetworkSettings``: that of the network named
+    by the mode (the default bridge fills the top-level ``IPAddress`` too), else the first."""
+    networks: Mapping[str, Any] = settings.get("Networks") or {}
+    named = (networks.get(mode) or {}).get("IPAddress")
+    found = (
+        named
+        or settings.get("IPAddress")
+        or next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+    )
+    if not found:
+        raise ContainerRuntimeError(f"container {container_id[:12]} has no IPv4 address on network {mode!r}")
+    return str(found)
 
 
 def container_create_kwargs(request: ContainerRequest, *, network_mode: str, cpu_limit: str) -> dict[str, Any]:

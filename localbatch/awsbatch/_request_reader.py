@@ -18,7 +18,7 @@ from typing import Any
 from localbatch import jobdef
 from localbatch.errors import Problem
 
-_OTHER_PROPERTIES = ("nodeProperties", "ecsProperties", "eksProperties")
+_OTHER_PROPERTIES = ("ecsProperties", "eksProperties")
 _RESOURCE_KEYS = {"VCPU": "vcpus", "MEMORY": "memory_mib", "GPU": "gpus"}
 # Top-level TOML keys that live in containerProperties on AWS.
 _CONTAINER_KEYS = (
@@ -29,31 +29,91 @@ _CONTAINER_KEYS = (
 
 def unsupported_parts(body: Mapping[str, Any]) -> list[Problem]:
     """The parts of a request that localbatch cannot run, each named by its camelCase path."""
-    single = "localbatch runs single-container jobs described by containerProperties"
+    single = "localbatch runs jobs described by containerProperties (or nodeProperties for type multinode)"
     problems = [Problem(key, f"not supported; {single}") for key in _OTHER_PROPERTIES if body.get(key)]
     if (body.get("consumableResourceProperties") or {}).get("consumableResourceList"):
         problems.append(Problem("consumableResourceProperties", "consumable resources are not supported by localbatch"))
+    nodes = body.get("nodeProperties")
+    if body.get("type") == "multinode" or nodes is not None:
+        return problems + _node_problems(body, nodes)
     props = body.get("containerProperties")
     if props is None:
         if not problems:
             problems.append(Problem("containerProperties", f"required; {single}"))
         return problems
+    return problems + _container_problems(props, "containerProperties", node_range=False)
+
+
+def _node_problems(body: Mapping[str, Any], nodes: Mapping[str, Any] | None) -> list[Problem]:
+    if body.get("type") != "multinode":
+        return [Problem("nodeProperties", f'only for type "multinode", got type {body.get("type")!r}')]
+    if nodes is None:
+        return [Problem("nodeProperties", 'required for type "multinode"')]
+    problems = []
+    if body.get("containerProperties") is not None:
+        problems.append(Problem("containerProperties", 'not with type "multinode": give each node range a container'))
+    for index, entry in enumerate(nodes.get("nodeRangeProperties") or []):
+        path = f"nodeProperties.nodeRangeProperties[{index}]"
+        for key in ("ecsProperties", "eksProperties"):
+            if entry.get(key):
+                problems.append(Problem(f"{path}.{key}", "not supported; localbatch runs node ranges with a container"))
+        if (entry.get("consumableResourceProperties") or {}).get("consumableResourceList"):
+            problems.append(
+                Problem(f"{path}.consumableResourceProperties", "consumable resources are not supported by localbatch")
+            )
+        if entry.get("container") is None:
+            problems.append(Problem(f"{path}.container", "required: the container of the nodes this range names"))
+        else:
+            problems += _container_problems(entry["container"], f"{path}.container", node_range=True)
+    problems += _shared_per_range(nodes.get("nodeRangeProperties") or [])
+    return problems
+
+
+def _shared_per_range(ranges: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    """The container members a localbatch file keeps once for the whole job: every range must
+    give the same value (or none)."""
+    problems = []
+    for key in ("jobRoleArn", "executionRoleArn", "logConfiguration"):
+        values = [(i, r["container"].get(key)) for i, r in enumerate(ranges) if r.get("container") is not None]
+        first = values[0][1] if values else None
+        for index, value in values[1:]:
+            if value != first:
+                problems.append(
+                    Problem(
+                        f"nodeProperties.nodeRangeProperties[{index}].container.{key}",
+                        f"differs from nodeRangeProperties[{values[0][0]}]'s; "
+                        f"localbatch keeps one {key} for every node",
+                    )
+                )
+    return problems
+
+
+def _container_problems(props: Mapping[str, Any], cp: str, *, node_range: bool) -> list[Problem]:
+    problems = []
     refusals = {
         "secrets": "not supported: localbatch cannot read Secrets Manager or SSM; pass values in environment",
         "repositoryCredentials": "not supported: localbatch pulls with the Docker engine's credentials",
         "enableExecuteCommand": "not supported: ECS Exec has no local equivalent (use docker exec)",
-        "instanceType": "not supported: instanceType applies to multi-node parallel jobs only",
     }
-    problems += [Problem(f"containerProperties.{k}", why) for k, why in refusals.items() if props.get(k)]
+    if not node_range:
+        refusals["instanceType"] = "not supported: instanceType applies to multi-node parallel jobs only"
+    else:
+        refusals["instanceType"] = "not supported: give the node range's instanceTypes instead"
+    problems += [Problem(f"{cp}.{k}", why) for k, why in refusals.items() if props.get(k)]
     for index, volume in enumerate(props.get("volumes") or []):
         for key in ("efsVolumeConfiguration", "s3filesVolumeConfiguration"):
             if volume.get(key):
-                path = f"containerProperties.volumes[{index}].{key}"
+                path = f"{cp}.volumes[{index}].{key}"
                 problems.append(Problem(path, "not supported: localbatch mounts host paths only (host.sourcePath)"))
     if (props.get("logConfiguration") or {}).get("secretOptions"):
-        problems.append(
-            Problem("containerProperties.logConfiguration.secretOptions", "not supported: secrets are AWS-only")
-        )
+        problems.append(Problem(f"{cp}.logConfiguration.secretOptions", "not supported: secrets are AWS-only"))
+    if node_range:
+        fargate_only = ("networkConfiguration", "fargatePlatformConfiguration", "ephemeralStorage", "runtimePlatform")
+        problems += [
+            Problem(f"{cp}.{k}", "Fargate only; multi-node parallel jobs cannot run on FARGATE")
+            for k in fargate_only
+            if props.get(k)
+        ]
     return problems
 
 
@@ -140,32 +200,65 @@ class RequestReader:
         props = body.get("containerProperties")
         if props is not None:
             self._container(props, doc)
+            self._job_wide(props, doc)
+            self._fargate(props, doc)
+        nodes = body.get("nodeProperties")
+        if nodes is not None:
+            self._nodes(nodes, doc)
         return doc
 
-    def _container(self, props: Mapping[str, Any], doc: dict[str, Any]) -> None:
-        cp = "containerProperties"
-        plain = ["image", "command", "user", "privileged", "readonly_root_filesystem", "job_role_arn"]
-        self._copy(props, cp, doc, "", [*plain, "execution_role_arn"])
-        doc["resources"] = self._resources(props)
-        self._environment(props, doc)
-        volumes = self._items(props, cp, "volumes", doc, "volumes", ["name"])
+    def _nodes(self, nodes: Mapping[str, Any], doc: dict[str, Any]) -> None:
+        np, at = "nodeProperties", "node_properties"
+        table: dict[str, Any] = {}
+        self.paths[at] = np
+        self._copy(nodes, np, table, at, ["num_nodes", "main_node"])
+        ranges = []
+        for index, entry in enumerate(nodes.get("nodeRangeProperties") or []):
+            src, dst = f"{np}.nodeRangeProperties[{index}]", f"{at}.node_range_properties[{index}]"
+            self.paths[dst] = src
+            item: dict[str, Any] = {}
+            self._copy(entry, src, item, dst, ["target_nodes", "instance_types"])
+            container = entry.get("container") or {}
+            self._container(container, item, f"{src}.container", f"{dst}.")
+            if index == 0:  # the job-wide members; the others were checked to be equal
+                self._job_wide(container, doc, f"{src}.container")
+            ranges.append(item)
+        table["node_range_properties"] = ranges
+        doc[at] = table
+
+    def _container(
+        self, props: Mapping[str, Any], doc: dict[str, Any], cp: str = "containerProperties", at: str = ""
+    ) -> None:
+        """A container's members into ``doc``; ``cp`` is their camelCase path, ``at`` the TOML
+        prefix of the keys (a node range's)."""
+        plain = ["image", "command", "user", "privileged", "readonly_root_filesystem"]
+        self._copy(props, cp, doc, at.rstrip("."), plain)
+        doc["resources"] = self._resources(props, cp, at)
+        self._environment(props, doc, cp, at)
+        volumes = self._items(props, cp, "volumes", doc, f"{at}volumes", ["name"])
         for index, volume in enumerate(props.get("volumes") or []):
             source_path = (volume.get("host") or {}).get("sourcePath")
             if source_path:  # empty or absent: an anonymous Docker volume
                 volumes[index]["host_source_path"] = source_path
-                self.paths[f"volumes[{index}].host_source_path"] = f"{cp}.volumes[{index}].host.sourcePath"
-        self._items(props, cp, "mountPoints", doc, "mount_points", ["source_volume", "container_path", "read_only"])
-        self._items(props, cp, "ulimits", doc, "ulimits", ["name", "soft_limit", "hard_limit"])
+                self.paths[f"{at}volumes[{index}].host_source_path"] = f"{cp}.volumes[{index}].host.sourcePath"
+        keys = ["source_volume", "container_path", "read_only"]
+        self._items(props, cp, "mountPoints", doc, f"{at}mount_points", keys)
+        self._items(props, cp, "ulimits", doc, f"{at}ulimits", ["name", "soft_limit", "hard_limit"])
         linux = props.get("linuxParameters")
         if linux is not None:
             path, table = f"{cp}.linuxParameters", dict[str, Any]()
             keys = ["shared_memory_size", "init_process_enabled", "max_swap", "swappiness"]
-            self._copy(linux, path, table, "linux_parameters", keys)
+            self._copy(linux, path, table, f"{at}linux_parameters", keys)
             device_keys = ["host_path", "container_path", "permissions"]
-            self._items(linux, path, "devices", table, "linux_parameters.devices", device_keys)
+            self._items(linux, path, "devices", table, f"{at}linux_parameters.devices", device_keys)
             tmpfs_keys = ["container_path", "size", "mount_options"]
-            self._items(linux, path, "tmpfs", table, "linux_parameters.tmpfs", tmpfs_keys)
+            self._items(linux, path, "tmpfs", table, f"{at}linux_parameters.tmpfs", tmpfs_keys)
             doc["linux_parameters"] = table
+            self.paths[f"{at}linux_parameters"] = path
+
+    def _job_wide(self, props: Mapping[str, Any], doc: dict[str, Any], cp: str = "containerProperties") -> None:
+        """The container members a localbatch file keeps at its top: roles, log configuration."""
+        self._copy(props, cp, doc, "", ["job_role_arn", "execution_role_arn"])
         log = props.get("logConfiguration")
         if log is not None:
             doc["log_configuration"] = {}
@@ -177,7 +270,6 @@ class RequestReader:
                 doc["log_configuration"],
                 "log_configuration.options",
             )
-        self._fargate(props, doc)
 
     def _fargate(self, props: Mapping[str, Any], doc: dict[str, Any]) -> None:
         cp, table = "containerProperties", {}
@@ -196,10 +288,10 @@ class RequestReader:
         if table:
             doc["fargate"] = table
 
-    def _environment(self, props: Mapping[str, Any], doc: dict[str, Any]) -> None:
+    def _environment(self, props: Mapping[str, Any], doc: dict[str, Any], cp: str, at: str) -> None:
         environment: dict[str, str] = {}
         for index, pair in enumerate(props.get("environment") or []):
-            path = f"containerProperties.environment[{index}]"
+            path = f"{cp}.environment[{index}]"
             name, value = pair.get("name"), pair.get("value")
             if name is None or value is None:
                 missing = "name" if name is None else "value"
@@ -208,15 +300,17 @@ class RequestReader:
                 self.problems.append(Problem(f"{path}.name", f"duplicate environment variable {name!r}"))
             else:
                 environment[name] = value
-                self.paths[jobdef.format_path(["environment", name])] = path
+                self.paths[at + jobdef.format_path(["environment", name])] = path
         if environment:
             doc["environment"] = environment
 
-    def _resources(self, props: Mapping[str, Any]) -> dict[str, Any]:
+    def _resources(self, props: Mapping[str, Any], cp: str, at: str) -> dict[str, Any]:
         resources: dict[str, Any] = {}
         first: dict[str, int] = {}
+        for key in ("resources", "resources.vcpus", "resources.memory_mib", "resources.gpus"):
+            self.paths[at + key] = f"{cp}.resourceRequirements"
         for index, requirement in enumerate(props.get("resourceRequirements") or []):
-            path = f"containerProperties.resourceRequirements[{index}]"
+            path = f"{cp}.resourceRequirements[{index}]"
             kind, text = requirement["type"], requirement["value"]
             if kind not in _RESOURCE_KEYS:
                 self.problems.append(
@@ -234,18 +328,18 @@ class RequestReader:
                     self.problems.append(Problem(f"{path}.value", f"expected {expected} as a string, got {text!r}"))
                 else:
                     resources[_RESOURCE_KEYS[kind]] = number
-                    self.paths[f"resources.{_RESOURCE_KEYS[kind]}"] = f"{path}.value"
+                    self.paths[f"{at}resources.{_RESOURCE_KEYS[kind]}"] = f"{path}.value"
         for legacy, kind in (("vcpus", "VCPU"), ("memory", "MEMORY")):  # deprecated top-level fields
             key, value = _RESOURCE_KEYS[kind], props.get(legacy)
             if value is None:
                 continue
             if key not in resources:
                 resources[key] = value
-                self.paths[f"resources.{key}"] = f"containerProperties.{legacy}"
+                self.paths[f"{at}resources.{key}"] = f"{cp}.{legacy}"
             elif resources[key] != value:
                 self.problems.append(
                     Problem(
-                        f"containerProperties.{legacy}",
+                        f"{cp}.{legacy}",
                         f"{value} contradicts the {kind} resource requirement ({resources[key]}); give one",
                     )
                 )

@@ -27,14 +27,20 @@ from localbatch import jobdef
 from localbatch.awsbatch import model
 from localbatch.awsbatch._request_reader import RequestReader, unsupported_parts
 from localbatch.core import portability
-from localbatch.core.definition import FargateSettings, JobDefinition
+from localbatch.core.definition import FargateSettings, JobDefinition, NodeProperties
 from localbatch.core.resources import Resources
 from localbatch.core.retry import RetryStrategy
 from localbatch.core.spec import ContainerSpec, LinuxParameters
 from localbatch.errors import JobDefinitionError, Problem
 from localbatch.validation import describe
 
-__all__ = ["as_register_request", "container_properties", "from_register_request", "to_register_request"]
+__all__ = [
+    "as_register_request",
+    "container_properties",
+    "from_register_request",
+    "node_properties",
+    "to_register_request",
+]
 
 _DESCRIBE_ONLY = ("jobDefinitionArn", "revision", "status", "containerOrchestrationType")
 
@@ -58,18 +64,14 @@ def to_register_request(definition: JobDefinition, *, strict: bool = True, sourc
         request["parameters"] = dict(d.parameters)
     if d.scheduling_priority is not None:
         request["schedulingPriority"] = d.scheduling_priority
-    props = container_properties(d.container)
-    if d.job_role_arn is not None:
-        props["jobRoleArn"] = d.job_role_arn
-    if d.execution_role_arn is not None:
-        props["executionRoleArn"] = d.execution_role_arn
-    if d.log_configuration is not None:
-        props["logConfiguration"] = {"logDriver": d.log_configuration.log_driver}
-        if d.log_configuration.options:
-            props["logConfiguration"]["options"] = dict(d.log_configuration.options)
-    if d.fargate is not None:
-        props.update(_fargate(d.fargate))
-    request["containerProperties"] = props
+    if d.node_properties is not None:
+        request["nodeProperties"] = node_properties(d, d.node_properties)
+    else:
+        props = container_properties(d.container)
+        props.update(_job_wide(d))
+        if d.fargate is not None:
+            props.update(_fargate(d.fargate))
+        request["containerProperties"] = props
     if d.retry_strategy != RetryStrategy():
         request["retryStrategy"] = retry_strategy(d.retry_strategy)
     if d.propagate_tags:
@@ -80,6 +82,34 @@ def to_register_request(definition: JobDefinition, *, strict: bool = True, sourc
         request["tags"] = dict(d.tags)
     request["platformCapabilities"] = [p.value for p in d.platform_capabilities]
     return request
+
+
+def _job_wide(d: JobDefinition) -> dict[str, Any]:
+    """The containerProperties members a localbatch file keeps once per job."""
+    props: dict[str, Any] = {}
+    if d.job_role_arn is not None:
+        props["jobRoleArn"] = d.job_role_arn
+    if d.execution_role_arn is not None:
+        props["executionRoleArn"] = d.execution_role_arn
+    if d.log_configuration is not None:
+        props["logConfiguration"] = {"logDriver": d.log_configuration.log_driver}
+        if d.log_configuration.options:
+            props["logConfiguration"]["options"] = dict(d.log_configuration.options)
+    return props
+
+
+def node_properties(d: JobDefinition, props: NodeProperties) -> dict[str, Any]:
+    """AWS's ``nodeProperties``: each range's container carries the job-wide members too."""
+    ranges = []
+    for entry in props.node_range_properties:
+        item: dict[str, Any] = {
+            "targetNodes": entry.target_nodes,
+            "container": {**container_properties(entry.container), **_job_wide(d)},
+        }
+        if entry.instance_types:
+            item["instanceTypes"] = list(entry.instance_types)
+        ranges.append(item)
+    return {"numNodes": props.num_nodes, "mainNode": props.main_node, "nodeRangeProperties": ranges}
 
 
 def container_properties(container: ContainerSpec) -> dict[str, Any]:

@@ -49,6 +49,7 @@ def job_detail(job: Job, arns: Arns, array_counts: Mapping[JobStatus, int] | Non
         "arrayProperties": _array_properties(job, array_counts),
     }
     detail.update({key: value for key, value in optional.items() if value is not None})
+    detail.update(_multinode_detail(job))
     return detail
 
 
@@ -65,6 +66,24 @@ def _array_properties(job: Job, counts: Mapping[JobStatus, int] | None) -> dict[
     if found is not None and job.is_array_parent:
         found["statusSummary"] = arrays.status_summary(counts or {})
     return found
+
+
+def _multinode_detail(job: Job) -> dict[str, Any]:
+    """A multi-node job's ``nodeProperties`` (its ranges as resolved at submit), or a node's
+    ``nodeDetails``."""
+    if job.is_multinode_parent:
+        ranges = [
+            {
+                "targetNodes": r.target_nodes,
+                "container": container_properties(r.container),
+                **({"instanceTypes": list(r.instance_types)} if r.instance_types else {}),
+            }
+            for r in job.node_ranges
+        ]
+        return {"nodeProperties": {"numNodes": job.num_nodes, "mainNode": job.main_node, "nodeRangeProperties": ranges}}
+    if job.node_index is not None:
+        return {"nodeDetails": {"nodeIndex": job.node_index, "isMainNode": job.is_main_node}}
+    return {}
 
 
 def job_summary(job: Job, arns: Arns) -> dict[str, Any]:
@@ -89,6 +108,14 @@ def job_summary(job: Job, arns: Arns) -> dict[str, Any]:
         "arrayProperties": _array_summary(job),
     }
     summary.update({key: value for key, value in optional.items() if value is not None})
+    if job.is_multinode_parent:
+        summary["nodeProperties"] = {"numNodes": job.num_nodes}
+    elif job.node_index is not None:
+        summary["nodeProperties"] = {
+            "isMainNode": job.is_main_node,
+            "numNodes": job.num_nodes,
+            "nodeIndex": job.node_index,
+        }
     return summary
 
 

@@ -21,6 +21,7 @@ from localbatch.awsbatch.jobdefinition import retry_strategy
 from localbatch.core import arrays
 from localbatch.core.jobs import Dependency, DependencyType, JobStatus
 from localbatch.core.lifecycle import JobOverrides, check_overrides
+from localbatch.core.multinode import NodeOverrides, NodePropertyOverride
 from localbatch.core.naming import AWS_NAME
 from localbatch.core.retry import RetryStrategy
 from localbatch.errors import InvalidRequest, JobDefinitionError, Problem
@@ -55,6 +56,7 @@ class SubmitRequest:
     array_size: int | None = None
     depends_on: tuple[Dependency, ...] = ()
     share_identifier: str | None = None
+    node_overrides: NodeOverrides | None = None  # multi-node parallel jobs only
 
 
 def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
@@ -70,7 +72,6 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
             )
         )
     for part in (
-        "nodeOverrides",
         "eksPropertiesOverride",
         "ecsPropertiesOverride",
         "consumableResourcePropertiesOverride",
@@ -111,6 +112,10 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
         scheduling_priority=body.get("schedulingPriorityOverride"),
     )
     problems += [_as_request_field(p) for p in check_overrides(overrides)]
+    node_overrides = None
+    if body.get("nodeOverrides") is not None:
+        node_overrides, node_problems = _node_overrides(body["nodeOverrides"])
+        problems += node_problems
     array_size = (body.get("arrayProperties") or {}).get("size")
     if array_size is not None and (why := arrays.size_problem(array_size)) is not None:
         problems.append(Problem("arrayProperties.size", why))
@@ -130,7 +135,39 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
         array_size=array_size,
         depends_on=depends_on,
         share_identifier=share,
+        node_overrides=node_overrides,
     )
+
+
+def _node_overrides(body: Mapping[str, Any]) -> tuple[NodeOverrides, list[Problem]]:
+    """``nodeOverrides``: the node count, and container overrides per node range. Ranges are
+    checked against the job definition when the job is submitted (``core.multinode.resolve``)."""
+    problems: list[Problem] = []
+    entries = []
+    for index, entry in enumerate(body.get("nodePropertyOverrides") or []):
+        path = f"nodeOverrides.nodePropertyOverrides[{index}]"
+        for part in ("ecsPropertiesOverride", "eksPropertiesOverride", "consumableResourcePropertiesOverride"):
+            if entry.get(part):
+                problems.append(Problem(f"{path}.{part}", "not supported by localbatch"))
+        if entry.get("instanceTypes"):
+            problems.append(Problem(f"{path}.instanceTypes", "not supported: every node runs on this one host"))
+        container = entry.get("containerOverrides") or {}
+        prefix = f"{path}.containerOverrides"
+        for legacy in ("vcpus", "memory", "instanceType"):
+            if container.get(legacy) is not None:
+                problems.append(Problem(f"{prefix}.{legacy}", "not supported: use resourceRequirements"))
+        vcpus, memory_mib, gpus, resource_problems = _resources(container.get("resourceRequirements") or [], prefix)
+        environment, env_problems = _environment(container.get("environment") or [], prefix)
+        problems += resource_problems + env_problems
+        overrides = JobOverrides(
+            command=tuple(container["command"]) if container.get("command") is not None else None,
+            environment=environment,
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+            gpus=gpus,
+        )
+        entries.append(NodePropertyOverride(str(entry["targetNodes"]), overrides))
+    return NodeOverrides(body.get("numNodes"), tuple(entries)), problems
 
 
 def _dependencies(entries: list[Mapping[str, Any]]) -> tuple[tuple[Dependency, ...], list[Problem]]:
@@ -147,22 +184,20 @@ def _dependencies(entries: list[Mapping[str, Any]]) -> tuple[tuple[Dependency, .
 
 
 def _resources(
-    requirements: list[Mapping[str, Any]],
+    requirements: list[Mapping[str, Any]], prefix: str = "containerOverrides"
 ) -> tuple[float | None, int | None, int | None, list[Problem]]:
     values: dict[str, float | int] = {}
     problems = []
     for i, requirement in enumerate(requirements):
         kind, text = str(requirement["type"]), str(requirement["value"])
-        path = f"containerOverrides.resourceRequirements[{i}].value"
+        path = f"{prefix}.resourceRequirements[{i}].value"
         if kind not in ("VCPU", "MEMORY", "GPU"):
             problems.append(
-                Problem(f"containerOverrides.resourceRequirements[{i}].type", f"{kind!r}: allowed: VCPU, MEMORY, GPU")
+                Problem(f"{prefix}.resourceRequirements[{i}].type", f"{kind!r}: allowed: VCPU, MEMORY, GPU")
             )
             continue
         if kind in values:
-            problems.append(
-                Problem(f"containerOverrides.resourceRequirements[{i}].type", f"{kind} is given more than once")
-            )
+            problems.append(Problem(f"{prefix}.resourceRequirements[{i}].type", f"{kind} is given more than once"))
             continue
         try:
             values[kind] = float(text) if kind == "VCPU" else int(text)
@@ -180,13 +215,15 @@ def _resources(
     )
 
 
-def _environment(pairs: list[Mapping[str, Any]]) -> tuple[dict[str, str], list[Problem]]:
+def _environment(
+    pairs: list[Mapping[str, Any]], prefix: str = "containerOverrides"
+) -> tuple[dict[str, str], list[Problem]]:
     environment: dict[str, str] = {}
     problems = []
     for i, pair in enumerate(pairs):
         name = pair.get("name")
         if not name:
-            problems.append(Problem(f"containerOverrides.environment[{i}].name", "required"))
+            problems.append(Problem(f"{prefix}.environment[{i}].name", "required"))
             continue
         environment[str(name)] = str(pair.get("value", ""))
     return environment, problems
@@ -258,7 +295,6 @@ def is_digits(text: str) -> bool:
 @dataclass(frozen=True)
 class ListRequest:
     job_queue: str | None
-    array_job_id: str | None
     statuses: tuple[JobStatus, ...]
     name_prefix: str | None
     created_after: int | None
@@ -266,6 +302,8 @@ class ListRequest:
     exact_name: str | None
     limit: int
     after: tuple[int, str] | None
+    array_job_id: str | None = None  # list this array's children (job_queue is None)
+    multi_node_job_id: str | None = None  # list this multi-node job's nodes (job_queue is None)
 
 
 def list_request(body: Mapping[str, Any]) -> ListRequest:
@@ -276,8 +314,6 @@ def list_request(body: Mapping[str, Any]) -> ListRequest:
         raise InvalidRequest(
             [Problem("jobQueue", "exactly one of jobQueue, arrayJobId and multiNodeJobId is required")]
         )
-    if scopes[0] == "multiNodeJobId":
-        raise InvalidRequest([Problem(scopes[0], "not supported by localbatch yet")])
     filters = body.get("filters") or []
     if len(filters) > 1:
         raise InvalidRequest([Problem("filters", "AWS takes one filter at a time")])
@@ -316,8 +352,9 @@ def list_request(body: Mapping[str, Any]) -> ListRequest:
     if not 1 <= max_results <= 1000:
         raise InvalidRequest([Problem("maxResults", f"must be between 1 and 1000, got {max_results}")])
     return ListRequest(
-        job_queue=body.get("jobQueue"),
-        array_job_id=body.get("arrayJobId"),
+        job_queue=str(body["jobQueue"]) if body.get("jobQueue") else None,
+        array_job_id=str(body["arrayJobId"]) if body.get("arrayJobId") else None,
+        multi_node_job_id=str(body["multiNodeJobId"]) if body.get("multiNodeJobId") else None,
         statuses=statuses,
         name_prefix=name_prefix if name_prefix is not None else exact_name,
         created_after=after_ms,
@@ -376,6 +413,35 @@ def submit_body(request: SubmitRequest) -> dict[str, Any]:
         body["schedulingPriorityOverride"] = overrides.scheduling_priority
     if overrides.parameters:
         body["parameters"] = dict(overrides.parameters)
+    container = _container_overrides(overrides)
+    if container:
+        body["containerOverrides"] = container
+    if overrides.retry_strategy is not None:
+        body["retryStrategy"] = retry_strategy(overrides.retry_strategy)
+    if overrides.timeout_s is not None:
+        body["timeout"] = {"attemptDurationSeconds": overrides.timeout_s}
+    if overrides.tags:
+        body["tags"] = dict(overrides.tags)
+    if request.node_overrides is not None:
+        body["nodeOverrides"] = node_overrides_body(request.node_overrides)
+    return body
+
+
+def node_overrides_body(overrides: NodeOverrides) -> dict[str, Any]:
+    """``nodeOverrides`` in AWS's shape (what ``submit_request`` reads back)."""
+    body: dict[str, Any] = {}
+    if overrides.num_nodes is not None:
+        body["numNodes"] = overrides.num_nodes
+    entries = []
+    for entry in overrides.node_property_overrides:
+        container = _container_overrides(entry.overrides)
+        entries.append({"targetNodes": entry.target_nodes, **({"containerOverrides": container} if container else {})})
+    if entries:
+        body["nodePropertyOverrides"] = entries
+    return body
+
+
+def _container_overrides(overrides: JobOverrides) -> dict[str, Any]:
     container: dict[str, Any] = {}
     if overrides.command is not None:
         container["command"] = list(overrides.command)
@@ -392,15 +458,7 @@ def submit_body(request: SubmitRequest) -> dict[str, Any]:
     ]
     if requirements:
         container["resourceRequirements"] = requirements
-    if container:
-        body["containerOverrides"] = container
-    if overrides.retry_strategy is not None:
-        body["retryStrategy"] = retry_strategy(overrides.retry_strategy)
-    if overrides.timeout_s is not None:
-        body["timeout"] = {"attemptDurationSeconds": overrides.timeout_s}
-    if overrides.tags:
-        body["tags"] = dict(overrides.tags)
-    return body
+    return container
 
 
 def dependency_entry(dependency: Dependency) -> dict[str, str]:

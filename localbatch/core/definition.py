@@ -75,6 +75,25 @@ class StagedOutput:
 
 
 @dataclass(frozen=True)
+class NodeRangeProperty:
+    """One ``nodeRangeProperties`` entry of a multi-node parallel definition: the container of
+    the nodes ``target_nodes`` names ("a:b", ":b", "a:" or "a", node indexes from 0)."""
+
+    target_nodes: str
+    container: ContainerSpec
+    instance_types: tuple[str, ...] = ()  # exported as is; no local meaning (one host)
+
+
+@dataclass(frozen=True)
+class NodeProperties:
+    """A multi-node parallel definition's ``nodeProperties`` (aws-batch-reference.md §5.3)."""
+
+    num_nodes: int
+    main_node: int
+    node_range_properties: tuple[NodeRangeProperty, ...]
+
+
+@dataclass(frozen=True)
 class JobDefinition:
     name: str
     container: ContainerSpec
@@ -92,3 +111,5 @@ class JobDefinition:
     fargate: FargateSettings | None = None
     inputs: tuple[StagedInput, ...] = ()
     outputs: tuple[StagedOutput, ...] = ()
+    # type "multinode" only; ``container`` is then the main node's container.
+    node_properties: NodeProperties | None = None

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from localbatch.core.definition import NodeRangeProperty
 from localbatch.core.retry import RetryStrategy
 from localbatch.core.spec import ContainerSpec
 from localbatch.errors import InvalidTransition
@@ -152,6 +153,26 @@ class Job:
     array_size: int | None = None
     array_index: int | None = None
     share_identifier: str | None = None  # fair-share queues only
+    # A multi-node parallel job (core.multinode) has num_nodes and main_node and no
+    # node_index, and node_ranges as resolved at submit; its nodes ``<id>#i`` have all three.
+    num_nodes: int | None = None
+    main_node: int | None = None
+    node_index: int | None = None
+    node_ranges: tuple[NodeRangeProperty, ...] = ()
+
+    @property
+    def is_multinode_parent(self) -> bool:
+        """A multi-node parallel job's parent: it never runs; it follows its main node."""
+        return self.num_nodes is not None and self.node_index is None
+
+    @property
+    def multinode_job_id(self) -> str | None:
+        """The MNP job's id, for one of its nodes."""
+        return self.job_id.rpartition("#")[0] if self.node_index is not None else None
+
+    @property
+    def is_main_node(self) -> bool:
+        return self.node_index is not None and self.node_index == self.main_node
 
     @property
     def is_array_parent(self) -> bool:

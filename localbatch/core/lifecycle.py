@@ -40,6 +40,7 @@ from localbatch.core.resources import (
     vcpus_problem,
 )
 from localbatch.core.retry import MAX_ATTEMPTS, RetryDecision, RetryStrategy, decide
+from localbatch.core.spec import ContainerSpec
 from localbatch.errors import Problem
 
 
@@ -120,20 +121,8 @@ def new_job(
     now: EpochMs,
 ) -> tuple[Job, JobEvent]:
     """A SUBMITTED job: the definition with the overrides applied and ``Ref::`` substituted."""
-    base = definition.container
     parameters = params.merge(definition.parameters, overrides.parameters)
-    resources = Resources(
-        vcpus=overrides.vcpus if overrides.vcpus is not None else base.resources.vcpus,
-        memory_mib=overrides.memory_mib if overrides.memory_mib is not None else base.resources.memory_mib,
-        gpus=overrides.gpus if overrides.gpus is not None else base.resources.gpus,
-    )
-    command = overrides.command if overrides.command is not None else base.command
-    container = replace(
-        base,
-        command=params.substitute(command, parameters),
-        environment={**base.environment, **overrides.environment},
-        resources=resources,
-    )
+    container = substitute(apply_container_overrides(definition.container, overrides), parameters)
     job = Job(
         job_id=job_id,
         job_name=job_name,
@@ -155,6 +144,24 @@ def new_job(
         ),
     )
     return job, JobEvent(job_id, now, None, JobStatus.SUBMITTED)
+
+
+def apply_container_overrides(base: ContainerSpec, overrides: JobOverrides) -> ContainerSpec:
+    """``base`` with the container parts of ``overrides``: command, environment, resources."""
+    resources = Resources(
+        vcpus=overrides.vcpus if overrides.vcpus is not None else base.resources.vcpus,
+        memory_mib=overrides.memory_mib if overrides.memory_mib is not None else base.resources.memory_mib,
+        gpus=overrides.gpus if overrides.gpus is not None else base.resources.gpus,
+    )
+    command = overrides.command if overrides.command is not None else base.command
+    return replace(
+        base, command=command, environment={**base.environment, **overrides.environment}, resources=resources
+    )
+
+
+def substitute(container: ContainerSpec, parameters: Mapping[str, str]) -> ContainerSpec:
+    """``Ref::`` placeholders in the command replaced by ``parameters``."""
+    return replace(container, command=params.substitute(container.command, parameters))
 
 
 def begin_attempt(

@@ -80,13 +80,21 @@ def batch_environment(job: Job, attempt: int) -> dict[str, str]:
     if job.array_index is not None and job.array_size is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
         env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(job.array_size)
+    if job.node_index is not None:
+        env["AWS_BATCH_JOB_NODE_INDEX"] = str(job.node_index)
+        env["AWS_BATCH_JOB_NUM_NODES"] = str(job.num_nodes)
+        env["AWS_BATCH_JOB_MAIN_NODE_INDEX"] = str(job.main_node)
     return env
 
 
-def container_environment(job: Job, attempt: int) -> dict[str, str]:
+def container_environment(job: Job, attempt: int, main_node_address: str | None = None) -> dict[str, str]:
     """The full environment of an attempt's container: the job's own plus AWS_BATCH_*, and
-    for a job holding GPUs ``NVIDIA_VISIBLE_DEVICES`` naming them, as ECS sets it."""
+    for a job holding GPUs ``NVIDIA_VISIBLE_DEVICES`` naming them, as ECS sets it. A
+    multi-node job's non-main node also gets the main node's address (AWS sets it on those
+    nodes only)."""
     env: dict[str, str] = {**job.container.environment, **batch_environment(job, attempt)}
+    if main_node_address is not None and job.node_index is not None and not job.is_main_node:
+        env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = main_node_address
     if job.gpu_ids:
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(job.gpu_ids)
     return env

@@ -60,6 +60,14 @@ def definition_problems(definition: JobDefinition) -> list[Problem]:
     problems = job_problems(
         timeout_s=d.timeout_s, vcpus=d.container.resources.vcpus, platform_capabilities=capabilities
     )
+    if d.node_properties is not None:  # every node range's vCPUs, named by its range
+        problems = [p for p in problems if p.path != "resources.vcpus"]
+        for index, entry in enumerate(d.node_properties.node_range_properties):
+            found = job_problems(
+                timeout_s=None, vcpus=entry.container.resources.vcpus, platform_capabilities=capabilities
+            )
+            at = f"node_properties.node_range_properties[{index}]."
+            problems += [Problem(at + p.path, p.message) for p in found]
     if len(capabilities) > 1:
         problems.append(
             Problem(

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
-from localbatch.core import arrays, dependencies, lifecycle, naming, outcome, queue_limits, spot
+from localbatch.core import arrays, dependencies, lifecycle, multinode, naming, outcome, queue_limits, spot
 from localbatch.core.dependencies import Readiness
 from localbatch.core.fairshare import UsageHistory
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
@@ -44,7 +44,7 @@ from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, St
 from localbatch.core.lifecycle import StopEffect
 from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources
-from localbatch.core.scheduler import Allocation, RunnableJob, SchedulerSettings, WaitReason, plan
+from localbatch.core.scheduler import Allocation, Placement, RunnableJob, SchedulerSettings, WaitReason, plan
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
 from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, StateStore
 
@@ -130,6 +130,8 @@ class ControlLoop:
         self._launching: dict[str, _Launching] = {}
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         self._waiting: dict[str, WaitReason] = {}
+        self._gangs: dict[str, int] = {}  # runnable multi-node parents -> their node count
+        self._resync: list[str] = []  # multi-node parents found at start, to line up with their main node
         # What a failed save left unwritten, and the placements waiting on that save: retried
         # first on the next tick, so memory never stays ahead of the store.
         self._unsaved: dict[str, Change] = {}
@@ -198,6 +200,7 @@ class ControlLoop:
             if job.status is JobStatus.PENDING and not job.is_array_parent:  # a job it waits for may have ended
                 self._to_resolve[job.job_id] = None
         self._arrays_done.update((p, None) for p, tally in self._arrays.items() if tally.remaining <= 0)
+        self._resync = [job.job_id for job in jobs if job.is_multinode_parent]
         self._flights = dict(flights)
         self._reload_infrastructure()
 
@@ -251,6 +254,7 @@ class ControlLoop:
     def tick(self, now: EpochMs) -> None:
         changes, self._unsaved = self._unsaved, {}
         self._take_inbox(changes)
+        self._resync_multinode(now, changes)
         self._collect_launches(now, changes)
         self._collect_exits(now, changes)
         self._apply_stops(now, changes)
@@ -275,6 +279,8 @@ class ControlLoop:
         events = (previous[1] if previous else []) + ([event] if event else [])
         changes[job.job_id] = (job, events)
         self._remember(job)
+        if job.is_main_node:
+            self._mirror_main_node(job, event, changes)
 
     def _remember(self, job: Job) -> None:
         """The loop's view of ``job``: every change goes through here, so the active jobs,
@@ -290,11 +296,12 @@ class ControlLoop:
                     for other in job.waits_for:
                         self._dependents.setdefault(other, []).append(job_id)
                 self._active[job_id] = job
-            if status is JobStatus.RUNNABLE and job.stop_request is None:
+            if status is JobStatus.RUNNABLE and job.stop_request is None and self._schedulable(job):
+                resources = multinode.request(job) if job.is_multinode_parent else job.container.resources
                 self._runnable[job_id] = RunnableJob(
                     job_id,
                     job.job_queue,
-                    job.container.resources,
+                    resources,
                     job.created_at,
                     job.runnable_at or job.created_at,
                     array_index=job.array_index or 0,
@@ -303,7 +310,11 @@ class ControlLoop:
                 )
             else:
                 self._runnable.pop(job_id, None)
-            if status in (JobStatus.STARTING, JobStatus.RUNNING):
+            if job.is_multinode_parent and job_id in self._runnable:
+                self._gangs[job_id] = job.num_nodes or 0
+            else:
+                self._gangs.pop(job_id, None)
+            if status in (JobStatus.STARTING, JobStatus.RUNNING) and not job.is_multinode_parent:
                 self._placed[job_id] = Allocation(
                     job_id,
                     job.compute_environment or "",
@@ -317,6 +328,9 @@ class ControlLoop:
         _index(self._submitted, job_id, status is JobStatus.SUBMITTED)
         _index(self._stop_requested, job_id, job.stop_request is not None and not status.is_terminal)
         self._dirty = True
+        parent = self._active.get(job.multinode_job_id or "")
+        if parent is not None and parent.status is JobStatus.RUNNABLE:  # may be placeable now
+            self._remember(parent)
 
     def _ended_now(self, job: Job) -> None:
         """``job`` just ended: the jobs waiting for it, and its array's parent, hear of it."""
@@ -392,6 +406,11 @@ class ControlLoop:
     def _launch(self, job: Job) -> None:
         attempt = job.current_attempt
         assert attempt is not None
+        main_container = None
+        if job.node_index is not None and not job.is_main_node:
+            main_container = self._main_container(job)
+            if main_container is None:  # the main node ended before this node's turn came
+                return
         request = ContainerRequest(
             name=attempt.container_name,
             spec=job.container,
@@ -400,13 +419,20 @@ class ControlLoop:
             gpu_device_ids=job.gpu_ids,
         )
         abandoned = threading.Event()
-        future = self._pool.submit(self._create_and_start, request, abandoned)
+        future = self._pool.submit(self._create_and_start, request, abandoned, main_container)
         self._launching[job.job_id] = _Launching(future, abandoned)
 
-    def _create_and_start(self, request: ContainerRequest, abandoned: threading.Event) -> str | AttemptOutcome:
+    def _create_and_start(
+        self, request: ContainerRequest, abandoned: threading.Event, main_container: str | None = None
+    ) -> str | AttemptOutcome:
         """On a launch thread: pull if needed, create, start. The container id, or why not.
-        A launch the loop gave up on (the job was terminated meanwhile) is not started."""
+        A launch the loop gave up on (the job was terminated meanwhile) is not started. A
+        multi-node job's non-main node first learns where its main node runs."""
         try:
+            if main_container is not None:
+                address = self._runtime.address(main_container)
+                variable = "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"
+                request = replace(request, environment={**request.environment, variable: address})
             container_id = self._runtime.create(request)
         except ImageError as exc:
             return outcome.failed_to_start(exc.detail, image_missing=True)
@@ -443,6 +469,8 @@ class ControlLoop:
                 job, event = lifecycle.mark_running(job, now, result)
                 self._record(changes, job, event)
                 self._flights[job_id] = self._watch(job, result, fresh_log=False)
+                if job.is_main_node:  # the other nodes start once the main node runs
+                    self._to_launch += self._waiting_nodes(job)
 
     def _watch(self, job: Job, container_id: str, *, fresh_log: bool) -> Flight:
         attempt = job.current_attempt
@@ -505,10 +533,15 @@ class ControlLoop:
 
     def _finish(self, job: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
         self._record_usage(job, now)
+        if job.node_index is not None and not job.is_main_node:
+            self._finish_node(job, ending, now, changes)
+            return
         job, event, _ = lifecycle.finish_attempt(job, ending, now)
         if event.detail is not None:
             logger.info("job=%s attempt=%d ended: %s", job.job_id, len(job.attempts), event.detail)
         self._record(changes, job, event)
+        if job.is_main_node:
+            self._main_attempt_ended(job, now, changes)
 
     def _record_usage(self, job: Job, now: EpochMs) -> None:
         """A fair-share job's attempt ends: its vCPU x run seconds go to its share's history."""
@@ -547,6 +580,15 @@ class ControlLoop:
                 self._pass_on_stop(job, request, changes)
                 continue
             effect = lifecycle.stop_effect(job)
+            if job.is_multinode_parent and effect is not StopEffect.IGNORE:
+                self._stop_multinode(job, request, effect, now, changes)
+                continue
+            parent = self._active.get(job.multinode_job_id or "")
+            if parent is not None and effect is StopEffect.FAIL and parent.stop_request is None:
+                # A node not started yet cannot end alone (the job places every node at once):
+                # the request is the whole job's.
+                self._record(changes, replace(parent, stop_request=request))
+                continue
             if effect is StopEffect.FAIL:
                 job, event = lifecycle.fail_before_start(job, now, request.reason, cancelled=True)
                 self._record(changes, job, event)
@@ -720,6 +762,9 @@ class ControlLoop:
         placed = []
         for placement in decided.placements:
             job = self._active[placement.job_id]
+            if job.is_multinode_parent:
+                placed += self._place_nodes(job, placement, now, changes)
+                continue
             number = len(job.attempts) + 1
             task_id = self._new_task_id()
             job, event = lifecycle.begin_attempt(
@@ -733,9 +778,11 @@ class ControlLoop:
             )
             self._record(changes, job, event)
             placed.append(job)
+        waiting = dict(decided.waiting)
+        for job_id in self._gangs.keys() & waiting.keys():
+            waiting[job_id] = multinode.gang_reason(waiting[job_id], self._gangs[job_id])
         with self._lock:
-            self._waiting = dict(decided.waiting)  # made text only when asked for
-        waiting = decided.waiting
+            self._waiting = waiting  # made text only when asked for
         heads = {queue: (job_id, waiting[job_id].code) for queue, job_id in decided.heads.items()}
         self._heads = queue_limits.track(self._heads, heads, now)
         self._dirty = False  # our own placements need no second pass; exits and submissions will
@@ -743,6 +790,165 @@ class ControlLoop:
         # max_head_wait (the starvation guarantee): plan again then, not on every tick.
         self._next_timed_plan_ms = decided.next_starving_at
         return placed
+
+    # -- multi-node parallel jobs (core.multinode decides) -----------------------------------------
+    # The scheduler places the parent, asking for every node's resources at once; each node
+    # is then a job of its own (attempts, container, flight). The main node launches first,
+    # the others once it runs; the parent mirrors the main node; when the main node's attempt
+    # ends, the nodes still running are stopped, and they run again if it retries.
+
+    def _nodes_of(self, parent_id: str, num_nodes: int, changes: dict[str, Change]) -> list[Job]:
+        """Every node of the job, as the loop (or this tick, or the store) last saw it."""
+        found = []
+        for index in range(num_nodes):
+            node = self._job(multinode.node_id(parent_id, index), changes)
+            if node is not None:
+                found.append(node)
+        return found
+
+    def _job(self, job_id: str, changes: dict[str, Change]) -> Job | None:
+        if job_id in changes:
+            return changes[job_id][0]
+        return self._active.get(job_id) or self._store.get_job(job_id)
+
+    def _schedulable(self, job: Job) -> bool:
+        """Nodes are placed through their parent; a parent once every node waits RUNNABLE (all
+        promoted, none of a previous attempt still holding resources)."""
+        if job.node_index is not None:
+            return False
+        if not job.is_multinode_parent:
+            return True
+        ids = (multinode.node_id(job.job_id, i) for i in range(job.num_nodes or 0))
+        return all((node := self._active.get(i)) is not None and node.status is JobStatus.RUNNABLE for i in ids)
+
+    def _place_nodes(self, parent: Job, placement: Placement, now: EpochMs, changes: dict[str, Change]) -> list[Job]:
+        """Every node begins an attempt in the placement's environment (the parent mirrors the
+        main node); only the main node launches now."""
+        nodes = self._nodes_of(parent.job_id, parent.num_nodes or 0, changes)
+        gpus = multinode.split_gpus([n.container for n in nodes], placement.gpu_ids)
+        launch = []
+        for node, gpu_ids in zip(nodes, gpus, strict=True):  # every node is RUNNABLE (_schedulable)
+            task_id = self._new_task_id()
+            node, event = lifecycle.begin_attempt(
+                node,
+                now,
+                task_id=task_id,
+                container_name=naming.container_name(node.job_id, len(node.attempts) + 1),
+                log_stream_name=naming.log_stream_name(node.job_definition_name, task_id),
+                compute_environment=placement.compute_environment,
+                gpu_ids=gpu_ids,
+            )
+            self._record(changes, node, event)
+            if node.is_main_node:
+                launch.append(node)
+        return launch
+
+    def _main_container(self, node: Job) -> str | None:
+        """The running main node's container, for a node about to launch."""
+        main = self._active.get(multinode.node_id(node.multinode_job_id or "", node.main_node or 0))
+        current = self._active.get(node.job_id)
+        if main is None or main.status is not JobStatus.RUNNING or current is None:
+            return None
+        if current.status is not JobStatus.STARTING or current.current_attempt != node.current_attempt:
+            return None
+        attempt = main.current_attempt
+        return attempt.container_id if attempt is not None else None
+
+    def _waiting_nodes(self, main: Job) -> list[Job]:
+        """The main node runs: its job's other nodes, placed and waiting to launch."""
+        parent_id = main.multinode_job_id or ""
+        waiting = []
+        for index in range(main.num_nodes or 0):
+            node = self._active.get(multinode.node_id(parent_id, index))
+            if node is None or node.is_main_node or node.status is not JobStatus.STARTING:
+                continue
+            if node.job_id not in self._launching and node.job_id not in self._flights:
+                waiting.append(node)
+        return waiting
+
+    def _resync_multinode(self, now: EpochMs, changes: dict[str, Change]) -> None:
+        """First tick after a start: ``startup.recover`` moved the nodes (collected exits,
+        requeued launches) without the parent; line each job up with its main node."""
+        parents, self._resync = self._resync, []
+        for parent_id in parents:
+            parent = self._active.get(parent_id)
+            if parent is None:
+                continue
+            main = self._job(multinode.node_id(parent_id, parent.main_node or 0), changes)
+            if main is None:
+                continue
+            self._mirror_main_node(main, None, changes, at=now)
+            attempt = main.current_attempt
+            if main.status.is_terminal or (attempt is not None and attempt.finished):
+                self._main_attempt_ended(main, now, changes)
+
+    def _mirror_main_node(
+        self, main: Job, event: JobEvent | None, changes: dict[str, Change], at: EpochMs | None = None
+    ) -> None:
+        """The parent follows its main node from the first attempt on."""
+        parent = self._job(main.multinode_job_id or "", changes)
+        waiting = (JobStatus.SUBMITTED, JobStatus.PENDING, JobStatus.RUNNABLE)
+        if parent is None or parent.status.is_terminal or (not main.attempts and parent.status in waiting):
+            return
+        if at is None:
+            at = event.at if event is not None else (main.stopped_at or main.started_at or main.created_at)
+        moved, mirrored = multinode.mirror(parent, main, at)
+        if moved != parent:
+            self._record(changes, moved, mirrored)
+
+    def _main_attempt_ended(self, main: Job, now: EpochMs, changes: dict[str, Change]) -> None:
+        """Stop the nodes still running; settle those not launched; when the main node
+        retries, bring back those that ended on their own."""
+        for node in self._nodes_of(main.multinode_job_id or "", main.num_nodes or 0, changes):
+            if node.is_main_node:
+                continue
+            flight = self._flights.get(node.job_id)
+            launching = self._launching.get(node.job_id)
+            if flight is not None:
+                if flight.stop_cause is None:
+                    self._stop(flight, Ending.TERMINATED, multinode.MAIN_NODE_EXITED)
+            elif node.status is JobStatus.STARTING:
+                if launching is not None:  # no longer this loop's: whatever it made goes
+                    launching.abandoned.set()
+                    del self._launching[node.job_id]
+                    launching.future.add_done_callback(self._discard_launch)
+                self._finish_node(node, outcome.terminated(None, multinode.MAIN_NODE_EXITED), now, changes)
+            elif node.status.is_terminal and main.status is JobStatus.RUNNABLE:
+                moved, event = multinode.rerun(node, now)
+                self._record(changes, moved, event)
+            elif not node.status.is_terminal and main.status.is_terminal:  # never placed (a restart requeued it)
+                moved, event = lifecycle.fail_before_start(node, now, multinode.MAIN_NODE_EXITED_FIRST)
+                self._record(changes, moved, event)
+
+    def _discard_launch(self, future: Future[str | AttemptOutcome]) -> None:
+        result = _result(future)
+        if isinstance(result, str):
+            self._remove_quietly(result)
+
+    def _finish_node(self, node: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
+        main = self._job(multinode.node_id(node.multinode_job_id or "", node.main_node or 0), changes)
+        assert main is not None, node.job_id
+        moved, event = multinode.finish_node(node, ending, main, now)
+        self._record(changes, moved, event)
+
+    def _stop_multinode(
+        self, parent: Job, request: StopRequest, effect: StopEffect, now: EpochMs, changes: dict[str, Change]
+    ) -> None:
+        """CancelJob/TerminateJob on the job: unstarted, it and its nodes end FAILED; started,
+        the main node is terminated (its end stops the others)."""
+        nodes = self._nodes_of(parent.job_id, parent.num_nodes or 0, changes)
+        if effect is StopEffect.FAIL:
+            job, event = lifecycle.fail_before_start(parent, now, request.reason, cancelled=True)
+            self._record(changes, job, event)
+        for node in nodes:
+            if node.status.is_terminal:
+                continue
+            if effect is StopEffect.FAIL and not multinode.in_flight(node):
+                moved, event = lifecycle.fail_before_start(node, now, request.reason, cancelled=True)
+                self._record(changes, moved, event)
+            elif (node.is_main_node or effect is StopEffect.FAIL) and node.stop_request is None:
+                terminate = StopRequest(StopKind.TERMINATE, request.reason, request.requested_at)
+                self._record(changes, replace(node, stop_request=terminate))
 
 
 _ENDED_KEPT = 100_000  # ended jobs whose status the loop remembers (beyond it: the store)

@@ -62,7 +62,10 @@ def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: C
     flights: dict[str, Flight] = {}
     changes: list[tuple[Job, list[JobEvent]]] = []
     now = clock.now_ms()
-    for action in reconcile(active, [_observed(c) for c in observed]):
+    # A multi-node job's parent never has a container: its nodes do; the loop brings the
+    # parent back in line with its main node (ControlLoop.load).
+    with_containers = [job for job in active if not job.is_multinode_parent]
+    for action in reconcile(with_containers, [_observed(c) for c in observed]):
         if isinstance(action, RemoveOrphan):
             logger.info("removing container %s: no job in flight owns it", action.container_id)
             remove_quietly(runtime, action.container_id)

@@ -9,6 +9,7 @@ in unit tests.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
 from collections.abc import Mapping
@@ -217,3 +218,11 @@ class RuntimeContract:
         runtime.create(request)
         with pytest.raises(ContainerRuntimeError, match=request.name):
             runtime.create(request)
+
+    def test_a_running_container_has_an_address_others_reach_it_at(self, runtime: ContainerRuntime) -> None:
+        container_id = self.start_long_running(runtime)
+        address = ipaddress.ip_address(runtime.address(container_id))
+        assert address.version == 4
+        if runtime.engine_info().network_mode == "host":  # the host's own stack
+            assert str(address) == "127.0.0.1"
+        runtime.remove(container_id)

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from localbatch.core.definition import NodeRangeProperty
 from localbatch.core.infra import (
     ComputeEnvironment,
     JobQueue,
@@ -122,12 +123,16 @@ def rich_job(job_id: str = "job-rich") -> Job:
         depends_on=(Dependency("other:3", DependencyType.N_TO_N), Dependency("plain")),
         array_size=4,
         share_identifier="team-ä",
+        num_nodes=3,
+        main_node=1,
+        node_ranges=(NodeRangeProperty("0:", container, ("p4d.24xlarge",)), NodeRangeProperty("1", container)),
     )
 
 
 # Fields the rich job leaves at their defaults, each round-tripped by a test of its own:
-# array_index makes a job an array child, which queue listings leave out.
-_ROUND_TRIPPED_ELSEWHERE = {"job.array_index"}
+# array_index makes a job an array child, node_index a multi-node node, which queue listings
+# leave out.
+_ROUND_TRIPPED_ELSEWHERE = {"job.array_index", "job.node_index"}
 
 
 def assert_no_defaults(value: object, path: str = "job") -> None:
@@ -351,6 +356,23 @@ class StateStoreContract:
         every = store.list_jobs(JobQuery(array_job_id="arr", created_after=0))  # ListJobs' filters
         assert [j.array_index for j in every][:3] == [0, 1, 2] and len(every) == 12
         assert store.list_jobs(JobQuery(array_job_id="arr", created_before=5)) == []
+
+    def test_multinode_nodes_list_by_index_apart_from_their_queue(self, store: StateStore) -> None:
+        parent = dataclasses.replace(job("mnp", created_at=5), num_nodes=11, main_node=2)
+        nodes = [
+            dataclasses.replace(parent, job_id=f"mnp#{i}", node_index=i, status=S.RUNNING if i < 3 else S.STARTING)
+            for i in range(11)
+        ]
+        store.save_jobs([(parent, []), *((node, []) for node in nodes)])
+        assert store.get_job("mnp#7") == nodes[7]
+        assert store.get_job("mnp#7").multinode_job_id == "mnp"  # type: ignore[union-attr]
+        assert [j.job_id for j in store.list_jobs(JobQuery(job_queue="default"))] == ["mnp"]
+        listed = store.list_jobs(JobQuery(multi_node_job_id="mnp", limit=5))
+        assert [j.node_index for j in listed] == [0, 1, 2, 3, 4]  # by index, 10 after 9
+        rest = store.list_jobs(JobQuery(multi_node_job_id="mnp", after=(4, "mnp#4"), limit=100))
+        assert [j.node_index for j in rest] == list(range(5, 11))
+        running = store.list_jobs(JobQuery(multi_node_job_id="mnp", statuses=(S.RUNNING,)))
+        assert [j.job_id for j in running] == ["mnp#0", "mnp#1", "mnp#2"]
 
     def test_minimal_job_round_trips_with_defaults(self, store: StateStore) -> None:
         original = job("job-min")

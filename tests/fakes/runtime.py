@@ -225,6 +225,13 @@ class FakeRuntime:
                 if all(c.request.labels.get(key) == value for key, value in labels.items())
             ]
 
+    def address(self, container_id: str) -> str:
+        """127.0.0.1 under host networking; otherwise 10.0.0.<n>, n the container's number."""
+        with self._lock:
+            self._answer()
+            self._get(container_id, "find the address of")
+            return "127.0.0.1" if self.network_mode == "host" else f"10.0.0.{int(container_id.rsplit('-', 1)[-1])}"
+
     def close(self) -> None:
         pass
 

@@ -149,6 +149,8 @@ class InMemoryStateStore:
         prefix = None if query.name_prefix is None else _fold(query.name_prefix)
         if query.array_job_id is not None:
             return self._children(query, prefix)
+        if query.multi_node_job_id is not None:
+            return self._nodes(query)
         after = None if query.after is None else (-query.after[0], query.after[1])
         with self._lock:
             self._check_open()
@@ -156,6 +158,7 @@ class InMemoryStateStore:
                 job
                 for job in self._jobs.values()
                 if job.array_job_id is None
+                and job.multinode_job_id is None
                 and (not query.statuses or job.status in query.statuses)
                 and (query.job_queue is None or job.job_queue == query.job_queue)
                 and (prefix is None or _fold(job.job_name[: len(prefix)]) == prefix)
@@ -179,6 +182,18 @@ class InMemoryStateStore:
                 and (query.after is None or (job.array_index or 0) > query.after[0])
             ]
         return sorted(found, key=lambda job: job.array_index or 0)[: query.limit]
+
+    def _nodes(self, query: JobQuery) -> list[Job]:
+        with self._lock:
+            self._check_open()
+            found = [
+                job
+                for job in self._jobs.values()
+                if job.multinode_job_id == query.multi_node_job_id
+                and (not query.statuses or job.status in query.statuses)
+                and (query.after is None or (job.node_index or 0) > query.after[0])
+            ]
+        return sorted(found, key=lambda job: job.node_index or 0)[: query.limit]
 
     def active_jobs(self) -> list[Job]:
         with self._lock:

@@ -21,7 +21,7 @@ from localbatch.core.portability import RELAXED, definition_problems
 from localbatch.errors import JobDefinitionError, Problem
 from tests.strategies import FULL_TOML, job_definitions
 
-SINGLE = "localbatch runs single-container jobs described by containerProperties"
+SINGLE = "localbatch runs jobs described by containerProperties (or nodeProperties for type multinode)"
 
 FULL_REQUEST: dict[str, Any] = {
     "jobDefinitionName": "render",
@@ -270,7 +270,7 @@ def test_legacy_fields_that_contradict_resource_requirements_are_refused() -> No
     [
         (
             {"nodeProperties": {"numNodes": 2, "mainNode": 0, "nodeRangeProperties": []}},
-            f"nodeProperties: not supported; {SINGLE}",
+            "nodeProperties: only for type \"multinode\", got type 'container'",
         ),
         (
             {"ecsProperties": {"taskProperties": [{"containers": []}]}},
@@ -445,9 +445,9 @@ def test_bad_environment_entries() -> None:
     ]
 
 
-def test_multinode_type_is_not_supported_yet() -> None:
+def test_multinode_type_needs_node_properties() -> None:
     assert import_problems({**MINIMAL_REQUEST, "type": "multinode"}) == [
-        'type: "multinode" is not supported yet; allowed: "container"'
+        'nodeProperties: required for type "multinode"'
     ]
 
 

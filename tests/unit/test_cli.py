@@ -48,9 +48,10 @@ def write(tmp_path: Path, text: str, name: str = "job.toml") -> Path:
 
 
 def test_validate_accepts_the_examples(cli):
-    result = cli("validate", *map(str, sorted((REPO / "jobdefs").glob("*.toml"))))
+    examples = sorted((REPO / "jobdefs").glob("*.toml"))
+    result = cli("validate", *map(str, examples))
     assert result.exit_code == 0, result.output
-    assert "5 valid, 0 invalid" in result.stderr
+    assert f"{len(examples)} valid, 0 invalid" in result.stderr
 
 
 def test_validate_reports_every_problem_with_file_and_key_path(cli, tmp_path):

@@ -143,8 +143,7 @@ RULES = [
     ({"name": "my job!"}, "name: may contain only letters, digits, '-' and '_'; found ' ', '!'"),
     ({"name": ""}, "name: must not be empty"),
     ({"name": None}, "name: required key is missing"),
-    ({"type": "multinode"}, 'type: "multinode" is not supported yet; allowed: "container"'),
-    ({"type": "array"}, 'type: "array" is not allowed; allowed: "container"'),
+    ({"type": "array"}, 'type: "array" is not allowed; allowed: "container", "multinode"'),
     ({"image": None}, 'image: required; the container image to run, e.g. image = "busybox:1.36"'),
     ({"image": ""}, "image: must not be empty"),
     ({"image": "i" * 256}, "image: must be at most 255 characters, got 256"),
@@ -424,7 +423,7 @@ def test_unknown_key_without_a_close_match_gets_no_suggestion() -> None:
 def test_every_shape_problem_is_reported_at_once() -> None:
     doc = document(
         name="bad name",
-        type="multinode",
+        type="array",
         resources={"vcpus": "two", "memory_mib": 512},
         environment={"AWS_BATCH_X": "1"},
         retry={"attempts": 0},
@@ -432,7 +431,7 @@ def test_every_shape_problem_is_reported_at_once() -> None:
     )
     assert problems(doc) == [
         "name: may contain only letters, digits, '-' and '_'; found ' '",
-        'type: "multinode" is not supported yet; allowed: "container"',
+        'type: "array" is not allowed; allowed: "container", "multinode"',
         "resources.vcpus: expected a number, got a string 'two'",
         f"environment.AWS_BATCH_X: {RESERVED}",
         "retry.attempts: must be between 1 and 10, got 0",

@@ -281,6 +281,9 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
         array_size=None,
         array_index=None,
         share_identifier=None,
+        num_nodes=None,
+        main_node=None,
+        node_ranges=(),
     )
     retried = job("retried", status=S.RUNNING)
     history = [
@@ -294,7 +297,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
     make_v1(db, [(old, [event("old", 1, S.SUBMITTED)]), (retried, history)])
 
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         loaded = store.get_job("old")
         assert loaded == old
         assert loaded is not None and loaded.runnable_at is None and loaded.stop_request is None
