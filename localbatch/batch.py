@@ -289,19 +289,23 @@ class BatchService:
         return job if reason is None else replace(job, status_reason=reason)
 
     def list_jobs(self, request: ListRequest) -> Page:
-        """A page of a queue's jobs (array children and nodes left out, as AWS), of an array's
-        children by index, or of a multi-node job's nodes."""
-        if request.multi_node_job_id is not None:
-            return self._list_nodes(request)
-        if request.array_job_id is not None:
-            parent = self._store.get_job(request.array_job_id)
-            if parent is None or not parent.is_array_parent:
-                raise InvalidRequest([Problem("arrayJobId", f"{request.array_job_id} is not an array job")])
+        """A page of a queue's jobs (array children and nodes left out, as AWS), or of an
+        array's children or a multi-node job's nodes, by index."""
+        for field, parent_id, kind in (
+            ("arrayJobId", request.array_job_id, "an array job"),
+            ("multiNodeJobId", request.multi_node_job_id, "a multi-node parallel job"),
+        ):
+            if parent_id is None:
+                continue
+            parent = self._store.get_job(parent_id)
+            if parent is None or not (parent.is_array_parent if field == "arrayJobId" else parent.is_multinode_parent):
+                raise InvalidRequest([Problem(field, f"{parent_id} is not {kind}")])
         queue_name = self._queue(request.job_queue).name if request.job_queue is not None else None
         query = JobQuery(
             statuses=request.statuses,
             job_queue=queue_name,
             array_job_id=request.array_job_id,
+            multi_node_job_id=request.multi_node_job_id,
             name_prefix=request.name_prefix,
             created_after=request.created_after,
             created_before=request.created_before,
@@ -310,26 +314,14 @@ class BatchService:
         )
         jobs = [self._with_live_reason(job) for job in self._store.list_jobs(query)]
         next_after = None
-        if len(jobs) == request.limit:  # children page by index, the rest by created_at
+        if len(jobs) == request.limit:  # children and nodes page by index, the rest by created_at
             last = jobs[-1]
-            position = last.array_index if last.array_index is not None else last.created_at
-            next_after = (position, last.job_id)
+            index = last.array_index if last.array_index is not None else last.node_index
+            next_after = (index if index is not None else last.created_at, last.job_id)
         if request.exact_name is not None:
             wanted = request.exact_name.lower()
             jobs = [job for job in jobs if job.job_name.lower() == wanted]
         return Page(jobs, next_after)
-
-    def _list_nodes(self, request: ListRequest) -> Page:
-        """ListJobs(multiNodeJobId): the job's nodes by index; the page key is (index, id)."""
-        query = JobQuery(
-            statuses=request.statuses,
-            multi_node_job_id=request.multi_node_job_id,
-            after=request.after,
-            limit=request.limit,
-        )
-        jobs = [self._with_live_reason(job) for job in self._store.list_jobs(query)]
-        last = jobs[-1] if len(jobs) == request.limit else None
-        return Page(jobs, (last.node_index or 0, last.job_id) if last is not None else None)
 
     def cancel_job(self, job_id: str, reason: str) -> None:
         """AWS's CancelJob: jobs not yet STARTING end FAILED; on a STARTING or RUNNING job it

@@ -90,9 +90,9 @@ def list_jobs(query: JobQuery) -> tuple[str, dict[str, object]]:
     if query.limit < 0:
         raise ValueError(f"JobQuery.limit must be >= 0, got {query.limit}")
     if query.array_job_id is not None:
-        return _list_children(query)
+        return _list_members(query, "array_job_id", query.array_job_id, "array_index")
     if query.multi_node_job_id is not None:
-        return _list_nodes(query)
+        return _list_members(query, "multinode_job_id", query.multi_node_job_id, "node_index")
     where: list[str] = ["array_job_id IS NULL", "multinode_job_id IS NULL"]
     args: dict[str, object] = {"limit": query.limit}
     if query.job_queue is not None:
@@ -125,10 +125,11 @@ def list_jobs(query: JobQuery) -> tuple[str, dict[str, object]]:
     return " UNION ALL ".join(selects) + " ORDER BY created_at DESC, job_id LIMIT :limit", args
 
 
-def _list_children(query: JobQuery) -> tuple[str, dict[str, object]]:
-    """An array's children by index, on jobs_by_array; ``after`` is (index, job_id)."""
-    where = ["array_job_id = :parent"]
-    args: dict[str, object] = {"limit": query.limit, "parent": query.array_job_id}
+def _list_members(query: JobQuery, parent_column: str, parent: str, index_column: str) -> tuple[str, dict[str, object]]:
+    """An array's children or a multi-node job's nodes, by index, on jobs_by_array or
+    jobs_by_multinode; ``after`` is (index, job_id)."""
+    where = [f"{parent_column} = :parent"]
+    args: dict[str, object] = {"limit": query.limit, "parent": parent}
     statuses = list(dict.fromkeys(query.statuses))
     if statuses and len(statuses) < len(JobStatus):
         where.append(f"status IN ({', '.join(f':status{n}' for n in range(len(statuses)))})")
@@ -143,23 +144,9 @@ def _list_children(query: JobQuery) -> tuple[str, dict[str, object]]:
         where.append("created_at < :created_before")
         args["created_before"] = query.created_before
     if query.after is not None:
-        where.append("array_index > :after_index")
+        where.append(f"{index_column} > :after_index")
         args["after_index"] = query.after[0]
-    return f"SELECT {JOB_COLS} FROM jobs WHERE {' AND '.join(where)} ORDER BY array_index LIMIT :limit", args
-
-
-def _list_nodes(query: JobQuery) -> tuple[str, dict[str, object]]:
-    """A multi-node job's nodes by index, on jobs_by_multinode; ``after`` is (index, job_id)."""
-    where = ["multinode_job_id = :parent"]
-    args: dict[str, object] = {"limit": query.limit, "parent": query.multi_node_job_id}
-    statuses = list(dict.fromkeys(query.statuses))
-    if statuses and len(statuses) < len(JobStatus):
-        where.append(f"status IN ({', '.join(f':status{n}' for n in range(len(statuses)))})")
-        args.update({f"status{n}": status.value for n, status in enumerate(statuses)})
-    if query.after is not None:
-        where.append("node_index > :after_index")
-        args["after_index"] = query.after[0]
-    return f"SELECT {JOB_COLS} FROM jobs WHERE {' AND '.join(where)} ORDER BY node_index LIMIT :limit", args
+    return f"SELECT {JOB_COLS} FROM jobs WHERE {' AND '.join(where)} ORDER BY {index_column} LIMIT :limit", args
 
 
 # -- job definitions -----------------------------------------------------------------

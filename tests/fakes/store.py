@@ -25,6 +25,11 @@ from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord, JobQuery
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
+def _index(job: Job) -> int:
+    index = job.array_index if job.array_index is not None else job.node_index
+    return index or 0
+
+
 def _fold(text: str) -> str:
     """What SQLite's NOCASE compares: ASCII letters folded, everything else as is."""
     return text.translate(_ASCII_LOWER)
@@ -147,53 +152,24 @@ class InMemoryStateStore:
         if query.limit < 0:
             raise ValueError(f"JobQuery.limit must be >= 0, got {query.limit}")
         prefix = None if query.name_prefix is None else _fold(query.name_prefix)
-        if query.array_job_id is not None:
-            return self._children(query, prefix)
-        if query.multi_node_job_id is not None:
-            return self._nodes(query)
+        members = query.array_job_id is not None or query.multi_node_job_id is not None
         after = None if query.after is None else (-query.after[0], query.after[1])
         with self._lock:
             self._check_open()
             found = [
                 job
                 for job in self._jobs.values()
-                if job.array_job_id is None
-                and job.multinode_job_id is None
+                if job.array_job_id == query.array_job_id
+                and job.multinode_job_id == query.multi_node_job_id
                 and (not query.statuses or job.status in query.statuses)
                 and (query.job_queue is None or job.job_queue == query.job_queue)
                 and (prefix is None or _fold(job.job_name[: len(prefix)]) == prefix)
                 and (query.created_after is None or job.created_at > query.created_after)
                 and (query.created_before is None or job.created_at < query.created_before)
-                and (after is None or _order(job) > after)
+                and (after is None or (_index(job) > query.after[0] if members else _order(job) > after))
             ]
-        return sorted(found, key=_order)[: query.limit]
-
-    def _children(self, query: JobQuery, prefix: str | None) -> list[Job]:
-        with self._lock:
-            self._check_open()
-            found = [
-                job
-                for job in self._jobs.values()
-                if job.array_job_id == query.array_job_id
-                and (not query.statuses or job.status in query.statuses)
-                and (prefix is None or _fold(job.job_name[: len(prefix)]) == prefix)
-                and (query.created_after is None or job.created_at > query.created_after)
-                and (query.created_before is None or job.created_at < query.created_before)
-                and (query.after is None or (job.array_index or 0) > query.after[0])
-            ]
-        return sorted(found, key=lambda job: job.array_index or 0)[: query.limit]
-
-    def _nodes(self, query: JobQuery) -> list[Job]:
-        with self._lock:
-            self._check_open()
-            found = [
-                job
-                for job in self._jobs.values()
-                if job.multinode_job_id == query.multi_node_job_id
-                and (not query.statuses or job.status in query.statuses)
-                and (query.after is None or (job.node_index or 0) > query.after[0])
-            ]
-        return sorted(found, key=lambda job: job.node_index or 0)[: query.limit]
+        # An array's children and a job's nodes go by index; everything else newest first.
+        return sorted(found, key=_index if members else _order)[: query.limit]
 
     def active_jobs(self) -> list[Job]:
         with self._lock:

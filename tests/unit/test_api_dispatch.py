@@ -787,9 +787,10 @@ def test_list_jobs_refuses_bad_paging_and_filters(registered: World, params: dic
             "jobQueue: exactly one of jobQueue, arrayJobId and multiNodeJobId is required",
         ),
         ({"arrayJobId": "x"}, "arrayJobId: x is not an array job"),
+        ({"multiNodeJobId": "x"}, "multiNodeJobId: x is not a multi-node parallel job"),
         ({"jobQueue": "nope"}, "job queue 'nope' does not exist"),
     ],
-    ids=["none", "queue-and-array", "queue-and-mnp", "array", "unknown-queue"],
+    ids=["none", "queue-and-array", "queue-and-mnp", "array", "mnp", "unknown-queue"],
 )
 def test_list_jobs_needs_exactly_one_known_scope(registered: World, params: dict[str, Any], message: str) -> None:
     error = registered.refused("ListJobs", params)
