@@ -65,6 +65,12 @@ class Flight:
     stop_cause: Ending | None = None
     stop_reason: str = ""
     killed: bool = False
+    exited_at: EpochMs | None = None  # when the loop first saw the container stopped
+
+
+# How long an exited container's output may take to reach its log file before the job is
+# marked ended anyway: `logs` right after a job ends then shows all of it.
+_DRAIN_MS = 2_000
 
 
 @dataclass
@@ -510,6 +516,10 @@ class ControlLoop:
             if job is None:
                 del self._flights[job_id]
                 continue
+            if flight.exited_at is None:
+                flight.exited_at = now
+            if flight.pump is not None and flight.pump.is_alive() and now - flight.exited_at < _DRAIN_MS:
+                continue  # its last output is still on its way to the log file
             try:
                 ending = self._ending(flight, flight.container_id in running)
             except ContainerRuntimeError as exc:
@@ -517,7 +527,7 @@ class ControlLoop:
                 continue
             del self._flights[job_id]
             self._removals.append((flight.container_id, flight.pump, now))
-            self._finish(job, ending, now, changes)
+            self._finish(job, ending, flight.exited_at, changes)
 
     def _ending(self, flight: Flight, exists: bool) -> AttemptOutcome:
         exit_ = self._runtime.wait(flight.container_id, 0) if exists else None

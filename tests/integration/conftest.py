@@ -6,6 +6,8 @@
   static busybox with the legacy builder when missing. Nothing is ever pulled.
 - ``LocalbatchCli``: the real CLI, as a user runs it, in one test's home; ``hanging_registry``:
   an image reference whose pull never ends, on loopback.
+- ``daemon`` (per test): a daemon in the test's own home with a 2-vCPU compute environment and
+  the ``default`` queue, ``hello`` registered (``tests.integration.daemons``).
 - ``docker_kit`` (per test): a ``DockerRuntime`` on the shared client, the per-test label
   ``localbatch.test_run=<uuid>`` for every request, and a request builder. Teardown
   force-removes every container carrying that label, even when the test failed.
@@ -215,3 +217,11 @@ def hanging_registry() -> Iterator[str]:
         yield f"127.0.0.1:{server.getsockname()[1]}/hangs:1"
     finally:
         server.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, docker_client: Any, busybox_image: str) -> Iterator[Any]:
+    from tests.integration.daemons import started_daemon  # it builds on this module
+
+    with started_daemon(tmp_path, docker_client) as running:
+        yield running

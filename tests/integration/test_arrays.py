@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.integration.test_daemon import Daemon, daemon  # noqa: F401 - the fixture
+from tests.integration.daemons import Daemon
 
 
 def shell(script: str, vcpus: str = "0.25") -> dict[str, Any]:
@@ -15,7 +15,7 @@ def shell(script: str, vcpus: str = "0.25") -> dict[str, Any]:
     }
 
 
-def test_an_array_fans_out_with_its_index_and_the_parent_reports_its_children(daemon: Daemon) -> None:  # noqa: F811
+def test_an_array_fans_out_with_its_index_and_the_parent_reports_its_children(daemon: Daemon) -> None:
     parent = daemon.submit_api(
         arrayProperties={"size": 4},
         containerOverrides=shell('echo "child $AWS_BATCH_JOB_ARRAY_INDEX of $AWS_BATCH_JOB_ARRAY_SIZE"; sleep 1'),
@@ -43,7 +43,7 @@ def test_an_array_fans_out_with_its_index_and_the_parent_reports_its_children(da
     assert [j["jobId"] for j in queue] == [parent]  # children are listed under their parent only
 
 
-def test_failures_run_down_sequential_arrays_and_dependency_chains(daemon: Daemon) -> None:  # noqa: F811
+def test_failures_run_down_sequential_arrays_and_dependency_chains(daemon: Daemon) -> None:
     sequential = daemon.submit_api(
         arrayProperties={"size": 3},
         dependsOn=[{"type": "SEQUENTIAL"}],
@@ -64,7 +64,7 @@ def test_failures_run_down_sequential_arrays_and_dependency_chains(daemon: Daemo
     assert daemon.detail(after_array)["statusReason"] == "Dependent Job failed"
 
 
-def test_n_to_n_children_wait_for_their_partner_and_time_out_each_on_its_own(daemon: Daemon) -> None:  # noqa: F811
+def test_n_to_n_children_wait_for_their_partner_and_time_out_each_on_its_own(daemon: Daemon) -> None:
     first = daemon.submit_api(
         arrayProperties={"size": 2},
         containerOverrides=shell('sleep "$((AWS_BATCH_JOB_ARRAY_INDEX * 3))"'),
@@ -86,7 +86,7 @@ def test_n_to_n_children_wait_for_their_partner_and_time_out_each_on_its_own(dae
     assert quick["status"] == "SUCCEEDED"  # child 1 sleeps 0 s: the timeout is per child
 
 
-def test_terminating_an_array_parent_stops_every_child(daemon: Daemon) -> None:  # noqa: F811
+def test_terminating_an_array_parent_stops_every_child(daemon: Daemon) -> None:
     parent = daemon.submit_api(
         arrayProperties={"size": 3},
         containerOverrides=shell('trap "exit 143" TERM; sleep 60 & wait'),

@@ -9,87 +9,12 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from localbatch.awsbatch.model import validate_output
-from localbatch.client import DaemonClient
 from localbatch.extensions import EVENTS
-from tests.integration.conftest import LocalbatchCli, hanging_registry, home_environment, remove_labelled
-
-REPO = Path(__file__).resolve().parents[2]
-HELLO = REPO / "jobdefs" / "hello.toml"
-CONFIG = """
-[[compute_environments]]
-name = "local"
-max_vcpus = 2
-max_memory_mib = 1024
-
-[[job_queues]]
-name = "default"
-priority = 1
-compute_environments = ["local"]
-"""
-
-
-@dataclass
-class Daemon(LocalbatchCli):
-    api: DaemonClient  # the daemon's socket, for polling without a CLI process per look
-
-    def ok(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 0, f"{args}: {result.stderr}"
-        return result.stdout
-
-    def submit(self, *args: str) -> str:
-        return str(json.loads(self.ok("submit", *args, "--json"))["jobId"])
-
-    def detail(self, job_id: str) -> dict[str, Any]:
-        detail: dict[str, Any] = self.api.call("DescribeJobs", {"jobs": [job_id]})["jobs"][0]
-        return detail
-
-    def submit_api(self, **overrides: Any) -> str:
-        body = {"jobName": "hello", "jobQueue": "default", "jobDefinition": "hello", **overrides}
-        return str(self.api.call("SubmitJob", body)["jobId"])
-
-    def wait_for(self, job_id: str, *statuses: str, timeout_s: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            detail = self.detail(job_id)
-            if detail["status"] in statuses:
-                return detail
-            time.sleep(0.2)
-        raise AssertionError(f"job {job_id} never reached {statuses}: {self.detail(job_id)['status']}")
-
-    def held_from(self, job_id: str) -> int:
-        """When the job took its capacity: its move to STARTING (before the container runs)."""
-        events = self.api.get(EVENTS, {"jobId": job_id})["events"]
-        return int(next(e["at"] for e in events if e["to"] == "STARTING"))
-
-    def pid(self) -> int:
-        return int((self.home / "home" / "daemon.pid").read_text())
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, docker_client: Any, busybox_image: str) -> Iterator[Daemon]:
-    (tmp_path / "localbatch.toml").write_text(CONFIG)
-    env, settings = home_environment(tmp_path, tmp_path / "localbatch.toml")
-    labels = {"localbatch.home": settings.home_id}
-    running = Daemon(tmp_path, env, labels, docker_client, DaemonClient(str(settings.socket_path)))
-    running.ok("daemon", "start")
-    running.ok("register", str(HELLO))
-    try:
-        yield running
-    finally:
-        running.api.close()
-        running("daemon", "stop")
-        leftovers = [c for c in running.containers() if c["State"] != "exited"]
-        remove_labelled(docker_client, labels)
-        assert leftovers == [], "the daemon left running containers behind"
+from tests.integration.conftest import hanging_registry
+from tests.integration.daemons import HELLO, REPO, Daemon
 
 
 def test_the_cli_drives_the_daemon_end_to_end(daemon: Daemon) -> None:

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from localbatch.client import DaemonClient, RequestRejected
-from tests.integration.conftest import home_environment, remove_labelled
-from tests.integration.test_daemon import HELLO, Daemon
+from localbatch.client import RequestRejected
+from tests.integration.daemons import Daemon, started_daemon
 
 CONFIG = """
 [[compute_environments]]
@@ -53,20 +52,8 @@ SMALL = [{"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "64"}]
 
 @pytest.fixture
 def daemon(tmp_path: Path, docker_client: Any, busybox_image: str) -> Iterator[Daemon]:
-    (tmp_path / "localbatch.toml").write_text(CONFIG)
-    env, settings = home_environment(tmp_path, tmp_path / "localbatch.toml")
-    labels = {"localbatch.home": settings.home_id}
-    running = Daemon(tmp_path, env, labels, docker_client, DaemonClient(str(settings.socket_path)))
-    running.ok("daemon", "start")
-    running.ok("register", str(HELLO))
-    try:
+    with started_daemon(tmp_path, docker_client, CONFIG) as running:
         yield running
-    finally:
-        running.api.close()
-        running("daemon", "stop")
-        leftovers = [c for c in running.containers() if c["State"] != "exited"]
-        remove_labelled(docker_client, labels)
-        assert leftovers == [], "the daemon left running containers behind"
 
 
 def _submit(daemon: Daemon, share: str) -> str:

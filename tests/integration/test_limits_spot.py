@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 
-from localbatch.client import DaemonClient
-from tests.integration.conftest import home_environment, remove_labelled
-from tests.integration.test_daemon import HELLO, Daemon
+from tests.integration.daemons import Daemon, started_daemon
 
 CONFIG = """
 [[compute_environments]]
@@ -81,22 +79,9 @@ HOST_EC2 = re.compile(r"Host EC2 \(instance i-[0-9a-f]{17}\) terminated\.")
 
 @pytest.fixture
 def daemon(tmp_path: Path, docker_client: Any, busybox_image: str) -> Iterator[Daemon]:
-    (tmp_path / "localbatch.toml").write_text(CONFIG)
-    env, settings = home_environment(tmp_path, tmp_path / "localbatch.toml")
-    labels = {"localbatch.home": settings.home_id}
-    running = Daemon(tmp_path, env, labels, docker_client, DaemonClient(str(settings.socket_path)))
-    started = running("daemon", "start")
-    assert started.returncode == 0, started.stderr
-    assert "waits 1 s; AWS requires 600 to 86400 s, so this runs locally only" in started.stderr
-    running.ok("register", str(HELLO))
-    try:
+    with started_daemon(tmp_path, docker_client, CONFIG) as running:
+        assert "waits 1 s; AWS requires 600 to 86400 s, so this runs locally only" in running.start_stderr
         yield running
-    finally:
-        running.api.close()
-        running("daemon", "stop")
-        leftovers = [c for c in running.containers() if c["State"] != "exited"]
-        remove_labelled(docker_client, labels)
-        assert leftovers == [], "the daemon left running containers behind"
 
 
 def _definition(daemon: Daemon, name: str, action: str, attempts: int = 2) -> str:

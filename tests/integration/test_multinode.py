@@ -16,10 +16,7 @@ from typing import Any
 import pytest
 
 from localbatch.awsbatch.model import validate_output
-from localbatch.client import DaemonClient
-from tests.integration.conftest import home_environment, remove_labelled
-from tests.integration.test_daemon import CONFIG, Daemon
-from tests.integration.test_daemon import daemon as daemon_fixture  # noqa: F401 - the fixture, under this name
+from tests.integration.daemons import CONFIG, Daemon, started_daemon
 
 MNP = """
 name = "mnp"
@@ -50,11 +47,6 @@ memory_mib = 64
 
 
 @pytest.fixture
-def daemon(daemon_fixture: Daemon) -> Daemon:  # noqa: F811 - test_daemon's, under its own name
-    return daemon_fixture
-
-
-@pytest.fixture
 def network(docker_client: Any) -> Iterator[str]:
     """A user-defined bridge network of this test's own (the engine here has no default bridge)."""
     name = f"lbtest-{uuid.uuid4().hex[:12]}"
@@ -68,19 +60,9 @@ def network(docker_client: Any) -> Iterator[str]:
 @pytest.fixture
 def bridged(tmp_path: Path, docker_client: Any, busybox_image: str, network: str) -> Iterator[Daemon]:
     """As test_daemon's ``daemon``, with containers on ``network`` instead of the host's."""
-    (tmp_path / "localbatch.toml").write_text(CONFIG + f'\n[docker]\nnetwork_mode = "{network}"\n')
-    env, settings = home_environment(tmp_path, tmp_path / "localbatch.toml")
-    labels = {"localbatch.home": settings.home_id}
-    running = Daemon(tmp_path, env, labels, docker_client, DaemonClient(str(settings.socket_path)))
-    running.ok("daemon", "start")
-    try:
+    config = CONFIG + f'\n[docker]\nnetwork_mode = "{network}"\n'
+    with started_daemon(tmp_path, docker_client, config, register=False) as running:
         yield running
-    finally:
-        running.api.close()
-        running("daemon", "stop")
-        leftovers = [c for c in running.containers() if c["State"] != "exited"]
-        remove_labelled(docker_client, labels)
-        assert leftovers == [], "the daemon left running containers behind"
 
 
 SHOW_ENV = (
@@ -100,11 +82,16 @@ def submit(daemon: Daemon) -> str:
 
 
 def gather(daemon: Daemon, tmp_path: Path) -> None:
-    """The main node takes one line from each other node, then exits 0. Node n sends to port
-    P+n: with one listener for all, a second sender could land in the backlog of a listener
-    about to close, and its line would be lost although its nc succeeded."""
+    """The main node takes one line from each other node (node n sends to port P+n), prints
+    them, then exits 0. Each listener's stdin stays open (``sleep |``): busybox ``nc -l`` whose
+    stdin ends may close a connection before reading what it carries, losing the line although
+    the sender's nc succeeded. Bounded: the main node gives up after 30 s."""
     port = random.randint(20000, 30000)
-    main = f"nc -l -p {port + 1} & nc -l -p {port + 2} & wait"
+    main = (
+        f"mkdir -p /tmp; sleep 60 | nc -l -p {port + 1} > /tmp/1 & sleep 60 | nc -l -p {port + 2} > /tmp/2 & "
+        "i=0; until [ -s /tmp/1 ] && [ -s /tmp/2 ]; do i=$((i+1)); [ $i -ge 300 ] && exit 1; sleep 0.1; done; "
+        "cat /tmp/1 /tmp/2"
+    )
     others = (  # the main node may not listen yet: try again, bounded
         "i=0; until echo hello-from-$AWS_BATCH_JOB_NODE_INDEX | "
         f"nc $AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS $(({port} + AWS_BATCH_JOB_NODE_INDEX)); "
