@@ -468,7 +468,8 @@ class BatchService:
         if queue.enabled:
             raise InvalidRequest([Problem("jobQueue", f"{queue.name} is ENABLED; disable it first")])
         for job in self._store.active_jobs():
-            if job.job_queue == queue.name:
+            # An array's children and a job's nodes hear it from their parent (the loop passes it on).
+            if job.job_queue == queue.name and job.array_job_id is None and job.multinode_job_id is None:
                 self.terminate_job(job.job_id, f"Job queue {queue.name} was deleted")
         self._store.delete_job_queue(queue.name)
         self._infrastructure_changed()

@@ -149,6 +149,9 @@ class Extensions:
         job = self._store.get_job(job_id)
         if job is None:
             raise JobNotFound(job_id)
+        if job.is_multinode_parent:  # a multi-node job's host is its main node's
+            job_id = f"{job_id}#{job.main_node}"
+            job = self._store.get_job(job_id) or job
         attempt = job.current_attempt
         if job.status is not JobStatus.RUNNING or attempt is None:
             raise InvalidRequest(

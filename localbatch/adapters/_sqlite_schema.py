@@ -22,10 +22,10 @@ Version 6 (after all six steps)::
          array_job_id, array_size, array_index,            (step 3) an array child has all
                                                             three; its parent array_size only
          depends_on JSON, share_identifier,                 (step 3)
-         multinode_job_id, num_nodes, main_node, node_index, (step 4) a multi-node node has
+         multinode_job_id, num_nodes, main_node, node_index, (step 6) a multi-node node has
                                                             all four; its parent num_nodes
                                                             and main_node
-         node_ranges JSON)                                  (step 4) the parent's resolved
+         node_ranges JSON)                                  (step 6) the parent's resolved
                                                             nodeRangeProperties
         indexes, each matching one shape of query with no sort step:
           jobs_by_created      (created_at DESC, job_id)             list_jobs, no filter
@@ -36,7 +36,7 @@ Version 6 (after all six steps)::
           jobs_by_array        (array_job_id, array_index) WHERE array_job_id IS NOT NULL
                                                   (step 3, partial) ListJobs(arrayJobId)
           jobs_by_multinode    (multinode_job_id, node_index) WHERE multinode_job_id IS NOT
-                                                  NULL (step 4, partial) ListJobs(multiNodeJobId)
+                                                  NULL (step 6, partial) ListJobs(multiNodeJobId)
           jobs_active          (created_at, job_id) WHERE status NOT IN ('SUCCEEDED', 'FAILED')
                                                   (step 2, partial) active_jobs: only the
                                                   jobs still in flight are in it

@@ -19,6 +19,7 @@ from typing import Any
 from localbatch import jobdef
 from localbatch.awsbatch.jobdefinition import retry_strategy
 from localbatch.core import arrays
+from localbatch.core.infra import share_identifier_problem
 from localbatch.core.jobs import Dependency, DependencyType, JobStatus
 from localbatch.core.lifecycle import JobOverrides, check_overrides
 from localbatch.core.multinode import NodeOverrides, NodePropertyOverride
@@ -27,7 +28,6 @@ from localbatch.core.retry import RetryStrategy
 from localbatch.errors import InvalidRequest, JobDefinitionError, Problem
 
 MAX_JOB_NAME = 128
-MAX_SHARE_IDENTIFIER = 255
 _CAMEL = {
     "evaluate_on_exit": "evaluateOnExit",
     "on_exit_code": "onExitCode",
@@ -122,8 +122,8 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
     depends_on, dependency_problems = _dependencies(body.get("dependsOn") or [])
     problems += dependency_problems
     share = body.get("shareIdentifier")
-    if share is not None and not 1 <= len(share) <= MAX_SHARE_IDENTIFIER:
-        problems.append(Problem("shareIdentifier", f"1 to {MAX_SHARE_IDENTIFIER} characters, got {len(share)}"))
+    if share is not None and (why := share_identifier_problem(share)) is not None:
+        problems.append(Problem("shareIdentifier", why))
     if problems:
         raise InvalidRequest(problems)
     return SubmitRequest(

@@ -18,10 +18,11 @@ import typer
 
 from localbatch import config, jobdef, render, session
 from localbatch.api.errors import ApiError
-from localbatch.awsbatch.requests import MAX_SHARE_IDENTIFIER, SubmitRequest
+from localbatch.awsbatch.requests import SubmitRequest
 from localbatch.client import RequestRejected
 from localbatch.core import arrays, dependencies
 from localbatch.core.definition import JobDefinition
+from localbatch.core.infra import share_identifier_problem
 from localbatch.core.jobs import Dependency, DependencyType
 from localbatch.core.lifecycle import JobOverrides, check_overrides
 from localbatch.core.retry import EvaluateOnExit, RetryStrategy
@@ -297,8 +298,8 @@ def job_options(
             dependencies_.append(found)
     if len(depends_on) > dependencies.MAX_DEPENDENCIES:
         problems.append(f"--depends-on: at most {dependencies.MAX_DEPENDENCIES}, got {len(depends_on)}")
-    if share_identifier is not None and not 1 <= len(share_identifier) <= MAX_SHARE_IDENTIFIER:
-        problems.append(f"--share-identifier: 1 to {MAX_SHARE_IDENTIFIER} characters, got {len(share_identifier)}")
+    if share_identifier is not None and (why := share_identifier_problem(share_identifier)) is not None:
+        problems.append(f"--share-identifier: {why}")
     if problems:
         raise UsageError("\n".join(problems))
     return JobOptions(array_size, tuple(dependencies_), share_identifier, propagate_tags)

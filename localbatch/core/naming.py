@@ -87,14 +87,15 @@ def batch_environment(job: Job, attempt: int) -> dict[str, str]:
     return env
 
 
-def container_environment(job: Job, attempt: int, main_node_address: str | None = None) -> dict[str, str]:
+# Set on a multi-node job's non-main nodes only (as AWS), once the main node runs: the control
+# loop adds it when it launches them.
+MAIN_NODE_ADDRESS = "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"
+
+
+def container_environment(job: Job, attempt: int) -> dict[str, str]:
     """The full environment of an attempt's container: the job's own plus AWS_BATCH_*, and
-    for a job holding GPUs ``NVIDIA_VISIBLE_DEVICES`` naming them, as ECS sets it. A
-    multi-node job's non-main node also gets the main node's address (AWS sets it on those
-    nodes only)."""
+    for a job holding GPUs ``NVIDIA_VISIBLE_DEVICES`` naming them, as ECS sets it."""
     env: dict[str, str] = {**job.container.environment, **batch_environment(job, attempt)}
-    if main_node_address is not None and job.node_index is not None and not job.is_main_node:
-        env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = main_node_address
     if job.gpu_ids:
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(job.gpu_ids)
     return env

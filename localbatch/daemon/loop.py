@@ -389,7 +389,15 @@ class ControlLoop:
 
     def _escalate(self, job_id: str) -> None:
         """A TerminateJob for a job whose container is already stopping (waiting out its grace)
-        kills it at once: what a second Ctrl-C means."""
+        kills it at once: what a second Ctrl-C means. For an array's parent or a multi-node
+        job, each of its children's or nodes' containers."""
+        job = self._active.get(job_id)
+        if job is not None and job.is_array_parent:
+            for index in range(job.array_size or 0):
+                self._escalate(arrays.child_id(job_id, index))
+        elif job is not None and job.is_multinode_parent:
+            for index in range(job.num_nodes or 0):
+                self._escalate(multinode.node_id(job_id, index))
         flight = self._flights.get(job_id)
         if flight is None or flight.stop_cause is None or flight.killed:
             return
@@ -437,8 +445,7 @@ class ControlLoop:
         try:
             if main_container is not None:
                 address = self._runtime.address(main_container)
-                variable = "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"
-                request = replace(request, environment={**request.environment, variable: address})
+                request = replace(request, environment={**request.environment, naming.MAIN_NODE_ADDRESS: address})
             container_id = self._runtime.create(request)
         except ImageError as exc:
             return outcome.failed_to_start(exc.detail, image_missing=True)
@@ -583,11 +590,14 @@ class ControlLoop:
     # -- stops and timeouts -----------------------------------------------------------------------
 
     def _apply_stops(self, now: EpochMs, changes: dict[str, Change]) -> None:
+        # Array parents first: what they pass to their children is applied in this same tick.
+        for array in [self._active[job_id] for job_id in self._stop_requested]:
+            if array.is_array_parent and array.stop_request is not None:
+                self._pass_on_stop(array, array.stop_request, changes)
         for job in [self._active[job_id] for job_id in self._stop_requested]:
             request = job.stop_request
             assert request is not None
             if job.is_array_parent:
-                self._pass_on_stop(job, request, changes)
                 continue
             effect = lifecycle.stop_effect(job)
             if job.is_multinode_parent and effect is not StopEffect.IGNORE:
@@ -646,6 +656,8 @@ class ControlLoop:
         for job_id, flight in self._flights.items():
             job = self._active.get(job_id)
             attempt = job.current_attempt if job is not None else None
+            if job is not None and job.node_index is not None:
+                continue  # AWS runs no multi-node job on Spot: there is nothing to rehearse
             if flight.stop_cause is None and job is not None and attempt is not None and attempt.started_at is not None:
                 running.append(spot.RunningAttempt(job_id, job.compute_environment or "", attempt.started_at))
         for job_id in spot.reclaims(running, rehearsals, last, now, self._draw):
@@ -747,8 +759,11 @@ class ControlLoop:
             if job is None or due.job_id not in self._runnable:  # placed or stopped meanwhile
                 continue
             logger.info("job=%s: %s", job.job_id, due.status_reason)
-            job, event = lifecycle.fail_before_start(job, now, due.status_reason, cancelled=True)
-            self._record(changes, job, event)
+            if job.is_multinode_parent:  # its nodes, waiting with it, end with it
+                request = StopRequest(StopKind.CANCEL, due.status_reason, now)
+                self._stop_multinode(job, request, StopEffect.FAIL, now, changes)
+            else:
+                self._record(changes, *lifecycle.fail_before_start(job, now, due.status_reason, cancelled=True))
             del self._heads[due.job_queue]
 
     def _plan(self, now: EpochMs, changes: dict[str, Change]) -> list[Job]:

@@ -227,7 +227,7 @@ SUBMIT_REFUSALS = [
     (
         "share-too-long",
         {"jobQueue": "fq", "shareIdentifier": "x" * 256},
-        "shareIdentifier: 1 to 255 characters, got 256",
+        "shareIdentifier: at most 255 characters, got 256",
     ),
 ]
 

@@ -114,7 +114,7 @@ def test_run_with_an_invalid_file_exits_2_before_touching_anything(cli, tmp_path
         ),
         (["--array-size", "2", "--depends-on", ":N_TO_N"], "N_TO_N needs a job id: JOB_ID:N_TO_N"),
         (["--depends-on", "x"] * 21, "--depends-on: at most 20, got 21"),
-        (["--share-identifier", "s" * 256], "--share-identifier: 1 to 255 characters, got 256"),
+        (["--share-identifier", "s" * 256], "--share-identifier: at most 255 characters, got 256"),
         (["--scheduling-priority", "-1"], "--scheduling-priority: must be between 0 and 9999, got -1"),
         (["--tag", "novalue"], "--tag 'novalue': expected NAME=VALUE"),
         (["--tag", "aws:team=x"], "--tag aws:team: tag keys starting with 'aws:' are reserved for AWS"),

@@ -224,3 +224,19 @@ def test_bad_dependencies_are_refused_and_nothing_is_stored(
     with pytest.raises(InvalidRequest, match=message.replace("[", r"\[").replace("]", r"\]")):
         submit(rig, size=size, depends_on=depends_on or after(other, kind=DependencyType.N_TO_N))
     assert rig.store.count_jobs() == before
+
+
+def test_a_second_terminate_of_a_parent_kills_its_children_at_once(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None, ignores_sigterm=True)
+    parent = submit(rig, size=2, vcpus=0.5)
+    rig.tick()
+    rig.tick()
+    rig.service.terminate_job(parent, "stop")
+    rig.tick()  # SIGTERM to each child, ignored: they would die only after the 2 s grace
+    assert statuses(rig, f"{parent}:0", f"{parent}:1") == [S.RUNNING] * 2
+    rig.service.terminate_job(parent, "stop now")  # the second Ctrl-C of `localbatch run`
+    rig.tick()
+    rig.tick()
+    assert statuses(rig, parent, f"{parent}:0", f"{parent}:1") == [S.FAILED] * 3
+    assert {grace for _, grace in rig.runtime.stopped} >= {0}
+    assert not rig.runtime.running()

@@ -9,6 +9,7 @@ import pytest
 
 from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest
+from localbatch.core.infra import JobQueue, JobStateTimeLimitAction
 from localbatch.core.jobs import Dependency, JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.core.multinode import MAIN_NODE_EXITED, NodeOverrides
@@ -351,3 +352,22 @@ def test_a_multi_node_job_runs_once_its_dependency_succeeded(mnp: MnpRig) -> Non
     rig.settle(40)
     assert rig.job(first).status is S.SUCCEEDED
     assert rig.job(job_id).status is S.SUCCEEDED and len(launched(rig.runtime, job_id)) == 3
+
+
+def test_a_time_limit_that_cancels_a_waiting_multi_node_job_ends_its_nodes_too(mnp: MnpRig) -> None:
+    rig = mnp.rig
+    limit = (JobStateTimeLimitAction("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", 1),)
+    rig.store.put_job_queue(JobQueue("default", 1, ("local",), job_state_time_limit_actions=limit))
+    rig.loop.infrastructure_changed()
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    holder = rig.submit(vcpus=2)  # the whole environment: the nodes cannot start together
+    job_id = mnp.submit()
+    rig.settle(12)
+    assert rig.job(holder).status is S.RUNNING
+    ended = rig.job(job_id)
+    assert (ended.status, ended.is_cancelled) == (S.FAILED, True)
+    assert (
+        ended.status_reason
+        == "Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+    )
+    assert mnp.statuses(job_id) == [S.FAILED] * 3

@@ -3,6 +3,7 @@ infrastructure API, the interrupt extension and the daemon's startup (warnings).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -318,3 +319,13 @@ def test_queues_declared_in_settings_keep_their_actions_through_the_store(tmp_pa
             job_state_time_limit_actions=settings.job_queues[0].job_state_time_limit_actions,
         )
     ]
+
+
+def test_interrupting_a_multi_node_job_reclaims_its_main_nodes_host(tmp_path: Path) -> None:
+    store = InMemoryStateStore()
+    parent = dataclasses.replace(_job(JobStatus.RUNNING, 1), num_nodes=2, main_node=1)
+    main = dataclasses.replace(parent, job_id="j1#1", node_index=1)
+    store.save_jobs([(parent, []), (main, [])])
+    asked: list[str] = []
+    answer = _extensions(tmp_path, store, asked).interrupt({}, {"jobId": "j1"})
+    assert asked == ["j1#1"] and answer["statusReason"] == host_terminated_reason("j1#1", 1)
