@@ -4,7 +4,8 @@ The input is seeded and realistic for a big workstation: a 32-vCPU, 128 GiB, 4-G
 three compute environments whose sum exceeds it, five queues of different priorities sharing
 them, mixed job sizes (a quarter vCPU to 16 vCPU, some GPU jobs), the host already full of jobs
 a previous pass started, and some jobs waiting long enough to be starving heads. What is timed is
-``plan()`` alone: the daemon builds its inputs from rows it already holds.
+``plan()`` alone: the daemon builds its inputs from rows it already holds. Also (issue 4): a pass
+over one array's 10,000 children, and over 10,000 jobs of 100 shares in a fair-share queue.
 
     python -m benchmarks.bench_scheduler            # full run, prints the figures
     python -m benchmarks.bench_scheduler --quick
@@ -19,7 +20,7 @@ import statistics
 import sys
 import time
 
-from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy, ShareWeight
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import Allocation, RunnableJob, SchedulerSettings, plan
 
@@ -120,6 +121,43 @@ def _array_pass_ms(repeats: int) -> list[float]:
     return sorted(times_ms[1:])  # the first is a warm-up
 
 
+def _fair_share_pass_ms(repeats: int, seed: int = 5) -> list[float]:
+    """10,000 jobs of mixed sizes and priorities in one fair-share queue, 100 shares (a tenth of
+    them weighted), with history and jobs already holding capacity."""
+    rng = random.Random(seed)
+    shares = [f"team-{n:03d}" for n in range(100)]
+    policy = SchedulingPolicy(
+        "fair",
+        share_decay_seconds=3600,
+        compute_reservation=10,
+        share_distribution=tuple(ShareWeight(s, rng.choice((0.5, 2.0))) for s in shares[::10]),
+    )
+    queue = JobQueue("fair", 1, ("cpu", "spill"), scheduling_policy="fair")
+    jobs = [
+        RunnableJob(
+            f"f{n}",
+            "fair",
+            Resources(*rng.choice([size for size, _ in SIZES])),
+            NOW - 10_000_000 + n,
+            NOW - 30_000,
+            share_identifier=rng.choice(shares),
+            scheduling_priority=rng.randrange(10),
+        )
+        for n in range(JOBS)
+    ]
+    held = [
+        Allocation(f"h{n}", "cpu", Resources(1, 2048), job_queue="fair", share_identifier=rng.choice(shares))
+        for n in range(20)
+    ]
+    usage = {("fair", share): rng.uniform(0, 50_000) for share in shares}
+    times_ms = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        plan(jobs, (queue,), ENVIRONMENTS, held, HOST, NOW, SchedulerSettings(), policies=(policy,), usage=usage)
+        times_ms.append((time.perf_counter() - start) * 1000)
+    return sorted(times_ms[1:])  # the first is a warm-up
+
+
 def _p95(sorted_ms: list[float]) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, math.ceil(0.95 * len(sorted_ms)) - 1)]
 
@@ -139,6 +177,7 @@ def measure(quick: bool) -> dict[str, float]:
         "scheduler_pass_ms_10k_distinct_sizes": round(statistics.median(worst), 2),
         "scheduler_pass_ms_10k_distinct_sizes_p95": round(_p95(worst), 2),
         "scheduler_pass_ms_10k_array_children": round(statistics.median(_array_pass_ms(repeats)), 2),
+        "scheduler_pass_ms_10k_fair_share": round(statistics.median(_fair_share_pass_ms(repeats)), 2),
     }
 
 
