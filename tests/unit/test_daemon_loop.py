@@ -83,17 +83,15 @@ class Rig:
         return [j for j in self.store.active_jobs() if j.status in (S.STARTING, S.RUNNING)]
 
 
-def make_rig(tmp_path: Any, environment: ComputeEnvironment | None = None) -> Rig:
-    clock = FakeClock()
-    runtime = FakeRuntime(clock)
-    store = InMemoryStateStore()
-    settings = config.resolve(
-        env={"LOCALBATCH_HOME": str(tmp_path), "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2"}, cwd=tmp_path
-    )
-    store.put_compute_environment(environment or ComputeEnvironment("local", 2, 4096, ("0", "1")))
-    store.put_job_queue(JobQueue("default", 1, ("local",)))
-    store.register_job_definition("work", jobdef.to_document(DEFINITION), clock.now_ms())
-    loop = ControlLoop(
+def new_loop(
+    settings: config.Settings,
+    runtime: FakeRuntime,
+    store: InMemoryStateStore,
+    clock: FakeClock,
+    rng: random.Random | None = None,
+) -> ControlLoop:
+    """A loop on the fakes that does everything inline: launches, stops, log pumps."""
+    return ControlLoop(
         settings=settings,
         runtime=runtime,
         store=store,
@@ -103,9 +101,34 @@ def make_rig(tmp_path: Any, environment: ComputeEnvironment | None = None) -> Ri
         executor=Inline(),
         in_background=lambda action: action(),
         start_pump=logs.LogPump.run,  # the fake's output never blocks: pump it on the spot
+        rng=rng,
     )
+
+
+def make_rig(
+    tmp_path: Any,
+    environment: ComputeEnvironment | None = None,
+    *,
+    queue: JobQueue | None = None,
+    definition: JobDefinition = DEFINITION,
+    rng: random.Random | None = None,
+    new_id: Any = None,
+) -> Rig:
+    """The loop and the service on fakes, with one compute environment (default: "local") and
+    one queue (default: "default" over it) and the definition "work" registered."""
+    clock = FakeClock()
+    runtime = FakeRuntime(clock)
+    store = InMemoryStateStore()
+    settings = config.resolve(
+        env={"LOCALBATCH_HOME": str(tmp_path), "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2"}, cwd=tmp_path
+    )
+    store.put_compute_environment(environment or ComputeEnvironment("local", 2, 4096, ("0", "1")))
+    store.put_job_queue(queue or JobQueue("default", 1, ("local",)))
+    store.register_job_definition("work", jobdef.to_document(definition), clock.now_ms())
+    loop = new_loop(settings, runtime, store, clock, rng)
     loop.load([], {})
-    service = BatchService(store=store, clock=clock, host=HOST, notifier=loop, live=loop)
+    extra = {"new_id": new_id} if new_id is not None else {}
+    service = BatchService(store=store, clock=clock, host=HOST, notifier=loop, live=loop, **extra)
     return Rig(clock, runtime, store, loop, service, settings)
 
 
@@ -267,17 +290,7 @@ def test_a_disabled_queue_dispatches_nothing_until_enabled(rig: Rig) -> None:
 
 def restart(rig: Rig) -> Rig:
     """The same store and engine, a new loop (the old one died)."""
-    loop = ControlLoop(
-        settings=rig.settings,
-        runtime=rig.runtime,
-        store=rig.store,
-        clock=rig.clock,
-        host=HOST,
-        gpus=GPUS,
-        executor=Inline(),
-        in_background=lambda action: action(),
-        start_pump=logs.LogPump.run,  # the fake's output never blocks: pump it on the spot
-    )
+    loop = new_loop(rig.settings, rig.runtime, rig.store, rig.clock)
     recover(loop, rig.settings, rig.store, rig.runtime, rig.clock)
     service = BatchService(store=rig.store, clock=rig.clock, host=HOST, notifier=loop, live=loop)
     return replace(rig, loop=loop, service=service)

@@ -4,14 +4,12 @@ an in-memory store, a seeded RNG; every step is a ``tick(now)``."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import fields
 from typing import Any
 
 import pytest
 
-from localbatch import config, jobdef, logs
 from localbatch.awsbatch.requests import SubmitRequest
-from localbatch.batch import BatchService
 from localbatch.core import spot
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import ComputeEnvironment, JobQueue, JobStateTimeLimitAction
@@ -22,12 +20,9 @@ from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.scheduler import CAPACITY, MAX_RESOURCE
 from localbatch.core.spec import ContainerSpec
 from localbatch.core.spot import SpotRehearsal
-from localbatch.daemon.loop import ControlLoop
 from tests.fakes.api_world import SequentialIds
-from tests.fakes.clock import FakeClock
-from tests.fakes.runtime import FakeRuntime
-from tests.fakes.store import InMemoryStateStore
-from tests.unit.test_daemon_loop import Inline
+from tests.unit.test_daemon_loop import Rig as LoopRig
+from tests.unit.test_daemon_loop import make_rig as loop_rig
 
 S = JobStatus
 HOST = Resources(vcpus=2, memory_mib=4096)
@@ -40,31 +35,16 @@ RETRY_ON_HOST = RetryStrategy(2, (EvaluateOnExit(RetryAction.RETRY, on_status_re
 EXIT_ON_HOST = RetryStrategy(2, (EvaluateOnExit(RetryAction.EXIT, on_status_reason="Host EC2*"),))
 
 
-@dataclass
-class Rig:
-    clock: FakeClock
-    runtime: FakeRuntime
-    store: InMemoryStateStore
-    loop: ControlLoop
-    service: BatchService
+class Rig(LoopRig):
+    """test_daemon_loop's rig, submitting to the queue "q"; ``settle`` is 2 s of ticks."""
 
     def submit(self, **overrides: Any) -> str:
         job_id = self.service.submit_job(SubmitRequest("work", "q", "work", JobOverrides(**overrides))).job_id
         self.clock.advance(0.001)
         return job_id
 
-    def tick(self, seconds: float = 0.25) -> None:
-        self.loop.tick(self.clock.now_ms())
-        self.clock.advance(seconds)
-
     def settle(self, ticks: int = 8, seconds: float = 0.25) -> None:
-        for _ in range(ticks):
-            self.tick(seconds)
-
-    def job(self, job_id: str) -> Job:
-        job = self.store.get_job(job_id)
-        assert job is not None
-        return job
+        super().settle(ticks, seconds)
 
 
 def make_rig(
@@ -75,30 +55,18 @@ def make_rig(
     vcpus: float = 1,
     seed: int = 1,
 ) -> Rig:
-    clock = FakeClock()
-    runtime = FakeRuntime(clock)
-    runtime.script("busybox:1.36", runs_for_s=None)  # runs until stopped
-    store = InMemoryStateStore()
-    settings = config.resolve(
-        env={"LOCALBATCH_HOME": str(tmp_path), "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2"}, cwd=tmp_path
-    )
-    store.put_compute_environment(ComputeEnvironment("ce", vcpus, 4096, spot=rehearsal))
-    store.put_job_queue(JobQueue("q", 1, ("ce",), job_state_time_limit_actions=actions))
-    store.register_job_definition("work", jobdef.to_document(DEFINITION), clock.now_ms())
-    loop = ControlLoop(
-        settings=settings,
-        runtime=runtime,
-        store=store,
-        clock=clock,
-        host=HOST,
-        executor=Inline(),
-        in_background=lambda action: action(),
-        start_pump=logs.LogPump.run,
+    """test_daemon_loop's rig, with the environment "ce" (maybe Spot), the queue "q" (maybe
+    with time limits), a seeded RNG, and jobs that run until stopped."""
+    base = loop_rig(
+        tmp_path,
+        ComputeEnvironment("ce", vcpus, 4096, spot=rehearsal),
+        queue=JobQueue("q", 1, ("ce",), job_state_time_limit_actions=actions),
+        definition=DEFINITION,
         rng=random.Random(seed),
+        new_id=SequentialIds(),
     )
-    loop.load([], {})
-    service = BatchService(store=store, clock=clock, host=HOST, notifier=loop, live=loop, new_id=SequentialIds())
-    return Rig(clock, runtime, store, loop, service)
+    base.runtime.script("busybox:1.36", runs_for_s=None)
+    return Rig(**{f.name: getattr(base, f.name) for f in fields(base)})
 
 
 # -- job state time limits ------------------------------------------------------------------------
