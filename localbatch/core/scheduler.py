@@ -126,6 +126,9 @@ _MILLI = 1000
 
 # A request or a capacity in integers: (milli-vCPU, memory MiB, GPUs).
 _Vec = tuple[int, int, int]
+# A queue's FIFO entry: (created_at, array_index, job_id, request, runnable_at). Tuples sort
+# fast and in order.
+_Item = tuple[int, int, str, _Vec, int]
 # Dimensions in the order a shortfall is reported: the scarcest resource first, as shortfall().
 _GPU, _VCPU, _MEMORY = 2, 0, 1
 _REPORT_ORDER = (_GPU, _VCPU, _MEMORY)
@@ -142,6 +145,14 @@ class RunnableJob:
     share_identifier: str | None = None  # fair-share queues only (rule 10)
     scheduling_priority: int = 0  # higher first among jobs of one share (rule 10); FIFO queues ignore it
     array_index: int = 0  # an array's children, submitted together, run in index order
+    # The job's FIFO entry, made once: the daemon keeps a RunnableJob for as long as the job
+    # waits, so a pass over 10,000 waiting jobs does not convert 10,000 requests again.
+    fifo_item: _Item = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        res = self.resources
+        need = (round(res.vcpus * _MILLI), res.memory_mib, res.gpus)
+        object.__setattr__(self, "fifo_item", (self.created_at, self.array_index, self.job_id, need, self.runnable_at))
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,11 +422,6 @@ class _Host:
         # Per dimension: later jobs may use what is free beyond what is held; none of it if
         # less is free than held, which a request of 0 in that dimension still fits.
         self.avail = [max(0, self.free[dim] - self.held[dim]) for dim in range(3)]
-
-
-# A queue's FIFO entry: (created_at, array_index, job_id, request, runnable_at). Tuples sort
-# fast and in order.
-_Item = tuple[int, int, str, _Vec, int]
 
 
 class _Pass:
@@ -694,16 +700,11 @@ def plan(
 
 
 def _fifo_by_queue(runnable: Sequence[RunnableJob]) -> dict[str, list[_Item]]:
-    """Each queue's jobs in FIFO order, with their requests in integers (converted once).
-
-    Jobs of the same size share one request tuple: fewer live objects for the garbage collector.
-    """
+    """Each queue's jobs in FIFO order, with their requests in integers (``fifo_item``, made
+    once per RunnableJob)."""
     fifo: dict[str, list[_Item]] = {}
-    sizes: dict[_Vec, _Vec] = {}
     for job in runnable:
-        res = job.resources
-        need = (round(res.vcpus * _MILLI), res.memory_mib, res.gpus)
-        item = (job.created_at, job.array_index, job.job_id, sizes.setdefault(need, need), job.runnable_at)
+        item = job.fifo_item
         items = fifo.get(job.job_queue)
         if items is None:
             fifo[job.job_queue] = [item]
