@@ -27,7 +27,7 @@ from localbatch.daemon.loop import ControlLoop
 from localbatch.daemon.process import HomeInUse, hold_engine_shared, hold_lock
 from localbatch.daemon.startup import apply_infrastructure, recover
 from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
-from localbatch.ports import Clock, ContainerRuntime, HostProbe, StateStore
+from localbatch.ports import Clock, ContainerRuntime, HostProbe, ObjectStore, StateStore
 from localbatch.session import Backend, LocalBackend
 
 
@@ -48,6 +48,13 @@ def container_runtime(settings: Settings) -> ContainerRuntime:
         cpu_limit=settings.cpu_limit,
         image_pull=settings.image_pull,
     )
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    """The S3-compatible store the settings name (nothing is contacted until it is used)."""
+    from localbatch.adapters.minio_store import MinioObjectStore  # only commands that use it pay its import
+
+    return MinioObjectStore(settings.store)
 
 
 def host_probe() -> HostProbe:

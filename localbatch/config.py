@@ -83,6 +83,7 @@ from localbatch.core.inventory import Reserve
 from localbatch.core.naming import AWS_NAME
 from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import ConfigError
+from localbatch.store_settings import StoreSettings, resolve_store
 from localbatch.validation import problems_from
 
 if sys.version_info >= (3, 11):
@@ -181,6 +182,7 @@ class _ConfigFile(BaseModel):
     compute_environments: list[_EnvironmentFile] = Field(default_factory=list)
     job_queues: list[_QueueFile] = Field(default_factory=list)
     scheduling_policies: list[_PolicyFile] = Field(default_factory=list)
+    store: dict[str, Any] = Field(default_factory=dict)  # checked by store_settings.resolve_store
 
 
 # LOCALBATCH_* variable -> (section, key) in the config file.
@@ -223,6 +225,7 @@ class Settings:
     job_queues: tuple[JobQueue, ...] = (JobQueue(DEFAULT_QUEUE, 1, (DEFAULT_COMPUTE_ENVIRONMENT,)),)
     max_head_wait_s: float = 60.0
     scheduling_policies: tuple[SchedulingPolicy, ...] = ()
+    store: StoreSettings = StoreSettings("127.0.0.1:9000", secure=False, region="us-east-1")
 
     @property
     def warnings(self) -> list[str]:
@@ -335,6 +338,7 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         job_queues=queues,
         max_head_wait_s=parsed.scheduler.max_head_wait_seconds,
         scheduling_policies=policies,
+        store=resolve_store(env, parsed.store, str(config_file or "settings")),
     )
 
 

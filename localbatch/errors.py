@@ -21,6 +21,10 @@ one place.
     │   ├── RuntimeUnavailable    the engine does not answer
     │   └── ImageError            the image is missing and cannot be pulled
     ├── StateStoreError           the SQLite state store failed
+    ├── ObjectStoreError          the S3-compatible object store refused or failed an operation
+    │   ├── StoreUnreachable      nothing answers at the endpoint
+    │   ├── StoreAccessDenied     the credentials are missing, unknown or not allowed
+    │   └── NoSuchBucket          the bucket does not exist
     └── HostProbeError            the host inventory could not be read
 """
 
@@ -148,6 +152,22 @@ class ImageError(ContainerRuntimeError):
 
 class StateStoreError(LocalbatchError):
     """Raised when the state store cannot be read or written."""
+
+
+class ObjectStoreError(LocalbatchError):
+    """Raised when the S3-compatible object store refused or failed an operation."""
+
+
+class StoreUnreachable(ObjectStoreError):
+    """Raised when nothing answers at the store's endpoint."""
+
+
+class StoreAccessDenied(ObjectStoreError):
+    """Raised when the store refuses the credentials (missing, unknown key, wrong secret)."""
+
+
+class NoSuchBucket(ObjectStoreError):
+    """Raised when a bucket an operation names does not exist."""
 
 
 class HostProbeError(LocalbatchError):

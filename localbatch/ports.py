@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
@@ -252,6 +253,35 @@ class StateStore(Protocol):
 
 # ---------------------------------------------------------------------------------------
 # Host and clock
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object in the S3-compatible store."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str | None = None
+
+
+class ObjectStore(Protocol):
+    """The S3-compatible object store. Errors are ObjectStoreError (StoreUnreachable,
+    StoreAccessDenied, NoSuchBucket)."""
+
+    def buckets(self) -> list[str]: ...
+
+    def list_objects(self, bucket: str, prefix: str = "") -> list[StoredObject]:
+        """Every object whose key starts with ``prefix``, by key."""
+        ...
+
+    def upload(self, path: Path, bucket: str, key: str) -> StoredObject:
+        """Write the file at ``path`` (multipart when large) and return what the store holds."""
+        ...
+
+    def download(self, bucket: str, key: str, path: Path) -> StoredObject:
+        """Write the object to ``path`` (parents created) and return what was read."""
+        ...
 
 
 class HostProbe(Protocol):

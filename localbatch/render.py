@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from localbatch.storage import StoreStatus
+
 Doc = Mapping[str, Any]
 STATUS_STYLE = {
     "SUBMITTED": "cyan",
@@ -348,3 +350,24 @@ def write_output(chunk: bytes) -> None:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise
+
+
+def store_status(found: StoreStatus) -> Table:
+    """``store status``: the endpoint, where each setting comes from, and what answered."""
+    settings = found.settings
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    sources = settings.sources
+    table.add_row("endpoint", f"{settings.url}  (from {sources.get('endpoint', 'default')})")
+    table.add_row("region", f"{settings.region}  (from {sources.get('region', 'default')})")
+    access = settings.access_key or "-"
+    table.add_row("access key", f"{access}  (from {sources['access_key']})" if settings.access_key else "not set")
+    secret = f"set (from {sources['secret_key']}; never shown)" if settings.secret_key else "not set"
+    table.add_row("secret key", secret)
+    if found.problem is not None:
+        table.add_row("reachable", Text(f"no: {found.problem}", style="red"))
+    else:
+        table.add_row("reachable", Text("yes", style="green"))
+        table.add_row("buckets", ", ".join(found.buckets or []) or "none")
+    return table

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from localbatch import __version__
-from localbatch.cli import definitions, host, jobs
+from localbatch.cli import definitions, host, jobs, store
 from localbatch.cli.run import run
 
 app = typer.Typer(
@@ -45,9 +45,12 @@ def main(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:  # its retries are ours to report, once, in plain words
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 app.command()(run)
 definitions.register_commands(app)
 jobs.register_commands(app)
 host.register_commands(app)
+store.register_commands(app)

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "localbatch"
 SDK_HOMES = {
     "docker": {"adapters/docker_runtime.py"},
     "requests": {"adapters/docker_runtime.py"},
-    "urllib3": {"adapters/docker_runtime.py"},
+    "urllib3": {"adapters/docker_runtime.py", "adapters/minio_store.py"},
     "psutil": {"adapters/host.py"},
     "pynvml": {"adapters/host.py"},
     "sqlite3": {"adapters/sqlite_store.py"},
