@@ -29,6 +29,7 @@ from localbatch.daemon.startup import apply_infrastructure, recover
 from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, ObjectStore, StateStore
 from localbatch.session import Backend, LocalBackend
+from localbatch.store_server import Servers
 
 
 @contextmanager
@@ -55,6 +56,17 @@ def object_store(settings: Settings) -> ObjectStore:
     from localbatch.adapters.minio_store import MinioObjectStore  # only commands that use it pay its import
 
     return MinioObjectStore(settings.store)
+
+
+def store_servers(settings: Settings) -> Servers:
+    """What starts and stops the ``store up`` server; the Docker engine is touched only on the
+    container path. Its containers carry ``localbatch.store_home`` (not the jobs' home label, so
+    the daemon's recovery leaves them alone)."""
+    from localbatch.adapters.store_server import StoreServers
+
+    return StoreServers(
+        lambda: DockerRuntime(image_pull=settings.image_pull), {"localbatch.store_home": settings.home_id}
+    )
 
 
 def host_probe() -> HostProbe:

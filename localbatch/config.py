@@ -83,6 +83,7 @@ from localbatch.core.inventory import Reserve
 from localbatch.core.naming import AWS_NAME
 from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import ConfigError
+from localbatch.store_server import ServerOptions, read_credentials, server_options
 from localbatch.store_settings import StoreSettings, resolve_store
 from localbatch.validation import problems_from
 
@@ -226,6 +227,7 @@ class Settings:
     max_head_wait_s: float = 60.0
     scheduling_policies: tuple[SchedulingPolicy, ...] = ()
     store: StoreSettings = StoreSettings("127.0.0.1:9000", secure=False, region="us-east-1")
+    store_server: ServerOptions = ServerOptions()  # how `store up` starts a server
 
     @property
     def warnings(self) -> list[str]:
@@ -324,8 +326,10 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_file)) from None
     environments, queues, policies = _infrastructure(parsed, config_file)
+    home = default_home(env)
+    where = str(config_file or "settings")
     return Settings(
-        home=default_home(env),
+        home=home,
         config_file=config_file,
         region=parsed.region,
         account_id=parsed.account_id,
@@ -338,7 +342,8 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         job_queues=queues,
         max_head_wait_s=parsed.scheduler.max_head_wait_seconds,
         scheduling_policies=policies,
-        store=resolve_store(env, parsed.store, str(config_file or "settings")),
+        store=resolve_store(env, parsed.store, where, read_credentials(home)),
+        store_server=server_options(parsed.store, where),
     )
 
 

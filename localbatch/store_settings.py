@@ -7,10 +7,17 @@ which (``store status`` prints it):
    ``LOCALBATCH_S3_SECRET_KEY``, ``LOCALBATCH_S3_REGION``, ``LOCALBATCH_S3_SECURE``;
 2. the config file's ``[store]`` table (``endpoint``, ``access_key``, ``secret_key``,
    ``region``, ``secure``);
-3. the usual AWS environment: ``AWS_ENDPOINT_URL_S3`` (else ``AWS_ENDPOINT_URL``),
+3. the credentials ``localbatch store up`` generated (``$LOCALBATCH_HOME/store/credentials.json``:
+   ``access_key`` and ``secret_key``), source ``store up credentials``;
+4. the usual AWS environment: ``AWS_ENDPOINT_URL_S3`` (else ``AWS_ENDPOINT_URL``),
    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION`` (else ``AWS_REGION``);
-4. defaults: MinIO's own address, ``http://127.0.0.1:9000``, and region ``us-east-1``; no
+5. the endpoint ``store up`` last started its server on (the same file's ``endpoint``), source
+   ``store up``;
+6. defaults: MinIO's own address, ``http://127.0.0.1:9000``, and region ``us-east-1``; no
    credentials.
+
+The ``[store]`` table also says how ``store up`` starts a server (``server_command``,
+``server_image``, ``server_port``); ``store_server.server_options`` checks those.
 
 An endpoint is a URL (``http://host:port`` or ``https://...``) or a bare ``host:port``; its
 scheme decides TLS unless ``secure`` is given. The secret key is never printed: it is left out
@@ -42,6 +49,8 @@ _AWS = {
     "secret_key": ("AWS_SECRET_ACCESS_KEY",),
     "region": ("AWS_DEFAULT_REGION", "AWS_REGION"),
 }
+SERVER_KEYS = ("server_command", "server_image", "server_port")  # store up's; see store_server
+CREDENTIALS_SOURCE = "store up credentials"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -63,12 +72,20 @@ class StoreSettings:
         return bool(self.access_key and self.secret_key)
 
 
-def resolve_store(env: Mapping[str, str], table: Mapping[str, Any], where: str) -> StoreSettings:
-    """The store's settings from ``env`` and the config file's ``[store]`` ``table`` (read from
-    ``where``, named in errors)."""
-    unknown = sorted(set(table) - set(_OURS))
+def resolve_store(
+    env: Mapping[str, str],
+    table: Mapping[str, Any],
+    where: str,
+    credentials: Mapping[str, str] | None = None,
+) -> StoreSettings:
+    """The store's settings from ``env``, the config file's ``[store]`` ``table`` (read from
+    ``where``, named in errors) and the ``credentials`` ``store up`` generated, if any
+    (``access_key``, ``secret_key``, ``endpoint``)."""
+    allowed = (*_OURS, *SERVER_KEYS)
+    unknown = sorted(set(table) - set(allowed))
     if unknown:
-        raise ConfigError(f"{where}: [store] {', '.join(unknown)}: unknown key; allowed: {', '.join(_OURS)}")
+        raise ConfigError(f"{where}: [store] {', '.join(unknown)}: unknown key; allowed: {', '.join(allowed)}")
+    generated = credentials or {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, ours in _OURS.items():
@@ -76,11 +93,15 @@ def resolve_store(env: Mapping[str, str], table: Mapping[str, Any], where: str) 
             values[key], sources[key] = env[ours], ours
         elif table.get(key) is not None:
             values[key], sources[key] = table[key], f"{where} [store] {key}"
+        elif key in ("access_key", "secret_key") and generated.get(key):
+            values[key], sources[key] = generated[key], CREDENTIALS_SOURCE
         else:
             for name in _AWS.get(key, ()):
                 if env.get(name):
                     values[key], sources[key] = env[name], name
                     break
+    if "endpoint" not in values and generated.get("endpoint"):
+        values["endpoint"], sources["endpoint"] = generated["endpoint"], "store up"
     for key in ("endpoint", "access_key", "secret_key", "region"):
         if key in values and not isinstance(values[key], str):
             raise ConfigError(f"{sources[key]}: [store] {key} must be a string, got {values[key]!r}")

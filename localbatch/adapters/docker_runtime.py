@@ -73,8 +73,9 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -226,6 +227,51 @@ class DockerRuntime:
         with self._border(f"inspect container {container_id}"):
             settings: Mapping[str, Any] = self._api().inspect_container(container_id).get("NetworkSettings") or {}
         return _ipv4_address(container_id, mode, settings)
+
+    # -- long-running services (``localbatch store up``) ------------------------------
+
+    def run_service(
+        self,
+        *,
+        name: str,
+        image: str,
+        command: Sequence[str],
+        environment: Mapping[str, str],
+        binds: Mapping[str, str],
+        labels: Mapping[str, str],
+    ) -> str:
+        """Start a detached container of ``image`` on the host's network (pulled per the pull
+        policy; ImageError when missing and not pullable), ``binds`` host dir -> container dir,
+        restarted by the engine unless stopped. Returns its id."""
+        self._ensure_image(image)
+        for source in binds:
+            Path(source).mkdir(parents=True, exist_ok=True)
+        with self._border(f"create container {name}"):
+            try:
+                container = self._docker().containers.run(
+                    image,
+                    list(command),
+                    name=name,
+                    detach=True,
+                    environment=dict(environment),
+                    labels=dict(labels),
+                    network_mode="host",
+                    volumes={source: {"bind": target, "mode": "rw"} for source, target in binds.items()},
+                    restart_policy={"Name": "unless-stopped"},
+                )
+            except docker.errors.ImageNotFound as exc:
+                raise ImageError(image, _explain(exc)) from exc
+        container_id: str = container.id
+        return container_id
+
+    def is_running(self, container_id: str) -> bool:
+        """Whether the container exists and runs (False when it is gone)."""
+        with self._border(f"inspect container {container_id}"):
+            try:
+                state: Mapping[str, Any] = self._api().inspect_container(container_id)["State"]
+            except docker.errors.NotFound:
+                return False
+        return bool(state.get("Running"))
 
     # -- lifecycle --------------------------------------------------------------------
 

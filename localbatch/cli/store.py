@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated
 
 import typer
 
-from localbatch import bootstrap, render, storage
+from localbatch import bootstrap, render, storage, store_server
 from localbatch.cli._common import handles_errors, print_json, settings
 
 store_app = typer.Typer(help="The S3-compatible object store (MinIO or any S3 endpoint).", no_args_is_help=True)
@@ -21,6 +22,7 @@ def status(json_: Annotated[bool, typer.Option("--json", help="Print the status 
     printed."""
     current = settings().store
     found = storage.status(current, bootstrap.object_store(settings()))
+    server, _ = store_server.running_server(settings().home, bootstrap.store_servers(settings()))
     if json_:
         print_json(
             {
@@ -32,10 +34,13 @@ def status(json_: Annotated[bool, typer.Option("--json", help="Print the status 
                 "reachable": found.problem is None,
                 "buckets": found.buckets,
                 "problem": found.problem,
+                "server": None if server is None else {"kind": server.kind, "endpoint": f"http://{server.endpoint}"},
             }
         )
     else:
         render.stdout().print(render.store_status(found))
+        if server is not None:
+            typer.echo(f"store up:    {server.what} on http://{server.endpoint}")
     if found.problem is not None:
         raise typer.Exit(1)
 
@@ -65,6 +70,43 @@ def copy(
     """Copy a file or directory into the store, or objects out of it (sizes are checked)."""
     for copied in storage.copy(bootstrap.object_store(settings()), source, destination):
         typer.echo(f"{copied.size:>12}  s3://{copied.bucket}/{copied.key}")
+
+
+@store_app.command("up")
+@handles_errors
+def up() -> None:
+    """Start a local S3 server for this home (a configured command, minio or moto_server on PATH,
+    else a MinIO container); its data and generated credentials live in $LOCALBATCH_HOME/store."""
+    current = settings()
+    current.prepare_home()
+    result = store_server.up(current.home, current.store_server, bootstrap.store_servers(current), shutil.which)
+    state = result.state
+    if result.already_running:
+        typer.echo(f"already running: {state.what} on http://{state.endpoint}")
+        return
+    if result.stale_removed:
+        typer.echo("(the server recorded earlier had stopped; its state file was removed)")
+    typer.echo(f"started {state.what} on http://{state.endpoint}")
+    typer.echo(f"data: {store_server.data_dir(current.home)}")
+    if state.note:
+        typer.echo(f"note: {state.note}")
+    typer.echo(
+        f"localbatch picks up its endpoint and credentials from {store_server.credentials_path(current.home)} "
+        "(LOCALBATCH_S3_*, [store] endpoint/access_key/secret_key and the AWS environment still win); "
+        "see `localbatch store status`"
+    )
+
+
+@store_app.command("down")
+@handles_errors
+def down() -> None:
+    """Stop the server `store up` started; its data stays in $LOCALBATCH_HOME/store/data."""
+    current = settings()
+    stopped, stale = store_server.down(current.home, bootstrap.store_servers(current))
+    if stopped is None:
+        typer.echo("not running" + (" (a stale state file was removed)" if stale else ""))
+        return
+    typer.echo(f"stopped {stopped.what}; data kept in {store_server.data_dir(current.home)}")
 
 
 def register_commands(app: typer.Typer) -> None:
