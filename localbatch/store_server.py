@@ -221,7 +221,7 @@ def read_credentials(home: Path) -> dict[str, str]:
     path = credentials_path(home)
     try:
         raw = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file; a home that is no directory is reported elsewhere
         return {}
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read the store credentials: {exc}; remove it to generate new ones") from None
