@@ -4,10 +4,13 @@ refusing registry on loopback: nothing leaves this machine)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
 import sys
+import tarfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,3 +139,53 @@ def test_a_missing_image_that_cannot_be_pulled_is_a_clear_error(tmp_path, docker
     assert "server_image" in up.stderr
     assert not (cli.home / "store" / "server.json").exists()
     assert cli.containers() == []
+
+
+_FAKE_MINIO = b"""FROM busybox:1.36
+COPY fake-minio /fake-minio
+ENTRYPOINT ["/bin/sh", "/fake-minio"]
+"""
+# minio's command line, `server DIR --address HOST:PORT`, answered by busybox httpd.
+_FAKE_MINIO_SCRIPT = b'touch "$2/.written-by-the-server"\nexec httpd -f -p "$4" -h "$2"\n'
+
+
+@pytest.fixture
+def fake_minio_image(docker_client: Any, busybox_image: str) -> Iterator[str]:
+    """An image that takes minio's arguments and listens where they say (no S3: only the
+    container machinery is under test). Built from busybox, nothing pulled."""
+    tag = f"localbatch-test-fake-minio:{uuid.uuid4().hex[:8]}"
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, body in (("Dockerfile", _FAKE_MINIO), ("fake-minio", _FAKE_MINIO_SCRIPT)):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    context.seek(0)
+    docker_client.images.build(fileobj=context, custom_context=True, tag=tag, pull=False, rm=True, forcerm=True)
+    yield tag
+    docker_client.images.remove(tag, force=True)
+
+
+def test_the_container_path_runs_the_image_with_its_data_mounted_until_down(
+    tmp_path, docker_client, fake_minio_image, stop_after
+):
+    port = free_port()
+    table = f'server_port = {port}\nserver_image = "{fake_minio_image}"'
+    cli = store_cli(tmp_path, docker_client, table, BARE_PATH)
+    stop_after.append(cli)
+
+    up = cli("store", "up")
+    assert up.returncode == 0, up.stderr
+    assert "started container " in up.stdout and f"http://127.0.0.1:{port}" in up.stdout
+    store_dir = cli.home / "store"
+    assert (store_dir / "data" / ".written-by-the-server").is_file()  # the data dir is bind-mounted
+    [container] = cli.containers()
+    assert container["State"] == "running"
+    assert json.loads((store_dir / "server.json").read_text())["container_id"] == container["Id"]
+    assert "already running: container" in cli("store", "up").stdout
+
+    down = cli("store", "down")
+    assert down.returncode == 0 and "stopped container" in down.stdout, down.stderr
+    assert cli.containers() == []
+    assert not answers(port)
+    assert (store_dir / "data" / ".written-by-the-server").is_file()
