@@ -95,6 +95,12 @@ def up() -> None:
         "(LOCALBATCH_S3_*, [store] endpoint/access_key/secret_key and the AWS environment still win); "
         "see `localbatch store status`"
     )
+    now = settings().store
+    if now.endpoint != state.endpoint:
+        typer.echo(
+            f"note: your settings point localbatch at {now.url} (from {now.sources.get('endpoint')}), "
+            f"not at this server; export LOCALBATCH_S3_ENDPOINT=http://{state.endpoint} to use it"
+        )
 
 
 @store_app.command("down")
