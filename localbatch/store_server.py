@@ -24,11 +24,13 @@ the server was last started on; ``store_settings.resolve_store`` picks them up.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -318,6 +320,20 @@ def running_server(home: Path, servers: Servers) -> tuple[ServerState | None, bo
     return None, True
 
 
+@contextmanager
+def _one_at_a_time(home: Path) -> Iterator[None]:
+    """Serialise ``up`` and ``down`` of one home: a second ``up`` waits for the first (which is
+    bounded by its readiness timeout) and then finds its server running."""
+    path = store_dir(home) / "server.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(
     home: Path,
     options: ServerOptions,
@@ -326,6 +342,17 @@ def up(
     ready_timeout_s: float = READY_TIMEOUT_S,
 ) -> UpResult:
     """Start the store server unless one runs already; wait until it answers."""
+    with _one_at_a_time(home):
+        return _up(home, options, servers, which, ready_timeout_s)
+
+
+def _up(
+    home: Path,
+    options: ServerOptions,
+    servers: Servers,
+    which: Callable[[str], str | None],
+    ready_timeout_s: float,
+) -> UpResult:
     state, stale = running_server(home, servers)
     if state is not None:
         return UpResult(state, already_running=True)
@@ -358,9 +385,10 @@ def up(
 def down(home: Path, servers: Servers, grace_s: float = STOP_GRACE_S) -> tuple[ServerState | None, bool]:
     """Stop the server ``up`` started, keep its data. (what was stopped or None, whether a stale
     state file was removed)."""
-    state, stale = running_server(home, servers)
-    if state is None:
-        return None, stale
-    servers.stop(state, grace_s)
-    forget_state(home)
-    return state, False
+    with _one_at_a_time(home):
+        state, stale = running_server(home, servers)
+        if state is None:
+            return None, stale
+        servers.stop(state, grace_s)
+        forget_state(home)
+        return state, False

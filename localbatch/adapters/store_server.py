@@ -78,6 +78,10 @@ class StoreServers:
                 )
             except OSError as exc:
                 raise StoreServerError(f"cannot start {plan.argv[0]}: {exc.strerror or exc}") from None
+        # Detached on purpose: the server outlives this Popen (and this process); its exit status
+        # is collected by _reap here or by whoever inherits it. Marking it finished keeps Popen
+        # from warning that a child was left running.
+        process.returncode = 0
         return ServerState(kind=plan.kind, port=plan.port, pid=process.pid, argv0=plan.argv[0], note=plan.note)
 
     def running(self, state: ServerState) -> bool:

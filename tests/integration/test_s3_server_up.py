@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from minio import Minio
 
+from localbatch.adapters.store_server import StoreServers
+from localbatch.store_server import ServerPlan, ServerState, StoreServerError
 from tests.integration.conftest import LocalbatchCli, home_environment
 
 VENV_BIN = str(Path(sys.executable).parent)  # moto_server lives beside the interpreter
@@ -189,3 +191,31 @@ def test_the_container_path_runs_the_image_with_its_data_mounted_until_down(
     assert cli.containers() == []
     assert not answers(port)
     assert (store_dir / "data" / ".written-by-the-server").is_file()
+
+
+def _no_containers() -> Any:
+    raise AssertionError("the process path must not touch the container engine")
+
+
+def test_a_server_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
+    servers = StoreServers(_no_containers, {})
+    script = "trap '' TERM; while :; do sleep 1; done"
+    plan = ServerPlan("command", free_port(), tmp_path / "data", argv=("/bin/sh", "-c", script))
+    state = servers.start(plan, tmp_path / "server.log")
+    assert servers.running(state)
+    servers.stop(state, grace_s=0.5)
+    assert not servers.running(state)
+
+
+def test_a_reused_pid_running_another_program_is_not_the_server(tmp_path):
+    servers = StoreServers(_no_containers, {})
+    mine = ServerState(kind="moto_server", port=free_port(), pid=os.getpid(), argv0="/nonexistent/moto_server")
+    assert not servers.running(mine)
+
+
+def test_a_server_that_exits_at_once_is_reported_with_its_log(tmp_path):
+    servers = StoreServers(_no_containers, {})
+    plan = ServerPlan("command", free_port(), tmp_path / "data", argv=("/bin/sh", "-c", "echo bad flag >&2; exit 3"))
+    state = servers.start(plan, tmp_path / "server.log")
+    with pytest.raises(StoreServerError, match="exited before it answered(.|\n)*bad flag"):
+        servers.wait_ready(state, 15, tmp_path / "server.log")
