@@ -9,7 +9,8 @@ Which server ``store up`` starts, the first that applies:
    the placeholders ``{data_dir}`` (``$LOCALBATCH_HOME/store/data``), ``{host}`` (127.0.0.1),
    ``{port}``, ``{endpoint}`` (``host:port``), ``{access_key}`` and ``{secret_key}``; the command
    also gets ``MINIO_ROOT_USER``/``MINIO_ROOT_PASSWORD`` and ``AWS_ACCESS_KEY_ID``/
-   ``AWS_SECRET_ACCESS_KEY`` set to the generated credentials in its environment.
+   ``AWS_SECRET_ACCESS_KEY`` set to the generated credentials in its environment (prefer those
+   to ``{secret_key}``: a command line is visible to every user of the machine).
 2. ``minio`` on PATH: ``minio server DATA --address 127.0.0.1:PORT`` with the credentials as
    ``MINIO_ROOT_USER``/``MINIO_ROOT_PASSWORD``; data persists in DATA.
 3. ``moto_server`` on PATH: ``moto_server -H 127.0.0.1 -p PORT``. Moto accepts any credentials and

@@ -9,6 +9,7 @@ import typer
 
 from localbatch import bootstrap, render, storage, store_server
 from localbatch.cli._common import handles_errors, print_json, settings
+from localbatch.errors import LocalbatchError
 
 store_app = typer.Typer(help="The S3-compatible object store (MinIO or any S3 endpoint).", no_args_is_help=True)
 
@@ -22,7 +23,7 @@ def status(json_: Annotated[bool, typer.Option("--json", help="Print the status 
     printed."""
     current = settings().store
     found = storage.status(current, bootstrap.object_store(settings()))
-    server, _ = store_server.running_server(settings().home, bootstrap.store_servers(settings()))
+    server = _started_server()
     if json_:
         print_json(
             {
@@ -72,11 +73,23 @@ def copy(
         typer.echo(f"{copied.size:>12}  s3://{copied.bucket}/{copied.key}")
 
 
+def _started_server() -> store_server.ServerState | None:
+    """What `store up` started and still runs; None also when that cannot be told (the engine of
+    its container is down): status is about the store, not about this."""
+    try:
+        return store_server.running_server(settings().home, bootstrap.store_servers(settings()))[0]
+    except LocalbatchError:
+        return None
+
+
 @store_app.command("up")
 @handles_errors
 def up() -> None:
-    """Start a local S3 server for this home (a configured command, minio or moto_server on PATH,
-    else a MinIO container); its data and generated credentials live in $LOCALBATCH_HOME/store."""
+    """Start a local S3 server for this home; it keeps running until `store down`.
+
+    It runs [store] server_command if configured, else minio or moto_server from PATH, else a
+    container of [store] server_image (default minio/minio:latest). Its data and the generated
+    credentials (picked up by localbatch itself) live in $LOCALBATCH_HOME/store."""
     current = settings()
     current.prepare_home()
     result = store_server.up(current.home, current.store_server, bootstrap.store_servers(current), shutil.which)
