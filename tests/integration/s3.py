@@ -1,0 +1,65 @@
+"""An S3 server for integration tests: moto's, over real HTTP on 127.0.0.1 (no MinIO server can
+be installed here, and nothing may leave the machine). ``S3Server`` resets it between tests."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+ACCESS_KEY, SECRET_KEY, REGION = "lb-test-key", "lb-test-secret-never-shown", "us-east-1"
+
+
+@dataclass
+class S3Server:
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """The settings localbatch takes (LOCALBATCH_S3_*) to reach this server."""
+        return {
+            "LOCALBATCH_S3_ENDPOINT": self.url,
+            "LOCALBATCH_S3_ACCESS_KEY": ACCESS_KEY,
+            "LOCALBATCH_S3_SECRET_KEY": SECRET_KEY,
+            "LOCALBATCH_S3_REGION": REGION,
+        }
+
+    def client(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name=REGION,
+        )
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback only
+            answer.read()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_s3_server() -> Iterator[S3Server]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield S3Server(port)
+    finally:
+        server.stop()
