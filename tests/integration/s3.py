@@ -3,11 +3,17 @@ be installed here, and nothing may leave the machine). ``S3Server`` resets it be
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -63,3 +69,41 @@ def running_s3_server() -> Iterator[S3Server]:
         yield S3Server(port)
     finally:
         server.stop()
+
+
+@contextmanager
+def authenticating_s3_server() -> Iterator[tuple[S3Server, str, str]]:
+    """moto's server in a process of its own that checks credentials (IAM): the server, and a
+    valid access key and secret. Its first four actions are unauthenticated, as moto allows:
+    they create the user, its key, its policy and the bucket ``inbox``."""
+    port = free_port()
+    server_bin = Path(sys.executable).with_name("moto_server")
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"}
+    process = subprocess.Popen(
+        [str(server_bin), "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        anyone = {"endpoint_url": url, "aws_access_key_id": "x", "aws_secret_access_key": "y", "region_name": REGION}
+        iam = boto3.client("iam", **anyone)
+        iam.create_user(UserName="lb")
+        key = iam.create_access_key(UserName="lb")["AccessKey"]
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="lb", PolicyName="all", PolicyDocument=json.dumps(policy))
+        boto3.client("s3", **anyone).create_bucket(Bucket="inbox")
+        yield S3Server(port), key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -15,7 +15,7 @@ from localbatch.errors import StoreUnreachable
 from localbatch.store_settings import resolve_store
 from tests.contract.object_store_contract import BUCKET, ObjectStoreContract
 from tests.integration.conftest import LocalbatchCli, home_environment
-from tests.integration.s3 import SECRET_KEY, S3Server, free_port, running_s3_server
+from tests.integration.s3 import SECRET_KEY, S3Server, authenticating_s3_server, free_port, running_s3_server
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +101,18 @@ def test_a_missing_bucket_is_named(cli: LocalbatchCli, tmp_path: Path) -> None:
     result = cli("store", "cp", str(tmp_path / "f"), "s3://no-such-bucket/f")
     assert result.returncode == 1
     assert "no bucket 'no-such-bucket'" in result.stderr
+
+
+def test_refused_credentials_are_named_with_the_stores_own_code(cli: LocalbatchCli) -> None:
+    with authenticating_s3_server() as (server, access_key, secret_key):
+        cli.env.update(LOCALBATCH_S3_ENDPOINT=server.url, LOCALBATCH_S3_ACCESS_KEY=access_key)
+        cli.env["LOCALBATCH_S3_SECRET_KEY"] = secret_key
+        good = cli("store", "status")
+        assert good.returncode == 0 and "buckets     inbox" in good.stdout, good.stdout
+        cli.env["LOCALBATCH_S3_SECRET_KEY"] = "wrong-secret"
+        wrong = " ".join(cli("store", "status").stdout.split())
+        assert f"cannot list buckets: {server.url} refused the credentials: SignatureDoesNotMatch" in wrong
+        cli.env["LOCALBATCH_S3_ACCESS_KEY"] = "AKIAUNKNOWN"
+        unknown = " ".join(cli("store", "status").stdout.split())
+        assert f"{server.url} refused the credentials: InvalidAccessKeyId" in unknown
+        assert "wrong-secret" not in wrong + unknown
