@@ -116,3 +116,19 @@ def test_refused_credentials_are_named_with_the_stores_own_code(cli: LocalbatchC
         unknown = " ".join(cli("store", "status").stdout.split())
         assert f"{server.url} refused the credentials: InvalidAccessKeyId" in unknown
         assert "wrong-secret" not in wrong + unknown
+
+
+def test_a_prefix_of_1000_small_objects_goes_up_and_comes_back(
+    cli: LocalbatchCli, s3: S3Server, tmp_path: Path
+) -> None:
+    s3.client().create_bucket(Bucket="inbox")
+    source = tmp_path / "many"
+    source.mkdir()
+    for n in range(1000):
+        (source / f"part-{n:04d}.txt").write_text(f"line {n}\n")
+    assert cli("store", "cp", str(source), "s3://inbox/many/", timeout=120).returncode == 0
+    assert len(cli("store", "ls", "s3://inbox/many/").stdout.splitlines()) == 1000
+    down = cli("store", "cp", "s3://inbox/many/", str(tmp_path / "back"), timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == sorted(p.name for p in source.iterdir())
+    assert (tmp_path / "back" / "part-0999.txt").read_text() == "line 999\n"

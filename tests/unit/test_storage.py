@@ -158,3 +158,32 @@ def test_status_names_the_problem_and_the_missing_credentials() -> None:
     assert found.buckets is None and found.problem is not None
     assert found.problem.startswith("cannot list buckets: nothing answers at http://127.0.0.1:9000")
     assert "no credentials are configured" in found.problem
+
+
+def test_transfers_run_in_parallel_in_order_and_the_first_failure_is_raised() -> None:
+    import threading
+
+    from localbatch.ports import StoredObject
+
+    inside, most, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def transfer(n: int) -> StoredObject:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            if inside[0] == 4:
+                release.set()
+        release.wait(5)
+        with lock:
+            inside[0] -= 1
+        if n == 6:
+            raise ObjectStoreError("cannot upload six")
+        return StoredObject("b", str(n), n)
+
+    assert [o.key for o in storage.in_parallel([lambda n=n: transfer(n) for n in range(6)], workers=4)] == list(
+        map(str, range(6))
+    )
+    assert most[0] == 4
+    with pytest.raises(ObjectStoreError, match="cannot upload six"):
+        storage.in_parallel([lambda n=n: transfer(n) for n in range(10)], workers=4)
