@@ -71,7 +71,7 @@ test-unit: install ## Fast tests only (no Docker)
 test-integration: install images ## Tests on the real engine only
 	$(BIN)/pytest tests/integration
 
-bench: install images ## Measure: scheduler, store, API, daemon (figures in benchmarks/results/)
+bench: install images ## Measure: scheduler, store, API, daemon, S3 transfers (figures in benchmarks/results/)
 	$(BIN)/python -m benchmarks.run
 
 bench-quick: install images ## The same with smaller inputs (a few minutes)

@@ -303,6 +303,7 @@ def queues_table(queues: Sequence[Doc], counts: Mapping[str, Mapping[str, int]])
         "PRIORITY",
         "STATE",
         "COMPUTE ENVIRONMENTS",
+        "SCHEDULING",
         "RUNNABLE",
         "RUNNING",
         "SUCCEEDED",
@@ -318,9 +319,19 @@ def queues_table(queues: Sequence[Doc], counts: Mapping[str, Mapping[str, int]])
             str(queue["priority"]),
             queue["state"],
             order,
+            _scheduling(queue),
             *(str(mine.get(s, 0)) for s in ("RUNNABLE", "RUNNING", "SUCCEEDED", "FAILED")),
         )
     return table
+
+
+def _scheduling(queue: Doc) -> str:
+    """FIFO or the fair-share policy, and each jobStateTimeLimitAction (``cancel CODE after N s``)."""
+    policy = queue.get("schedulingPolicyArn")
+    parts = [f"fair share ({policy.rpartition('/')[2]})" if policy else "FIFO"]
+    for action in queue.get("jobStateTimeLimitActions") or []:
+        parts.append(f"cancel {action['reason']} after {action['maxTimeSeconds']} s")
+    return "; ".join(parts)
 
 
 def daemon_status(status_doc: Doc) -> Table:

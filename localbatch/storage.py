@@ -2,19 +2,24 @@
 
 ``s3://bucket/key`` URLs are parsed here, with errors that name the argument. Copies go file by
 file: a local directory uploads every file under it (keys keep their relative paths), and an
-``s3://bucket/prefix/`` (ending in ``/``) downloads every object under the prefix.
+``s3://bucket/prefix/`` (ending in ``/``) downloads every object under the prefix, eight
+objects at a time.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from localbatch.errors import ObjectStoreError, UsageError
 from localbatch.ports import ObjectStore, StoredObject
 from localbatch.store_settings import StoreSettings
 
+TRANSFER_WORKERS = 8  # objects copied at once: enough to hide per-request latency, few enough for a laptop
 # S3's bucket naming rule (the general-purpose one): 3-63 lowercase letters, digits, '.', '-'.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -77,7 +82,9 @@ def _upload(store: ObjectStore, path: Path, target: S3Url) -> list[StoredObject]
     if path.is_dir():
         prefix = target.key if not target.key or target.key.endswith("/") else target.key + "/"
         files = sorted(p for p in path.rglob("*") if p.is_file())
-        return [store.upload(f, target.bucket, prefix + f.relative_to(path).as_posix()) for f in files]
+        return in_parallel(
+            [partial(store.upload, f, target.bucket, prefix + f.relative_to(path).as_posix()) for f in files]
+        )
     if not path.is_file():
         raise UsageError(f"SOURCE: {path} is not a file or directory")
     key = target.key + path.name if not target.key or target.key.endswith("/") else target.key
@@ -89,6 +96,23 @@ def _download(store: ObjectStore, source: S3Url, path: Path) -> list[StoredObjec
         found = store.list_objects(source.bucket, source.key)
         if not found:
             raise ObjectStoreError(f"nothing under {source}")
-        return [store.download(o.bucket, o.key, path / o.key[len(source.key) :]) for o in found]
+        return in_parallel([partial(store.download, o.bucket, o.key, path / o.key[len(source.key) :]) for o in found])
     target = path / source.key.rpartition("/")[2] if path.is_dir() else path
     return [store.download(source.bucket, source.key, target)]
+
+
+def in_parallel(transfers: Sequence[Callable[[], StoredObject]], workers: int = TRANSFER_WORKERS) -> list[StoredObject]:
+    """Run ``transfers`` on up to ``workers`` threads; their results in the given order. The
+    first failure is raised once every started transfer has ended (none is left running)."""
+    if len(transfers) <= 1:
+        return [transfer() for transfer in transfers]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transfer") as pool:
+        futures = [pool.submit(transfer) for transfer in transfers]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+        if failed:
+            for future in futures:
+                future.cancel()  # the ones not started yet do not start
+    if failed:
+        raise failed[0].exception() or ObjectStoreError("a transfer failed")
+    return [future.result() for future in futures]

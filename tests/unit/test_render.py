@@ -90,3 +90,22 @@ def test_a_job_that_is_not_an_array_parent_has_no_array_line():
     assert render.array_summary(detail(arrayProperties={"index": 4})) is None
     child = shown(*render.job_view(detail(arrayProperties={"index": 4}), []))
     assert "array index" in child and "array of" not in child
+
+
+def test_queues_table_says_how_each_queue_schedules() -> None:
+    from localbatch.render import queues_table
+
+    fifo = {"jobQueueName": "default", "priority": 1, "state": "ENABLED", "computeEnvironmentOrder": []}
+    fair = {
+        **fifo,
+        "jobQueueName": "shared",
+        "schedulingPolicyArn": "arn:aws:batch:us-east-1:000000000000:scheduling-policy/teams",
+        "jobStateTimeLimitActions": [
+            {"reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", "maxTimeSeconds": 600, "state": "RUNNABLE"}
+        ],
+    }
+    console = Console(width=250, record=True)
+    console.print(queues_table([fifo, fair], {}))
+    text = console.export_text()
+    assert "FIFO" in text
+    assert "fair share (teams); cancel CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY after 600 s" in text

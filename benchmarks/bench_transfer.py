@@ -1,0 +1,128 @@
+"""Object store transfers (issue 5): localbatch's copies against a plain ``minio`` client copy of
+the same files, in the same run, on the same S3 server (moto's ``moto_server`` in a process of
+its own, over HTTP on 127.0.0.1: no
+MinIO server can be installed here; a real MinIO is faster, so the ratios are what carries).
+
+    transfer_up_mib_per_s           `storage.copy` of a directory into the store (files in parallel)
+    transfer_down_mib_per_s         `storage.copy` of the prefix back out
+    minio_up_mib_per_s / _down_     the same files, one `fput_object` / `fget_object` after another
+    transfer_up_ratio / _down_      localbatch over plain minio (issue 5's target: at least 0.9)
+
+Full: 1 GiB in 16 files of 64 MiB; quick: 128 MiB in 8 files of 16 MiB. Three rounds, ours and
+plain alternating; each figure is the median round.
+
+    python -m benchmarks.bench_transfer [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from minio import Minio
+
+from localbatch import storage
+from localbatch.adapters.minio_store import MinioObjectStore
+from localbatch.store_settings import resolve_store
+
+KEY, SECRET = "bench", "bench-secret"
+ROUNDS = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def _plain_up(client: Minio, source: Path) -> None:
+    for path in sorted(source.iterdir()):
+        client.fput_object("bench", f"plain/{path.name}", str(path), part_size=16 * 2**20)
+
+
+def _plain_down(client: Minio, source: Path, target: Path) -> None:
+    for path in sorted(source.iterdir()):
+        client.fget_object("bench", f"plain/{path.name}", str(target / path.name))
+
+
+def _wait_for(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.1)
+
+
+def measure(quick: bool) -> dict[str, float]:
+    files, size = (8, 16 * 2**20) if quick else (16, 64 * 2**20)
+    total_mib = files * size / 2**20
+    port = _free_port()
+    # In a process of its own: a server in this process would share its interpreter lock with
+    # the transfers being measured.
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(port, server)
+        with tempfile.TemporaryDirectory(prefix="lb-transfer-") as tmp:
+            source = Path(tmp) / "src"
+            source.mkdir()
+            chunk = os.urandom(size)
+            for n in range(files):
+                (source / f"file-{n:02d}.bin").write_bytes(chunk[n:] + chunk[:n])  # distinct contents
+            env = {"LOCALBATCH_S3_ENDPOINT": f"127.0.0.1:{port}", "LOCALBATCH_S3_ACCESS_KEY": KEY}
+            env["LOCALBATCH_S3_SECRET_KEY"] = SECRET
+            store = MinioObjectStore(resolve_store(env, {}, "bench"))
+            plain = Minio(f"127.0.0.1:{port}", access_key=KEY, secret_key=SECRET, secure=False)
+            plain.make_bucket("bench")
+
+            times: dict[str, list[float]] = {"ours_up": [], "ours_down": [], "plain_up": [], "plain_down": []}
+            out, plain_out = Path(tmp) / "ours", Path(tmp) / "plain"
+            for _ in range(ROUNDS):  # alternating, so the server's own drift hits both alike
+                times["ours_up"].append(_timed(lambda: storage.copy(store, str(source), "s3://bench/ours/")))
+                times["ours_down"].append(_timed(lambda: storage.copy(store, "s3://bench/ours/", str(out))))
+                times["plain_up"].append(_timed(lambda: _plain_up(plain, source)))
+                times["plain_down"].append(_timed(lambda: _plain_down(plain, source, plain_out)))
+                for prefix in ("ours", "plain"):
+                    for path in source.iterdir():
+                        plain.remove_object("bench", f"{prefix}/{path.name}")
+                shutil.rmtree(out)
+                shutil.rmtree(plain_out)
+            ours_up, ours_down = statistics.median(times["ours_up"]), statistics.median(times["ours_down"])
+            plain_up, plain_down = statistics.median(times["plain_up"]), statistics.median(times["plain_down"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "transfer_mib": round(total_mib),
+        "transfer_up_mib_per_s": round(total_mib / ours_up, 1),
+        "transfer_down_mib_per_s": round(total_mib / ours_down, 1),
+        "minio_up_mib_per_s": round(total_mib / plain_up, 1),
+        "minio_down_mib_per_s": round(total_mib / plain_down, 1),
+        "transfer_up_ratio": round(plain_up / ours_up, 2),
+        "transfer_down_ratio": round(plain_down / ours_down, 2),
+    }
+
+
+if __name__ == "__main__":
+    print(measure(quick="--quick" in sys.argv[1:]))
