@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
-from localbatch.core import arrays, dependencies, lifecycle, multinode, naming, outcome, queue_limits, spot
+from localbatch.core import arrays, dependencies, lifecycle, multinode, naming, outcome, queue_limits, s3_access, spot
 from localbatch.core.dependencies import Readiness
 from localbatch.core.fairshare import UsageHistory
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
@@ -137,6 +137,7 @@ class ControlLoop:
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         self._waiting: dict[str, WaitReason] = {}
         self._gangs: dict[str, int] = {}  # runnable multi-node parents -> their node count
+        self._container_network: str | None = None  # the runtime's network mode (core.s3_access)
         self._resync: list[str] = []  # multi-node parents found at start, to line up with their main node
         # What a failed save left unwritten, and the placements waiting on that save: retried
         # first on the next tick, so memory never stays ahead of the store.
@@ -446,6 +447,7 @@ class ControlLoop:
             if main_container is not None:
                 address = self._runtime.address(main_container)
                 request = replace(request, environment={**request.environment, naming.MAIN_NODE_ADDRESS: address})
+            request = self._with_store_access(request)
             container_id = self._runtime.create(request)
         except ImageError as exc:
             return outcome.failed_to_start(exc.detail, image_missing=True)
@@ -460,6 +462,26 @@ class ControlLoop:
             self._remove_quietly(container_id)
             return outcome.failed_to_start(str(exc), image_missing=False)
         return container_id
+
+    def _with_store_access(self, request: ContainerRequest) -> ContainerRequest:
+        """On a launch thread: the object store's address, region and credentials added to the
+        container's environment (``core.s3_access``), under the job's own variables. Added here
+        only, so they are never stored with the job, described or logged."""
+        access = request.spec.s3_access
+        if not access.enabled:
+            return request
+        store = self._settings.store
+        if self._container_network is None:  # asked once: the runtime resolves "auto" once too
+            self._container_network = self._runtime.engine_info().network_mode
+        url, needs_host = s3_access.container_endpoint(store.url, self._container_network)
+        view = s3_access.StoreView(url, store.region, store.access_key, store.secret_key)
+        added = s3_access.store_environment(view, access, request.spec.environment)
+        if not added:
+            return request
+        hosts = dict(request.extra_hosts)
+        if needs_host and "AWS_ENDPOINT_URL_S3" in added:
+            hosts[s3_access.HOST_ALIAS] = s3_access.HOST_GATEWAY
+        return replace(request, environment={**added, **request.environment}, extra_hosts=hosts)
 
     def _collect_launches(self, now: EpochMs, changes: dict[str, Change]) -> None:
         for job_id, launching in list(self._launching.items()):
