@@ -1,0 +1,76 @@
+"""Jobs see the store (issue 5, item 4), on the real engine: a daemon configured with a
+``[store]`` on moto's S3 server (HTTP, loopback) runs a busybox job that reaches the store
+using only the environment localbatch injects; the secret shows in no output and no file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.daemons import CONFIG, started_daemon
+
+SECRET = "localbatch-test-secret-7f3a"
+ACCESS_KEY = "AKIALOCALBATCHTEST"
+BODY = "hello from the store\n"
+
+PEEK = """\
+name = "s3peek"
+image = "busybox:1.36"
+command = ["sh", "-c", '''env | grep -E '^AWS_(ENDPOINT_URL_S3|ACCESS_KEY_ID|DEFAULT_REGION)=' | sort
+test -n "$AWS_SECRET_ACCESS_KEY" && echo secret-set
+wget -q -O - "$AWS_ENDPOINT_URL_S3/inbox/hello.txt"''']
+
+[resources]
+vcpus = 0.5
+memory_mib = 64
+"""
+
+
+@pytest.fixture
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on loopback, with bucket ``inbox`` holding ``hello.txt``: its URL."""
+    boto3 = pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        s3 = boto3.client(
+            "s3", endpoint_url=url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET, region_name="us-east-1"
+        )
+        s3.create_bucket(Bucket="inbox")
+        # public-read: busybox wget cannot sign, and the test is that the address reaches the store
+        s3.put_object(Bucket="inbox", Key="hello.txt", Body=BODY.encode(), ACL="public-read")
+        yield url
+    finally:
+        server.stop()
+
+
+def test_a_job_reaches_the_store_with_only_the_injected_environment(
+    tmp_path: Path, docker_client: Any, busybox_image: str, s3_server: str
+) -> None:
+    config = CONFIG + (
+        f'\n[store]\nendpoint = "{s3_server}"\naccess_key = "{ACCESS_KEY}"\n'
+        f'secret_key = "{SECRET}"\nregion = "eu-west-1"\n'
+    )
+    (tmp_path / "peek.toml").write_text(PEEK)
+    with started_daemon(tmp_path, docker_client, config, register=False) as daemon:
+        daemon.ok("register", str(tmp_path / "peek.toml"))
+        job_id = daemon.submit("s3peek", "--env", "STAGE=e2e")
+        detail = daemon.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=90)
+        output = daemon.ok("logs", job_id)
+        assert detail["status"] == "SUCCEEDED", (detail.get("statusReason"), output)
+        assert output == (
+            f"AWS_ACCESS_KEY_ID={ACCESS_KEY}\nAWS_DEFAULT_REGION=eu-west-1\nAWS_ENDPOINT_URL_S3={s3_server}\n"
+            f"secret-set\n{BODY}"
+        )
+        described = daemon.ok("describe", job_id, "--json")
+        assert json.loads(described)["container"]["environment"] == [{"name": "STAGE", "value": "e2e"}]
+        assert SECRET not in described and SECRET not in output and SECRET not in daemon.ok("describe", job_id)
+        leaked = [p for p in (tmp_path / "home").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+        assert leaked == []  # not in the state database, the job logs or the daemon's log
