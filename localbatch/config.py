@@ -83,7 +83,7 @@ from localbatch.core.inventory import Reserve
 from localbatch.core.naming import AWS_NAME
 from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import ConfigError
-from localbatch.store_settings import StoreSettings, resolve_store
+from localbatch.store_settings import StoreSettings, resolve_log_bucket, resolve_store
 from localbatch.validation import problems_from
 
 if sys.version_info >= (3, 11):
@@ -226,6 +226,7 @@ class Settings:
     max_head_wait_s: float = 60.0
     scheduling_policies: tuple[SchedulingPolicy, ...] = ()
     store: StoreSettings = StoreSettings("127.0.0.1:9000", secure=False, region="us-east-1")
+    log_bucket: str | None = None  # each attempt's log is archived here ([store] log_bucket)
 
     @property
     def warnings(self) -> list[str]:
@@ -324,6 +325,9 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_file)) from None
     environments, queues, policies = _infrastructure(parsed, config_file)
+    where = str(config_file or "settings")
+    store_table = dict(parsed.store)
+    log_bucket = resolve_log_bucket(env, store_table.pop("log_bucket", None), where)
     return Settings(
         home=default_home(env),
         config_file=config_file,
@@ -338,7 +342,8 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         job_queues=queues,
         max_head_wait_s=parsed.scheduler.max_head_wait_seconds,
         scheduling_policies=policies,
-        store=resolve_store(env, parsed.store, str(config_file or "settings")),
+        store=resolve_store(env, store_table, where),
+        log_bucket=log_bucket,
     )
 
 

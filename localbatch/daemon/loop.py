@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from localbatch import __version__, logs
@@ -46,7 +47,7 @@ from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import Allocation, Placement, RunnableJob, SchedulerSettings, WaitReason, plan
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
-from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, StateStore
+from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,13 @@ class ControlLoop:
         start_pump: Callable[[logs.LogPump], None] = logs.LogPump.start,
         new_task_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         rng: random.Random | None = None,
+        log_store: ObjectStore | None = None,
     ) -> None:
         self._settings = settings
+        # With settings.log_bucket: each attempt's log file is copied there once its container
+        # is removed (_archive_log), like an export of its CloudWatch stream.
+        self._log_store = log_store if settings.log_bucket else None
+        self._archives: dict[str, tuple[Path, str]] = {}  # container id -> (log file, object key)
         self._runtime = runtime
         self._store = store
         self._clock = clock
@@ -556,6 +562,7 @@ class ControlLoop:
                 continue
             del self._flights[job_id]
             self._removals.append((flight.container_id, flight.pump, now))
+            self._will_archive(job, flight.container_id)
             self._finish(job, ending, flight.exited_at, changes)
 
     def _ending(self, flight: Flight, exists: bool) -> AttemptOutcome:
@@ -604,7 +611,32 @@ class ControlLoop:
             if pump is not None and pump.error is not None:
                 logger.warning("container %s: its output was not all saved: %s", container_id, pump.error)
             self._pool.submit(self._remove_quietly, container_id)
+            archive = self._archives.pop(container_id, None)
+            if archive is not None:
+                self._pool.submit(self._archive_log, *archive)
         self._removals = keep
+
+    def _will_archive(self, job: Job, container_id: str) -> None:
+        """Remember where an ended attempt's log goes, when logs are archived."""
+        attempt = job.current_attempt
+        if self._log_store is None or attempt is None:
+            return
+        path = logs.attempt_log_path(self._settings.logs_dir, job.job_id, attempt.number)
+        self._archives[container_id] = (path, attempt.log_stream_name)
+
+    def _archive_log(self, path: Path, key: str) -> None:
+        """Off the loop's thread: copy one attempt's log file to the log bucket, under its log
+        stream name. A failure is logged; the job's outcome never depends on it."""
+        assert self._log_store is not None and self._settings.log_bucket is not None
+        bucket = self._settings.log_bucket
+        try:
+            if not path.is_file():
+                return  # the container wrote nothing
+            self._log_store.upload(path, bucket, key)
+        except (LocalbatchError, OSError) as exc:
+            logger.warning("cannot archive the log %s to s3://%s/%s: %s", path.name, bucket, key, exc)
+        else:
+            logger.debug("archived the log %s to s3://%s/%s", path.name, bucket, key)
 
     def _remove_quietly(self, container_id: str) -> None:
         remove_quietly(self._runtime, container_id)
