@@ -5,6 +5,7 @@ using only the environment localbatch injects; the secret shows in no output and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ def s3_server() -> Iterator[str]:
             "s3", endpoint_url=url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET, region_name="us-east-1"
         )
         s3.create_bucket(Bucket="inbox")
+        s3.create_bucket(Bucket="job-logs")
         # public-read: busybox wget cannot sign, and the test is that the address reaches the store
         s3.put_object(Bucket="inbox", Key="hello.txt", Body=BODY.encode(), ACL="public-read")
         yield url
@@ -56,7 +58,7 @@ def test_a_job_reaches_the_store_with_only_the_injected_environment(
 ) -> None:
     config = CONFIG + (
         f'\n[store]\nendpoint = "{s3_server}"\naccess_key = "{ACCESS_KEY}"\n'
-        f'secret_key = "{SECRET}"\nregion = "eu-west-1"\n'
+        f'secret_key = "{SECRET}"\nregion = "eu-west-1"\nlog_bucket = "job-logs"\n'
     )
     (tmp_path / "peek.toml").write_text(PEEK)
     with started_daemon(tmp_path, docker_client, config, register=False) as daemon:
@@ -74,3 +76,22 @@ def test_a_job_reaches_the_store_with_only_the_injected_environment(
         assert SECRET not in described and SECRET not in output and SECRET not in daemon.ok("describe", job_id)
         leaked = [p for p in (tmp_path / "home").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
         assert leaked == []  # not in the state database, the job logs or the daemon's log
+        # Item 5: the attempt's log is archived under its log stream name, once its container is gone.
+        stream = detail["attempts"][0]["container"]["logStreamName"]
+        assert _archived(s3_server, "job-logs", stream) == output.encode()
+
+
+def _archived(url: str, bucket: str, key: str, timeout_s: float = 30) -> bytes | None:
+    import boto3
+
+    s3 = boto3.client(
+        "s3", endpoint_url=url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET, region_name="us-east-1"
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+        if listed:
+            body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return body
+        time.sleep(0.2)
+    return None
