@@ -46,6 +46,7 @@ def s3_server() -> Iterator[str]:
         )
         s3.create_bucket(Bucket="inbox")
         s3.create_bucket(Bucket="job-logs")
+        s3.create_bucket(Bucket="outbox")
         # public-read: busybox wget cannot sign, and the test is that the address reaches the store
         s3.put_object(Bucket="inbox", Key="hello.txt", Body=BODY.encode(), ACL="public-read")
         yield url
@@ -53,13 +54,56 @@ def s3_server() -> Iterator[str]:
         server.stop()
 
 
+def _config(url: str) -> str:
+    return CONFIG + (
+        f'\n[store]\nendpoint = "{url}"\naccess_key = "{ACCESS_KEY}"\n'
+        f'secret_key = "{SECRET}"\nregion = "eu-west-1"\nlog_bucket = "job-logs"\n'
+    )
+
+
+# boto3.client("s3") with no arguments: the injected environment alone points it at the store,
+# signs with the store's credentials and picks the region.
+BOTO3_JOB = '''\
+name = "boto3job"
+image = "{image}"
+command = ["python3", "-c", """
+import boto3
+s3 = boto3.client("s3")
+body = s3.get_object(Bucket="inbox", Key="hello.txt")["Body"].read()
+s3.put_object(Bucket="outbox", Key="result.txt", Body=body.upper())
+print("copied", len(body), "bytes")
+"""]
+
+[resources]
+vcpus = 1
+memory_mib = 256
+'''
+
+
+def test_unmodified_boto3_code_reads_and_writes_the_store_from_a_job(
+    tmp_path: Path, docker_client: Any, busybox_image: str, s3_server: str
+) -> None:
+    from tests.integration.boto3_image import boto3_image
+
+    try:
+        image = boto3_image(docker_client)
+    except Exception as exc:  # noqa: BLE001 - no image, no test: say why
+        pytest.skip(f"cannot build a local image with boto3: {exc}")
+    (tmp_path / "boto3job.toml").write_text(BOTO3_JOB.format(image=image))
+    with started_daemon(tmp_path, docker_client, _config(s3_server), register=False) as daemon:
+        daemon.ok("register", str(tmp_path / "boto3job.toml"))
+        job_id = daemon.submit("boto3job")
+        detail = daemon.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=120)
+        output = daemon.ok("logs", job_id)
+        assert detail["status"] == "SUCCEEDED", (detail.get("statusReason"), output)
+        assert output == f"copied {len(BODY)} bytes\n"
+    assert _archived(s3_server, "outbox", "result.txt") == BODY.upper().encode()
+
+
 def test_a_job_reaches_the_store_with_only_the_injected_environment(
     tmp_path: Path, docker_client: Any, busybox_image: str, s3_server: str
 ) -> None:
-    config = CONFIG + (
-        f'\n[store]\nendpoint = "{s3_server}"\naccess_key = "{ACCESS_KEY}"\n'
-        f'secret_key = "{SECRET}"\nregion = "eu-west-1"\nlog_bucket = "job-logs"\n'
-    )
+    config = _config(s3_server)
     (tmp_path / "peek.toml").write_text(PEEK)
     with started_daemon(tmp_path, docker_client, config, register=False) as daemon:
         daemon.ok("register", str(tmp_path / "peek.toml"))
