@@ -628,15 +628,15 @@ class ControlLoop:
         """Off the loop's thread: copy one attempt's log file to the log bucket, under its log
         stream name. A failure is logged; the job's outcome never depends on it."""
         assert self._log_store is not None and self._settings.log_bucket is not None
-        bucket = self._settings.log_bucket
+        bucket, name = self._settings.log_bucket, f"{path.parent.name}/{path.name}"
         try:
             if not path.is_file():
                 return  # the container wrote nothing
             self._log_store.upload(path, bucket, key)
-        except (LocalbatchError, OSError) as exc:
-            logger.warning("cannot archive the log %s to s3://%s/%s: %s", path.name, bucket, key, exc)
+        except Exception as exc:  # noqa: BLE001 - on a pool thread: say it here, or nobody will
+            logger.warning("cannot archive the log %s to s3://%s/%s: %s", name, bucket, key, exc)
         else:
-            logger.debug("archived the log %s to s3://%s/%s", path.name, bucket, key)
+            logger.debug("archived the log %s to s3://%s/%s", name, bucket, key)
 
     def _remove_quietly(self, container_id: str) -> None:
         remove_quietly(self._runtime, container_id)

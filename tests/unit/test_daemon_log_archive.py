@@ -98,7 +98,8 @@ def test_a_failing_archive_never_fails_the_job(tmp_path: Path, caplog: pytest.Lo
     job_id = rig.submit()
     rig.settle(ticks=12)
     assert rig.job(job_id).status == JobStatus.SUCCEEDED
-    assert "cannot archive the log 1.log to s3://logs/work/default/" in caplog.text
+    assert f"cannot archive the log {job_id}/1.log to s3://logs/work/default/" in caplog.text
+    assert "no bucket logs" in caplog.text
 
 
 def test_the_log_bucket_comes_from_the_store_table_or_the_environment(tmp_path: Path) -> None:
