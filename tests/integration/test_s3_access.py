@@ -1,6 +1,7 @@
-"""Jobs see the store (issue 5, item 4), on the real engine: a daemon configured with a
-``[store]`` on moto's S3 server (HTTP, loopback) runs a busybox job that reaches the store
-using only the environment localbatch injects; the secret shows in no output and no file."""
+"""Jobs see the store (issue 5, items 4 and 5), on the real engine: a daemon configured with a
+``[store]`` on moto's S3 server (HTTP, loopback) runs jobs that reach the store using only the
+environment localbatch injects (busybox wget; unmodified boto3 code in a locally built image);
+the secret shows in no output and no file; each attempt's log lands in the log bucket."""
 
 from __future__ import annotations
 
