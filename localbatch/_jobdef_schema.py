@@ -118,6 +118,13 @@ class OutputModel(Strict):
     destination: rules.S3Uri
 
 
+class S3AccessModel(Strict):
+    """``[s3_access]``: localbatch only (``core.s3_access``); export leaves it out."""
+
+    enabled: bool = True
+    generic_endpoint: bool = False
+
+
 class JobDefinitionModel(Strict):
     """The whole file. Field order is the order ``jobdef.to_document`` writes keys in."""
 
@@ -151,6 +158,7 @@ class JobDefinitionModel(Strict):
     ulimits: list[UlimitModel] = Field(default_factory=list)
     inputs: list[InputModel] = Field(default_factory=list)
     outputs: list[OutputModel] = Field(default_factory=list)
+    s3_access: S3AccessModel | None = None
 
 
 class NodeRangeModel(Strict):
@@ -172,6 +180,7 @@ class NodeRangeModel(Strict):
     volumes: list[VolumeModel] = Field(default_factory=list)
     mount_points: list[MountPointModel] = Field(default_factory=list)
     ulimits: list[UlimitModel] = Field(default_factory=list)
+    s3_access: S3AccessModel | None = None
 
 
 class NodePropertiesModel(Strict):

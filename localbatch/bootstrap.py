@@ -107,7 +107,13 @@ def _engine(
     if loop:  # only an engine that owns the home writes the configured infrastructure
         apply_infrastructure(settings, store, inventory)
         control = ControlLoop(
-            settings=settings, runtime=runtime, store=store, clock=clock_, host=host, gpus=inventory.gpus
+            settings=settings,
+            runtime=runtime,
+            store=store,
+            clock=clock_,
+            host=host,
+            gpus=inventory.gpus,
+            log_store=object_store(settings) if settings.log_bucket else None,
         )
         if recovering:
             recover(control, settings, store, runtime, clock_)

@@ -84,7 +84,7 @@ from localbatch.core.naming import AWS_NAME
 from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import ConfigError
 from localbatch.store_server import ServerOptions, read_credentials, server_options
-from localbatch.store_settings import StoreSettings, resolve_store
+from localbatch.store_settings import StoreSettings, resolve_log_bucket, resolve_store
 from localbatch.validation import problems_from
 
 if sys.version_info >= (3, 11):
@@ -228,6 +228,7 @@ class Settings:
     scheduling_policies: tuple[SchedulingPolicy, ...] = ()
     store: StoreSettings = StoreSettings("127.0.0.1:9000", secure=False, region="us-east-1")
     store_server: ServerOptions = ServerOptions()  # how `store up` starts a server
+    log_bucket: str | None = None  # each attempt's log is archived here ([store] log_bucket)
 
     @property
     def warnings(self) -> list[str]:
@@ -328,6 +329,8 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
     environments, queues, policies = _infrastructure(parsed, config_file)
     home = default_home(env)
     where = str(config_file or "settings")
+    store_table = dict(parsed.store)
+    log_bucket = resolve_log_bucket(env, store_table.pop("log_bucket", None), where)
     return Settings(
         home=home,
         config_file=config_file,
@@ -342,8 +345,9 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         job_queues=queues,
         max_head_wait_s=parsed.scheduler.max_head_wait_seconds,
         scheduling_policies=policies,
-        store=resolve_store(env, parsed.store, where, read_credentials(home)),
-        store_server=server_options(parsed.store, where),
+        store=resolve_store(env, store_table, where, read_credentials(home)),
+        store_server=server_options(store_table, where),
+        log_bucket=log_bucket,
     )
 
 

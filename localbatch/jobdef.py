@@ -43,7 +43,7 @@ from localbatch.core.definition import (
 )
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
-from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume
+from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, S3Access, Tmpfs, Ulimit, Volume
 from localbatch.errors import JobDefinitionError, Problem
 from localbatch.validation import BARE_KEY, describe, format_path, quote
 
@@ -273,6 +273,7 @@ def _container(m: schema.JobDefinitionModel | schema.NodeRangeModel) -> Containe
             max_swap_mib=linux.max_swap,
             swappiness=linux.swappiness,
         ),
+        s3_access=S3Access(m.s3_access.enabled, m.s3_access.generic_endpoint) if m.s3_access else S3Access(),
     )
 
 
@@ -363,7 +364,18 @@ def to_document(definition: JobDefinition) -> dict[str, Any]:
     )
     _put(doc, "inputs", [{"source": i.source, "path": i.path} for i in d.inputs])
     _put(doc, "outputs", [{"path": o.path, "destination": o.destination} for o in d.outputs])
+    _put(doc, "s3_access", _s3_access(c.s3_access))
     return doc
+
+
+def _s3_access(access: S3Access) -> dict[str, Any] | None:
+    """``[s3_access]`` with the keys that differ from the defaults (None: all default)."""
+    table: dict[str, Any] = {}
+    if not access.enabled:
+        table["enabled"] = False
+    if access.generic_endpoint:
+        table["generic_endpoint"] = True
+    return table or None
 
 
 def _multinode_document(d: JobDefinition, props: NodeProperties) -> dict[str, Any]:
@@ -422,6 +434,7 @@ def _container_table(c: ContainerSpec) -> dict[str, Any]:
     _put(
         table, "ulimits", [{"name": u.name, "soft_limit": u.soft_limit, "hard_limit": u.hard_limit} for u in c.ulimits]
     )
+    _put(table, "s3_access", _s3_access(c.s3_access))
     return table
 
 

@@ -7,7 +7,7 @@ implements them in memory. Both pass the same contract suites (``tests/contract/
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -26,9 +26,13 @@ class ContainerRequest:
 
     name: str
     spec: ContainerSpec  # command already substituted
-    environment: Mapping[str, str]  # the job's environment plus AWS_BATCH_*
+    # the job's environment plus AWS_BATCH_* and the store's variables (secrets: not in repr)
+    environment: Mapping[str, str] = field(repr=False)
     labels: Mapping[str, str]
     gpu_device_ids: tuple[str, ...] = ()
+    # name -> address added to the container's /etc/hosts; "host-gateway": the host's address
+    # on the container's network (core.s3_access.HOST_ALIAS for a store on the host's loopback)
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ of ``repr`` and of everything ``describe`` shows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +82,7 @@ def resolve_store(
     """The store's settings from ``env``, the config file's ``[store]`` ``table`` (read from
     ``where``, named in errors) and the ``credentials`` ``store up`` generated, if any
     (``access_key``, ``secret_key``, ``endpoint``)."""
-    allowed = (*_OURS, *SERVER_KEYS)
+    allowed = (*_OURS, *SERVER_KEYS, "log_bucket")  # log_bucket: read by resolve_log_bucket
     unknown = sorted(set(table) - set(allowed))
     if unknown:
         raise ConfigError(f"{where}: [store] {', '.join(unknown)}: unknown key; allowed: {', '.join(allowed)}")
@@ -145,3 +146,22 @@ def _secure(value: object, source: str) -> bool:
     if text in _FALSE:
         return False
     raise ConfigError(f"{source}: {value!r} is not true or false")
+
+
+LOG_BUCKET_VARIABLE = "LOCALBATCH_S3_LOG_BUCKET"
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's general-purpose bucket rule
+
+
+def resolve_log_bucket(env: Mapping[str, str], value: object, where: str) -> str | None:
+    """The bucket each attempt's log is archived to (issue 5, item 5): ``LOCALBATCH_S3_LOG_BUCKET``,
+    else the config file's ``[store] log_bucket`` (``value``, read from ``where``); None: no archive."""
+    source = LOG_BUCKET_VARIABLE if env.get(LOG_BUCKET_VARIABLE) else f"{where} [store] log_bucket"
+    bucket = env.get(LOG_BUCKET_VARIABLE) or value
+    if bucket is None:
+        return None
+    if not isinstance(bucket, str) or not _BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(
+            f"{source}: {bucket!r} is not a bucket name: 3 to 63 lowercase letters, digits, '.' and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return bucket

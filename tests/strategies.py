@@ -26,6 +26,7 @@ from localbatch.core.spec import (
     Device,
     LinuxParameters,
     MountPoint,
+    S3Access,
     Tmpfs,
     Ulimit,
     Volume,
@@ -144,6 +145,8 @@ def job_definitions(draw: st.DrawFn, *, staging: bool = True) -> JobDefinition:
         privileged=draw(st.booleans()),
         readonly_root_filesystem=draw(st.booleans()),
         linux_parameters=draw(linux_parameters(devices=not fargate)),
+        # localbatch only, like inputs/outputs: not in AWS's request
+        s3_access=draw(st.builds(S3Access, st.booleans(), st.booleans())) if staging else S3Access(),
     )
     return JobDefinition(
         name=draw(names),

@@ -34,6 +34,7 @@ from localbatch.core.spec import (
     Device,
     LinuxParameters,
     MountPoint,
+    S3Access,
     Tmpfs,
     Ulimit,
     Volume,
@@ -183,6 +184,8 @@ def encode_container(spec: ContainerSpec) -> dict[str, Any]:
             "max_swap_mib": lp.max_swap_mib,
             "swappiness": lp.swappiness,
         },
+        # localbatch only (core.s3_access); rows written before it have none: the default
+        "s3_access": {"enabled": spec.s3_access.enabled, "generic_endpoint": spec.s3_access.generic_endpoint},
     }
 
 
@@ -237,8 +240,13 @@ def decode_container(data: object) -> ContainerSpec:
         privileged=_bool,
         readonly_root_filesystem=_bool,
         linux_parameters=_linux_parameters,
+        s3_access=_s3_access,
     )
     return _build(ContainerSpec, fields)
+
+
+def _s3_access(data: object) -> S3Access:
+    return _build(S3Access, _present(data, enabled=_bool, generic_endpoint=_bool))
 
 
 # ---------------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ linuxParameters.swappiness                ``mem_swappiness``, only with maxSwap 
                                           otherwise)
 (localbatch) name, labels                 ``name``, ``labels``
 (localbatch) network mode                 ``network_mode``
+(localbatch) extra hosts                  ``extra_hosts`` (``host-gateway``: the host's address on
+                                          the container's network; the store's address, see
+                                          ``core.s3_access``)
 ========================================  ==========================================================
 
 Containers are never created with ``auto_remove``: the control loop reads the exit status
@@ -416,6 +419,8 @@ def container_create_kwargs(request: ContainerRequest, *, network_mode: str, cpu
             ":".join((d.host_path, d.container_path or d.host_path, _device_permissions(d.permissions)))
             for d in linux.devices
         ]
+    if request.extra_hosts:
+        kwargs["extra_hosts"] = dict(request.extra_hosts)
     mounts = _mounts(spec)
     if mounts:
         kwargs["mounts"] = mounts

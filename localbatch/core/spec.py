@@ -83,6 +83,17 @@ class LinuxParameters:
 
 
 @dataclass(frozen=True)
+class S3Access:
+    """Whether the container gets the object store's address and credentials in its
+    environment (``core.s3_access``), a localbatch-only setting: AWS has no field for it
+    and export leaves it out. ``generic_endpoint`` also sets ``AWS_ENDPOINT_URL``, which
+    points every AWS SDK service at the store, not S3 alone."""
+
+    enabled: bool = True
+    generic_endpoint: bool = False
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """One container: everything the engine needs apart from the job's own identity."""
 
@@ -97,3 +108,4 @@ class ContainerSpec:
     privileged: bool = False
     readonly_root_filesystem: bool = False
     linux_parameters: LinuxParameters = field(default_factory=LinuxParameters)
+    s3_access: S3Access = field(default_factory=S3Access)  # localbatch only

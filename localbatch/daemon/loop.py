@@ -31,11 +31,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
-from localbatch.core import arrays, dependencies, lifecycle, multinode, naming, outcome, queue_limits, spot
+from localbatch.core import arrays, dependencies, lifecycle, multinode, naming, outcome, queue_limits, s3_access, spot
 from localbatch.core.dependencies import Readiness
 from localbatch.core.fairshare import UsageHistory
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
@@ -46,7 +47,7 @@ from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import Allocation, Placement, RunnableJob, SchedulerSettings, WaitReason, plan
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
-from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, StateStore
+from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,13 @@ class ControlLoop:
         start_pump: Callable[[logs.LogPump], None] = logs.LogPump.start,
         new_task_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         rng: random.Random | None = None,
+        log_store: ObjectStore | None = None,
     ) -> None:
         self._settings = settings
+        # With settings.log_bucket: each attempt's log file is copied there once its container
+        # is removed (_archive_log), like an export of its CloudWatch stream.
+        self._log_store = log_store if settings.log_bucket else None
+        self._archives: dict[str, tuple[Path, str]] = {}  # container id -> (log file, object key)
         self._runtime = runtime
         self._store = store
         self._clock = clock
@@ -137,6 +143,7 @@ class ControlLoop:
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         self._waiting: dict[str, WaitReason] = {}
         self._gangs: dict[str, int] = {}  # runnable multi-node parents -> their node count
+        self._container_network: str | None = None  # the runtime's network mode (core.s3_access)
         self._resync: list[str] = []  # multi-node parents found at start, to line up with their main node
         # What a failed save left unwritten, and the placements waiting on that save: retried
         # first on the next tick, so memory never stays ahead of the store.
@@ -446,6 +453,7 @@ class ControlLoop:
             if main_container is not None:
                 address = self._runtime.address(main_container)
                 request = replace(request, environment={**request.environment, naming.MAIN_NODE_ADDRESS: address})
+            request = self._with_store_access(request)
             container_id = self._runtime.create(request)
         except ImageError as exc:
             return outcome.failed_to_start(exc.detail, image_missing=True)
@@ -460,6 +468,26 @@ class ControlLoop:
             self._remove_quietly(container_id)
             return outcome.failed_to_start(str(exc), image_missing=False)
         return container_id
+
+    def _with_store_access(self, request: ContainerRequest) -> ContainerRequest:
+        """On a launch thread: the object store's address, region and credentials added to the
+        container's environment (``core.s3_access``), under the job's own variables. Added here
+        only, so they are never stored with the job, described or logged."""
+        access = request.spec.s3_access
+        if not access.enabled:
+            return request
+        store = self._settings.store
+        if self._container_network is None:  # asked once: the runtime resolves "auto" once too
+            self._container_network = self._runtime.engine_info().network_mode
+        url, needs_host = s3_access.container_endpoint(store.url, self._container_network)
+        view = s3_access.StoreView(url, store.region, store.access_key, store.secret_key)
+        added = s3_access.store_environment(view, access, request.spec.environment)
+        if not added:
+            return request
+        hosts = dict(request.extra_hosts)
+        if needs_host and "AWS_ENDPOINT_URL_S3" in added:
+            hosts[s3_access.HOST_ALIAS] = s3_access.HOST_GATEWAY
+        return replace(request, environment={**added, **request.environment}, extra_hosts=hosts)
 
     def _collect_launches(self, now: EpochMs, changes: dict[str, Change]) -> None:
         for job_id, launching in list(self._launching.items()):
@@ -534,6 +562,7 @@ class ControlLoop:
                 continue
             del self._flights[job_id]
             self._removals.append((flight.container_id, flight.pump, now))
+            self._will_archive(job, flight.container_id)
             self._finish(job, ending, flight.exited_at, changes)
 
     def _ending(self, flight: Flight, exists: bool) -> AttemptOutcome:
@@ -582,7 +611,32 @@ class ControlLoop:
             if pump is not None and pump.error is not None:
                 logger.warning("container %s: its output was not all saved: %s", container_id, pump.error)
             self._pool.submit(self._remove_quietly, container_id)
+            archive = self._archives.pop(container_id, None)
+            if archive is not None:
+                self._pool.submit(self._archive_log, *archive)
         self._removals = keep
+
+    def _will_archive(self, job: Job, container_id: str) -> None:
+        """Remember where an ended attempt's log goes, when logs are archived."""
+        attempt = job.current_attempt
+        if self._log_store is None or attempt is None:
+            return
+        path = logs.attempt_log_path(self._settings.logs_dir, job.job_id, attempt.number)
+        self._archives[container_id] = (path, attempt.log_stream_name)
+
+    def _archive_log(self, path: Path, key: str) -> None:
+        """Off the loop's thread: copy one attempt's log file to the log bucket, under its log
+        stream name. A failure is logged; the job's outcome never depends on it."""
+        assert self._log_store is not None and self._settings.log_bucket is not None
+        bucket, name = self._settings.log_bucket, f"{path.parent.name}/{path.name}"
+        try:
+            if not path.is_file():
+                return  # the container wrote nothing
+            self._log_store.upload(path, bucket, key)
+        except Exception as exc:  # noqa: BLE001 - on a pool thread: say it here, or nobody will
+            logger.warning("cannot archive the log %s to s3://%s/%s: %s", name, bucket, key, exc)
+        else:
+            logger.debug("archived the log %s to s3://%s/%s", name, bucket, key)
 
     def _remove_quietly(self, container_id: str) -> None:
         remove_quietly(self._runtime, container_id)

@@ -41,7 +41,7 @@ from localbatch.core.jobs import (
 )
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
-from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume
+from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, S3Access, Tmpfs, Ulimit, Volume
 from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import StateStoreError
 from localbatch.ports import JobDefinitionRecord, JobQuery, StateStore
@@ -71,6 +71,7 @@ def rich_job(job_id: str = "job-rich") -> Job:
         privileged=True,
         readonly_root_filesystem=True,
         linux_parameters=linux,
+        s3_access=S3Access(enabled=False, generic_endpoint=True),
     )
     retry = RetryStrategy(
         attempts=3,

@@ -113,6 +113,7 @@ def make_rig(
     definition: JobDefinition = DEFINITION,
     rng: random.Random | None = None,
     new_id: Any = None,
+    env: dict[str, str] | None = None,
 ) -> Rig:
     """The loop and the service on fakes, with one compute environment (default: "local") and
     one queue (default: "default" over it) and the definition "work" registered."""
@@ -120,7 +121,7 @@ def make_rig(
     runtime = FakeRuntime(clock)
     store = InMemoryStateStore()
     settings = config.resolve(
-        env={"LOCALBATCH_HOME": str(tmp_path), "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2"}, cwd=tmp_path
+        env={"LOCALBATCH_HOME": str(tmp_path), "LOCALBATCH_STOP_TIMEOUT_SECONDS": "2", **(env or {})}, cwd=tmp_path
     )
     store.put_compute_environment(environment or ComputeEnvironment("local", 2, 4096, ("0", "1")))
     store.put_job_queue(queue or JobQueue("default", 1, ("local",)))

@@ -29,7 +29,7 @@ TOP_LEVEL_KEYS = (
     "name, type, image, command, platform_capabilities, scheduling_priority, propagate_tags, user, "
     "privileged, readonly_root_filesystem, job_role_arn, execution_role_arn, resources, parameters, "
     "environment, retry, timeout, linux_parameters, log_configuration, fargate, tags, volumes, "
-    "mount_points, ulimits, inputs, outputs"
+    "mount_points, ulimits, inputs, outputs, s3_access"
 )
 
 
