@@ -8,18 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from localbatch import config, jobdef, logs
-from localbatch.batch import BatchService
-from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch import config
 from localbatch.core.jobs import JobStatus
 from localbatch.core.retry import RetryStrategy
-from localbatch.daemon.loop import ControlLoop
 from localbatch.errors import ConfigError, NoSuchBucket
 from localbatch.ports import StoredObject
-from tests.fakes.clock import FakeClock
-from tests.fakes.runtime import FakeRuntime
-from tests.fakes.store import InMemoryStateStore
-from tests.unit.test_daemon_loop import DEFINITION, GPUS, HOST, Inline, Rig
+from tests.unit.test_daemon_loop import DEFINITION, Rig, make_rig
 
 
 class Archive:
@@ -46,29 +40,8 @@ class Archive:
 
 
 def _rig(tmp_path: Path, archive: Archive, env: dict[str, str]) -> Rig:
-    clock = FakeClock()
-    runtime = FakeRuntime(clock)
-    store = InMemoryStateStore()
-    settings = config.resolve(env={"LOCALBATCH_HOME": str(tmp_path), **env}, cwd=tmp_path)
-    store.put_compute_environment(ComputeEnvironment("local", 2, 4096, ("0", "1")))
-    store.put_job_queue(JobQueue("default", 1, ("local",)))
     definition = replace(DEFINITION, retry_strategy=RetryStrategy(attempts=2))
-    store.register_job_definition("work", jobdef.to_document(definition), clock.now_ms())
-    loop = ControlLoop(
-        settings=settings,
-        runtime=runtime,
-        store=store,
-        clock=clock,
-        host=HOST,
-        gpus=GPUS,
-        executor=Inline(),
-        in_background=lambda action: action(),
-        start_pump=logs.LogPump.run,
-        log_store=archive,
-    )
-    loop.load([], {})
-    service = BatchService(store=store, clock=clock, host=HOST, notifier=loop, live=loop)
-    return Rig(clock, runtime, store, loop, service, settings)
+    return make_rig(tmp_path, definition=definition, env=env, log_store=archive)
 
 
 def test_each_attempts_log_is_archived_under_its_log_stream_name(tmp_path: Path) -> None:
