@@ -212,6 +212,11 @@ def warnings(definition: JobDefinition | None, overrides: JobOverrides) -> list[
     missing = params.unresolved(job.container.command, job.parameters)
     if missing:
         found.append(f"no value for Ref::{', Ref::'.join(missing)}; left as written")
+    if definition.inputs or definition.outputs:
+        found.append(
+            "[[inputs]] and [[outputs]] are not staged yet (issue 5 in progress): the job runs without them; "
+            "read and write S3 from the job itself (its container gets the store's AWS_* variables)"
+        )
     return found
 
 

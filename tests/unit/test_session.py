@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from localbatch import session
-from localbatch.core.definition import JobDefinition
+from localbatch.core.definition import JobDefinition, StagedInput
 from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.core.resources import Resources
@@ -101,3 +101,10 @@ def test_list_jobs_follows_next_token_past_a_page():
 
 def _backend(world: World) -> LocalBackend:
     return LocalBackend(world.api, None, None, writable=True)  # type: ignore[arg-type]
+
+
+def test_staging_tables_are_warned_about_until_they_are_staged() -> None:
+    plain = JobDefinition(name="d", container=ContainerSpec("busybox"))
+    assert not any("not staged" in w for w in session.warnings(plain, JobOverrides()))
+    staged = replace(plain, inputs=(StagedInput("s3://inbox/a", "/data/a"),))
+    assert any("[[inputs]] and [[outputs]] are not staged yet" in w for w in session.warnings(staged, JobOverrides()))
