@@ -246,8 +246,8 @@ class BatchService:
         why = share_identifier_problem(share)
         if why is not None:
             return [Problem("shareIdentifier", f"{share!r}: {why}")]
-        active = {job.share_identifier for job in self._store.active_jobs() if job.job_queue == queue.name}
-        if share not in active and len(active - {None}) >= MAX_ACTIVE_SHARES:
+        active = self._store.active_share_identifiers(queue.name)
+        if share not in active and len(active) >= MAX_ACTIVE_SHARES:
             text = (
                 f"job queue {queue.name} already has {MAX_ACTIVE_SHARES} active share identifiers, the most AWS allows"
             )

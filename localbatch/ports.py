@@ -195,6 +195,10 @@ class StateStore(Protocol):
         """Every job not yet SUCCEEDED or FAILED (what a starting daemon takes over)."""
         ...
 
+    def active_share_identifiers(self, job_queue: str) -> set[str]:
+        """The share identifiers of the queue's jobs not yet SUCCEEDED or FAILED."""
+        ...
+
     def count_jobs(self, job_queue: str | None = None, array_job_id: str | None = None) -> dict[JobStatus, int]:
         """How many jobs are in each status (zeros omitted): all, one queue's, or the
         children of one array job."""

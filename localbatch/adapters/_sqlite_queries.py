@@ -53,6 +53,10 @@ SELECT_JOB = f"SELECT {JOB_COLS} FROM jobs WHERE job_id = ?"
 # for SQLite to see that the index holds every row it wants.
 _NOT_TERMINAL = "status NOT IN ('SUCCEEDED', 'FAILED')"
 SELECT_ACTIVE_JOBS = f"SELECT {JOB_COLS} FROM jobs WHERE {_NOT_TERMINAL} ORDER BY created_at, job_id"
+SELECT_ACTIVE_SHARES = (
+    f"SELECT DISTINCT share_identifier FROM jobs WHERE {_NOT_TERMINAL} "
+    "AND job_queue = ? AND share_identifier IS NOT NULL"
+)
 # A request is recorded on a job that has none, or replaces a pending CANCEL with a
 # TERMINATE (a cancel a started job ignored must not swallow a later terminate).
 REQUEST_STOP = (

@@ -274,6 +274,10 @@ class SqliteStateStore:
         """Every job not SUCCEEDED or FAILED, oldest ``created_at`` first (ties by ``job_id``)."""
         return self._jobs("listing active jobs", sql.SELECT_ACTIVE_JOBS)
 
+    def active_share_identifiers(self, job_queue: str) -> set[str]:
+        rows = self._read(f"reading the active shares of queue {job_queue!r}", sql.SELECT_ACTIVE_SHARES, (job_queue,))
+        return {str(row["share_identifier"]) for row in rows}
+
     def count_jobs(self, job_queue: str | None = None, array_job_id: str | None = None) -> dict[JobStatus, int]:
         if array_job_id is not None:
             rows = self._read(f"counting children of array job {array_job_id}", sql.COUNT_ARRAY_JOBS, (array_job_id,))

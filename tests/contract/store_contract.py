@@ -375,6 +375,18 @@ class StateStoreContract:
         running = store.list_jobs(JobQuery(multi_node_job_id="mnp", statuses=(S.RUNNING,)))
         assert [j.job_id for j in running] == ["mnp#0", "mnp#1", "mnp#2"]
 
+    def test_active_share_identifiers_of_a_queue(self, store: StateStore) -> None:
+        shared = [
+            dataclasses.replace(job(f"s{n}", status=status, queue=queue), share_identifier=share)
+            for n, (share, status, queue) in enumerate(
+                [("a", S.RUNNABLE, "fq"), ("a", S.RUNNING, "fq"), ("b", S.SUCCEEDED, "fq"), ("c", S.PENDING, "other")]
+            )
+        ]
+        store.save_jobs([(j, []) for j in [*shared, job("plain", queue="fq")]])
+        assert store.active_share_identifiers("fq") == {"a"}
+        assert store.active_share_identifiers("other") == {"c"}
+        assert store.active_share_identifiers("none") == set()
+
     def test_minimal_job_round_trips_with_defaults(self, store: StateStore) -> None:
         original = job("job-min")
         store.save_job(original)

@@ -177,6 +177,15 @@ class InMemoryStateStore:
             active = [job for job in self._jobs.values() if not job.status.is_terminal]
         return sorted(active, key=lambda job: (job.created_at, job.job_id))
 
+    def active_share_identifiers(self, job_queue: str) -> set[str]:
+        with self._lock:
+            self._check_open()
+            return {
+                j.share_identifier
+                for j in self._jobs.values()
+                if j.job_queue == job_queue and j.share_identifier is not None and not j.status.is_terminal
+            }
+
     def count_jobs(self, job_queue: str | None = None, array_job_id: str | None = None) -> dict[JobStatus, int]:
         with self._lock:
             self._check_open()
