@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.boto3_image import boto3_image
 from tests.integration.daemons import CONFIG, started_daemon
+from tests.integration.s3 import running_s3_server
 
 SECRET = "localbatch-test-secret-7f3a"
 ACCESS_KEY = "AKIALOCALBATCHTEST"
@@ -35,24 +37,13 @@ memory_mib = 64
 @pytest.fixture
 def s3_server() -> Iterator[str]:
     """moto's S3 server on loopback, with bucket ``inbox`` holding ``hello.txt``: its URL."""
-    boto3 = pytest.importorskip("boto3")
-    server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        s3 = boto3.client(
-            "s3", endpoint_url=url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET, region_name="us-east-1"
-        )
-        s3.create_bucket(Bucket="inbox")
-        s3.create_bucket(Bucket="job-logs")
-        s3.create_bucket(Bucket="outbox")
+    with running_s3_server() as server:
+        s3 = server.client()
+        for bucket in ("inbox", "job-logs", "outbox"):
+            s3.create_bucket(Bucket=bucket)
         # public-read: busybox wget cannot sign, and the test is that the address reaches the store
         s3.put_object(Bucket="inbox", Key="hello.txt", Body=BODY.encode(), ACL="public-read")
-        yield url
-    finally:
-        server.stop()
+        yield server.url
 
 
 def _config(url: str) -> str:
@@ -84,12 +75,7 @@ memory_mib = 256
 def test_unmodified_boto3_code_reads_and_writes_the_store_from_a_job(
     tmp_path: Path, docker_client: Any, busybox_image: str, s3_server: str
 ) -> None:
-    from tests.integration.boto3_image import boto3_image
-
-    try:
-        image = boto3_image(docker_client)
-    except Exception as exc:  # noqa: BLE001 - no image, no test: say why
-        pytest.skip(f"cannot build a local image with boto3: {exc}")
+    image = boto3_image(docker_client)  # built locally from this machine's Python and boto3
     (tmp_path / "boto3job.toml").write_text(BOTO3_JOB.format(image=image))
     with started_daemon(tmp_path, docker_client, _config(s3_server), register=False) as daemon:
         daemon.ok("register", str(tmp_path / "boto3job.toml"))
