@@ -125,6 +125,16 @@ class S3AccessModel(Strict):
     generic_endpoint: bool = False
 
 
+# Job-level keys both kinds of definition have (a single-container one and a multinode one).
+PlatformCapabilities = Annotated[
+    list[Annotated[str, rules.one_of(rules.PLATFORM_CAPABILITIES)]],
+    rules.NON_EMPTY,
+    rules.UNIQUE,
+]
+SchedulingPriority = Annotated[int, rules.between(0, MAX_SCHEDULING_PRIORITY)]
+Tags = Annotated[dict[rules.TagKey, rules.TagValue], rules.at_most(MAX_TAGS, "tags")]
+
+
 class JobDefinitionModel(Strict):
     """The whole file. Field order is the order ``jobdef.to_document`` writes keys in."""
 
@@ -132,12 +142,8 @@ class JobDefinitionModel(Strict):
     type: rules.JobType = "container"
     image: rules.Image
     command: list[rules.Argument] = Field(default_factory=list)
-    platform_capabilities: Annotated[
-        list[Annotated[str, rules.one_of(rules.PLATFORM_CAPABILITIES)]],
-        rules.NON_EMPTY,
-        rules.UNIQUE,
-    ] = Field(default_factory=lambda: ["EC2"])
-    scheduling_priority: Annotated[int, rules.between(0, MAX_SCHEDULING_PRIORITY)] | None = None
+    platform_capabilities: PlatformCapabilities = Field(default_factory=lambda: ["EC2"])
+    scheduling_priority: SchedulingPriority | None = None
     propagate_tags: bool = False
     user: rules.Text | None = None
     privileged: bool = False
@@ -152,7 +158,7 @@ class JobDefinitionModel(Strict):
     linux_parameters: LinuxParametersModel | None = None
     log_configuration: LogConfigurationModel | None = None
     fargate: FargateModel | None = None
-    tags: Annotated[dict[rules.TagKey, rules.TagValue], rules.at_most(MAX_TAGS, "tags")] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
     volumes: list[VolumeModel] = Field(default_factory=list)
     mount_points: list[MountPointModel] = Field(default_factory=list)
     ulimits: list[UlimitModel] = Field(default_factory=list)
@@ -195,12 +201,8 @@ class MultinodeDefinitionModel(Strict):
 
     name: rules.JobName
     type: rules.JobType
-    platform_capabilities: Annotated[
-        list[Annotated[str, rules.one_of(rules.PLATFORM_CAPABILITIES)]],
-        rules.NON_EMPTY,
-        rules.UNIQUE,
-    ] = Field(default_factory=lambda: ["EC2"])
-    scheduling_priority: Annotated[int, rules.between(0, MAX_SCHEDULING_PRIORITY)] | None = None
+    platform_capabilities: PlatformCapabilities = Field(default_factory=lambda: ["EC2"])
+    scheduling_priority: SchedulingPriority | None = None
     propagate_tags: bool = False
     job_role_arn: rules.Text | None = None
     execution_role_arn: rules.Text | None = None
@@ -208,7 +210,7 @@ class MultinodeDefinitionModel(Strict):
     retry: RetryModel | None = None
     timeout: TimeoutModel | None = None
     log_configuration: LogConfigurationModel | None = None
-    tags: Annotated[dict[rules.TagKey, rules.TagValue], rules.at_most(MAX_TAGS, "tags")] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
     node_properties: NodePropertiesModel
 
 

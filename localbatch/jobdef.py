@@ -135,27 +135,30 @@ def _parse_multinode(document: Mapping[str, Any], source: str) -> JobDefinition:
         NodeRangeProperty(r.target_nodes, _container(r), tuple(r.instance_types)) for r in props.node_range_properties
     )
     node_properties = NodeProperties(props.num_nodes, props.main_node, node_ranges)
-    retry = model.retry or schema.RetryModel()
     return JobDefinition(
-        name=model.name,
         container=multinode.node_containers(node_properties)[props.main_node],
         type="multinode",
-        parameters=dict(model.parameters),
-        retry_strategy=_retry_strategy(retry),
-        timeout_s=model.timeout.attempt_duration_seconds if model.timeout is not None else None,
-        platform_capabilities=tuple(PlatformCapability(p) for p in model.platform_capabilities),
-        scheduling_priority=model.scheduling_priority,
-        propagate_tags=model.propagate_tags,
-        tags=dict(model.tags),
-        job_role_arn=model.job_role_arn,
-        execution_role_arn=model.execution_role_arn,
-        log_configuration=(
-            LogConfiguration(model.log_configuration.log_driver, dict(model.log_configuration.options))
-            if model.log_configuration is not None
-            else None
-        ),
         node_properties=node_properties,
+        **_job_wide(model),
     )
+
+
+def _job_wide(m: schema.JobDefinitionModel | schema.MultinodeDefinitionModel) -> dict[str, Any]:
+    """The JobDefinition fields both kinds of definition have, outside any container."""
+    log = m.log_configuration
+    return {
+        "name": m.name,
+        "parameters": dict(m.parameters),
+        "retry_strategy": _retry_strategy(m.retry or schema.RetryModel()),
+        "timeout_s": m.timeout.attempt_duration_seconds if m.timeout is not None else None,
+        "platform_capabilities": tuple(PlatformCapability(p) for p in m.platform_capabilities),
+        "scheduling_priority": m.scheduling_priority,
+        "propagate_tags": m.propagate_tags,
+        "tags": dict(m.tags),
+        "job_role_arn": m.job_role_arn,
+        "execution_role_arn": m.execution_role_arn,
+        "log_configuration": LogConfiguration(log.log_driver, dict(log.options)) if log is not None else None,
+    }
 
 
 def parse_retry(table: Mapping[str, Any], source: str) -> RetryStrategy:
@@ -278,30 +281,14 @@ def _container(m: schema.JobDefinitionModel | schema.NodeRangeModel) -> Containe
 
 
 def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
-    retry = m.retry or schema.RetryModel()
-    container = _container(m)
     fargate = None
     if m.fargate is not None and m.fargate != schema.FargateModel():  # an empty [fargate] says nothing
         fargate = FargateSettings(**m.fargate.model_dump())
     return JobDefinition(
-        name=m.name,
-        container=container,
+        container=_container(m),
         type=m.type,
-        parameters=dict(m.parameters),
-        retry_strategy=_retry_strategy(retry),
-        timeout_s=m.timeout.attempt_duration_seconds if m.timeout is not None else None,
-        platform_capabilities=tuple(PlatformCapability(p) for p in m.platform_capabilities),
-        scheduling_priority=m.scheduling_priority,
-        propagate_tags=m.propagate_tags,
-        tags=dict(m.tags),
-        job_role_arn=m.job_role_arn,
-        execution_role_arn=m.execution_role_arn,
-        log_configuration=(
-            LogConfiguration(m.log_configuration.log_driver, dict(m.log_configuration.options))
-            if m.log_configuration is not None
-            else None
-        ),
         fargate=fargate,
+        **_job_wide(m),
         inputs=tuple(StagedInput(i.source, i.path) for i in m.inputs),
         outputs=tuple(StagedOutput(o.path, o.destination) for o in m.outputs),
     )
