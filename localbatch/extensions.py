@@ -141,17 +141,22 @@ class Extensions:
             ]
         }
 
+    def _running_job(self, job_id: str) -> tuple[str, Job]:
+        """The job whose container runs for ``job_id``: itself, or a multi-node job's main node."""
+        job = self._store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.is_multinode_parent:
+            job_id = f"{job_id}#{job.main_node}"
+            job = self._store.get_job(job_id) or job
+        return job_id, job
+
     def interrupt(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         """Reclaim a RUNNING job's host (Spot rehearsal); the control loop stops the container."""
         job_id = str(body.get("jobId") or query.get("jobId") or "")
         if not job_id:
             raise InvalidRequest([Problem("jobId", "required: the id of a RUNNING job")])
-        job = self._store.get_job(job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        if job.is_multinode_parent:  # a multi-node job's host is its main node's
-            job_id = f"{job_id}#{job.main_node}"
-            job = self._store.get_job(job_id) or job
+        job_id, job = self._running_job(job_id)  # a multi-node job's host is its main node's
         attempt = job.current_attempt
         if job.status is not JobStatus.RUNNING or attempt is None:
             raise InvalidRequest(
@@ -171,13 +176,7 @@ class Extensions:
         """An attempt's output (the latest, or ``attempt``); with ``follow``, what it writes
         next, then each later attempt's, until the job ends. A multi-node job's is its main
         node's (each node's own: ``<job id>#<node>``)."""
-        job_id = query.get("jobId") or ""
-        job = self._store.get_job(job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        if job.is_multinode_parent:  # a multi-node job's output is its main node's
-            job_id = f"{job_id}#{job.main_node}"
-            job = self._store.get_job(job_id) or job
+        job_id, job = self._running_job(query.get("jobId") or "")  # a multi-node job's: its main node's
         attempt = _attempt_number(query.get("attempt"), job)
         if query.get("follow", "").lower() not in ("1", "true", "yes"):
             if attempt is None:
