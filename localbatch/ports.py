@@ -279,6 +279,10 @@ class ObjectStore(Protocol):
 
     def buckets(self) -> list[str]: ...
 
+    def make_bucket(self, bucket: str) -> None:
+        """Create ``bucket``; one that exists already is left as it is."""
+        ...
+
     def list_objects(self, bucket: str, prefix: str = "") -> list[StoredObject]:
         """Every object whose key starts with ``prefix``, by key."""
         ...

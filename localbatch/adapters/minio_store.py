@@ -64,6 +64,11 @@ class MinioObjectStore:
         with self._border("list buckets"):
             return sorted(b.name for b in self._client.list_buckets())
 
+    def make_bucket(self, bucket: str) -> None:
+        with self._border(f"create bucket {bucket!r}", bucket):
+            if not self._client.bucket_exists(bucket):
+                self._client.make_bucket(bucket, location=self._settings.region)
+
     def list_objects(self, bucket: str, prefix: str = "") -> list[StoredObject]:
         with self._border(f"list s3://{bucket}/{prefix}", bucket):
             found = [

@@ -9,7 +9,7 @@ import typer
 
 from localbatch import bootstrap, render, storage, store_server
 from localbatch.cli._common import handles_errors, print_json, settings
-from localbatch.errors import LocalbatchError
+from localbatch.errors import LocalbatchError, UsageError
 
 store_app = typer.Typer(help="The S3-compatible object store (MinIO or any S3 endpoint).", no_args_is_help=True)
 
@@ -62,6 +62,17 @@ def list_(
         typer.echo(f"{found.size:>12}  s3://{found.bucket}/{found.key}")
 
 
+@store_app.command("mb")
+@handles_errors
+def make_bucket(url: Annotated[str, typer.Argument(help="s3://bucket")]) -> None:
+    """Make a bucket (one that exists already is left as it is)."""
+    where = storage.parse_s3_url(url, "URL")
+    if where.key:
+        raise UsageError(f"URL: {url!r} names an object; give s3://{where.bucket}")
+    bootstrap.object_store(settings()).make_bucket(where.bucket)
+    typer.echo(f"s3://{where.bucket}/")
+
+
 @store_app.command("cp")
 @handles_errors
 def copy(
@@ -105,7 +116,8 @@ def up() -> None:
         typer.echo(f"note: {state.note}")
     typer.echo(
         f"localbatch picks up its endpoint and credentials from {store_server.credentials_path(current.home)} "
-        "(LOCALBATCH_S3_*, [store] endpoint/access_key/secret_key and the AWS environment still win); "
+        "(LOCALBATCH_S3_* and [store] endpoint/access_key/secret_key still win, "
+        "and AWS_ENDPOINT_URL[_S3] wins for the endpoint); "
         "see `localbatch store status`"
     )
     now = settings().store

@@ -50,6 +50,13 @@ class ObjectStoreContract:
             with pytest.raises(NoSuchBucket, match="no-such-bucket"):
                 call()
 
+    def test_a_bucket_is_made_once(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        store.make_bucket("made-here")
+        store.make_bucket("made-here")  # again: nothing changes
+        assert "made-here" in store.buckets()
+        assert store.list_objects("made-here") == []
+
     def test_a_missing_object_is_an_error_naming_it(self, tmp_path: Path) -> None:
         store = self.make_store(tmp_path)
         with pytest.raises(ObjectStoreError, match=f"s3://{BUCKET}/nope"):

@@ -27,6 +27,11 @@ class InMemoryObjectStore:
             raise StoreUnreachable(f"cannot list buckets: nothing answers at {self.unreachable}")
         return sorted(self.objects)
 
+    def make_bucket(self, bucket: str) -> None:
+        if self.unreachable is not None:
+            raise StoreUnreachable(f"cannot create bucket {bucket!r}: nothing answers at {self.unreachable}")
+        self.objects.setdefault(bucket, {})
+
     def list_objects(self, bucket: str, prefix: str = "") -> list[StoredObject]:
         found = self._bucket(bucket, f"list s3://{bucket}/{prefix}")
         return [_stored(bucket, key, data) for key, data in sorted(found.items()) if key.startswith(prefix)]

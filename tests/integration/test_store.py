@@ -80,7 +80,8 @@ def test_status_says_exactly_what_is_wrong(cli: LocalbatchCli) -> None:
 
 
 def test_cp_round_trips_files_and_directories_byte_exact(cli: LocalbatchCli, s3: S3Server, tmp_path: Path) -> None:
-    s3.client().create_bucket(Bucket="inbox")
+    made = cli("store", "mb", "s3://inbox")
+    assert (made.returncode, made.stdout) == (0, "s3://inbox/\n"), made.stderr
     big = os.urandom(40 * 1024 * 1024)  # multipart (parts of 16 MiB)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "big.bin").write_bytes(big)
