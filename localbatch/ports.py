@@ -21,6 +21,15 @@ from localbatch.core.spec import ContainerSpec
 
 
 @dataclass(frozen=True)
+class Bind:
+    """A host path mounted into the container (S3 staging's inputs and output directories)."""
+
+    source: Path  # on the host: a file or a directory that exists
+    target: str  # absolute path in the container
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class ContainerRequest:
     """One attempt's container, fully resolved."""
 
@@ -33,6 +42,7 @@ class ContainerRequest:
     # name -> address added to the container's /etc/hosts; "host-gateway": the host's address
     # on the container's network (core.s3_access.HOST_ALIAS for a store on the host's loopback)
     extra_hosts: Mapping[str, str] = field(default_factory=dict)
+    binds: tuple[Bind, ...] = ()  # besides the spec's own volumes and mount points
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,14 @@ class ContainerRuntime(Protocol):
         """The IPv4 address other containers reach this running container at (a multi-node
         job's main node): 127.0.0.1 under host networking, else its address on its network.
         Raises ContainerRuntimeError when it has none."""
+        ...
+
+    def copy_out(self, container_id: str, path: str, into: Path) -> list[Path]:
+        """Copy ``path`` (a file, or a directory and everything under it) out of the container,
+        running or exited, into the host directory ``into``: a file lands as ``into/<name>``,
+        a directory as ``into/<name>/...``. Returns the regular files written. Links and special
+        files are not copied, and nothing is written outside ``into``. Raises
+        ContainerRuntimeError naming ``path`` when the container has no such path."""
         ...
 
     def close(self) -> None:
