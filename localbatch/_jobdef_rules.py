@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
+from localbatch.core import staging
 from localbatch.core.definition import MAX_TAG_VALUE_CHARS, RESERVED_ENV_PREFIX, tag_key_problem
 from localbatch.core.resources import AWS_INT_MAX, vcpus_problem
 from localbatch.validation import quote
@@ -197,6 +198,7 @@ TagKey = Annotated[str, rule(tag_key_problem)]
 TagValue = Annotated[str, max_chars(MAX_TAG_VALUE_CHARS)]
 AbsolutePath = Annotated[str, rule(_absolute)]
 S3Uri = Annotated[str, rule(_s3_uri)]
+StagingUri = Annotated[str, rule(_s3_uri), rule(staging.template_problem)]  # placeholders in the key only
 Vcpus = Annotated[float, rule(vcpus_problem)]
 AwsInt = Annotated[int, at_least(0)]
 Limit = Annotated[int, between(-1, AWS_INT_MAX)]  # -1: unlimited, as Docker and ECS take it

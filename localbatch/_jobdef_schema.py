@@ -109,13 +109,18 @@ class FargateModel(Strict):
 
 
 class InputModel(Strict):
-    source: rules.S3Uri
+    """``[[inputs]]``: localbatch only (``core.staging``); export leaves it out."""
+
+    source: rules.StagingUri
     path: rules.AbsolutePath
 
 
 class OutputModel(Strict):
+    """``[[outputs]]``: localbatch only (``core.staging``); export leaves it out."""
+
     path: rules.AbsolutePath
-    destination: rules.S3Uri
+    destination: rules.StagingUri
+    on_failure: bool = False
 
 
 class S3AccessModel(Strict):

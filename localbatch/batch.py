@@ -20,7 +20,7 @@ from typing import Protocol
 
 from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
-from localbatch.core import arrays, dependencies, lifecycle, multinode, queue_limits
+from localbatch.core import arrays, dependencies, lifecycle, multinode, queue_limits, staging
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import (
     MAX_ACTIVE_SHARES,
@@ -212,6 +212,11 @@ class BatchService:
         )
         problems = dependencies.check(request.depends_on, request.array_size, self._dependency_targets(request))
         problems += self._share_problems(queue, request.share_identifier)
+        container = job.container
+        if request.array_size is None and staging.uses_array_index(container.inputs, container.outputs):
+            where = f"job definition {record.name}:{record.revision}"
+            text = f"{where} stages S3 paths with ${{{staging.ARRAY_INDEX}}}, which only array jobs have"
+            problems.append(Problem("arrayProperties.size", text))
         job, nodes, node_problems = _multinode_parts(job, definition, request)
         problems += node_problems
         need = multinode.total([n.container for n, _ in nodes]) if nodes else job.container.resources

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from localbatch import _jobdef_rules as rules
 from localbatch import _jobdef_schema as schema
 from localbatch import validation
-from localbatch.core import multinode
+from localbatch.core import multinode, staging
 from localbatch.core.definition import (
     FargateSettings,
     JobDefinition,
@@ -38,12 +38,11 @@ from localbatch.core.definition import (
     NodeProperties,
     NodeRangeProperty,
     PlatformCapability,
-    StagedInput,
-    StagedOutput,
 )
 from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, S3Access, Tmpfs, Ulimit, Volume
+from localbatch.core.staging import StagedInput, StagedOutput
 from localbatch.errors import JobDefinitionError, Problem
 from localbatch.validation import BARE_KEY, describe, format_path, quote
 
@@ -52,7 +51,22 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-__all__ = ["dumps", "format_path", "load_file", "loads", "parse_document", "parse_retry", "to_document"]
+__all__ = [
+    "LOCAL_ONLY_KEYS",
+    "dumps",
+    "format_path",
+    "load_file",
+    "loads",
+    "local_only",
+    "parse_document",
+    "parse_retry",
+    "to_document",
+    "with_local_only",
+]
+
+# The keys of a file AWS has no field for (export leaves them out); a node range may have s3_access.
+LOCAL_ONLY_KEYS = ("inputs", "outputs", "s3_access")
+_RANGES = ("node_properties", "node_range_properties")
 
 _TOML_POSITION = re.compile(r"(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)", re.DOTALL)
 _MAX_INLINE = 100  # longest line for an array written on one line
@@ -199,6 +213,9 @@ def _cross_checks(model: schema.JobDefinitionModel) -> list[Problem]:
             problems.append(Problem("resources.gpus", f"FARGATE jobs cannot use GPUs; {why}"))
         if model.linux_parameters is not None and model.linux_parameters.devices:
             problems.append(Problem("linux_parameters.devices", f"FARGATE jobs cannot use host devices; {why}"))
+    inputs = [StagedInput(i.source, i.path) for i in model.inputs]
+    outputs = [StagedOutput(o.path, o.destination) for o in model.outputs]
+    problems += [Problem(where, problem) for where, problem in staging.target_problems(inputs, outputs)]
     return problems
 
 
@@ -285,12 +302,14 @@ def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
     if m.fargate is not None and m.fargate != schema.FargateModel():  # an empty [fargate] says nothing
         fargate = FargateSettings(**m.fargate.model_dump())
     return JobDefinition(
-        container=_container(m),
+        container=replace(
+            _container(m),
+            inputs=tuple(StagedInput(i.source, i.path) for i in m.inputs),
+            outputs=tuple(StagedOutput(o.path, o.destination, o.on_failure) for o in m.outputs),
+        ),
         type=m.type,
         fargate=fargate,
         **_job_wide(m),
-        inputs=tuple(StagedInput(i.source, i.path) for i in m.inputs),
-        outputs=tuple(StagedOutput(o.path, o.destination) for o in m.outputs),
     )
 
 
@@ -349,10 +368,35 @@ def to_document(definition: JobDefinition) -> dict[str, Any]:
         "ulimits",
         [{"name": u.name, "soft_limit": u.soft_limit, "hard_limit": u.hard_limit} for u in c.ulimits],
     )
-    _put(doc, "inputs", [{"source": i.source, "path": i.path} for i in d.inputs])
-    _put(doc, "outputs", [{"path": o.path, "destination": o.destination} for o in d.outputs])
+    _put(doc, "inputs", [{"source": i.source, "path": i.path} for i in c.inputs])
+    outputs = [
+        {"path": o.path, "destination": o.destination, **({"on_failure": True} if o.on_failure else {})}
+        for o in c.outputs
+    ]
+    _put(doc, "outputs", outputs)
     _put(doc, "s3_access", _s3_access(c.s3_access))
     return doc
+
+
+def local_only(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The localbatch-only part of a document (``LOCAL_ONLY_KEYS``, and each node range's
+    ``s3_access``, as ``node_range_s3_access``: a list with ``{}`` where a range has none)."""
+    found = {key: document[key] for key in LOCAL_ONLY_KEYS if key in document}
+    ranges = document.get(_RANGES[0], {}).get(_RANGES[1], [])
+    if any("s3_access" in r for r in ranges):
+        found["node_range_s3_access"] = [r.get("s3_access", {}) for r in ranges]
+    return found
+
+
+def with_local_only(document: Mapping[str, Any], local: Mapping[str, Any]) -> dict[str, Any]:
+    """``document`` with a ``local_only`` part put back (a copy; parse it to check it)."""
+    merged = {**document, **{key: local[key] for key in LOCAL_ONLY_KEYS if key in local}}
+    per_range = local.get("node_range_s3_access")
+    ranges = document.get(_RANGES[0], {}).get(_RANGES[1])
+    if isinstance(per_range, list) and isinstance(ranges, list):
+        ranges = [{**r, "s3_access": a} if a else r for r, a in zip(ranges, per_range, strict=False)]
+        merged[_RANGES[0]] = {**document[_RANGES[0]], _RANGES[1]: ranges}
+    return merged
 
 
 def _s3_access(access: S3Access) -> dict[str, Any] | None:

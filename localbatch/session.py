@@ -98,14 +98,14 @@ def _strings(params: Mapping[str, Any] | None) -> dict[str, str]:
 
 def register(backend: Backend, definition: JobDefinition) -> str:
     """Register ``definition`` as a new revision; ``name:revision``."""
-    answer = backend.call("RegisterJobDefinition", to_register_request(definition, strict=False))
+    answer = backend.call("RegisterJobDefinition", to_register_request(definition, strict=False, local=True))
     return f"{answer['jobDefinitionName']}:{answer['revision']}"
 
 
 def ensure_registered(backend: Backend, definition: JobDefinition) -> str:
     """``name:revision`` of the latest ACTIVE revision when it is this very definition, else of
     a newly registered one (so submitting an unchanged file twice does not add revisions)."""
-    request = to_register_request(definition, strict=False)
+    request = to_register_request(definition, strict=False, local=True)
     found = backend.call("DescribeJobDefinitions", {"jobDefinitionName": definition.name, "status": "ACTIVE"})
     revisions = found.get("jobDefinitions", [])
     if revisions:
@@ -212,11 +212,6 @@ def warnings(definition: JobDefinition | None, overrides: JobOverrides) -> list[
     missing = params.unresolved(job.container.command, job.parameters)
     if missing:
         found.append(f"no value for Ref::{', Ref::'.join(missing)}; left as written")
-    if definition.inputs or definition.outputs:
-        found.append(
-            "[[inputs]] and [[outputs]] are not staged yet (issue 5 in progress): the job runs without them; "
-            "read and write S3 from the job itself (its container gets the store's AWS_* variables)"
-        )
     return found
 
 

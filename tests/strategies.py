@@ -7,15 +7,18 @@ name declared volumes, and so on. Round-trip properties are stated over these.
 
 from __future__ import annotations
 
+import posixpath
+from dataclasses import replace
+from typing import Any
+
 from hypothesis import strategies as st
 
+from localbatch.awsbatch.jobdefinition import LOCAL_MEMBER
 from localbatch.core.definition import (
     FargateSettings,
     JobDefinition,
     LogConfiguration,
     PlatformCapability,
-    StagedInput,
-    StagedOutput,
 )
 from localbatch.core.resources import AWS_INT_MAX, Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
@@ -31,6 +34,7 @@ from localbatch.core.spec import (
     Ulimit,
     Volume,
 )
+from localbatch.core.staging import StagedInput, StagedOutput
 
 EC2, FARGATE = PlatformCapability.EC2, PlatformCapability.FARGATE
 
@@ -148,7 +152,7 @@ def job_definitions(draw: st.DrawFn, *, staging: bool = True) -> JobDefinition:
         # localbatch only, like inputs/outputs: not in AWS's request
         s3_access=draw(st.builds(S3Access, st.booleans(), st.booleans())) if staging else S3Access(),
     )
-    return JobDefinition(
+    definition = JobDefinition(
         name=draw(names),
         container=container,
         parameters=draw(st.dictionaries(non_empty_text, text, max_size=3)),
@@ -169,9 +173,27 @@ def job_definitions(draw: st.DrawFn, *, staging: bool = True) -> JobDefinition:
             )
         ),
         fargate=draw(st.none() | fargate_settings),
-        inputs=tuple(draw(st.lists(st.builds(StagedInput, s3_uris, paths), max_size=2))) if staging else (),
-        outputs=tuple(draw(st.lists(st.builds(StagedOutput, paths, s3_uris), max_size=2))) if staging else (),
     )
+    if not staging:
+        return definition
+    # localbatch only (core.staging): no two stagings mounted at the same path
+    targets = draw(st.lists(paths.filter(lambda p: p != "/"), min_size=4, max_size=4, unique_by=posixpath.normpath))
+    inputs = [StagedInput(draw(s3_uris), target) for target in targets[: draw(st.integers(0, 2))]]
+    outputs = [
+        StagedOutput(t + draw(st.sampled_from(["", "/"])), draw(s3_uris), draw(st.booleans())) for t in targets[2:]
+    ]
+    staged = replace(container, inputs=tuple(inputs), outputs=tuple(outputs[: draw(st.integers(0, 2))]))
+    return replace(definition, container=staged)
+
+
+def local_settings_dropped(definition: JobDefinition) -> JobDefinition:
+    """``definition`` as an AWS request without localbatch's own member brings it back."""
+    container = replace(definition.container, inputs=(), outputs=(), s3_access=S3Access())
+    return replace(definition, container=container)
+
+
+def without_local(request: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if k != LOCAL_MEMBER}
 
 
 # A definition that sets every key, written exactly as ``jobdef.dumps`` writes it.

@@ -40,6 +40,7 @@ from localbatch.core.spec import (
     Volume,
 )
 from localbatch.core.spot import SpotRehearsal
+from localbatch.core.staging import StagedInput, StagedOutput
 
 T = TypeVar("T")
 
@@ -186,6 +187,9 @@ def encode_container(spec: ContainerSpec) -> dict[str, Any]:
         },
         # localbatch only (core.s3_access); rows written before it have none: the default
         "s3_access": {"enabled": spec.s3_access.enabled, "generic_endpoint": spec.s3_access.generic_endpoint},
+        # localbatch only (core.staging); rows written before it have none
+        "inputs": [{"source": i.source, "path": i.path} for i in spec.inputs],
+        "outputs": [{"path": o.path, "destination": o.destination, "on_failure": o.on_failure} for o in spec.outputs],
     }
 
 
@@ -241,8 +245,18 @@ def decode_container(data: object) -> ContainerSpec:
         readonly_root_filesystem=_bool,
         linux_parameters=_linux_parameters,
         s3_access=_s3_access,
+        inputs=_tuple(_input),
+        outputs=_tuple(_output),
     )
     return _build(ContainerSpec, fields)
+
+
+def _input(data: object) -> StagedInput:
+    return _build(StagedInput, _present(data, source=_str, path=_str))
+
+
+def _output(data: object) -> StagedOutput:
+    return _build(StagedOutput, _present(data, path=_str, destination=_str, on_failure=_bool))
 
 
 def _s3_access(data: object) -> S3Access:

@@ -135,7 +135,7 @@ class BatchDispatcher:
 
     def _definition(self, definition: JobDefinition, record: JobDefinitionRecord) -> dict[str, Any]:
         return {
-            **to_register_request(definition, strict=False),
+            **to_register_request(definition, strict=False, local=True),
             "jobDefinitionArn": self._arns.job_definition(record.name, record.revision),
             "revision": record.revision,
             "status": record.status,

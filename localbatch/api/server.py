@@ -49,6 +49,7 @@ from urllib.parse import parse_qs
 
 from localbatch.api.errors import ApiError, client_error, to_api_error, unsupported_operation
 from localbatch.api.routes import RouteTable, route_table
+from localbatch.awsbatch.jobdefinition import LOCAL_MEMBER
 from localbatch.awsbatch.model import validate_request
 from localbatch.errors import LocalbatchError, Problem
 
@@ -171,7 +172,10 @@ class Api:
         Raises ApiError for what is refused here and whatever the dispatcher raises."""
         if self._supported is not None and operation not in self._supported:
             raise unsupported_operation(operation)
-        problems = validate_request(operation, params)
+        aws_params = params
+        if operation == "RegisterJobDefinition":  # localbatch's own member is checked with the definition
+            aws_params = {key: value for key, value in params.items() if key != LOCAL_MEMBER}
+        problems = validate_request(operation, aws_params)
         if problems:
             raise client_error(_problems_message(operation, problems))
         return self._dispatcher.handle(operation, params)

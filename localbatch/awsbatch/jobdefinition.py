@@ -8,8 +8,12 @@ model and then with the same rules as a TOML file (``jobdef.parse_document``).
 For every definition ``jobdef`` produces without inputs/outputs the round trip is lossless:
 ``from_register_request(to_register_request(d, strict=False), source) == d``.
 
-Not in the request: ``inputs`` and ``outputs``. S3 staging is localbatch's own feature and
-AWS has no field for it; on AWS Batch the job's code reads and writes S3 itself.
+Not in an exported request: ``inputs``, ``outputs`` and ``s3_access``, localbatch's own
+settings (AWS has no field for them; on AWS Batch the job's code reads and writes S3 itself).
+Between localbatch's client and its daemon they travel in one extra member, ``localbatch``
+(``LOCAL_MEMBER``: the file's keys as written there, ``jobdef.local_only``), which
+``to_register_request(..., local=True)`` writes and ``from_register_request`` reads. AWS's
+own clients neither send it nor mind it in a DescribeJobDefinitions answer.
 
 ``strict=True`` (the default) refuses what AWS Batch would refuse but localbatch runs
 (``core.portability``): timeouts under 60 s, fractional vCPUs on EC2, and for FARGATE a
@@ -43,6 +47,7 @@ __all__ = [
 ]
 
 _DESCRIBE_ONLY = ("jobDefinitionArn", "revision", "status", "containerOrchestrationType")
+LOCAL_MEMBER = "localbatch"
 
 
 def as_register_request(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,9 +56,12 @@ def as_register_request(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- export --------------------------------------------------------------------------------
-def to_register_request(definition: JobDefinition, *, strict: bool = True, source: str | None = None) -> dict[str, Any]:
+def to_register_request(
+    definition: JobDefinition, *, strict: bool = True, source: str | None = None, local: bool = False
+) -> dict[str, Any]:
     """The RegisterJobDefinition request body. With ``strict`` refuse what AWS would refuse
-    (``core.portability``); ``source`` names the definition in that error."""
+    (``core.portability``); ``source`` names the definition in that error. With ``local`` add
+    localbatch's own settings (``LOCAL_MEMBER``), for localbatch's daemon."""
     if strict:
         problems = portability.definition_problems(definition)
         if problems:
@@ -81,6 +89,9 @@ def to_register_request(definition: JobDefinition, *, strict: bool = True, sourc
     if d.tags:
         request["tags"] = dict(d.tags)
     request["platformCapabilities"] = [p.value for p in d.platform_capabilities]
+    extension = jobdef.local_only(jobdef.to_document(d)) if local else {}
+    if extension:
+        request[LOCAL_MEMBER] = extension
     return request
 
 
@@ -231,6 +242,10 @@ def from_register_request(request: Mapping[str, Any], source: str) -> JobDefinit
         found = describe(request, json=True)
         raise JobDefinitionError(source, [Problem("", f"expected a JSON object (a job definition), got {found}")])
     body = as_register_request(request)
+    extension = body.pop(LOCAL_MEMBER, {})
+    if not isinstance(extension, Mapping):
+        found = describe(extension, json=True)
+        raise JobDefinitionError(source, [Problem(LOCAL_MEMBER, f"expected a JSON object, got {found}")])
     problems = model.validate_request("RegisterJobDefinition", body)
     if problems:
         raise JobDefinitionError(source, problems)
@@ -240,6 +255,15 @@ def from_register_request(request: Mapping[str, Any], source: str) -> JobDefinit
     if problems:
         raise JobDefinitionError(source, problems)
     try:
-        return jobdef.parse_document(document, source)
+        return jobdef.parse_document(jobdef.with_local_only(document, extension), source)
     except JobDefinitionError as exc:
-        raise JobDefinitionError(source, [Problem(reader.aws_path(p.path), p.message) for p in exc.problems]) from None
+        raise JobDefinitionError(
+            source, [Problem(_aws_path(reader, p.path), p.message) for p in exc.problems]
+        ) from None
+
+
+def _aws_path(reader: RequestReader, path: str) -> str:
+    """Where a problem is in the request: a localbatch-only key's path under ``LOCAL_MEMBER``."""
+    if path.split(".")[0].split("[")[0] in jobdef.LOCAL_ONLY_KEYS:
+        return f"{LOCAL_MEMBER}.{path}"
+    return reader.aws_path(path)

@@ -1,7 +1,7 @@
 """The job definition: the canonical in-memory form of one TOML file.
 
 It holds everything a RegisterJobDefinition request can say that localbatch supports,
-plus the localbatch-only S3 staging lists. ``jobdef.py`` builds it from TOML,
+plus localbatch's own settings (S3 staging and access, on the container). ``jobdef.py`` builds it from TOML,
 ``awsbatch.jobdefinition`` converts it to and from AWS's request, losslessly for every
 field AWS has.
 """
@@ -59,22 +59,6 @@ class FargateSettings:
 
 
 @dataclass(frozen=True)
-class StagedInput:
-    """localbatch only: an S3 object or prefix copied into the container before it starts."""
-
-    source: str  # s3://bucket/key or s3://bucket/prefix/
-    path: str  # absolute path inside the container
-
-
-@dataclass(frozen=True)
-class StagedOutput:
-    """localbatch only: a container path uploaded to S3 after the container exits."""
-
-    path: str
-    destination: str
-
-
-@dataclass(frozen=True)
 class NodeRangeProperty:
     """One ``nodeRangeProperties`` entry of a multi-node parallel definition: the container of
     the nodes ``target_nodes`` names ("a:b", ":b", "a:" or "a", node indexes from 0)."""
@@ -109,7 +93,5 @@ class JobDefinition:
     execution_role_arn: str | None = None
     log_configuration: LogConfiguration | None = None
     fargate: FargateSettings | None = None
-    inputs: tuple[StagedInput, ...] = ()
-    outputs: tuple[StagedOutput, ...] = ()
     # type "multinode" only; ``container`` is then the main node's container.
     node_properties: NodeProperties | None = None

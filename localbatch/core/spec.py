@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from localbatch.core.resources import Resources
+from localbatch.core.staging import StagedInput, StagedOutput
 
 # The ulimit names AWS Batch (and Docker) accept.
 ULIMIT_NAMES = (
@@ -109,3 +110,5 @@ class ContainerSpec:
     readonly_root_filesystem: bool = False
     linux_parameters: LinuxParameters = field(default_factory=LinuxParameters)
     s3_access: S3Access = field(default_factory=S3Access)  # localbatch only
+    inputs: tuple[StagedInput, ...] = ()  # localbatch only (core.staging)
+    outputs: tuple[StagedOutput, ...] = ()  # localbatch only (core.staging)

@@ -43,6 +43,7 @@ from localbatch.core.resources import Resources
 from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, S3Access, Tmpfs, Ulimit, Volume
 from localbatch.core.spot import SpotRehearsal
+from localbatch.core.staging import StagedInput, StagedOutput
 from localbatch.errors import StateStoreError
 from localbatch.ports import JobDefinitionRecord, JobQuery, StateStore
 
@@ -72,6 +73,8 @@ def rich_job(job_id: str = "job-rich") -> Job:
         readonly_root_filesystem=True,
         linux_parameters=linux,
         s3_access=S3Access(enabled=False, generic_endpoint=True),
+        inputs=(StagedInput("s3://inbox/${AWS_BATCH_JOB_ARRAY_INDEX}.csv", "/data/in.csv"),),
+        outputs=(StagedOutput("/out/", "s3://results/${AWS_BATCH_JOB_ID}/", on_failure=True),),
     )
     retry = RetryStrategy(
         attempts=3,

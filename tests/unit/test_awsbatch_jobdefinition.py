@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from hypothesis import given, settings
 from localbatch import jobdef
 from localbatch.awsbatch import model
 from localbatch.awsbatch.jobdefinition import (
+    LOCAL_MEMBER,
     container_properties,
     from_register_request,
     to_register_request,
@@ -19,7 +19,7 @@ from localbatch.awsbatch.jobdefinition import (
 from localbatch.core.definition import JobDefinition
 from localbatch.core.portability import RELAXED, definition_problems
 from localbatch.errors import JobDefinitionError, Problem
-from tests.strategies import FULL_TOML, job_definitions
+from tests.strategies import FULL_TOML, job_definitions, local_settings_dropped, without_local
 
 SINGLE = "localbatch runs jobs described by containerProperties (or nodeProperties for type multinode)"
 
@@ -133,7 +133,26 @@ def test_staging_is_not_part_of_the_request() -> None:
     )
     body = to_register_request(d)
     assert "inputs" not in str(body) and "s3://" not in str(body)
-    assert from_register_request(body, "x") == dataclasses.replace(d, inputs=(), outputs=())
+    assert from_register_request(body, "x") == local_settings_dropped(d)
+
+
+def test_the_local_member_carries_staging_and_names_its_problems() -> None:
+    d = definition(
+        inputs=[{"source": "s3://bucket/in.csv", "path": "/in.csv"}],
+        outputs=[{"path": "/out/", "destination": "s3://bucket/${AWS_BATCH_JOB_ID}/", "on_failure": True}],
+    )
+    body = to_register_request(d, local=True)
+    assert body[LOCAL_MEMBER] == {
+        "inputs": [{"source": "s3://bucket/in.csv", "path": "/in.csv"}],
+        "outputs": [{"path": "/out/", "destination": "s3://bucket/${AWS_BATCH_JOB_ID}/", "on_failure": True}],
+    }
+    assert from_register_request(body, "x") == d
+    body[LOCAL_MEMBER]["inputs"][0]["path"] = "relative"
+    with pytest.raises(JobDefinitionError) as caught:
+        from_register_request(body, "x")
+    assert [p.path for p in caught.value.problems] == ["localbatch.inputs[0].path"]
+    with pytest.raises(JobDefinitionError, match="localbatch: expected a JSON object"):
+        from_register_request({**body, LOCAL_MEMBER: [1]}, "x")
 
 
 def test_fractional_vcpus_and_zero_gpus_are_written_as_aws_wants_them() -> None:
@@ -210,7 +229,7 @@ def test_strict_export_accepts_a_valid_fargate_definition() -> None:
 # -- import ----------------------------------------------------------------------------------
 def test_golden_request_comes_back_as_the_definition() -> None:
     full = jobdef.loads(FULL_TOML, "full.toml")
-    assert from_register_request(FULL_REQUEST, "def.json") == dataclasses.replace(full, inputs=(), outputs=())
+    assert from_register_request(FULL_REQUEST, "def.json") == local_settings_dropped(full)
 
 
 def test_describe_job_definitions_entry_is_accepted() -> None:
@@ -483,6 +502,14 @@ def test_operation_names_come_from_the_model() -> None:
 @given(job_definitions(staging=False))
 def test_request_round_trip_is_lossless(d: JobDefinition) -> None:
     assert from_register_request(to_register_request(d, strict=False), "generated") == d
+
+
+@settings(max_examples=150, deadline=None)
+@given(job_definitions())
+def test_with_the_local_member_the_round_trip_keeps_localbatchs_own_settings(d: JobDefinition) -> None:
+    request = to_register_request(d, strict=False, local=True)
+    assert from_register_request(request, "generated") == d
+    assert model.validate_request("RegisterJobDefinition", without_local(request)) == []
 
 
 @settings(max_examples=150, deadline=None)

@@ -105,8 +105,10 @@ def test_full_file_loads_every_key(tmp_path: Path) -> None:
     assert (d.scheduling_priority, d.propagate_tags, d.tags) == (10, True, {"team": "graphics"})
     assert d.log_configuration is not None and d.log_configuration.options == {"awslogs-group": "/aws/batch/render"}
     assert d.fargate == FargateSettings("LATEST", "ENABLED", 50, "ARM64", "LINUX")
-    assert [(i.source, i.path) for i in d.inputs] == [("s3://bucket/data/in.csv", "/data/in.csv")]
-    assert [(o.path, o.destination) for o in d.outputs] == [("/data/out/", "s3://bucket/results/${AWS_BATCH_JOB_ID}/")]
+    assert [(i.source, i.path) for i in d.container.inputs] == [("s3://bucket/data/in.csv", "/data/in.csv")]
+    assert [(o.path, o.destination) for o in d.container.outputs] == [
+        ("/data/out/", "s3://bucket/results/${AWS_BATCH_JOB_ID}/")
+    ]
 
 
 @pytest.mark.parametrize("action", ["retry", "RETRY", "Retry", "exit", "EXIT", "eXiT"])

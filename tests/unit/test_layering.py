@@ -27,7 +27,7 @@ SDK_HOMES = {
 }
 # Everything the pure core may import: pure standard-library modules and itself. An allowlist,
 # so a new import of anything that touches the outside world fails here until it is argued for.
-CORE_STDLIB = {"__future__", "collections", "dataclasses", "enum", "heapq", "math", "re", "typing"}
+CORE_STDLIB = {"__future__", "collections", "dataclasses", "enum", "heapq", "math", "posixpath", "re", "typing"}
 CORE_MAY_IMPORT = {"localbatch.core", "localbatch.errors"}
 # Who may import adapters: only the composition root.
 ADAPTER_IMPORTERS = {"bootstrap.py"}

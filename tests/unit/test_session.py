@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from localbatch import session
-from localbatch.core.definition import JobDefinition, StagedInput
+from localbatch.core.definition import JobDefinition
 from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.core.resources import Resources
 from localbatch.core.spec import ContainerSpec
+from localbatch.core.staging import StagedInput
 from localbatch.session import LocalBackend
 from tests.fakes.api_world import World, make_world
 
@@ -103,8 +104,12 @@ def _backend(world: World) -> LocalBackend:
     return LocalBackend(world.api, None, None, writable=True)  # type: ignore[arg-type]
 
 
-def test_staging_tables_are_warned_about_until_they_are_staged() -> None:
-    plain = JobDefinition(name="d", container=ContainerSpec("busybox"))
-    assert not any("not staged" in w for w in session.warnings(plain, JobOverrides()))
-    staged = replace(plain, inputs=(StagedInput("s3://inbox/a", "/data/a"),))
-    assert any("[[inputs]] and [[outputs]] are not staged yet" in w for w in session.warnings(staged, JobOverrides()))
+def test_a_definitions_staging_reaches_the_daemon_and_an_unchanged_one_is_not_registered_again() -> None:
+    world = make_world()
+    plain = JobDefinition(name="d", container=ContainerSpec("busybox", resources=Resources(1, 64)))
+    container = replace(plain.container, inputs=(StagedInput("s3://inbox/a", "/data/a"),))
+    staged = replace(plain, container=container)
+    assert session.ensure_registered(_backend(world), plain) == "d:1"
+    assert session.ensure_registered(_backend(world), staged) == "d:2"
+    assert session.ensure_registered(_backend(world), staged) == "d:2"
+    assert world.service.job_definition("d:2")[0] == staged
