@@ -8,10 +8,11 @@ by the ``docker_kit`` fixture, pass or fail.
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,24 @@ class TestDockerRuntimeContract(RuntimeContract):
     def command_that_cannot_start(self, runtime: ContainerRuntime) -> tuple[str, ...]:
         return ("/localbatch-no-such-command",)
 
+    def command_printing_files(self, runtime: ContainerRuntime, paths: Sequence[str]) -> tuple[str, ...]:
+        return ("cat", *paths)
+
+    def command_writing(self, runtime: ContainerRuntime, files: Mapping[str, bytes]) -> tuple[str, ...]:
+        steps = [
+            f"mkdir -p {shlex.quote(posixpath.dirname(path))} && printf {_octal(content)} > {shlex.quote(path)}"
+            for path, content in files.items()
+        ]
+        return ("sh", "-c", " && ".join(steps))
+
 
 # ---------------------------------------------------------------------------------------
 # helpers
+
+
+def _octal(content: bytes) -> str:
+    """A printf format that prints ``content`` byte-exact (NUL included): every byte escaped."""
+    return "'" + "".join(f"\\{byte:03o}" for byte in content) + "'"
 
 
 def sh(kit: DockerKit, script: str, **spec: Any) -> tuple[str, str, ContainerExit]:

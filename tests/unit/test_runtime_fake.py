@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -12,7 +13,7 @@ from localbatch.errors import ContainerRuntimeError, ImageError, RuntimeUnavaila
 from localbatch.ports import ContainerExit, ContainerRequest, ContainerRuntime
 from tests.contract.runtime_contract import RuntimeContract
 from tests.fakes.clock import FakeClock
-from tests.fakes.runtime import FakeRuntime
+from tests.fakes.runtime import FakeRuntime, host_path
 
 _commands = itertools.count()
 
@@ -42,6 +43,16 @@ class TestFakeRuntimeContract(RuntimeContract):
 
     def command_that_cannot_start(self, runtime: ContainerRuntime) -> tuple[str, ...]:
         return self._command(runtime, start_error='exec: "nope": no such file or directory', exit_code=127)
+
+    def command_printing_files(self, runtime: ContainerRuntime, paths: Sequence[str]) -> tuple[str, ...]:
+        def printed(request: ContainerRequest) -> bytes:
+            found = [host_path(request.binds, path) for path in paths]
+            return b"".join(through[1].read_bytes() for through in found if through is not None)
+
+        return self._command(runtime, output=printed)
+
+    def command_writing(self, runtime: ContainerRuntime, files: Mapping[str, bytes]) -> tuple[str, ...]:
+        return self._command(runtime, writes=files)
 
     def make_missing(self, runtime: ContainerRuntime, image: str) -> None:
         _fake(runtime).missing_images.add(image)
