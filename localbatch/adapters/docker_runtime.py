@@ -44,7 +44,13 @@ linuxParameters.swappiness                ``mem_swappiness``, only with maxSwap 
 (localbatch) extra hosts                  ``extra_hosts`` (``host-gateway``: the host's address on
                                           the container's network; the store's address, see
                                           ``core.s3_access``)
+(localbatch) binds (S3 staging)           ``mounts``: bind mounts after the volumes' (the source
+                                          must exist; ``Bind.read_only`` -> ``read_only``)
 ========================================  ==========================================================
+
+``copy_out`` streams the engine's tar archive of a path (``get_archive``) through
+``extract_archive``, which writes only regular files and directories, and only under the
+target directory.
 
 Containers are never created with ``auto_remove``: the control loop reads the exit status
 and the logs first, then calls ``remove``.
@@ -71,15 +77,17 @@ with the engine's explanation. No docker or requests exception leaves this modul
 from __future__ import annotations
 
 import gc
+import io
 import logging
 import math
 import os
+import tarfile
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -90,7 +98,7 @@ from docker.utils import parse_repository_tag
 
 from localbatch.core.spec import ContainerSpec
 from localbatch.errors import ContainerRuntimeError, ImageError, RuntimeUnavailable
-from localbatch.ports import ContainerExit, ContainerInfo, ContainerRequest, EngineInfo
+from localbatch.ports import Bind, ContainerExit, ContainerInfo, ContainerRequest, EngineInfo
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +113,7 @@ _DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 _START_HINT = "start Docker Desktop or `sudo systemctl start docker`; on this project's dev machines `make docker`"
 _DEVICE_PERMISSION_LETTERS = {"READ": "r", "WRITE": "w", "MKNOD": "m"}
 _RUNNING_STATES = frozenset({"running", "paused", "restarting"})
+_ARCHIVE_CHUNK = 1024 * 1024
 
 
 class DockerRuntime:
@@ -206,6 +215,20 @@ class DockerRuntime:
                 yield from stream
             finally:
                 _close_stream(stream)
+
+    def copy_out(self, container_id: str, path: str, into: Path) -> list[Path]:
+        with self._border(f"copy {path} out of container {container_id}"):
+            try:
+                chunks, _stat = self._api().get_archive(container_id, path, chunk_size=_ARCHIVE_CHUNK)
+            except docker.errors.NotFound as exc:
+                if "no such container" in _explain(exc).lower():
+                    raise
+                raise ContainerRuntimeError(f"no such file or directory in container {container_id}: {path}") from exc
+            try:
+                return extract_archive(chunks, into)
+            finally:
+                for _ in chunks:  # drain what follows the archive's end, to free the connection
+                    pass
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
@@ -421,7 +444,7 @@ def container_create_kwargs(request: ContainerRequest, *, network_mode: str, cpu
         ]
     if request.extra_hosts:
         kwargs["extra_hosts"] = dict(request.extra_hosts)
-    mounts = _mounts(spec)
+    mounts = _mounts(spec) + [_bind_mount(b) for b in request.binds]
     if mounts:
         kwargs["mounts"] = mounts
     if request.gpu_device_ids:
@@ -463,6 +486,10 @@ def _mounts(spec: ContainerSpec) -> list[Any]:
     return mounts
 
 
+def _bind_mount(bind: Bind) -> Any:
+    return docker.types.Mount(target=bind.target, source=str(bind.source), type="bind", read_only=bind.read_only)
+
+
 def _create_bind_sources(spec: ContainerSpec) -> None:
     """Create missing host directories of bind-mounted volumes, as the ECS agent does.
 
@@ -482,6 +509,96 @@ def _create_bind_sources(spec: ContainerSpec) -> None:
             raise ContainerRuntimeError(
                 f"volume {volume.name!r}: cannot create host directory {path}: {exc.strerror}"
             ) from exc
+
+
+# ---------------------------------------------------------------------------------------
+# copy_out's archive extraction (pure but for the files it writes)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (a streamed HTTP body)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def extract_archive(chunks: Iterable[bytes], into: Path) -> list[Path]:
+    """Extract a tar stream (the engine's ``get_archive``) into the directory ``into``, read
+    once, front to back. Only regular files and directories are written; links, devices and
+    members named by an absolute path or with a ``..`` part are skipped, and no file is written
+    through a symbolic link, so nothing lands outside ``into``. Files get mode 0755 when the
+    archive marks them executable by their owner, else 0644. Returns the files written, sorted.
+    Raises ContainerRuntimeError when the archive is malformed or a file cannot be written."""
+    into.mkdir(parents=True, exist_ok=True)
+    root = into.resolve()
+    written: set[Path] = set()
+    reader = io.BufferedReader(_ChunkReader(chunks), buffer_size=_ARCHIVE_CHUNK)
+    try:
+        with tarfile.open(fileobj=reader, mode="r|") as archive:
+            for member in archive:
+                relative = _safe_member_path(member.name)
+                if relative is None or not (member.isreg() or member.isdir()):
+                    logger.warning("copy_out: skipped %r (not a regular file or directory inside)", member.name)
+                    continue
+                target = root.joinpath(*relative)
+                if member.isdir():
+                    _make_directory(root, target)
+                    continue
+                _make_directory(root, target.parent)
+                source = archive.extractfile(member)
+                assert source is not None  # a regular file always has content
+                _write_file(target, source, 0o755 if member.mode & 0o100 else 0o644)
+                written.add(target)
+    except tarfile.TarError as exc:
+        raise ContainerRuntimeError(f"the engine's archive could not be read: {exc}") from exc
+    except OSError as exc:
+        raise ContainerRuntimeError(f"cannot write {exc.filename or into}: {exc.strerror or exc}") from exc
+    return sorted(written)
+
+
+def _safe_member_path(name: str) -> tuple[str, ...] | None:
+    """The parts of a member's name under the target, or None when it is absolute or
+    climbs out with ``..`` (or names nothing)."""
+    if name.startswith("/"):
+        return None
+    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if not parts or ".." in parts:
+        return None
+    return parts
+
+
+def _make_directory(root: Path, directory: Path) -> None:
+    """Create ``directory`` (under ``root``), refusing to go through a symbolic link."""
+    current = root
+    for part in directory.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            raise ContainerRuntimeError(f"cannot write under {current}: it is a symbolic link")
+        current.mkdir(mode=0o755, exist_ok=True)
+
+
+def _write_file(target: Path, source: IO[bytes], mode: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(target, flags, mode)
+    with os.fdopen(descriptor, "wb") as out:
+        while block := source.read(_ARCHIVE_CHUNK):
+            out.write(block)
+        os.fchmod(out.fileno(), mode)
 
 
 # ---------------------------------------------------------------------------------------

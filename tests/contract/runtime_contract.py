@@ -2,7 +2,7 @@
 
 ``RuntimeContract`` is a mixin of tests. A subclass named ``Test...`` runs them against one
 implementation by filling in the hooks: ``make_runtime()``, the images, and commands that
-print, exit or run until stopped. The fake scripts its runtime inside those hooks; Docker
+print, exit, run until stopped, or read and write files. The fake scripts its runtime inside those hooks; Docker
 returns shell commands for busybox. A fake that passes this suite can stand in for Docker
 in unit tests.
 """
@@ -10,16 +10,18 @@ in unit tests.
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
 from localbatch.core.resources import Resources
 from localbatch.core.spec import ContainerSpec
 from localbatch.errors import ContainerRuntimeError, ImageError
-from localbatch.ports import ContainerExit, ContainerRequest, ContainerRuntime
+from localbatch.ports import Bind, ContainerExit, ContainerRequest, ContainerRuntime
 
 # Generous bounds for a real engine on a small machine; the fake answers at once.
 WAIT_S = 30.0
@@ -57,6 +59,16 @@ class RuntimeContract:
         """A command the engine cannot even start (not in the image)."""
         raise NotImplementedError
 
+    def command_printing_files(self, runtime: ContainerRuntime, paths: Sequence[str]) -> tuple[str, ...]:
+        """A command that prints the content of the files at ``paths`` (container paths, in
+        order) and exits 0."""
+        raise NotImplementedError
+
+    def command_writing(self, runtime: ContainerRuntime, files: Mapping[str, bytes]) -> tuple[str, ...]:
+        """A command that writes ``files`` (container path -> content; parent directories
+        created) and exits 0."""
+        raise NotImplementedError
+
     def make_missing(self, runtime: ContainerRuntime, image: str) -> None:
         """Make sure ``image`` cannot be had (Docker: nothing to do for a loopback registry)."""
 
@@ -74,12 +86,14 @@ class RuntimeContract:
         environment: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         name: str | None = None,
+        binds: tuple[Bind, ...] = (),
     ) -> ContainerRequest:
         return ContainerRequest(
             name=name or f"lbtest-{uuid.uuid4().hex[:12]}",
             spec=ContainerSpec(image=image or self.image, command=command, resources=Resources(vcpus=1, memory_mib=64)),
             environment=dict(environment or {}),
             labels={**self.request_labels(), **(labels or {})},
+            binds=binds,
         )
 
     def run_to_exit(self, runtime: ContainerRuntime, request: ContainerRequest) -> tuple[str, ContainerExit]:
@@ -226,3 +240,61 @@ class RuntimeContract:
         if runtime.engine_info().network_mode == "host":  # the host's own stack
             assert str(address) == "127.0.0.1"
         runtime.remove(container_id)
+
+    # -- files: binds and copy_out (S3 staging) ------------------------------------------
+
+    def test_file_and_directory_binds_show_host_content_to_the_container(
+        self, runtime: ContainerRuntime, tmp_path: Path
+    ) -> None:
+        single = tmp_path / "single.txt"
+        single.write_bytes(b"a file bound alone\n")
+        tree = tmp_path / "tree"
+        (tree / "sub").mkdir(parents=True)
+        (tree / "sub" / "deep.txt").write_bytes(b"a file in a bound directory\n")
+        binds = (Bind(single, "/staged/input.txt", read_only=True), Bind(tree, "/staged/tree", read_only=True))
+
+        command = self.command_printing_files(runtime, ["/staged/input.txt", "/staged/tree/sub/deep.txt"])
+        container_id, exit = self.run_to_exit(runtime, self.request(command, binds=binds))
+
+        assert exit.exit_code == 0
+        assert b"".join(runtime.logs(container_id)) == b"a file bound alone\na file in a bound directory\n"
+
+    def test_what_the_container_writes_in_a_directory_bind_is_on_the_host(
+        self, runtime: ContainerRuntime, tmp_path: Path
+    ) -> None:
+        out = tmp_path / "out"
+        out.mkdir()
+        content = bytes(range(256)) * 3
+
+        command = self.command_writing(runtime, {"/staged/out/sub/result.bin": content})
+        _, exit = self.run_to_exit(runtime, self.request(command, binds=(Bind(out, "/staged/out"),)))
+
+        assert exit.exit_code == 0
+        assert (out / "sub" / "result.bin").read_bytes() == content
+
+    def test_copy_out_a_file_and_a_directory_from_an_exited_container(
+        self, runtime: ContainerRuntime, tmp_path: Path
+    ) -> None:
+        files = {
+            "/results/one.txt": b"one\n",
+            "/results/tree/a.txt": b"",
+            "/results/tree/sub/b.bin": bytes(range(256)),
+        }
+        container_id, exit = self.run_to_exit(runtime, self.request(self.command_writing(runtime, files)))
+        assert exit.exit_code == 0
+
+        single = tmp_path / "single"
+        assert runtime.copy_out(container_id, "/results/one.txt", single) == [single / "one.txt"]
+        assert (single / "one.txt").read_bytes() == b"one\n"
+
+        into = tmp_path / "into"
+        written = runtime.copy_out(container_id, "/results/tree", into)
+
+        assert written == [into / "tree" / "a.txt", into / "tree" / "sub" / "b.bin"]
+        assert sorted(p for p in into.rglob("*") if p.is_file()) == written
+        assert [p.read_bytes() for p in written] == [b"", bytes(range(256))]
+
+    def test_copy_out_of_a_missing_path_names_it(self, runtime: ContainerRuntime, tmp_path: Path) -> None:
+        container_id, _ = self.run_to_exit(runtime, self.request(self.command_printing(runtime, b"", 0)))
+        with pytest.raises(ContainerRuntimeError, match=re.escape("/localbatch/no/such/path")):
+            runtime.copy_out(container_id, "/localbatch/no/such/path", tmp_path / "into")

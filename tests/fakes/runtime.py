@@ -9,6 +9,11 @@ reached the end, else returns None at once (the caller's loop advances the clock
 drive a loop to completion a test advances the clock (``clock.advance(s)``), or ends a
 container now with ``finish(container_id, ...)`` (a crash, an OOM kill, ...).
 
+Files, in a simple model: at ``start`` a container records what it sees under its binds
+(``FakeContainer.seen``), then makes its script's ``writes``: a path under a bind lands on
+the host under the bind's source, any other in the container's own files, which
+``copy_out`` reads (a path that is a prefix of others is a directory).
+
 Unscripted containers exit 0 at once with no output. ``logs`` never blocks: it yields the
 scripted output of a started container and ends, whether or not the container has exited
 (a real engine would follow until the exit).
@@ -18,12 +23,14 @@ Thread-safe (one lock), so a daemon's log-pump threads may share it with its con
 
 from __future__ import annotations
 
+import posixpath
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from localbatch.errors import ContainerRuntimeError, ImageError, RuntimeUnavailable
-from localbatch.ports import ContainerExit, ContainerInfo, ContainerRequest, EngineInfo
+from localbatch.ports import Bind, ContainerExit, ContainerInfo, ContainerRequest, EngineInfo
 from tests.fakes.clock import FakeClock
 
 Output = bytes | Sequence[bytes] | Callable[[ContainerRequest], bytes]
@@ -44,6 +51,7 @@ class Script:
     start_error: str | None = None
     start_exit_code: int = 128
     ignores_sigterm: bool = False
+    writes: Mapping[str, bytes] = field(default_factory=dict)
 
     def chunks(self, request: ContainerRequest) -> list[bytes]:
         if callable(self.output):
@@ -80,6 +88,8 @@ class FakeContainer:
     ends_at_ms: int | None = None  # None: not started, or runs until stopped/finished
     exit: ContainerExit | None = None  # what it exits with at ends_at_ms
     output: list[bytes] = field(default_factory=list)
+    seen: dict[str, bytes] = field(default_factory=dict)  # container path -> content under its binds, at start
+    files: dict[str, bytes] = field(default_factory=dict)  # its own files (writes outside binds)
 
     def exited(self, now_ms: int) -> bool:
         return self.ends_at_ms is not None and self.ends_at_ms <= now_ms
@@ -164,6 +174,9 @@ class FakeRuntime:
                 container.exit = ContainerExit(exit_code=script.start_exit_code, error=refusal)
                 raise ContainerRuntimeError(f"docker could not start container {container_id}: {refusal}")
             container.started_at_ms = now
+            container.seen = _seen_through(container.request.binds)
+            for path, content in script.writes.items():
+                _write(container, path, content)
             container.output = script.chunks(container.request)
             container.exit = ContainerExit(exit_code=script.exit_code, oom_killed=script.oom_killed, error=script.error)
             if script.runs_for_s is not None:
@@ -210,6 +223,28 @@ class FakeRuntime:
             chunks = list(container.output)
         yield from chunks
 
+    def copy_out(self, container_id: str, path: str, into: Path) -> list[Path]:
+        with self._lock:
+            self._answer()
+            container = self._get(container_id, f"copy {path} out of")
+            wanted = posixpath.normpath(path)
+            if wanted in container.files:
+                found = {into / posixpath.basename(wanted): container.files[wanted]}
+            else:
+                prefix = wanted.rstrip("/") + "/"
+                base = into / posixpath.basename(wanted) if wanted != "/" else into
+                found = {
+                    base.joinpath(*name[len(prefix) :].split("/")): content
+                    for name, content in container.files.items()
+                    if name.startswith(prefix)
+                }
+            if not found:
+                raise ContainerRuntimeError(f"no such file or directory in container {container_id}: {path}")
+        for target, content in found.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return sorted(found)
+
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         with self._lock:
             self._answer()
@@ -249,6 +284,7 @@ class FakeRuntime:
         stop_exit_code: int = 143,
         start_error: str | None = None,
         ignores_sigterm: bool = False,
+        writes: Mapping[str, bytes] | None = None,
     ) -> Script:
         """Say what containers matching ``match`` do once started.
 
@@ -261,7 +297,10 @@ class FakeRuntime:
         (the container then reports ``exit_code``, default 128, with the error, as Docker
         does). ``ignores_sigterm`` models a program that does not handle SIGTERM (busybox
         ``sleep`` as PID 1): a graceful ``stop`` ends it only when the grace runs out, with 137,
-        as Docker's SIGKILL does. Applies to containers created afterwards.
+        as Docker's SIGKILL does. ``writes`` (absolute container path -> content) are the files
+        the program writes, made at ``start``: under a bind's target on the host (an
+        AssertionError for a read-only bind), elsewhere in the container for ``copy_out``.
+        Applies to containers created afterwards.
         """
         matches = _named(match) if isinstance(match, str) else match
         if exit_code is None:
@@ -280,6 +319,7 @@ class FakeRuntime:
             start_error=start_error,
             start_exit_code=start_exit_code,
             ignores_sigterm=ignores_sigterm,
+            writes=dict(writes or {}),
         )
         with self._lock:
             self._scripts.append(script)
@@ -343,3 +383,46 @@ class FakeRuntime:
     def _end(self, container: FakeContainer, exit: ContainerExit) -> None:
         container.ends_at_ms = self.clock.now_ms()
         container.exit = exit
+
+
+# ---------------------------------------------------------------------------------------
+# Binds
+
+
+def host_path(binds: Sequence[Bind], container_path: str) -> tuple[Bind, Path] | None:
+    """The bind a container path goes through (the innermost) and the host path it is, or None."""
+    path = posixpath.normpath(container_path)
+    for bind in sorted(binds, key=lambda b: len(b.target), reverse=True):
+        target = posixpath.normpath(bind.target)
+        if path == target:
+            return bind, bind.source
+        if path.startswith(target.rstrip("/") + "/"):
+            return bind, bind.source.joinpath(*path[len(target.rstrip("/")) + 1 :].split("/"))
+    return None
+
+
+def _seen_through(binds: Sequence[Bind]) -> dict[str, bytes]:
+    """Every file the binds show the container: container path -> content."""
+    seen: dict[str, bytes] = {}
+    for bind in binds:
+        target = posixpath.normpath(bind.target)
+        if bind.source.is_file():
+            seen[target] = bind.source.read_bytes()
+            continue
+        for file in sorted(f for f in bind.source.rglob("*") if f.is_file()):
+            seen[posixpath.join(target, *file.relative_to(bind.source).parts)] = file.read_bytes()
+    return seen
+
+
+def _write(container: FakeContainer, path: str, content: bytes) -> None:
+    if not posixpath.isabs(path):
+        raise AssertionError(f"FakeRuntime: script writes to {path!r}, which is not an absolute path")
+    through = host_path(container.request.binds, path)
+    if through is None:
+        container.files[posixpath.normpath(path)] = content
+        return
+    bind, target = through
+    if bind.read_only:
+        raise AssertionError(f"FakeRuntime: script writes to {path}, under the read-only bind {bind.target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)

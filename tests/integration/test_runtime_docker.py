@@ -8,10 +8,11 @@ by the ``docker_kit`` fixture, pass or fail.
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,24 @@ class TestDockerRuntimeContract(RuntimeContract):
     def command_that_cannot_start(self, runtime: ContainerRuntime) -> tuple[str, ...]:
         return ("/localbatch-no-such-command",)
 
+    def command_printing_files(self, runtime: ContainerRuntime, paths: Sequence[str]) -> tuple[str, ...]:
+        return ("cat", *paths)
+
+    def command_writing(self, runtime: ContainerRuntime, files: Mapping[str, bytes]) -> tuple[str, ...]:
+        steps = [
+            f"mkdir -p {shlex.quote(posixpath.dirname(path))} && printf {_octal(content)} > {shlex.quote(path)}"
+            for path, content in files.items()
+        ]
+        return ("sh", "-c", " && ".join(steps))
+
 
 # ---------------------------------------------------------------------------------------
 # helpers
+
+
+def _octal(content: bytes) -> str:
+    """A printf format that prints ``content`` byte-exact (NUL included): every byte escaped."""
+    return "'" + "".join(f"\\{byte:03o}" for byte in content) + "'"
 
 
 def sh(kit: DockerKit, script: str, **spec: Any) -> tuple[str, str, ContainerExit]:
@@ -390,3 +406,21 @@ def test_pull_policy_always_pulls_even_when_present(docker_kit: DockerKit, local
     with pytest.raises(ImageError) as caught:
         docker_kit.runtime_with(image_pull="always").create(docker_kit.request("true", image=locally_tagged))
     assert caught.value.image == locally_tagged
+
+
+# ---------------------------------------------------------------------------------------
+# copy_out
+
+
+def test_copy_out_of_a_running_container_skips_links(docker_kit: DockerKit, tmp_path: Path) -> None:
+    container_id = docker_kit.runtime.create(docker_kit.request("sleep", "300"))
+    docker_kit.runtime.start(container_id)
+    # busybox's /bin: the binary and a symbolic link per applet
+    assert docker_kit.runtime.copy_out(container_id, "/bin/", tmp_path) == [tmp_path / "bin" / "busybox"]
+    assert [p.name for p in (tmp_path / "bin").iterdir()] == ["busybox"]
+    assert (tmp_path / "bin" / "busybox").stat().st_mode & 0o7777 == 0o755
+
+
+def test_copy_out_of_a_missing_container_is_a_runtime_error(docker_kit: DockerKit, tmp_path: Path) -> None:
+    with pytest.raises(ContainerRuntimeError, match="localbatch-no-such-container"):
+        docker_kit.runtime.copy_out("localbatch-no-such-container", "/bin", tmp_path)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from localbatch.core.resources import Resources
 from localbatch.core.spec import ContainerSpec
 from localbatch.errors import ContainerRuntimeError, ImageError, RuntimeUnavailable
-from localbatch.ports import ContainerExit, ContainerRequest, ContainerRuntime
+from localbatch.ports import Bind, ContainerExit, ContainerRequest, ContainerRuntime
 from tests.contract.runtime_contract import RuntimeContract
 from tests.fakes.clock import FakeClock
-from tests.fakes.runtime import FakeRuntime
+from tests.fakes.runtime import FakeRuntime, host_path
 
 _commands = itertools.count()
 
@@ -42,6 +45,16 @@ class TestFakeRuntimeContract(RuntimeContract):
 
     def command_that_cannot_start(self, runtime: ContainerRuntime) -> tuple[str, ...]:
         return self._command(runtime, start_error='exec: "nope": no such file or directory', exit_code=127)
+
+    def command_printing_files(self, runtime: ContainerRuntime, paths: Sequence[str]) -> tuple[str, ...]:
+        def printed(request: ContainerRequest) -> bytes:
+            found = [host_path(request.binds, path) for path in paths]
+            return b"".join(through[1].read_bytes() for through in found if through is not None)
+
+        return self._command(runtime, output=printed)
+
+    def command_writing(self, runtime: ContainerRuntime, files: Mapping[str, bytes]) -> tuple[str, ...]:
+        return self._command(runtime, writes=files)
 
     def make_missing(self, runtime: ContainerRuntime, image: str) -> None:
         _fake(runtime).missing_images.add(image)
@@ -209,3 +222,44 @@ def test_engine_info_reports_the_network_mode() -> None:
     info = FakeRuntime(network_mode="bridge").engine_info()
     assert info.name == "fake"
     assert info.network_mode == "bridge"
+
+
+def test_seen_records_the_binds_at_start_and_writes_land_per_bind(runtime: FakeRuntime, tmp_path: Path) -> None:
+    single = tmp_path / "single.txt"
+    single.write_bytes(b"single")
+    inputs = tmp_path / "inputs"
+    (inputs / "sub").mkdir(parents=True)
+    (inputs / "sub" / "a.txt").write_bytes(b"a")
+    out = tmp_path / "out"
+    out.mkdir()
+    runtime.script("busybox:1.36", writes={"/out/result.txt": b"result", "/scratch/log.txt": b"log"})
+    request = replace(
+        _request(),
+        binds=(
+            Bind(single, "/in/single.txt", read_only=True),
+            Bind(inputs, "/in/dir", read_only=True),
+            Bind(out, "/out"),
+        ),
+    )
+    container_id = runtime.create(request)
+    assert runtime.container(container_id).seen == {}
+    single.write_bytes(b"staged before the start")
+
+    runtime.start(container_id)
+
+    container = runtime.container(container_id)
+    assert container.seen == {"/in/single.txt": b"staged before the start", "/in/dir/sub/a.txt": b"a"}
+    assert (out / "result.txt").read_bytes() == b"result"
+    assert container.files == {"/scratch/log.txt": b"log"}
+    copied = tmp_path / "copied"
+    assert runtime.copy_out(container_id, "/scratch", copied) == [copied / "scratch" / "log.txt"]
+    with pytest.raises(ContainerRuntimeError, match="/out/result.txt"):
+        runtime.copy_out(container_id, "/out/result.txt", copied)  # bound paths are on the host
+
+
+def test_a_write_through_a_read_only_bind_is_a_script_error(runtime: FakeRuntime, tmp_path: Path) -> None:
+    runtime.script("busybox:1.36", writes={"/in/x": b"x"})
+    container_id = runtime.create(replace(_request(), binds=(Bind(tmp_path, "/in", read_only=True),)))
+    with pytest.raises(AssertionError, match="read-only"):
+        runtime.start(container_id)
+    assert list(tmp_path.iterdir()) == []
