@@ -306,11 +306,16 @@ class ObjectStore(Protocol):
         ...
 
     def upload(self, path: Path, bucket: str, key: str) -> StoredObject:
-        """Write the file at ``path`` (multipart when large) and return what the store holds."""
+        """Write the file at ``path`` (multipart when large) and return what the store holds.
+        Upload and download check the size and the checksum S3 reports (ObjectStoreError)."""
         ...
 
     def download(self, bucket: str, key: str, path: Path) -> StoredObject:
         """Write the object to ``path`` (parents created) and return what was read."""
+        ...
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove the object; one that does not exist is not an error."""
         ...
 
 

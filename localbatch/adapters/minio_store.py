@@ -5,13 +5,22 @@ StoreUnreachable, refused credentials StoreAccessDenied, a missing bucket NoSuch
 anything else ObjectStoreError, each naming the endpoint and what was being done. Connections
 time out after a few seconds and are retried twice, so an unreachable endpoint is reported in
 seconds, not minutes.
+
+Every copy is checked: the size, and the MD5 S3 reports as the object's ETag (for a multipart
+object the MD5 of its parts' MD5s, "-N"), computed here in the same pass that reads or writes
+the file. An object another client wrote in parts of another size, or an ETag that is no MD5
+(SSE-KMS), is checked by size only.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import urllib3
 from minio import Minio
@@ -23,6 +32,8 @@ from localbatch.store_settings import StoreSettings
 
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 _PART_SIZE = 16 * 1024 * 1024  # multipart above this
+_CHUNK = 1024 * 1024
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}(-[0-9]+)?")
 
 
 class MinioObjectStore:
@@ -79,24 +90,101 @@ class MinioObjectStore:
         return sorted(found, key=lambda o: o.key)
 
     def upload(self, path: Path, bucket: str, key: str) -> StoredObject:
-        with self._border(f"upload {path} to s3://{bucket}/{key}", bucket):
-            size = path.stat().st_size
-            result = self._client.fput_object(bucket, key, str(path), part_size=_PART_SIZE)
-            stored = self._client.stat_object(bucket, key)
-        if stored.size != size:
+        with self._border(f"upload {path} to s3://{bucket}/{key}", bucket), path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            reader = _PartHasher(file)
+            result = self._client.put_object(bucket, key, cast(BinaryIO, reader), size, part_size=_PART_SIZE)
+        etag = _unquoted(result.etag)
+        if reader.read_bytes != size:
+            raise ObjectStoreError(f"upload of {path} to s3://{bucket}/{key}: the file changed size while being read")
+        if _MD5_ETAG.fullmatch(etag) and etag != reader.etag():
             raise ObjectStoreError(
-                f"upload of {path} to s3://{bucket}/{key}: wrote {size} bytes, the store holds {stored.size}"
+                f"upload of {path} to s3://{bucket}/{key}: the store's checksum (ETag {etag}) "
+                f"is not the file's ({reader.etag()}); the object is corrupt"
             )
-        return StoredObject(bucket, key, size, result.etag)
+        return StoredObject(bucket, key, size, etag)
 
     def download(self, bucket: str, key: str, path: Path) -> StoredObject:
+        partial = path.with_name(path.name + ".part")
         with self._border(f"download s3://{bucket}/{key}", bucket):
             path.parent.mkdir(parents=True, exist_ok=True)
-            stat = self._client.fget_object(bucket, key, str(path))
-        size = path.stat().st_size
-        if stat.size is not None and stat.size != size:
-            raise ObjectStoreError(f"download of s3://{bucket}/{key}: the store holds {stat.size} bytes, got {size}")
-        return StoredObject(bucket, key, size, stat.etag)
+            response = self._client.get_object(bucket, key)
+            try:
+                expected = int(response.headers.get("Content-Length", -1))
+                etag = _unquoted(response.headers.get("ETag"))
+                hasher = _PartHasher(None)
+                with partial.open("wb") as file:
+                    for chunk in response.stream(_CHUNK):
+                        hasher.update(chunk)
+                        file.write(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+        problem = _download_problem(hasher, expected, etag)
+        if problem is not None:
+            partial.unlink(missing_ok=True)
+            raise ObjectStoreError(f"download of s3://{bucket}/{key}: {problem}")
+        partial.replace(path)
+        return StoredObject(bucket, key, hasher.read_bytes, etag)
+
+    def delete(self, bucket: str, key: str) -> None:
+        with self._border(f"delete s3://{bucket}/{key}", bucket):
+            self._client.remove_object(bucket, key)
+
+
+class _PartHasher:
+    """Reads a file for the minio client (or is fed a download's chunks) and computes the ETag
+    S3 gives the object: the MD5 of the data, or with more than one part of ``_PART_SIZE`` the
+    MD5 of the parts' MD5s followed by "-N"."""
+
+    def __init__(self, file: BinaryIO | None) -> None:
+        self._file = file
+        self._parts: list[bytes] = []
+        self._part = hashlib.md5()  # noqa: S324 - S3's ETag, not security
+        self._in_part = 0
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        assert self._file is not None
+        data = self._file.read(size)
+        self.update(data)
+        return data
+
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            take = min(len(view), _PART_SIZE - self._in_part)
+            self._part.update(view[:take])
+            self._in_part += take
+            view = view[take:]
+            if self._in_part == _PART_SIZE:
+                self._parts.append(self._part.digest())
+                self._part, self._in_part = hashlib.md5(), 0  # noqa: S324
+        self.read_bytes += len(data)
+
+    def etag(self) -> str:
+        """The ETag of the data so far, uploaded in parts of ``_PART_SIZE``."""
+        digests = self._parts + ([self._part.digest()] if self._in_part or not self._parts else [])
+        if len(digests) == 1:
+            return digests[0].hex()
+        return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"  # noqa: S324
+
+
+def _download_problem(hasher: _PartHasher, expected_size: int, etag: str) -> str | None:
+    if expected_size >= 0 and hasher.read_bytes != expected_size:
+        return f"the store holds {expected_size} bytes, got {hasher.read_bytes}"
+    if not _MD5_ETAG.fullmatch(etag):
+        return None
+    mine = hasher.etag()
+    if "-" in etag and etag.rpartition("-")[2] != mine.rpartition("-")[2]:
+        return None  # written in parts of another size: the size check is what there is
+    if etag != mine:
+        return f"the data read does not match the store's checksum (ETag {etag}, read {mine})"
+    return None
+
+
+def _unquoted(etag: str | None) -> str:
+    return (etag or "").strip('"')
 
 
 def _root(exc: BaseException) -> str:

@@ -61,3 +61,21 @@ class ObjectStoreContract:
         store = self.make_store(tmp_path)
         with pytest.raises(ObjectStoreError, match=f"s3://{BUCKET}/nope"):
             store.download(BUCKET, "nope", tmp_path / "x")
+
+    def test_a_multipart_file_round_trips_with_its_checksum(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        data = os.urandom(1024) * (40 * 1024 + 3)  # 40 MiB and a bit: three parts of 16 MiB
+        (tmp_path / "big").write_bytes(data)
+        written = store.upload(tmp_path / "big", BUCKET, "big")
+        read = store.download(BUCKET, "big", tmp_path / "back")
+        assert (written.size, read.size) == (len(data), len(data))
+        assert written.etag == read.etag
+        assert (tmp_path / "back").read_bytes() == data
+
+    def test_delete_removes_and_a_missing_object_is_fine(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        (tmp_path / "f").write_bytes(b"x")
+        store.upload(tmp_path / "f", BUCKET, "gone")
+        store.delete(BUCKET, "gone")
+        store.delete(BUCKET, "never-there")
+        assert store.list_objects(BUCKET) == []

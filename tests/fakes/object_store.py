@@ -49,6 +49,9 @@ class InMemoryObjectStore:
         path.write_bytes(found[key])
         return _stored(bucket, key, found[key])
 
+    def delete(self, bucket: str, key: str) -> None:
+        self._bucket(bucket, f"delete s3://{bucket}/{key}").pop(key, None)
+
 
 def _stored(bucket: str, key: str, data: bytes) -> StoredObject:
     return StoredObject(bucket, key, len(data), hashlib.md5(data).hexdigest())  # noqa: S324 - an S3 ETag
