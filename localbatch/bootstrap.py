@@ -113,7 +113,7 @@ def _engine(
             clock=clock_,
             host=host,
             gpus=inventory.gpus,
-            log_store=object_store(settings) if settings.log_bucket else None,
+            object_store=object_store(settings),
         )
         if recovering:
             recover(control, settings, store, runtime, clock_)

@@ -259,6 +259,11 @@ class Settings:
         return self.home / "logs"
 
     @property
+    def staging_dir(self) -> Path:
+        """Each attempt's S3 inputs and outputs while it runs (``daemon.staging``)."""
+        return self.home / "staging"
+
+    @property
     def socket_path(self) -> Path:
         """The daemon's API socket: ``$LOCALBATCH_HOME/daemon.sock``, or, when that path is too
         long for a Unix socket (108 bytes on Linux), a short one derived from the home."""

@@ -16,6 +16,9 @@ TIMEOUT = "Job attempt duration exceeded timeout"
 OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
 CANNOT_PULL = "CannotPullContainerError"
 CANNOT_START = "CannotStartContainerError"
+# localbatch's S3 staging (core.staging). ECS reports resources it could not set up this way.
+INPUT_STAGING_FAILED = "ResourceInitializationError: unable to stage inputs"
+OUTPUT_STAGING_FAILED = "OutputStagingError: unable to upload outputs"
 # AWS's container.reason is at most 255 characters.
 MAX_REASON_CHARS = 255
 
@@ -27,6 +30,7 @@ class Ending(str, Enum):
     TERMINATED = "TERMINATED"  # stopped on request (TerminateJob, Ctrl-C on `run`)
     LOST = "LOST"  # the container vanished or the engine failed under it
     HOST_TERMINATED = "HOST_TERMINATED"  # its host went away: a Spot reclaim (rehearsed, core.spot)
+    OUTPUTS_FAILED = "OUTPUTS_FAILED"  # the container exited, but its [[outputs]] could not be uploaded
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,21 @@ def host_terminated(status_reason: str) -> AttemptOutcome:
     AWS, the attempt has no exit code and no container reason: only the statusReason, which
     ``evaluateOnExit``'s ``onStatusReason`` sees; it is retried like any other failure."""
     return AttemptOutcome(Ending.HOST_TERMINATED, None, None, _clip(status_reason))
+
+
+def inputs_failed(detail: str) -> AttemptOutcome:
+    """An ``[[inputs]]`` transfer failed, so the container was never created (core.staging).
+    Reported as ECS reports a task whose resources could not be set up; retried per strategy."""
+    return AttemptOutcome(
+        Ending.FAILED_TO_START, None, _clip(f"{INPUT_STAGING_FAILED}: {detail}"), TASK_FAILED_TO_START
+    )
+
+
+def outputs_failed(exit_code: int, detail: str) -> AttemptOutcome:
+    """The container exited with ``exit_code`` but its ``[[outputs]]`` did not all reach the
+    store: the attempt failed, whatever the exit code (retried per strategy)."""
+    reason = _clip(f"{OUTPUT_STAGING_FAILED}: {detail}")
+    return AttemptOutcome(Ending.OUTPUTS_FAILED, exit_code, reason, reason)
 
 
 def lost(detail: str) -> AttemptOutcome:

@@ -15,7 +15,7 @@ Pure: what goes where. Every attempt stages into a directory of its own on the h
   ``/``); a directory's files go under ``destination`` as a prefix.
 - Outputs are uploaded when the container exits 0, and also after a failure with
   ``on_failure = true``. Once every file of a directory output is in the store, a manifest
-  (keys, sizes, SHA-256) is written as ``_SUCCESS`` (or ``_FAILED`` when the container
+  (keys, sizes, ETags) is written as ``_SUCCESS`` (or ``_FAILED`` when the container
   failed) under the prefix, last, as Hadoop's S3A committers do: a reader that waits for
   ``_SUCCESS`` never sees half a result. Markers an earlier attempt left are removed first.
 
@@ -37,9 +37,6 @@ TEMPLATE_NAMES = (JOB_ID, ARRAY_INDEX, ATTEMPT)
 SUCCESS_MARKER = "_SUCCESS"
 FAILURE_MARKER = "_FAILED"
 MARKERS = (SUCCESS_MARKER, FAILURE_MARKER)
-# The status reason ECS gives a task whose resources (secrets, volumes) could not be set up.
-INPUT_FAILED = "ResourceInitializationError: unable to stage inputs"
-OUTPUT_FAILED = "OutputStagingError: unable to upload outputs"
 _TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 
 

@@ -17,6 +17,11 @@ the loop through its ``Notifier`` methods. Each ``tick(now)`` then runs, in orde
 8. only then act: launch the placed containers on a small pool (an image pull never
    blocks the loop), remove finished ones once their output is read.
 
+S3 staging (``core.staging``, ``daemon.staging``) rides on the same threads: a launch downloads
+the job's ``[[inputs]]`` before it creates the container (the job is STARTING meanwhile), and
+a container that exited with ``[[outputs]]`` to upload stays RUNNING until a pool thread has
+uploaded them (``_uploading``); only then does its attempt end.
+
 Persist-then-act means a daemon killed at any point leaves a state ``recover`` can repair
 on the next start. Stops run on helper threads (a graceful stop waits out its grace).
 """
@@ -27,6 +32,7 @@ import logging
 import queue
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
@@ -36,7 +42,18 @@ from typing import Any, TypeVar
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
-from localbatch.core import arrays, dependencies, lifecycle, multinode, naming, outcome, queue_limits, s3_access, spot
+from localbatch.core import (
+    arrays,
+    dependencies,
+    lifecycle,
+    multinode,
+    naming,
+    outcome,
+    queue_limits,
+    s3_access,
+    spot,
+    staging,
+)
 from localbatch.core.dependencies import Readiness
 from localbatch.core.fairshare import UsageHistory
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
@@ -46,8 +63,9 @@ from localbatch.core.lifecycle import StopEffect
 from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import Allocation, Placement, RunnableJob, SchedulerSettings, WaitReason, plan
+from localbatch.daemon import staging as transfers
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
-from localbatch.ports import Clock, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
+from localbatch.ports import Bind, Clock, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +87,22 @@ class Flight:
     exited_at: EpochMs | None = None  # when the loop first saw the container stopped
 
 
+# The endings after which [[outputs]] are uploaded: the container exited (by itself, or killed
+# for its timeout). A terminated attempt uploads nothing.
+_UPLOADS_AFTER = (Ending.EXITED, Ending.TIMED_OUT)
+
+
+@dataclass(frozen=True)
+class _Staging:
+    """One attempt's S3 staging (``core.staging``): what moves, and the directory it uses."""
+
+    job_id: str
+    attempt: int
+    where: Path
+    inputs: tuple[staging.InputPlan, ...]
+    outputs: tuple[staging.OutputPlan, ...]
+
+
 # How long an exited container's output may take to reach its log file before the job is
 # marked ended anyway: `logs` right after a job ends then shows all of it.
 _DRAIN_MS = 2_000
@@ -78,6 +112,15 @@ _DRAIN_MS = 2_000
 class _Launching:
     future: Future[str | AttemptOutcome]
     abandoned: threading.Event  # set by the loop; the launch checks it before starting the container
+
+
+@dataclass
+class _Uploading:
+    """An exited container whose ``[[outputs]]`` a pool thread uploads; its ending waits."""
+
+    future: Future[str | None]  # None: all uploaded; else what went wrong
+    ending: AttemptOutcome
+    flight: Flight
 
 
 class ControlLoop:
@@ -98,12 +141,13 @@ class ControlLoop:
         start_pump: Callable[[logs.LogPump], None] = logs.LogPump.start,
         new_task_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         rng: random.Random | None = None,
-        log_store: ObjectStore | None = None,
+        object_store: ObjectStore | None = None,
     ) -> None:
         self._settings = settings
-        # With settings.log_bucket: each attempt's log file is copied there once its container
-        # is removed (_archive_log), like an export of its CloudWatch stream.
-        self._log_store = log_store if settings.log_bucket else None
+        # S3 staging's store; and with settings.log_bucket each attempt's log file is copied
+        # there once its container is removed (_archive_log), like an export of its CloudWatch stream.
+        self._object_store = object_store
+        self._log_store = object_store if settings.log_bucket else None
         self._archives: dict[str, tuple[Path, str]] = {}  # container id -> (log file, object key)
         self._runtime = runtime
         self._store = store
@@ -140,6 +184,8 @@ class ControlLoop:
         self._stop_requested: dict[str, None] = {}
         self._flights: dict[str, Flight] = {}
         self._launching: dict[str, _Launching] = {}
+        self._uploading: dict[str, _Uploading] = {}
+        self._staged: dict[str, Path] = {}  # container id -> its attempt's staging directory
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         self._waiting: dict[str, WaitReason] = {}
         self._gangs: dict[str, int] = {}  # runnable multi-node parents -> their node count
@@ -244,7 +290,7 @@ class ControlLoop:
         for container_id, pump, _ in self._removals:
             if pump is not None and pump.is_alive():
                 pump.join(timeout_s)
-            self._remove_quietly(container_id)
+            self._remove_container(container_id)
         self._removals.clear()
 
     def _run(self) -> None:
@@ -255,7 +301,7 @@ class ControlLoop:
                 logger.exception("tick failed; the next tick retries")
             except Exception:  # a bug must not kill the daemon: log it and keep serving
                 logger.exception("tick failed unexpectedly; the next tick retries")
-            busy = self._flights or self._launching or self._removals
+            busy = self._flights or self._launching or self._removals or self._uploading
             if self._wake.wait(self._poll_s if busy else self._idle_s):
                 # Woken by a request: let a burst (10,000 SubmitJob calls) gather for a moment
                 # so it costs a few ticks, not one tick (and one plan) per request.
@@ -270,6 +316,7 @@ class ControlLoop:
         self._resync_multinode(now, changes)
         self._collect_launches(now, changes)
         self._collect_exits(now, changes)
+        self._collect_uploads(changes)
         self._apply_stops(now, changes)
         self._apply_timeouts(now)
         self._apply_spot(now)
@@ -440,15 +487,62 @@ class ControlLoop:
             gpu_device_ids=job.gpu_ids,
         )
         abandoned = threading.Event()
-        future = self._pool.submit(self._create_and_start, request, abandoned, main_container)
+        future = self._pool.submit(self._create_and_start, request, abandoned, main_container, self._staging(job))
         self._launching[job.job_id] = _Launching(future, abandoned)
 
+    def _staging(self, job: Job) -> _Staging | None:
+        """What the current attempt stages, or None when the job has no [[inputs]]/[[outputs]]."""
+        attempt = job.current_attempt
+        if attempt is None or not (job.container.inputs or job.container.outputs):
+            return None
+        values = staging.placeholders(job.job_id, job.array_index, attempt.number)
+        return _Staging(
+            job.job_id,
+            attempt.number,
+            transfers.attempt_dir(self._settings.staging_dir, job.job_id, attempt.number),
+            tuple(staging.plan_inputs(job.container.inputs, values)),
+            tuple(staging.plan_outputs(job.container.outputs, values)),
+        )
+
     def _create_and_start(
-        self, request: ContainerRequest, abandoned: threading.Event, main_container: str | None = None
+        self,
+        request: ContainerRequest,
+        abandoned: threading.Event,
+        main_container: str | None = None,
+        staged: _Staging | None = None,
     ) -> str | AttemptOutcome:
-        """On a launch thread: pull if needed, create, start. The container id, or why not.
-        A launch the loop gave up on (the job was terminated meanwhile) is not started. A
-        multi-node job's non-main node first learns where its main node runs."""
+        """On a launch thread: stage the inputs, pull if needed, create, start. The container
+        id, or why not. A launch the loop gave up on (the job was terminated meanwhile) is not
+        started. A multi-node job's non-main node first learns where its main node runs."""
+        if staged is not None:
+            try:
+                request = replace(request, binds=self._stage_in(staged))
+            except (LocalbatchError, OSError) as exc:
+                transfers.discard(staged.where)
+                return outcome.inputs_failed(str(exc))
+        result = self._create_and_start_container(request, abandoned, main_container)
+        if staged is not None and not isinstance(result, str):
+            transfers.discard(staged.where)
+        return result
+
+    def _stage_in(self, staged: _Staging) -> tuple[Bind, ...]:
+        if self._object_store is None:
+            raise LocalbatchError("no S3 object store is configured ([store] in the config file)")
+        started = time.monotonic()
+        binds, moved = transfers.stage_in(self._object_store, staged.inputs, staged.outputs, staged.where)
+        if staged.inputs:
+            logger.info(
+                "job=%s attempt=%d: staged in %s in %.1f s",
+                staged.job_id,
+                staged.attempt,
+                moved,
+                time.monotonic() - started,
+            )
+        return binds
+
+    def _create_and_start_container(
+        self, request: ContainerRequest, abandoned: threading.Event, main_container: str | None
+    ) -> str | AttemptOutcome:
         try:
             if main_container is not None:
                 address = self._runtime.address(main_container)
@@ -529,6 +623,9 @@ class ControlLoop:
         if pump is not None:
             self._start_pump(pump)
         deadline = attempt.started_at + job.timeout_s * 1000 if job.timeout_s is not None else None
+        staged = self._staging(job)
+        if staged is not None:
+            self._staged[container_id] = staged.where
         return Flight(container_id, pump, deadline)
 
     def adopt(self, job: Job, container_id: str) -> Flight:
@@ -561,9 +658,69 @@ class ControlLoop:
                 logger.warning("job=%s: cannot read its container's exit yet: %s", job_id, exc)
                 continue
             del self._flights[job_id]
-            self._removals.append((flight.container_id, flight.pump, now))
-            self._will_archive(job, flight.container_id)
-            self._finish(job, ending, flight.exited_at, changes)
+            staged = self._staging(job)
+            if (
+                staged is not None
+                and staged.outputs
+                and ending.ending in _UPLOADS_AFTER
+                and ending.exit_code is not None
+            ):
+                future = self._pool.submit(self._stage_out, staged, flight.container_id, ending.exit_code)
+                self._uploading[job_id] = _Uploading(future, ending, flight)
+                continue
+            self._attempt_over(job, flight, ending, changes)
+
+    def _attempt_over(self, job: Job, flight: Flight, ending: AttemptOutcome, changes: dict[str, Change]) -> None:
+        assert flight.exited_at is not None
+        self._removals.append((flight.container_id, flight.pump, flight.exited_at))
+        self._will_archive(job, flight.container_id)
+        self._finish(job, ending, flight.exited_at, changes)
+
+    def _stage_out(self, staged: _Staging, container_id: str, exit_code: int) -> str | None:
+        """On a pool thread: upload an exited attempt's outputs; None, or what went wrong."""
+        if self._object_store is None:
+            return "no S3 object store is configured ([store] in the config file)"
+        started = time.monotonic()
+        try:
+            moved = transfers.stage_out(
+                self._object_store,
+                self._runtime,
+                container_id,
+                staged.outputs,
+                staged.where,
+                job_id=staged.job_id,
+                attempt=staged.attempt,
+                exit_code=exit_code,
+            )
+        except (LocalbatchError, OSError) as exc:
+            logger.warning("job=%s attempt=%d: outputs not uploaded: %s", staged.job_id, staged.attempt, exc)
+            return str(exc)
+        logger.info(
+            "job=%s attempt=%d: staged out %s in %.1f s",
+            staged.job_id,
+            staged.attempt,
+            moved,
+            time.monotonic() - started,
+        )
+        return None
+
+    def _collect_uploads(self, changes: dict[str, Change]) -> None:
+        for job_id, uploading in list(self._uploading.items()):
+            if not uploading.future.done():
+                continue
+            del self._uploading[job_id]
+            try:
+                problem = uploading.future.result()
+            except Exception as exc:  # a bug on the pool thread: the attempt fails, the daemon goes on
+                logger.exception("uploading outputs failed unexpectedly")
+                problem = f"localbatch could not upload the outputs: {exc}"
+            ending = uploading.ending
+            if problem is not None:
+                assert ending.exit_code is not None
+                ending = outcome.outputs_failed(ending.exit_code, problem)
+            job = self._active.get(job_id)
+            if job is not None:
+                self._attempt_over(job, uploading.flight, ending, changes)
 
     def _ending(self, flight: Flight, exists: bool) -> AttemptOutcome:
         exit_ = self._runtime.wait(flight.container_id, 0) if exists else None
@@ -610,7 +767,7 @@ class ControlLoop:
                 continue
             if pump is not None and pump.error is not None:
                 logger.warning("container %s: its output was not all saved: %s", container_id, pump.error)
-            self._pool.submit(self._remove_quietly, container_id)
+            self._pool.submit(self._remove_container, container_id)
             archive = self._archives.pop(container_id, None)
             if archive is not None:
                 self._pool.submit(self._archive_log, *archive)
@@ -640,6 +797,13 @@ class ControlLoop:
 
     def _remove_quietly(self, container_id: str) -> None:
         remove_quietly(self._runtime, container_id)
+
+    def _remove_container(self, container_id: str) -> None:
+        """Remove an attempt's container, then its staging directory (which it mounted)."""
+        self._remove_quietly(container_id)
+        where = self._staged.pop(container_id, None)
+        if where is not None:
+            transfers.discard(where)
 
     # -- stops and timeouts -----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from localbatch.core import lifecycle, naming, outcome
 from localbatch.core.inventory import HostInventory, environment_on, unknown_gpus
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus
 from localbatch.core.reconcile import Adopt, Collect, ObservedContainer, RemoveOrphan, reconcile
+from localbatch.daemon import staging as transfers
 from localbatch.daemon.loop import ControlLoop, Flight, remove_quietly
 from localbatch.errors import ConfigError
 from localbatch.ports import Clock, ContainerInfo, ContainerRuntime, StateStore
@@ -78,6 +79,12 @@ def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: C
                 events.append(event)
             logger.info("job=%s re-adopting running container %s", job.job_id, action.container_id)
             flights[job.job_id] = loop.adopt(job, action.container_id)
+        elif isinstance(action, Collect) and _has_outputs_to_upload(runtime, job, action.container_id):
+            # It exited while the daemon was away: the loop uploads its outputs, then ends it.
+            if job.status is JobStatus.STARTING:
+                job, event = lifecycle.mark_running(job, now, action.container_id)
+                events.append(event)
+            flights[job.job_id] = loop.adopt(job, action.container_id)
         elif isinstance(action, Collect):
             job, events = _collect(settings, runtime, job, action.container_id, now)
         else:
@@ -87,7 +94,30 @@ def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: C
         changes.append((job, events))
     if changes:
         store.save_jobs(changes)
+    _sweep_staging(settings, [job for job in jobs.values() if job.status in (JobStatus.STARTING, JobStatus.RUNNING)])
     loop.load(list(jobs.values()), flights)
+
+
+def _has_outputs_to_upload(runtime: ContainerRuntime, job: Job, container_id: str) -> bool:
+    """A stopped container of a job with [[outputs]] that did run (not one created, never started)."""
+    return bool(job.container.outputs) and runtime.wait(container_id, 0) is not None
+
+
+def _sweep_staging(settings: Settings, in_flight: list[Job]) -> None:
+    """Remove the staging directories no attempt in flight uses (left by a daemon that stopped
+    before it could remove them)."""
+    keep = {
+        transfers.attempt_dir(settings.staging_dir, job.job_id, attempt.number)
+        for job in in_flight
+        if (attempt := job.current_attempt) is not None
+    }
+    root = settings.staging_dir
+    for job_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        for where in sorted(job_dir.iterdir()) if job_dir.is_dir() else []:
+            if where not in keep:
+                transfers.discard(where)
+        if job_dir.is_dir() and not any(job_dir.iterdir()):
+            job_dir.rmdir()
 
 
 def _observed(container: ContainerInfo) -> ObservedContainer:

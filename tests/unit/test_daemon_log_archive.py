@@ -41,7 +41,7 @@ class Archive:
 
 def _rig(tmp_path: Path, archive: Archive, env: dict[str, str]) -> Rig:
     definition = replace(DEFINITION, retry_strategy=RetryStrategy(attempts=2))
-    return make_rig(tmp_path, definition=definition, env=env, log_store=archive)
+    return make_rig(tmp_path, definition=definition, env=env, object_store=archive)
 
 
 def test_each_attempts_log_is_archived_under_its_log_stream_name(tmp_path: Path) -> None:
