@@ -8,7 +8,8 @@ seconds, not minutes.
 
 Every copy is checked: the size, and the MD5 S3 reports as the object's ETag (for a multipart
 object the MD5 of its parts' MD5s, "-N"), computed here in the same pass that reads or writes
-the file. An object another client wrote in parts of another size, or an ETag that is no MD5
+the file. Uploads record their part size in the object's metadata so that downloads can
+recompute a multipart ETag; an object another client wrote in parts, or an ETag that is no MD5
 (SSE-KMS), is checked by size only.
 """
 
@@ -33,6 +34,7 @@ from localbatch.store_settings import StoreSettings
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 _PART_SIZE = 16 * 1024 * 1024  # multipart above this
 _CHUNK = 1024 * 1024
+_PART_META = "localbatch-part-size"  # user metadata on what localbatch uploads: how to check its ETag
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}(-[0-9]+)?")
 
 
@@ -93,7 +95,9 @@ class MinioObjectStore:
         with self._border(f"upload {path} to s3://{bucket}/{key}", bucket), path.open("rb") as file:
             size = os.fstat(file.fileno()).st_size
             reader = _PartHasher(file)
-            result = self._client.put_object(bucket, key, cast(BinaryIO, reader), size, part_size=_PART_SIZE)
+            result = self._client.put_object(
+                bucket, key, cast(BinaryIO, reader), size, part_size=_PART_SIZE, metadata={_PART_META: str(_PART_SIZE)}
+            )
         etag = _unquoted(result.etag)
         if reader.read_bytes != size:
             raise ObjectStoreError(f"upload of {path} to s3://{bucket}/{key}: the file changed size while being read")
@@ -112,7 +116,10 @@ class MinioObjectStore:
             try:
                 expected = int(response.headers.get("Content-Length", -1))
                 etag = _unquoted(response.headers.get("ETag"))
-                hasher = _PartHasher(None)
+                # An object written in one PUT has the MD5 of its data as ETag, one written in
+                # parts "-N" the MD5 of its parts' MD5s: hash it the way it was made, when known.
+                part_size = response.headers.get(f"x-amz-meta-{_PART_META}", "")
+                hasher = _PartHasher(None, int(part_size) if part_size.isdigit() and "-" in etag else None)
                 with partial.open("wb") as file:
                     for chunk in response.stream(_CHUNK):
                         hasher.update(chunk)
@@ -134,11 +141,12 @@ class MinioObjectStore:
 
 class _PartHasher:
     """Reads a file for the minio client (or is fed a download's chunks) and computes the ETag
-    S3 gives the object: the MD5 of the data, or with more than one part of ``_PART_SIZE`` the
+    S3 gives the object: the MD5 of the data, or with more than one part of ``part_size`` the
     MD5 of the parts' MD5s followed by "-N"."""
 
-    def __init__(self, file: BinaryIO | None) -> None:
+    def __init__(self, file: BinaryIO | None, part_size: int | None = _PART_SIZE) -> None:
         self._file = file
+        self._part_size = part_size or (1 << 62)  # None: one part, whatever the size
         self._parts: list[bytes] = []
         self._part = hashlib.md5()  # noqa: S324 - S3's ETag, not security
         self._in_part = 0
@@ -153,11 +161,11 @@ class _PartHasher:
     def update(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            take = min(len(view), _PART_SIZE - self._in_part)
+            take = min(len(view), self._part_size - self._in_part)
             self._part.update(view[:take])
             self._in_part += take
             view = view[take:]
-            if self._in_part == _PART_SIZE:
+            if self._in_part == self._part_size:
                 self._parts.append(self._part.digest())
                 self._part, self._in_part = hashlib.md5(), 0  # noqa: S324
         self.read_bytes += len(data)
@@ -177,7 +185,7 @@ def _download_problem(hasher: _PartHasher, expected_size: int, etag: str) -> str
         return None
     mine = hasher.etag()
     if "-" in etag and etag.rpartition("-")[2] != mine.rpartition("-")[2]:
-        return None  # written in parts of another size: the size check is what there is
+        return None  # written in parts of a size not known here: the size check is what there is
     if etag != mine:
         return f"the data read does not match the store's checksum (ETag {etag}, read {mine})"
     return None
