@@ -307,7 +307,7 @@ class ObjectStore(Protocol):
 
     def upload(self, path: Path, bucket: str, key: str) -> StoredObject:
         """Write the file at ``path`` (multipart when large) and return what the store holds.
-        Upload and download check the size and the checksum S3 reports (ObjectStoreError)."""
+        Both directions are checked by size and checksum (ObjectStoreError)."""
         ...
 
     def download(self, bucket: str, key: str, path: Path) -> StoredObject:

@@ -6,11 +6,13 @@ anything else ObjectStoreError, each naming the endpoint and what was being done
 time out after a few seconds and are retried twice, so an unreachable endpoint is reported in
 seconds, not minutes.
 
-Every copy is checked: the size, and the MD5 S3 reports as the object's ETag (for a multipart
-object the MD5 of its parts' MD5s, "-N"), computed here in the same pass that reads or writes
-the file. Uploads record their part size in the object's metadata so that downloads can
-recompute a multipart ETag; an object another client wrote in parts, or an ETag that is no MD5
-(SSE-KMS), is checked by size only.
+Every copy is checked. An upload sends exactly the file's size, and the server checks each part
+against the checksum the minio client signs into the request (its SHA-256 over HTTP, its
+Content-MD5 over HTTPS), so no second hash is computed here. A download, which S3 does not
+check, is: its size, and the MD5 S3 reports as the object's ETag (for a multipart object the
+MD5 of its parts' MD5s, "-N"), computed in the same pass that writes the file. Uploads record
+their part size in the object's metadata so that a download can recompute a multipart ETag; an
+object another client wrote in parts, or an ETag that is no MD5 (SSE-KMS), is checked by size.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, cast
 
 import urllib3
 from minio import Minio
@@ -94,19 +95,10 @@ class MinioObjectStore:
     def upload(self, path: Path, bucket: str, key: str) -> StoredObject:
         with self._border(f"upload {path} to s3://{bucket}/{key}", bucket), path.open("rb") as file:
             size = os.fstat(file.fileno()).st_size
-            reader = _PartHasher(file)
             result = self._client.put_object(
-                bucket, key, cast(BinaryIO, reader), size, part_size=_PART_SIZE, metadata={_PART_META: str(_PART_SIZE)}
+                bucket, key, file, size, part_size=_PART_SIZE, metadata={_PART_META: str(_PART_SIZE)}
             )
-        etag = _unquoted(result.etag)
-        if reader.read_bytes != size:
-            raise ObjectStoreError(f"upload of {path} to s3://{bucket}/{key}: the file changed size while being read")
-        if _MD5_ETAG.fullmatch(etag) and etag != reader.etag():
-            raise ObjectStoreError(
-                f"upload of {path} to s3://{bucket}/{key}: the store's checksum (ETag {etag}) "
-                f"is not the file's ({reader.etag()}); the object is corrupt"
-            )
-        return StoredObject(bucket, key, size, etag)
+        return StoredObject(bucket, key, size, _unquoted(result.etag))
 
     def download(self, bucket: str, key: str, path: Path) -> StoredObject:
         partial = path.with_name(path.name + ".part")
@@ -119,7 +111,7 @@ class MinioObjectStore:
                 # An object written in one PUT has the MD5 of its data as ETag, one written in
                 # parts "-N" the MD5 of its parts' MD5s: hash it the way it was made, when known.
                 part_size = response.headers.get(f"x-amz-meta-{_PART_META}", "")
-                hasher = _PartHasher(None, int(part_size) if part_size.isdigit() and "-" in etag else None)
+                hasher = _PartHasher(int(part_size) if part_size.isdigit() and "-" in etag else None)
                 with partial.open("wb") as file:
                     for chunk in response.stream(_CHUNK):
                         hasher.update(chunk)
@@ -140,23 +132,15 @@ class MinioObjectStore:
 
 
 class _PartHasher:
-    """Reads a file for the minio client (or is fed a download's chunks) and computes the ETag
-    S3 gives the object: the MD5 of the data, or with more than one part of ``part_size`` the
-    MD5 of the parts' MD5s followed by "-N"."""
+    """Fed a download's chunks, computes the ETag S3 gives the object: the MD5 of the data, or
+    with more than one part of ``part_size`` the MD5 of the parts' MD5s followed by "-N"."""
 
-    def __init__(self, file: BinaryIO | None, part_size: int | None = _PART_SIZE) -> None:
-        self._file = file
+    def __init__(self, part_size: int | None) -> None:
         self._part_size = part_size or (1 << 62)  # None: one part, whatever the size
         self._parts: list[bytes] = []
         self._part = hashlib.md5()  # noqa: S324 - S3's ETag, not security
         self._in_part = 0
         self.read_bytes = 0
-
-    def read(self, size: int = -1) -> bytes:
-        assert self._file is not None
-        data = self._file.read(size)
-        self.update(data)
-        return data
 
     def update(self, data: bytes) -> None:
         view = memoryview(data)
