@@ -7,6 +7,13 @@ MinIO server can be installed here; a real MinIO is faster, so the ratios are wh
     transfer_down_mib_per_s         `storage.copy` of the prefix back out
     minio_up_mib_per_s / _down_     the same files, one `fput_object` / `fget_object` after another
     transfer_up_ratio / _down_      localbatch over plain minio (issue 5's target: at least 0.9)
+    staging_in_mib_per_s            the daemon's ``stage_in`` of the uploaded prefix (an input
+                                    ``s3://bench/ours/`` mounted at /data)
+    staging_out_mib_per_s           the daemon's ``stage_out`` of the same files from a mounted
+                                    output directory (``/out/``), its ``_SUCCESS`` marker included
+    staging_in_ratio / _out_ratio   over plain minio's down / up of the same round set
+
+localbatch's copies check every object's MD5 ETag while streaming; plain minio checks nothing.
 
 Full: 1 GiB in 16 files of 64 MiB; quick: 128 MiB in 8 files of 16 MiB. Three rounds, ours and
 plain alternating; each figure is the median round.
@@ -26,15 +33,20 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from minio import Minio
 
 from localbatch import storage
 from localbatch.adapters.minio_store import MinioObjectStore
+from localbatch.core.staging import StagedInput, StagedOutput, placeholders, plan_inputs, plan_outputs
+from localbatch.daemon import staging
+from localbatch.ports import ContainerRuntime
 from localbatch.store_settings import resolve_store
 
 KEY, SECRET = "bench", "bench-secret"
 ROUNDS = 3
+JOB_ID = "11111111-2222-3333-4444-555555555555"
 
 
 def _free_port() -> int:
@@ -96,20 +108,42 @@ def measure(quick: bool) -> dict[str, float]:
             plain = Minio(f"127.0.0.1:{port}", access_key=KEY, secret_key=SECRET, secure=False)
             plain.make_bucket("bench")
 
-            times: dict[str, list[float]] = {"ours_up": [], "ours_down": [], "plain_up": [], "plain_down": []}
+            values = placeholders(JOB_ID, None, 1)
+            inputs = plan_inputs([StagedInput("s3://bench/ours/", "/data")], values)
+            outputs = plan_outputs([StagedOutput("/out/", "s3://bench/staged/${AWS_BATCH_JOB_ID}/")], values)
+            where = Path(tmp) / "staging"
+            no_runtime = cast(ContainerRuntime, None)  # a mounted output never asks the container
+
+            def stage_out() -> None:
+                staging.stage_out(store, no_runtime, "", outputs, where, job_id=JOB_ID, attempt=1, exit_code=0)
+
+            times: dict[str, list[float]] = {
+                name: [] for name in ("ours_up", "ours_down", "stage_in", "stage_out", "plain_up", "plain_down")
+            }
             out, plain_out = Path(tmp) / "ours", Path(tmp) / "plain"
             for _ in range(ROUNDS):  # alternating, so the server's own drift hits both alike
                 times["ours_up"].append(_timed(lambda: storage.copy(store, str(source), "s3://bench/ours/")))
                 times["ours_down"].append(_timed(lambda: storage.copy(store, "s3://bench/ours/", str(out))))
+                times["stage_in"].append(_timed(lambda: staging.stage_in(store, inputs, outputs, where)))
+                for path in source.iterdir():  # what a container would have written (not timed)
+                    os.link(path, where / outputs[0].local / path.name)
+                times["stage_out"].append(_timed(stage_out))
                 times["plain_up"].append(_timed(lambda: _plain_up(plain, source)))
                 times["plain_down"].append(_timed(lambda: _plain_down(plain, source, plain_out)))
-                for prefix in ("ours", "plain"):
+                for prefix in ("ours", "plain", f"staged/{JOB_ID}"):
                     for path in source.iterdir():
                         plain.remove_object("bench", f"{prefix}/{path.name}")
+                plain.remove_object("bench", f"staged/{JOB_ID}/_SUCCESS")
                 shutil.rmtree(out)
                 shutil.rmtree(plain_out)
-            ours_up, ours_down = statistics.median(times["ours_up"]), statistics.median(times["ours_down"])
-            plain_up, plain_down = statistics.median(times["plain_up"]), statistics.median(times["plain_down"])
+                shutil.rmtree(where)
+            median = {name: statistics.median(taken) for name, taken in times.items()}
+            ours_up, ours_down, plain_up, plain_down = (
+                median["ours_up"],
+                median["ours_down"],
+                median["plain_up"],
+                median["plain_down"],
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -121,6 +155,10 @@ def measure(quick: bool) -> dict[str, float]:
         "minio_down_mib_per_s": round(total_mib / plain_down, 1),
         "transfer_up_ratio": round(plain_up / ours_up, 2),
         "transfer_down_ratio": round(plain_down / ours_down, 2),
+        "staging_in_mib_per_s": round(total_mib / median["stage_in"], 1),
+        "staging_out_mib_per_s": round(total_mib / median["stage_out"], 1),
+        "staging_in_ratio": round(plain_down / median["stage_in"], 2),
+        "staging_out_ratio": round(plain_up / median["stage_out"], 2),
     }
 
 
