@@ -93,12 +93,29 @@ def _upload(store: ObjectStore, path: Path, target: S3Url) -> list[StoredObject]
 
 def _download(store: ObjectStore, source: S3Url, path: Path) -> list[StoredObject]:
     if not source.key or source.key.endswith("/"):
-        found = store.list_objects(source.bucket, source.key)
-        if not found:
+        transfers = prefix_downloads(store, source, path)
+        if not transfers:
             raise ObjectStoreError(f"nothing under {source}")
-        return in_parallel([partial(store.download, o.bucket, o.key, path / o.key[len(source.key) :]) for o in found])
+        return in_parallel(transfers)
     target = path / source.key.rpartition("/")[2] if path.is_dir() else path
     return [store.download(source.bucket, source.key, target)]
+
+
+def prefix_downloads(store: ObjectStore, prefix: S3Url, directory: Path) -> list[Callable[[], StoredObject]]:
+    """One download per object under ``prefix``, each to its path below the prefix inside
+    ``directory`` (none when the prefix is empty). A key that would land outside ``directory``
+    ("..", an empty segment) is refused before anything is written."""
+    return [
+        partial(store.download, o.bucket, o.key, directory / _relative(o.key, prefix.key))
+        for o in store.list_objects(prefix.bucket, prefix.key)
+    ]
+
+
+def _relative(key: str, prefix: str) -> str:
+    relative = key[len(prefix) :]
+    if not relative or any(part in ("", ".", "..") for part in relative.split("/")):
+        raise ObjectStoreError(f"cannot copy s3 key {key!r} under {prefix!r}: it is not a plain relative file path")
+    return relative
 
 
 def in_parallel(transfers: Sequence[Callable[[], StoredObject]], workers: int = TRANSFER_WORKERS) -> list[StoredObject]:

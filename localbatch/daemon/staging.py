@@ -26,7 +26,7 @@ from localbatch.core import staging
 from localbatch.core.staging import InputPlan, OutputPlan
 from localbatch.errors import ObjectStoreError
 from localbatch.ports import Bind, ContainerRuntime, ObjectStore, StoredObject
-from localbatch.storage import in_parallel, parse_s3_url
+from localbatch.storage import in_parallel, parse_s3_url, prefix_downloads
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,11 @@ def stage_in(
         if url.key and not url.key.endswith("/"):
             transfers.append(partial(store.download, url.bucket, url.key, local))
         else:
-            found = store.list_objects(url.bucket, url.key)
+            found = prefix_downloads(store, url, local)
             if not found:
                 raise ObjectStoreError(f"no objects under {plan.source}")
             local.mkdir(parents=True, exist_ok=True)
-            transfers += [partial(store.download, o.bucket, o.key, local / _relative(o.key, url.key)) for o in found]
+            transfers += found
         binds.append(Bind(local, plan.target))
     for output in outputs:
         if output.mounted:
@@ -123,16 +123,6 @@ def discard(where: Path) -> None:
     shutil.rmtree(where, onerror=lambda _f, path, exc: problems.append(f"{path}: {exc[1]}"))
     if problems and where.exists():
         logger.warning("could not remove the staging directory %s: %s", where, problems[0])
-
-
-def _relative(key: str, prefix: str) -> str:
-    """The file path under an input prefix's directory for ``key``, refusing one that would
-    leave it ("..", an absolute path) or that no file can have (an empty segment)."""
-    relative = key[len(prefix) :]
-    parts = relative.split("/")
-    if not relative or any(part in ("", ".", "..") for part in parts):
-        raise ObjectStoreError(f"cannot stage s3 key {key!r} under {prefix!r}: it is not a plain relative file path")
-    return relative
 
 
 def _regular_files(root: Path) -> list[str]:

@@ -187,3 +187,11 @@ def test_transfers_run_in_parallel_in_order_and_the_first_failure_is_raised() ->
     assert most[0] == 4
     with pytest.raises(ObjectStoreError, match="cannot upload six"):
         storage.in_parallel([lambda n=n: transfer(n) for n in range(10)], workers=4)
+
+
+def test_store_cp_of_a_prefix_never_writes_outside_the_target(tmp_path: Path) -> None:
+    store = InMemoryObjectStore("inbox")
+    store.objects["inbox"]["p/../../escape"] = b"x"
+    with pytest.raises(ObjectStoreError, match="not a plain relative file path"):
+        storage.copy(store, "s3://inbox/p/", str(tmp_path / "out"))
+    assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
