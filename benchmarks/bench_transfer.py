@@ -13,7 +13,7 @@ MinIO server can be installed here; a real MinIO is faster, so the ratios are wh
                                     output directory (``/out/``), its ``_SUCCESS`` marker included
     staging_in_ratio / _out_ratio   over plain minio's down / up of the same round set
 
-localbatch's copies check every object's MD5 ETag while streaming; plain minio checks nothing.
+localbatch's downloads check every object's MD5 ETag while streaming; plain minio checks nothing.
 
 Full: 1 GiB in 16 files of 64 MiB; quick: 128 MiB in 8 files of 16 MiB. Three rounds, ours and
 plain alternating; each figure is the median round.
@@ -31,7 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -39,7 +41,15 @@ from minio import Minio
 
 from localbatch import storage
 from localbatch.adapters.minio_store import MinioObjectStore
-from localbatch.core.staging import StagedInput, StagedOutput, placeholders, plan_inputs, plan_outputs
+from localbatch.core.staging import (
+    InputPlan,
+    OutputPlan,
+    StagedInput,
+    StagedOutput,
+    placeholders,
+    plan_inputs,
+    plan_outputs,
+)
 from localbatch.daemon import staging
 from localbatch.ports import ContainerRuntime
 from localbatch.store_settings import resolve_store
@@ -83,12 +93,38 @@ def _wait_for(port: int, server: subprocess.Popen[bytes]) -> None:
             time.sleep(0.1)
 
 
-def measure(quick: bool) -> dict[str, float]:
-    files, size = (8, 16 * 2**20) if quick else (16, 64 * 2**20)
-    total_mib = files * size / 2**20
+@dataclass
+class Bench:
+    """The moto_server, the files and the clients every transfer figure uses."""
+
+    root: Path
+    source: Path  # the files, distinct contents
+    server: subprocess.Popen[bytes]
+    store: MinioObjectStore
+    plain: Minio
+    inputs: list[InputPlan]  # staging: the prefix the files went up under, mounted at /data
+    outputs: list[OutputPlan]  # a mounted output directory
+    where: Path  # the attempt's staging directory
+
+    def written(self) -> None:
+        """The files a container would have written into the output directory (not timed)."""
+        for path in self.source.iterdir():
+            os.link(path, self.where / self.outputs[0].local / path.name)
+
+    def stage_in(self) -> None:
+        staging.stage_in(self.store, self.inputs, self.outputs, self.where)
+
+    def stage_out(self) -> None:
+        no_runtime = cast(ContainerRuntime, None)  # a mounted output never asks the container
+        staging.stage_out(self.store, no_runtime, "", self.outputs, self.where, job_id=JOB_ID, attempt=1, exit_code=0)
+
+
+@contextmanager
+def bench(files: int, size: int) -> Iterator[Bench]:
+    """moto_server in a process of its own (a server in this process would share its
+    interpreter lock with the transfers measured), ``files`` files of ``size`` bytes, the bucket
+    ``bench`` with the files under ``ours/`` and ``plain/``."""
     port = _free_port()
-    # In a process of its own: a server in this process would share its interpreter lock with
-    # the transfers being measured.
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -97,7 +133,8 @@ def measure(quick: bool) -> dict[str, float]:
     try:
         _wait_for(port, server)
         with tempfile.TemporaryDirectory(prefix="lb-transfer-") as tmp:
-            source = Path(tmp) / "src"
+            root = Path(tmp)
+            source = root / "src"
             source.mkdir()
             chunk = os.urandom(size)
             for n in range(files):
@@ -107,46 +144,42 @@ def measure(quick: bool) -> dict[str, float]:
             store = MinioObjectStore(resolve_store(env, {}, "bench"))
             plain = Minio(f"127.0.0.1:{port}", access_key=KEY, secret_key=SECRET, secure=False)
             plain.make_bucket("bench")
-
+            storage.copy(store, str(source), "s3://bench/ours/")
+            _plain_up(plain, source)
             values = placeholders(JOB_ID, None, 1)
             inputs = plan_inputs([StagedInput("s3://bench/ours/", "/data")], values)
             outputs = plan_outputs([StagedOutput("/out/", "s3://bench/staged/${AWS_BATCH_JOB_ID}/")], values)
-            where = Path(tmp) / "staging"
-            no_runtime = cast(ContainerRuntime, None)  # a mounted output never asks the container
-
-            def stage_out() -> None:
-                staging.stage_out(store, no_runtime, "", outputs, where, job_id=JOB_ID, attempt=1, exit_code=0)
-
-            times: dict[str, list[float]] = {
-                name: [] for name in ("ours_up", "ours_down", "stage_in", "stage_out", "plain_up", "plain_down")
-            }
-            out, plain_out = Path(tmp) / "ours", Path(tmp) / "plain"
-            for _ in range(ROUNDS):  # alternating, so the server's own drift hits both alike
-                times["ours_up"].append(_timed(lambda: storage.copy(store, str(source), "s3://bench/ours/")))
-                times["ours_down"].append(_timed(lambda: storage.copy(store, "s3://bench/ours/", str(out))))
-                times["stage_in"].append(_timed(lambda: staging.stage_in(store, inputs, outputs, where)))
-                for path in source.iterdir():  # what a container would have written (not timed)
-                    os.link(path, where / outputs[0].local / path.name)
-                times["stage_out"].append(_timed(stage_out))
-                times["plain_up"].append(_timed(lambda: _plain_up(plain, source)))
-                times["plain_down"].append(_timed(lambda: _plain_down(plain, source, plain_out)))
-                for prefix in ("ours", "plain", f"staged/{JOB_ID}"):
-                    for path in source.iterdir():
-                        plain.remove_object("bench", f"{prefix}/{path.name}")
-                plain.remove_object("bench", f"staged/{JOB_ID}/_SUCCESS")
-                shutil.rmtree(out)
-                shutil.rmtree(plain_out)
-                shutil.rmtree(where)
-            median = {name: statistics.median(taken) for name, taken in times.items()}
-            ours_up, ours_down, plain_up, plain_down = (
-                median["ours_up"],
-                median["ours_down"],
-                median["plain_up"],
-                median["plain_down"],
-            )
+            yield Bench(root, source, server, store, plain, inputs, outputs, root / "staging")
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def measure(quick: bool) -> dict[str, float]:
+    files, size = (8, 16 * 2**20) if quick else (16, 64 * 2**20)
+    total_mib = files * size / 2**20
+    with bench(files, size) as b:
+        times: dict[str, list[float]] = {
+            name: [] for name in ("ours_up", "ours_down", "stage_in", "stage_out", "plain_up", "plain_down")
+        }
+        out, plain_out = b.root / "ours", b.root / "plain"
+        for _ in range(ROUNDS):  # alternating, so the server's own drift hits both alike
+            times["ours_up"].append(_timed(lambda: storage.copy(b.store, str(b.source), "s3://bench/ours/")))
+            times["ours_down"].append(_timed(lambda: storage.copy(b.store, "s3://bench/ours/", str(out))))
+            times["stage_in"].append(_timed(b.stage_in))
+            b.written()
+            times["stage_out"].append(_timed(b.stage_out))
+            times["plain_up"].append(_timed(lambda: _plain_up(b.plain, b.source)))
+            times["plain_down"].append(_timed(lambda: _plain_down(b.plain, b.source, plain_out)))
+            for prefix in ("ours", "plain", f"staged/{JOB_ID}"):
+                for path in b.source.iterdir():
+                    b.plain.remove_object("bench", f"{prefix}/{path.name}")
+            b.plain.remove_object("bench", f"staged/{JOB_ID}/_SUCCESS")
+            shutil.rmtree(out)
+            shutil.rmtree(plain_out)
+            shutil.rmtree(b.where)
+    median = {name: statistics.median(taken) for name, taken in times.items()}
+    ours_up, ours_down, plain_up, plain_down = (median[k] for k in ("ours_up", "ours_down", "plain_up", "plain_down"))
     return {
         "transfer_mib": round(total_mib),
         "transfer_up_mib_per_s": round(total_mib / ours_up, 1),

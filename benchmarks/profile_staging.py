@@ -13,25 +13,16 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
-from minio import Minio
-
-from benchmarks.bench_transfer import JOB_ID, KEY, SECRET, _free_port, _plain_down, _plain_up, _wait_for
+from benchmarks.bench_transfer import _plain_down, _plain_up, bench
 from localbatch import storage
 from localbatch.adapters import minio_store
-from localbatch.adapters.minio_store import MinioObjectStore
-from localbatch.core.staging import StagedInput, StagedOutput, placeholders, plan_inputs, plan_outputs
 from localbatch.daemon import staging
-from localbatch.ports import ContainerRuntime
-from localbatch.store_settings import resolve_store
 
 FILES, SIZE = int(os.environ.get("FILES", "8")), 64 * 2**20
 VARIANTS = ((True, 8), (False, 8), (True, 1), (False, 1))  # (MD5 checks, transfer threads)
@@ -64,62 +55,29 @@ def _cpu_of(pid: int) -> float:
 
 
 def main() -> None:
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     times: dict[str, list[float]] = {}
     cpu: dict[str, list[tuple[float, float]]] = {}
+    with bench(FILES, SIZE) as b:
 
-    def record(name: str, action: Callable[[], object]) -> None:
-        client, moto = time.process_time(), _cpu_of(server.pid)
-        started = time.perf_counter()
-        action()
-        times.setdefault(name, []).append(time.perf_counter() - started)
-        cpu.setdefault(name, []).append((time.process_time() - client, _cpu_of(server.pid) - moto))
+        def record(name: str, action: Callable[[], object]) -> None:
+            client, moto = time.process_time(), _cpu_of(b.server.pid)
+            started = time.perf_counter()
+            action()
+            times.setdefault(name, []).append(time.perf_counter() - started)
+            cpu.setdefault(name, []).append((time.process_time() - client, _cpu_of(b.server.pid) - moto))
 
-    try:
-        _wait_for(port, server)
-        with tempfile.TemporaryDirectory(prefix="lb-profile-") as tmp:
-            source = Path(tmp) / "src"
-            source.mkdir()
-            chunk = os.urandom(SIZE)
-            for n in range(FILES):
-                (source / f"file-{n:02d}.bin").write_bytes(chunk[n:] + chunk[:n])
-            env = {"LOCALBATCH_S3_ENDPOINT": f"127.0.0.1:{port}", "LOCALBATCH_S3_ACCESS_KEY": KEY}
-            env["LOCALBATCH_S3_SECRET_KEY"] = SECRET
-            store = MinioObjectStore(resolve_store(env, {}, "bench"))
-            plain = Minio(f"127.0.0.1:{port}", access_key=KEY, secret_key=SECRET, secure=False)
-            plain.make_bucket("bench")
-            storage.copy(store, str(source), "s3://bench/ours/")
-            _plain_up(plain, source)
-            values = placeholders(JOB_ID, None, 1)
-            inputs = plan_inputs([StagedInput("s3://bench/ours/", "/data")], values)
-            outputs = plan_outputs([StagedOutput("/out/", "s3://bench/staged/${AWS_BATCH_JOB_ID}/")], values)
-            where, plain_out = Path(tmp) / "staging", Path(tmp) / "plain"
-            no_runtime = cast(ContainerRuntime, None)
-            for _ in range(3):
-                record("plain down", lambda: _plain_down(plain, source, plain_out))
-                shutil.rmtree(plain_out)
-                record("plain up", lambda: _plain_up(plain, source))
-                for md5, workers in VARIANTS:
-                    _configure(md5, workers)
-                    record(f"in md5={md5} w={workers}", lambda: staging.stage_in(store, inputs, outputs, where))
-                    for path in source.iterdir():
-                        os.link(path, where / outputs[0].local / path.name)
-                    record(
-                        f"out md5={md5} w={workers}",
-                        lambda: staging.stage_out(
-                            store, no_runtime, "", outputs, where, job_id=JOB_ID, attempt=1, exit_code=0
-                        ),
-                    )
-                    shutil.rmtree(where)
-            _configure(True, storage.TRANSFER_WORKERS)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        plain_out = b.root / "plain"
+        for _ in range(3):
+            record("plain down", lambda: _plain_down(b.plain, b.source, plain_out))
+            shutil.rmtree(plain_out)
+            record("plain up", lambda: _plain_up(b.plain, b.source))
+            for md5, workers in VARIANTS:
+                _configure(md5, workers)
+                record(f"in md5={md5} w={workers}", b.stage_in)
+                b.written()
+                record(f"out md5={md5} w={workers}", b.stage_out)
+                shutil.rmtree(b.where)
+        _configure(True, storage.TRANSFER_WORKERS)
     mib = FILES * SIZE / 2**20
     down, up = statistics.median(times["plain down"]), statistics.median(times["plain up"])
     for name, taken in times.items():
