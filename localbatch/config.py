@@ -51,6 +51,9 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     share_identifier = "ml*"          # up to 255 characters; a trailing * is a prefix rule
     weight_factor = 0.5               # 0.0001..999.9999, default 1; lower gets more capacity
 
+    [aws]                             # what only the cloud has: export and deploy read it
+    subnets = ["subnet-0abc"]         # (localbatch.cloud_settings has every key)
+
 The daemon applies the declared scheduling policies, compute environments and job queues at every start: objects
 named here take these values (API updates to them do not survive a restart); objects created
 through the API and not named here are kept as they are.
@@ -69,6 +72,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from localbatch.cloud_settings import CloudSettings, resolve_cloud
 from localbatch.core import queue_limits
 from localbatch.core.infra import (
     MAX_ENVIRONMENTS_PER_QUEUE,
@@ -184,6 +188,7 @@ class _ConfigFile(BaseModel):
     job_queues: list[_QueueFile] = Field(default_factory=list)
     scheduling_policies: list[_PolicyFile] = Field(default_factory=list)
     store: dict[str, Any] = Field(default_factory=dict)  # checked by store_settings.resolve_store
+    aws: Any = None  # checked by cloud_settings.resolve_cloud
 
 
 # LOCALBATCH_* variable -> (section, key) in the config file.
@@ -229,6 +234,7 @@ class Settings:
     store: StoreSettings = StoreSettings("127.0.0.1:9000", secure=False, region="us-east-1")
     store_server: ServerOptions = ServerOptions()  # how `store up` starts a server
     log_bucket: str | None = None  # each attempt's log is archived here ([store] log_bucket)
+    cloud: CloudSettings = CloudSettings()  # [aws]: what export and deploy need (cloud_settings)
 
     @property
     def warnings(self) -> list[str]:
@@ -336,6 +342,17 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
     where = str(config_file or "settings")
     store_table = dict(parsed.store)
     log_bucket = resolve_log_bucket(env, store_table.pop("log_bucket", None), where)
+    cloud = resolve_cloud(parsed.aws, where)
+    declared = {e.name for e in environments}
+    unknown = sorted(set(cloud.compute_environments) - declared)
+    if unknown:
+        raise ConfigError(
+            "\n".join(
+                f"{where}: aws.compute_environments.{name}: no compute environment is named {name!r}; "
+                f"declared: {', '.join(sorted(declared))}"
+                for name in unknown
+            )
+        )
     return Settings(
         home=home,
         config_file=config_file,
@@ -353,6 +370,7 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         store=resolve_store(env, store_table, where, read_credentials(home)),
         store_server=server_options(store_table, where),
         log_bucket=log_bucket,
+        cloud=cloud,
     )
 
 

@@ -25,7 +25,9 @@ one place.
     │   ├── StoreUnreachable      nothing answers at the endpoint
     │   ├── StoreAccessDenied     the credentials are missing, unknown or not allowed
     │   └── NoSuchBucket          the bucket does not exist
-    └── HostProbeError            the host inventory could not be read
+    ├── HostProbeError            the host inventory could not be read
+    ├── ExportError               what would go to AWS Batch breaks its rules, or lacks a cloud-only value
+    └── CloudError                AWS Batch (or an endpoint speaking its API) refused or failed a call
 """
 
 from __future__ import annotations
@@ -172,3 +174,25 @@ class NoSuchBucket(ObjectStoreError):
 
 class HostProbeError(LocalbatchError):
     """Raised when the host's CPUs, memory or GPUs cannot be read."""
+
+
+class ExportError(LocalbatchError):
+    """Raised when what would go to AWS Batch breaks one of its rules or lacks a cloud-only
+    value (a subnet, a role). ``problems`` name each file or config table and key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class CloudError(LocalbatchError):
+    """Raised when AWS Batch refuses or fails a call. ``code`` is AWS's error code
+    (``ClientException``, ``AccessDeniedException``, ...) or one of localbatch's for what never
+    reached AWS (``NoCredentials``, ``NoRegion``, ``EndpointUnreachable``)."""
+
+    def __init__(self, code: str, message: str, operation: str | None = None) -> None:
+        self.code = code
+        self.operation = operation
+        self.message = message
+        where = f" ({operation})" if operation else ""
+        super().__init__(f"AWS Batch{where}: {code}: {message}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from localbatch import _jobdef_rules as rules
 from localbatch import _jobdef_schema as schema
@@ -44,7 +44,7 @@ from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, S3Access, Tmpfs, Ulimit, Volume
 from localbatch.core.staging import StagedInput, StagedOutput
 from localbatch.errors import JobDefinitionError, Problem
-from localbatch.validation import BARE_KEY, describe, format_path, quote
+from localbatch.validation import BARE_KEY, describe, format_path, model_at, quote
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,13 +53,17 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "LOCAL_ONLY_KEYS",
+    "container_table",
     "dumps",
+    "dumps_document",
     "format_path",
     "load_file",
     "loads",
     "local_only",
     "parse_document",
     "parse_retry",
+    "read_document",
+    "retry_table",
     "to_document",
     "with_local_only",
 ]
@@ -75,6 +79,12 @@ _MAX_INLINE = 100  # longest line for an array written on one line
 # -- reading -------------------------------------------------------------------------------
 def load_file(path: Path) -> JobDefinition:
     """Read and check one job definition file; ``JobDefinitionError`` names every problem."""
+    return parse_document(read_document(path), str(path))
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The TOML document of a file as written, unchecked (``parse_document`` checks it).
+    Export writes from it, so what a file leaves out stays out (no defaults are added)."""
     source = str(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -84,16 +94,20 @@ def load_file(path: Path) -> JobDefinition:
         raise JobDefinitionError(source, [Problem("", f"not UTF-8 text (byte {exc.start})")]) from None
     except OSError as exc:
         raise JobDefinitionError(source, [Problem("", f"cannot read the file: {exc.strerror or exc}")]) from exc
-    return loads(text, source)
+    return _toml_document(text, source)
 
 
 def loads(text: str, source: str = "<string>") -> JobDefinition:
     """Parse and check TOML text; ``source`` names it in errors."""
+    return parse_document(_toml_document(text, source), source)
+
+
+def _toml_document(text: str, source: str) -> dict[str, Any]:
     try:
-        document = tomllib.loads(text)
+        document: dict[str, Any] = tomllib.loads(text)
+        return document
     except tomllib.TOMLDecodeError as exc:
         raise JobDefinitionError(source, [Problem("", _toml_error(str(exc), text))]) from None
-    return parse_document(document, source)
 
 
 def _toml_error(message: str, text: str) -> str:
@@ -315,66 +329,37 @@ def _to_core(m: schema.JobDefinitionModel) -> JobDefinition:
 
 # -- writing -------------------------------------------------------------------------------
 def to_document(definition: JobDefinition) -> dict[str, Any]:
-    """The TOML-shaped document for a definition; defaults and empty values are left out."""
-    if definition.node_properties is not None:
-        return _multinode_document(definition, definition.node_properties)
+    """The TOML-shaped document for a definition; defaults and empty values are left out.
+    Keys come in no particular order (``dumps_document`` orders them)."""
     d, c = definition, definition.container
-    doc: dict[str, Any] = {"name": d.name, "type": d.type, "image": c.image}
-    if c.command:
-        doc["command"] = list(c.command)
+    doc: dict[str, Any] = {"name": d.name, "type": d.type}
     if d.platform_capabilities != (PlatformCapability.EC2,):
         doc["platform_capabilities"] = [p.value for p in d.platform_capabilities]
     _put(doc, "scheduling_priority", d.scheduling_priority)
     _put(doc, "propagate_tags", d.propagate_tags or None)
-    _put(doc, "user", c.user)
-    _put(doc, "privileged", c.privileged or None)
-    _put(doc, "readonly_root_filesystem", c.readonly_root_filesystem or None)
     _put(doc, "job_role_arn", d.job_role_arn)
     _put(doc, "execution_role_arn", d.execution_role_arn)
-    resources = c.resources
-    doc["resources"] = {"vcpus": _number(resources.vcpus), "memory_mib": resources.memory_mib}
-    _put(doc["resources"], "gpus", resources.gpus or None)
     _put(doc, "parameters", dict(d.parameters) or None)
-    _put(doc, "environment", dict(c.environment) or None)
     if d.retry_strategy != RetryStrategy():
-        doc["retry"] = {"attempts": d.retry_strategy.attempts}
-        rules = [_rule(rule) for rule in d.retry_strategy.evaluate_on_exit]
-        _put(doc["retry"], "evaluate_on_exit", rules or None)
+        doc["retry"] = retry_table(d.retry_strategy)
     if d.timeout_s is not None:
         doc["timeout"] = {"attempt_duration_seconds": d.timeout_s}
-    _put(doc, "linux_parameters", _linux_parameters(c.linux_parameters) or None)
     if d.log_configuration is not None:
         doc["log_configuration"] = {"log_driver": d.log_configuration.log_driver}
         _put(doc["log_configuration"], "options", dict(d.log_configuration.options) or None)
+    _put(doc, "tags", dict(d.tags) or None)
+    if d.node_properties is not None:
+        doc["node_properties"] = _node_properties_table(d.node_properties)
+        return doc
+    doc.update(container_table(c))
     if d.fargate is not None:
         _put(doc, "fargate", _without_none(asdict(d.fargate)) or None)
-    _put(doc, "tags", dict(d.tags) or None)
-    _put(
-        doc,
-        "volumes",
-        [_without_none({"name": v.name, "host_source_path": v.host_source_path}) for v in c.volumes],
-    )
-    mounts = [
-        {
-            "source_volume": m.source_volume,
-            "container_path": m.container_path,
-            **({"read_only": True} if m.read_only else {}),
-        }
-        for m in c.mount_points
-    ]
-    _put(doc, "mount_points", mounts)
-    _put(
-        doc,
-        "ulimits",
-        [{"name": u.name, "soft_limit": u.soft_limit, "hard_limit": u.hard_limit} for u in c.ulimits],
-    )
     _put(doc, "inputs", [{"source": i.source, "path": i.path} for i in c.inputs])
     outputs = [
         {"path": o.path, "destination": o.destination, **({"on_failure": True} if o.on_failure else {})}
         for o in c.outputs
     ]
     _put(doc, "outputs", outputs)
-    _put(doc, "s3_access", _s3_access(c.s3_access))
     return doc
 
 
@@ -409,39 +394,24 @@ def _s3_access(access: S3Access) -> dict[str, Any] | None:
     return table or None
 
 
-def _multinode_document(d: JobDefinition, props: NodeProperties) -> dict[str, Any]:
-    doc: dict[str, Any] = {"name": d.name, "type": d.type}
-    if d.platform_capabilities != (PlatformCapability.EC2,):
-        doc["platform_capabilities"] = [p.value for p in d.platform_capabilities]
-    _put(doc, "scheduling_priority", d.scheduling_priority)
-    _put(doc, "propagate_tags", d.propagate_tags or None)
-    _put(doc, "job_role_arn", d.job_role_arn)
-    _put(doc, "execution_role_arn", d.execution_role_arn)
-    _put(doc, "parameters", dict(d.parameters) or None)
-    if d.retry_strategy != RetryStrategy():
-        doc["retry"] = {"attempts": d.retry_strategy.attempts}
-        _put(doc["retry"], "evaluate_on_exit", [_rule(rule) for rule in d.retry_strategy.evaluate_on_exit] or None)
-    if d.timeout_s is not None:
-        doc["timeout"] = {"attempt_duration_seconds": d.timeout_s}
-    if d.log_configuration is not None:
-        doc["log_configuration"] = {"log_driver": d.log_configuration.log_driver}
-        _put(doc["log_configuration"], "options", dict(d.log_configuration.options) or None)
-    _put(doc, "tags", dict(d.tags) or None)
+def _node_properties_table(props: NodeProperties) -> dict[str, Any]:
     ranges = []
     for entry in props.node_range_properties:
         table: dict[str, Any] = {"target_nodes": entry.target_nodes}
         _put(table, "instance_types", list(entry.instance_types))
-        table.update(_container_table(entry.container))
+        table.update(container_table(entry.container))
         ranges.append(table)
-    doc["node_properties"] = {
-        "num_nodes": props.num_nodes,
-        "main_node": props.main_node,
-        "node_range_properties": ranges,
-    }
-    return doc
+    return {"num_nodes": props.num_nodes, "main_node": props.main_node, "node_range_properties": ranges}
 
 
-def _container_table(c: ContainerSpec) -> dict[str, Any]:
+def retry_table(strategy: RetryStrategy) -> dict[str, Any]:
+    """A ``[retry]`` table: attempts, and the rules if any."""
+    table: dict[str, Any] = {"attempts": strategy.attempts}
+    _put(table, "evaluate_on_exit", [_rule(rule) for rule in strategy.evaluate_on_exit])
+    return table
+
+
+def container_table(c: ContainerSpec) -> dict[str, Any]:
     """A container's keys, as a node range writes them."""
     table: dict[str, Any] = {"image": c.image}
     _put(table, "command", list(c.command))
@@ -518,9 +488,31 @@ def _linux_parameters(linux: LinuxParameters) -> dict[str, Any]:
 
 
 def dumps(definition: JobDefinition) -> str:
-    """The definition as TOML text: plain keys first (name, type, image, command, ...), then
-    tables, then arrays of tables written as ``[[volumes]]`` sections."""
-    return "\n".join(_sections(to_document(definition), ""))
+    """The definition as TOML text (``dumps_document`` of ``to_document``)."""
+    return dumps_document(to_document(definition))
+
+
+def dumps_document(document: Mapping[str, Any]) -> str:
+    """A checked document as TOML text, keys in the reference's order (``schema``'s field
+    order): plain keys first (name, type, image, command, ...), then tables, then arrays of
+    tables written as ``[[volumes]]`` sections. Only the keys in ``document`` are written."""
+    root = schema.MultinodeDefinitionModel if document.get("type") == "multinode" else schema.JobDefinitionModel
+    return "\n".join(_sections(_ordered(document, root), ""))
+
+
+def _ordered(table: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """``table``'s keys in ``model``'s field order, nested tables likewise. ``resources``
+    keeps its own order: AWS's ``resourceRequirements`` list is written in it."""
+    fields = list(model.model_fields)
+    ordered: dict[str, Any] = {}
+    for key in sorted(table, key=lambda k: fields.index(k) if k in fields else len(fields)):
+        value, inner = table[key], model_at(model, [key])
+        if inner is not None and key != "resources" and isinstance(value, Mapping):
+            value = _ordered(value, inner)
+        elif inner is not None and isinstance(value, list):
+            value = [_ordered(item, inner) if isinstance(item, Mapping) else item for item in value]
+        ordered[key] = value
+    return ordered
 
 
 def _sections(table: Mapping[str, Any], name: str, *, array: bool = False) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from localbatch.api.dispatch import READ_OPERATIONS
 from localbatch.api.routes import query_text
 from localbatch.api.server import Api
-from localbatch.awsbatch.jobdefinition import as_register_request, to_register_request
+from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
 from localbatch.awsbatch.requests import SubmitRequest, submit_body
 from localbatch.client import DaemonUnreachable
 from localbatch.core import lifecycle, params, portability
@@ -98,19 +98,18 @@ def _strings(params: Mapping[str, Any] | None) -> dict[str, str]:
 
 def register(backend: Backend, definition: JobDefinition) -> str:
     """Register ``definition`` as a new revision; ``name:revision``."""
-    answer = backend.call("RegisterJobDefinition", to_register_request(definition, strict=False, local=True))
+    answer = backend.call("RegisterJobDefinition", to_register_request(definition, local=True))
     return f"{answer['jobDefinitionName']}:{answer['revision']}"
 
 
 def ensure_registered(backend: Backend, definition: JobDefinition) -> str:
     """``name:revision`` of the latest ACTIVE revision when it is this very definition, else of
     a newly registered one (so submitting an unchanged file twice does not add revisions)."""
-    request = to_register_request(definition, strict=False, local=True)
     found = backend.call("DescribeJobDefinitions", {"jobDefinitionName": definition.name, "status": "ACTIVE"})
     revisions = found.get("jobDefinitions", [])
     if revisions:
         latest = max(revisions, key=lambda d: int(d["revision"]))
-        if as_register_request(latest) == request:
+        if from_register_request(latest, f"{definition.name}:{latest['revision']}") == definition:
             return f"{definition.name}:{latest['revision']}"
     return register(backend, definition)
 

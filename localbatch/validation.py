@@ -97,7 +97,8 @@ def unknown_key_message(key: str, allowed: Sequence[str]) -> str:
     return message + (f"; did you mean '{close[0]}'?" if close else "")
 
 
-def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+def model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model of the table at ``loc`` under ``root`` (list indexes skipped), or None."""
     model: type[BaseModel] | None = root
     for part in loc:
         if isinstance(part, int):
@@ -126,7 +127,7 @@ def _message(
     if kind == "localbatch":
         return str(ctx["detail"])
     if kind == "extra_forbidden":
-        model = _model_at(root, loc[:-1])
+        model = model_at(root, loc[:-1])
         allowed = list(model.model_fields) if model is not None else []
         return unknown_key_message(str(loc[-1]), allowed)
     if kind == "missing":

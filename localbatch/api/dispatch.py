@@ -134,8 +134,9 @@ class BatchDispatcher:
         return _offset_page("jobDefinitions", found, body, lambda pair: self._definition(*pair))
 
     def _definition(self, definition: JobDefinition, record: JobDefinitionRecord) -> dict[str, Any]:
-        return {
-            **to_register_request(definition, strict=False, local=True),
+        return {  # AWS's answer names the platform even when the request left it out
+            "platformCapabilities": [p.value for p in definition.platform_capabilities],
+            **to_register_request(definition, local=True),
             "jobDefinitionArn": self._arns.job_definition(record.name, record.revision),
             "revision": record.revision,
             "status": record.status,

@@ -19,6 +19,14 @@ from localbatch import jobdef
 from localbatch.errors import Problem
 
 _OTHER_PROPERTIES = ("ecsProperties", "eksProperties")
+# ``[fargate]`` keys -> the containerProperties member and its key that hold them on AWS.
+FARGATE_MEMBERS = {
+    "assign_public_ip": ("networkConfiguration", "assignPublicIp"),
+    "platform_version": ("fargatePlatformConfiguration", "platformVersion"),
+    "ephemeral_storage_gib": ("ephemeralStorage", "sizeInGiB"),
+    "operating_system_family": ("runtimePlatform", "operatingSystemFamily"),
+    "cpu_architecture": ("runtimePlatform", "cpuArchitecture"),
+}
 _RESOURCE_KEYS = {"VCPU": "vcpus", "MEMORY": "memory_mib", "GPU": "gpus"}
 # Top-level TOML keys that live in containerProperties on AWS.
 _CONTAINER_KEYS = (
@@ -117,7 +125,7 @@ def _container_problems(props: Mapping[str, Any], cp: str, *, node_range: bool) 
     return problems
 
 
-def _camel(snake: str) -> str:
+def camel(snake: str) -> str:
     return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), snake)
 
 
@@ -127,7 +135,7 @@ class RequestReader:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
-        self.paths: dict[str, str] = {k: f"containerProperties.{_camel(k)}" for k in _CONTAINER_KEYS}
+        self.paths: dict[str, str] = {k: f"containerProperties.{camel(k)}" for k in _CONTAINER_KEYS}
         self.paths.update(name="jobDefinitionName", retry="retryStrategy", fargate="containerProperties")
         for key in ("resources", "resources.vcpus", "resources.memory_mib", "resources.gpus"):
             self.paths[key] = "containerProperties.resourceRequirements"
@@ -137,15 +145,15 @@ class RequestReader:
         rest in camelCase."""
         best = max((p for p in self.paths if path == p or path.startswith((p + ".", p + "["))), key=len, default=None)
         if best is None:
-            return _camel(path)
-        return self.paths[best] + _camel(path[len(best) :])
+            return camel(path)
+        return self.paths[best] + camel(path[len(best) :])
 
     def _copy(
         self, src: Mapping[str, Any], src_path: str, dst: dict[str, Any], dst_path: str, keys: Sequence[str]
     ) -> None:
         """Copy the present members (camelCase names of ``keys``) of ``src`` into ``dst``."""
         for key in keys:
-            aws_key = _camel(key)
+            aws_key = camel(key)
             if src.get(aws_key) is not None:
                 value = src[aws_key]
                 dst[key] = list(value) if isinstance(value, list) else value
@@ -192,7 +200,12 @@ class RequestReader:
             doc["retry"] = {}
             self._copy(retry, "retryStrategy", doc["retry"], "retry", ["attempts"])
             rule_keys = ["on_exit_code", "on_status_reason", "on_reason", "action"]
-            self._items(retry, "retryStrategy", "evaluateOnExit", doc["retry"], "retry.evaluate_on_exit", rule_keys)
+            rules = self._items(
+                retry, "retryStrategy", "evaluateOnExit", doc["retry"], "retry.evaluate_on_exit", rule_keys
+            )
+            for rule in rules:  # AWS takes either case; a localbatch file writes it lower-case
+                if isinstance(rule.get("action"), str):
+                    rule["action"] = rule["action"].lower()
         timeout = body.get("timeout") or {}
         if timeout.get("attemptDurationSeconds") is not None:
             doc["timeout"] = {}
@@ -273,14 +286,7 @@ class RequestReader:
 
     def _fargate(self, props: Mapping[str, Any], doc: dict[str, Any]) -> None:
         cp, table = "containerProperties", {}
-        sources = {
-            "assign_public_ip": ("networkConfiguration", "assignPublicIp"),
-            "platform_version": ("fargatePlatformConfiguration", "platformVersion"),
-            "ephemeral_storage_gib": ("ephemeralStorage", "sizeInGiB"),
-            "operating_system_family": ("runtimePlatform", "operatingSystemFamily"),
-            "cpu_architecture": ("runtimePlatform", "cpuArchitecture"),
-        }
-        for key, (outer, inner) in sources.items():
+        for key, (outer, inner) in FARGATE_MEMBERS.items():
             value = (props.get(outer) or {}).get(inner)
             if value is not None:
                 table[key] = value

@@ -1,12 +1,16 @@
 """The job definition in AWS's words: RegisterJobDefinition requests, both ways.
 
-``to_register_request`` writes the body AWS Batch's RegisterJobDefinition takes (camelCase,
-``resourceRequirements`` values as strings, ``action`` upper-case); ``from_register_request``
-reads one back, or one entry of a DescribeJobDefinitions response, checks it with botocore's
-model and then with the same rules as a TOML file (``jobdef.parse_document``).
+``request_from_document`` writes the body AWS Batch's RegisterJobDefinition takes (camelCase,
+``resourceRequirements`` values as strings, ``action`` upper-case) from a checked job
+definition document, writing exactly the keys the document has; ``to_register_request`` does
+it for a ``JobDefinition``. ``document_from_request`` reads one back, or one entry of a
+DescribeJobDefinitions response: botocore's model checks it first, then the same rules as a
+TOML file (``jobdef.parse_document``); ``from_register_request`` gives the definition.
 
-For every definition ``jobdef`` produces without inputs/outputs the round trip is lossless:
-``from_register_request(to_register_request(d, strict=False), source) == d``.
+Both directions are lossless: ``request_from_document(document_from_request(x)) == x`` for
+every request localbatch can run (except the deprecated ``vcpus``/``memory`` members, which
+come back as ``resourceRequirements``, and empty lists, which mean the same as none), and
+``from_register_request(to_register_request(d)) == d`` for every definition without staging.
 
 Not in an exported request: ``inputs``, ``outputs`` and ``s3_access``, localbatch's own
 settings (AWS has no field for them; on AWS Batch the job's code reads and writes S3 itself).
@@ -15,11 +19,7 @@ Between localbatch's client and its daemon they travel in one extra member, ``lo
 ``to_register_request(..., local=True)`` writes and ``from_register_request`` reads. AWS's
 own clients neither send it nor mind it in a DescribeJobDefinitions answer.
 
-``strict=True`` (the default) refuses what AWS Batch would refuse but localbatch runs
-(``core.portability``): timeouts under 60 s, fractional vCPUs on EC2, and for FARGATE a
-missing execution role, a vCPU/memory pair Fargate does not offer, a log driver other than
-awslogs/splunk, ``privileged``. Also more than one platform capability: AWS documents one
-value, and what it does with two is unverified, so export does not risk it.
+What AWS would refuse although localbatch runs it is ``awsbatch.export``'s to find.
 """
 
 from __future__ import annotations
@@ -29,20 +29,20 @@ from typing import Any
 
 from localbatch import jobdef
 from localbatch.awsbatch import model
-from localbatch.awsbatch._request_reader import RequestReader, unsupported_parts
-from localbatch.core import portability
-from localbatch.core.definition import FargateSettings, JobDefinition, NodeProperties
-from localbatch.core.resources import Resources
+from localbatch.awsbatch._request_reader import FARGATE_MEMBERS, RequestReader, camel, unsupported_parts
+from localbatch.core.definition import JobDefinition
 from localbatch.core.retry import RetryStrategy
-from localbatch.core.spec import ContainerSpec, LinuxParameters
+from localbatch.core.spec import ContainerSpec
 from localbatch.errors import JobDefinitionError, Problem
 from localbatch.validation import describe
 
 __all__ = [
+    "LOCAL_MEMBER",
     "as_register_request",
     "container_properties",
+    "document_from_request",
     "from_register_request",
-    "node_properties",
+    "request_from_document",
     "to_register_request",
 ]
 
@@ -56,184 +56,167 @@ def as_register_request(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- export --------------------------------------------------------------------------------
-def to_register_request(
-    definition: JobDefinition, *, strict: bool = True, source: str | None = None, local: bool = False
-) -> dict[str, Any]:
-    """The RegisterJobDefinition request body. With ``strict`` refuse what AWS would refuse
-    (``core.portability``); ``source`` names the definition in that error. With ``local`` add
-    localbatch's own settings (``LOCAL_MEMBER``), for localbatch's daemon."""
-    if strict:
-        problems = portability.definition_problems(definition)
-        if problems:
-            raise JobDefinitionError(source or f"job definition {definition.name!r}", problems)
-    d = definition
-    request: dict[str, Any] = {"jobDefinitionName": d.name, "type": d.type}
-    if d.parameters:
-        request["parameters"] = dict(d.parameters)
-    if d.scheduling_priority is not None:
-        request["schedulingPriority"] = d.scheduling_priority
-    if d.node_properties is not None:
-        request["nodeProperties"] = node_properties(d, d.node_properties)
+def to_register_request(definition: JobDefinition, *, local: bool = False) -> dict[str, Any]:
+    """The RegisterJobDefinition request for a definition (``request_from_document`` of its
+    document: defaults left out). With ``local`` add localbatch's own settings
+    (``LOCAL_MEMBER``), for localbatch's daemon. Nothing is checked against AWS's rules here:
+    that is ``awsbatch.export``'s."""
+    return request_from_document(jobdef.to_document(definition), local=local)
+
+
+def request_from_document(document: Mapping[str, Any], *, local: bool = False) -> dict[str, Any]:
+    """The RegisterJobDefinition request for a checked job definition document, writing
+    exactly the keys it has: ``RequestReader``'s inverse, so that exporting an imported
+    request gives that request back."""
+    doc = document
+    request: dict[str, Any] = {"jobDefinitionName": doc["name"], "type": doc.get("type", "container")}
+    _put(request, "schedulingPriority", doc.get("scheduling_priority"))
+    _put(request, "propagateTags", doc.get("propagate_tags"))
+    _put(request, "platformCapabilities", _copy(doc.get("platform_capabilities")))
+    _put(request, "parameters", _copy(doc.get("parameters")))
+    if "retry" in doc:
+        request["retryStrategy"] = _retry_members(doc["retry"])
+    if "timeout" in doc:
+        request["timeout"] = {"attemptDurationSeconds": doc["timeout"]["attempt_duration_seconds"]}
+    _put(request, "tags", _copy(doc.get("tags")))
+    job_wide = _job_wide(doc)
+    if "node_properties" in doc:
+        nodes = doc["node_properties"]
+        ranges = []
+        for entry in nodes["node_range_properties"]:
+            item: dict[str, Any] = {"targetNodes": entry["target_nodes"]}
+            _put(item, "instanceTypes", _copy(entry.get("instance_types")))
+            item["container"] = {**_container_members(entry), **job_wide}
+            ranges.append(item)
+        request["nodeProperties"] = {
+            "numNodes": nodes["num_nodes"],
+            "mainNode": nodes["main_node"],
+            "nodeRangeProperties": ranges,
+        }
     else:
-        props = container_properties(d.container)
-        props.update(_job_wide(d))
-        if d.fargate is not None:
-            props.update(_fargate(d.fargate))
-        request["containerProperties"] = props
-    if d.retry_strategy != RetryStrategy():
-        request["retryStrategy"] = retry_strategy(d.retry_strategy)
-    if d.propagate_tags:
-        request["propagateTags"] = True
-    if d.timeout_s is not None:
-        request["timeout"] = {"attemptDurationSeconds": d.timeout_s}
-    if d.tags:
-        request["tags"] = dict(d.tags)
-    request["platformCapabilities"] = [p.value for p in d.platform_capabilities]
-    extension = jobdef.local_only(jobdef.to_document(d)) if local else {}
+        fargate = _fargate(doc.get("fargate", {}))
+        request["containerProperties"] = {**_container_members(doc), **job_wide, **fargate}
+    extension = jobdef.local_only(doc) if local else {}
     if extension:
         request[LOCAL_MEMBER] = extension
     return request
 
 
-def _job_wide(d: JobDefinition) -> dict[str, Any]:
+def _put(target: dict[str, Any], key: str, value: object) -> None:
+    if value is not None:
+        target[key] = value
+
+
+def _copy(value: Any) -> Any:
+    """A fresh list or dict (the request must not share the document's)."""
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def _job_wide(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The containerProperties members a localbatch file keeps once per job."""
     props: dict[str, Any] = {}
-    if d.job_role_arn is not None:
-        props["jobRoleArn"] = d.job_role_arn
-    if d.execution_role_arn is not None:
-        props["executionRoleArn"] = d.execution_role_arn
-    if d.log_configuration is not None:
-        props["logConfiguration"] = {"logDriver": d.log_configuration.log_driver}
-        if d.log_configuration.options:
-            props["logConfiguration"]["options"] = dict(d.log_configuration.options)
+    _put(props, "jobRoleArn", doc.get("job_role_arn"))
+    _put(props, "executionRoleArn", doc.get("execution_role_arn"))
+    if "log_configuration" in doc:
+        log = doc["log_configuration"]
+        props["logConfiguration"] = {"logDriver": log["log_driver"]}
+        _put(props["logConfiguration"], "options", _copy(log.get("options")))
     return props
-
-
-def node_properties(d: JobDefinition, props: NodeProperties) -> dict[str, Any]:
-    """AWS's ``nodeProperties``: each range's container carries the job-wide members too."""
-    ranges = []
-    for entry in props.node_range_properties:
-        item: dict[str, Any] = {
-            "targetNodes": entry.target_nodes,
-            "container": {**container_properties(entry.container), **_job_wide(d)},
-        }
-        if entry.instance_types:
-            item["instanceTypes"] = list(entry.instance_types)
-        ranges.append(item)
-    return {"numNodes": props.num_nodes, "mainNode": props.main_node, "nodeRangeProperties": ranges}
 
 
 def container_properties(container: ContainerSpec) -> dict[str, Any]:
-    """The parts of ``containerProperties`` a ``ContainerSpec`` holds (also the core of
+    """``containerProperties``' container members for a ``ContainerSpec`` (also the core of
     DescribeJobs' ``container``)."""
-    c = container
-    props: dict[str, Any] = {"image": c.image}
-    if c.command:
-        props["command"] = list(c.command)
-    if c.volumes:
-        props["volumes"] = [
-            {"name": v.name, **({"host": {"sourcePath": v.host_source_path}} if v.host_source_path else {})}
-            for v in c.volumes
-        ]
-    if c.environment:
-        props["environment"] = [{"name": k, "value": v} for k, v in c.environment.items()]
-    if c.mount_points:
-        props["mountPoints"] = [
-            {"sourceVolume": m.source_volume, "containerPath": m.container_path, "readOnly": m.read_only}
-            for m in c.mount_points
-        ]
-    if c.readonly_root_filesystem:
-        props["readonlyRootFilesystem"] = True
-    if c.privileged:
-        props["privileged"] = True
-    if c.ulimits:
-        props["ulimits"] = [{"name": u.name, "softLimit": u.soft_limit, "hardLimit": u.hard_limit} for u in c.ulimits]
-    if c.user is not None:
-        props["user"] = c.user
-    props["resourceRequirements"] = resource_requirements(c.resources)
-    if c.linux_parameters != LinuxParameters():
-        props["linuxParameters"] = _linux_parameters(c.linux_parameters)
-    return props
-
-
-def resource_requirements(resources: Resources) -> list[dict[str, str]]:
-    """VCPU, MEMORY and (when not 0) GPU, with string values as AWS takes them."""
-    vcpus = float(resources.vcpus)
-    requirements = [
-        {"type": "VCPU", "value": str(int(vcpus)) if vcpus.is_integer() else repr(vcpus)},
-        {"type": "MEMORY", "value": str(resources.memory_mib)},
-    ]
-    if resources.gpus:
-        requirements.append({"type": "GPU", "value": str(resources.gpus)})
-    return requirements
+    return _container_members(jobdef.container_table(container))
 
 
 def retry_strategy(strategy: RetryStrategy) -> dict[str, Any]:
-    """AWS's ``retryStrategy``: attempts, and the rules with ``action`` upper-case."""
-    body: dict[str, Any] = {"attempts": strategy.attempts}
-    rules = []
-    for rule in strategy.evaluate_on_exit:
-        fields = (
-            ("onStatusReason", rule.on_status_reason),
-            ("onReason", rule.on_reason),
-            ("onExitCode", rule.on_exit_code),
-        )
-        rules.append({**{k: v for k, v in fields if v is not None}, "action": rule.action.value})
-    if rules:
-        body["evaluateOnExit"] = rules
-    return body
+    """AWS's ``retryStrategy`` for a ``RetryStrategy``: attempts, and the rules if any."""
+    return _retry_members(jobdef.retry_table(strategy))
 
 
-def _linux_parameters(linux: LinuxParameters) -> dict[str, Any]:
+def _container_members(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The container members of a document (or of a node range's table), as AWS names them."""
+    props: dict[str, Any] = {"image": table["image"]}
+    _put(props, "command", _copy(table.get("command")))
+    if "volumes" in table:
+        props["volumes"] = [
+            {"name": v["name"], **({"host": {"sourcePath": v["host_source_path"]}} if "host_source_path" in v else {})}
+            for v in table["volumes"]
+        ]
+    if "environment" in table:
+        props["environment"] = [{"name": k, "value": v} for k, v in table["environment"].items()]
+    if "mount_points" in table:
+        props["mountPoints"] = [_camel_keys(m) for m in table["mount_points"]]
+    _put(props, "readonlyRootFilesystem", table.get("readonly_root_filesystem"))
+    _put(props, "privileged", table.get("privileged"))
+    if "ulimits" in table:
+        props["ulimits"] = [_camel_keys(u) for u in table["ulimits"]]
+    _put(props, "user", table.get("user"))
+    props["resourceRequirements"] = resource_requirements(table["resources"])
+    if "linux_parameters" in table:
+        props["linuxParameters"] = _linux_parameters(table["linux_parameters"])
+    return props
+
+
+def resource_requirements(resources: Mapping[str, Any]) -> list[dict[str, str]]:
+    """VCPU, MEMORY and GPU as a document gives them (in its order), values as strings."""
+    kinds = {"vcpus": "VCPU", "memory_mib": "MEMORY", "gpus": "GPU"}
+    return [{"type": kinds[key], "value": _number_text(value)} for key, value in resources.items()]
+
+
+def _number_text(value: float) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _retry_members(retry: Mapping[str, Any]) -> dict[str, Any]:
+    """AWS's ``retryStrategy`` from a ``[retry]`` table: ``action`` upper-case."""
     body: dict[str, Any] = {}
-    if linux.devices:
-        body["devices"] = [
-            {
-                "hostPath": d.host_path,
-                **({"containerPath": d.container_path} if d.container_path is not None else {}),
-                **({"permissions": list(d.permissions)} if d.permissions else {}),
-            }
-            for d in linux.devices
-        ]
-    optional = {
-        "initProcessEnabled": linux.init_process_enabled,
-        "sharedMemorySize": linux.shared_memory_size_mib,
-        "maxSwap": linux.max_swap_mib,
-        "swappiness": linux.swappiness,
-    }
-    body.update({k: v for k, v in optional.items() if v is not None})
-    if linux.tmpfs:
-        body["tmpfs"] = [
-            {
-                "containerPath": t.container_path,
-                "size": t.size_mib,
-                **({"mountOptions": list(t.mount_options)} if t.mount_options else {}),
-            }
-            for t in linux.tmpfs
+    _put(body, "attempts", retry.get("attempts"))
+    if "evaluate_on_exit" in retry:
+        body["evaluateOnExit"] = [
+            {**_camel_keys({k: v for k, v in rule.items() if k != "action"}), "action": rule["action"].upper()}
+            for rule in retry["evaluate_on_exit"]
         ]
     return body
 
 
-def _fargate(fargate: FargateSettings) -> dict[str, Any]:
+def _linux_parameters(linux: Mapping[str, Any]) -> dict[str, Any]:
+    body = _camel_keys({k: v for k, v in linux.items() if k not in ("devices", "tmpfs")})
+    if "devices" in linux:
+        body["devices"] = [_camel_keys(d) for d in linux["devices"]]
+    if "tmpfs" in linux:
+        body["tmpfs"] = [_camel_keys(t) for t in linux["tmpfs"]]
+    return body
+
+
+def _camel_keys(table: Mapping[str, Any]) -> dict[str, Any]:
+    return {camel(k): _copy(v) for k, v in table.items()}
+
+
+def _fargate(fargate: Mapping[str, Any]) -> dict[str, Any]:
+    """``[fargate]``'s keys in the containerProperties members AWS keeps them in."""
     props: dict[str, Any] = {}
-    if fargate.assign_public_ip is not None:
-        props["networkConfiguration"] = {"assignPublicIp": fargate.assign_public_ip}
-    if fargate.platform_version is not None:
-        props["fargatePlatformConfiguration"] = {"platformVersion": fargate.platform_version}
-    if fargate.ephemeral_storage_gib is not None:
-        props["ephemeralStorage"] = {"sizeInGiB": fargate.ephemeral_storage_gib}
-    runtime = {
-        "operatingSystemFamily": fargate.operating_system_family,
-        "cpuArchitecture": fargate.cpu_architecture,
-    }
-    if any(v is not None for v in runtime.values()):
-        props["runtimePlatform"] = {k: v for k, v in runtime.items() if v is not None}
+    for key, (outer, inner) in FARGATE_MEMBERS.items():
+        if key in fargate:
+            props.setdefault(outer, {})[inner] = fargate[key]
     return props
 
 
 # -- import --------------------------------------------------------------------------------
 def from_register_request(request: Mapping[str, Any], source: str) -> JobDefinition:
-    """A definition from a RegisterJobDefinition request or a DescribeJobDefinitions entry.
+    """A definition from a RegisterJobDefinition request or a DescribeJobDefinitions entry."""
+    return jobdef.parse_document(document_from_request(request, source), source)
+
+
+def document_from_request(request: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The job definition document (TOML-shaped) for a RegisterJobDefinition request or a
+    DescribeJobDefinitions entry, with exactly the members it has, checked.
 
     botocore's model checks the shape first; then parts localbatch cannot run are refused,
     and the rest goes through the TOML rules. Every problem names its camelCase path.
@@ -250,16 +233,17 @@ def from_register_request(request: Mapping[str, Any], source: str) -> JobDefinit
     if problems:
         raise JobDefinitionError(source, problems)
     reader = RequestReader()
-    document = reader.read(body)
+    document = jobdef.with_local_only(reader.read(body), extension)
     problems = unsupported_parts(body) + reader.problems
     if problems:
         raise JobDefinitionError(source, problems)
     try:
-        return jobdef.parse_document(jobdef.with_local_only(document, extension), source)
+        jobdef.parse_document(document, source)
     except JobDefinitionError as exc:
         raise JobDefinitionError(
             source, [Problem(_aws_path(reader, p.path), p.message) for p in exc.problems]
         ) from None
+    return document
 
 
 def _aws_path(reader: RequestReader, path: str) -> str:

@@ -28,6 +28,7 @@ from localbatch.core.lifecycle import JobOverrides, check_overrides
 from localbatch.core.retry import EvaluateOnExit, RetryStrategy
 from localbatch.errors import (
     ConfigError,
+    ExportError,
     InvalidRequest,
     JobDefinitionError,
     LocalbatchError,
@@ -39,7 +40,7 @@ from localbatch.errors import (
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_REFUSED = (JobDefinitionError, UsageError, ConfigError, InvalidRequest, NotFound, RequestRejected)
+_REFUSED = (JobDefinitionError, UsageError, ConfigError, ExportError, InvalidRequest, NotFound, RequestRejected)
 
 
 def exit_code_for(error: LocalbatchError) -> int:

@@ -68,7 +68,7 @@ def export(
     if format_ != "aws-json":
         raise UsageError(f"--format: {format_!r} is not supported; allowed: aws-json")
     definition = jobdef.load_file(file)
-    print_json(aws_jobdefinition.to_register_request(definition, strict=True, source=str(file)))
+    print_json(aws_jobdefinition.request_from_document(jobdef.to_document(definition)))
 
 
 @handles_errors
