@@ -107,6 +107,7 @@ class CloudPlan:
     """What goes to AWS Batch, in creation order: policies, environments, queues, definitions."""
 
     objects: tuple[CloudObject, ...]
+    cloud: CloudSettings  # the [aws] table the plan was made with
     warnings: tuple[str, ...] = ()
 
     def of_kind(self, kind: Kind) -> list[CloudObject]:
@@ -125,12 +126,15 @@ class CloudPlan:
     def missing(self) -> list[CloudValue]:
         return [v for v in self.values if v.value is None]
 
+    def users(self, leaf: CloudValue | Ref) -> list[CloudObject]:
+        """The objects whose requests hold ``leaf``."""
+        return [o for o in self.objects if any(found == leaf for found in _leaves(o.request))]
+
     def missing_problems(self) -> list[str]:
         """One line per missing value: what it is, who needs it, where to set it."""
         lines = []
         for value in self.missing():
-            users = [o for o in self.objects if any(leaf == value for leaf in _leaves(o.request))]
-            who = ", ".join(f"{o.kind.replace('_', ' ')} {o.name!r}" for o in users)
+            who = ", ".join(f"{o.kind.replace('_', ' ')} {o.name!r}" for o in self.users(value))
             lines.append(f"{value.setting}: needed ({value.description}) by {who}")
         return lines
 
@@ -186,7 +190,7 @@ def build_plan(
         problems += [f"{w} (--strict)" for w in warnings]
     if problems:
         raise ExportError(problems)
-    return CloudPlan(tuple(objects), tuple(warnings))
+    return CloudPlan(tuple(objects), cloud, tuple(warnings))
 
 
 def _definition_request(
@@ -386,7 +390,7 @@ def _fleet_value(
     if value is not None:
         setting = f"{cloud.where}: [aws.compute_environments.{environment}] {key}"
         return CloudValue(f"{_key(environment)}_{key}", description, setting, value, is_list)
-    setting = f"{cloud.where}: [aws] {key} (or [aws.compute_environments.{environment}] {key})"
+    setting = f"{cloud.where}: [aws] {key} (or [aws.compute_environments.NAME] {key} for one)"
     shared = getattr(cloud.defaults, key)
     return CloudValue(key, description, setting, shared if shared is not None else default, is_list)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from localbatch import bootstrap, jobdef, render, service, session
+from localbatch import bootstrap, cloud, jobdef, render, service, session
 from localbatch.awsbatch import jobdefinition as aws_jobdefinition
 from localbatch.cli._common import handles_errors, print_json, settings
 from localbatch.core import portability
@@ -59,16 +59,39 @@ def register(
             render.stdout().print(f"{ref}  registered from {path}")
 
 
+EXPORT_FORMATS = ("aws-json", "cloudformation", "terraform")
+
+
 @handles_errors
 def export(
-    file: Annotated[Path, typer.Argument(help="Job definition TOML file.")],
-    format_: Annotated[str, typer.Option("--format", help="Output format. Only aws-json for now.")] = "aws-json",
+    paths: Annotated[list[Path], typer.Argument(help="Job definition TOML files or folders of them.")],
+    format_: Annotated[
+        str, typer.Option("--format", help="aws-json (the API requests), cloudformation (YAML) or terraform (HCL).")
+    ] = "aws-json",
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="Also export this config's queues, compute environments, scheduling policies."),
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on what changes in the cloud, not only warn.")] = False,
 ) -> None:
-    """Print a job definition as AWS Batch's RegisterJobDefinition request (JSON)."""
-    if format_ != "aws-json":
-        raise UsageError(f"--format: {format_!r} is not supported; allowed: aws-json")
-    definition = jobdef.load_file(file)
-    print_json(aws_jobdefinition.request_from_document(jobdef.to_document(definition)))
+    """Print job definitions (and, with --config, the infrastructure) for AWS Batch.
+
+    Cloud-only values (subnets, security groups, roles, instance types) come from the
+    config's [aws] table; CloudFormation and Terraform make them parameters / variables."""
+    if format_ not in EXPORT_FORMATS:
+        raise UsageError(f"--format: {format_!r} is not supported; allowed: {', '.join(EXPORT_FORMATS)}")
+    plan = cloud.load_plan(paths, config_file, strict=strict)
+    for warning in plan.warnings:
+        render.stderr().print(render.warning_lines(warning))
+    if format_ == "aws-json":
+        print_json(cloud.aws_json(plan))
+        return
+    from localbatch.awsbatch import templates  # TODO(lead): top-level once merged
+
+    text = templates.cloudformation(plan) if format_ == "cloudformation" else templates.terraform(plan)
+    typer.echo(text, nl=not text.endswith("\n"))
+    for line in plan.missing_problems():
+        render.stderr().print(render.warning_lines(f"{line}; until then, give it when deploying the template"))
 
 
 @handles_errors
