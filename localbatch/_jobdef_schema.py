@@ -38,10 +38,10 @@ class ResourcesModel(Strict):
 
 
 class EvaluateOnExitModel(Strict):
-    action: rules.Action
     on_exit_code: rules.ExitCodePattern | None = None
     on_status_reason: rules.ReasonPattern | None = None
     on_reason: rules.ReasonPattern | None = None
+    action: rules.Action
 
 
 class RetryModel(Strict):

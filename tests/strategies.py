@@ -13,7 +13,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from localbatch.awsbatch.jobdefinition import LOCAL_MEMBER
+from localbatch import jobdef
+from localbatch.awsbatch.jobdefinition import LOCAL_MEMBER, request_from_document
 from localbatch.core.definition import (
     FargateSettings,
     JobDefinition,
@@ -184,6 +185,32 @@ def job_definitions(draw: st.DrawFn, *, staging: bool = True) -> JobDefinition:
     ]
     staged = replace(container, inputs=tuple(inputs), outputs=tuple(outputs[: draw(st.integers(0, 2))]))
     return replace(definition, container=staged)
+
+
+@st.composite
+def aws_requests(draw: st.DrawFn) -> dict[str, Any]:
+    """RegisterJobDefinition requests localbatch runs, as people write them: any optional
+    member present or not, AWS's defaults sometimes spelled out, resource requirements in any
+    order."""
+    doc = jobdef.to_document(draw(job_definitions(staging=False)))
+    spelled_out = {
+        "platform_capabilities": ["EC2"],
+        "privileged": False,
+        "readonly_root_filesystem": False,
+        "propagate_tags": False,
+        "retry": {"attempts": 1},
+    }
+    for key, value in spelled_out.items():
+        if key not in doc and draw(st.booleans()):
+            doc[key] = value
+    for mount in doc.get("mount_points", []):
+        if draw(st.booleans()):
+            mount.setdefault("read_only", False)
+    resources = doc["resources"]
+    if "FARGATE" not in doc.get("platform_capabilities", []) and draw(st.booleans()):
+        resources.setdefault("gpus", 0)
+    doc["resources"] = {key: resources[key] for key in draw(st.permutations(list(resources)))}
+    return request_from_document(doc)
 
 
 def local_settings_dropped(definition: JobDefinition) -> JobDefinition:

@@ -224,9 +224,7 @@ def _definition_request(
                 requirement["value"] = str(whole)
         for volume in container.get("volumes", []):
             host = volume.get("host", {}).get("sourcePath")
-            if host and fargate:
-                problems.append(f"{source}: volumes: {volume['name']!r}: FARGATE jobs cannot mount host paths")
-            elif host:
+            if host and not fargate:  # on FARGATE, portability refuses it
                 warnings.append(
                     f"{source}: {path}volumes: {volume['name']!r} mounts {host}; in the cloud that is a path "
                     "on the EC2 instance, not on this machine"

@@ -108,4 +108,9 @@ def _fargate_problems(d: JobDefinition) -> list[Problem]:
         )
     if d.container.privileged:
         problems.append(Problem("privileged", f"AWS Batch does not allow privileged FARGATE jobs; {RELAXED}"))
+    for index, volume in enumerate(d.container.volumes):
+        if volume.host_source_path is not None:
+            problems.append(
+                Problem(f"volumes[{index}].host_source_path", f"FARGATE jobs cannot mount host paths; {RELAXED}")
+            )
     return problems

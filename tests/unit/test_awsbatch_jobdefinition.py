@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -13,13 +14,15 @@ from localbatch.awsbatch import model
 from localbatch.awsbatch.jobdefinition import (
     LOCAL_MEMBER,
     container_properties,
+    document_from_request,
     from_register_request,
+    request_from_document,
     to_register_request,
 )
 from localbatch.core.definition import JobDefinition
 from localbatch.core.portability import RELAXED, definition_problems
 from localbatch.errors import JobDefinitionError, Problem
-from tests.strategies import FULL_TOML, job_definitions, local_settings_dropped, without_local
+from tests.strategies import FULL_TOML, aws_requests, job_definitions, local_settings_dropped, without_local
 
 SINGLE = "localbatch runs jobs described by containerProperties (or nodeProperties for type multinode)"
 
@@ -103,16 +106,19 @@ def import_problems(body: dict[str, Any]) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
-def export_refusals(d: JobDefinition) -> list[str]:
-    with pytest.raises(JobDefinitionError) as caught:
-        to_register_request(d)
-    assert caught.value.source == f"job definition {d.name!r}"
-    return [str(p) for p in caught.value.problems]
-
-
 # -- export ----------------------------------------------------------------------------------
-def test_full_definition_gives_the_golden_request() -> None:
-    assert to_register_request(jobdef.loads(FULL_TOML, "full.toml")) == FULL_REQUEST
+def test_full_definition_gives_the_golden_request_without_aws_defaults() -> None:
+    expected = copy.deepcopy(FULL_REQUEST)
+    del expected["platformCapabilities"]  # EC2: the default, which a definition does not repeat
+    del expected["containerProperties"]["mountPoints"][0]["readOnly"]  # False: the default
+    assert to_register_request(jobdef.loads(FULL_TOML, "full.toml")) == expected
+
+
+def test_the_golden_request_comes_back_exactly_through_its_document() -> None:
+    document = document_from_request(FULL_REQUEST, "def.json")
+    assert document["platform_capabilities"] == ["EC2"]  # written, as the request has it
+    assert document["mount_points"][0]["read_only"] is False
+    assert request_from_document(document) == FULL_REQUEST
 
 
 def test_golden_request_passes_botocores_validator() -> None:
@@ -123,7 +129,7 @@ def test_minimal_definition_gives_a_minimal_request() -> None:
     d = jobdef.parse_document(
         {"name": "hello", "image": "busybox:1.36", "resources": {"vcpus": 1, "memory_mib": 512}}, "x"
     )
-    assert to_register_request(d) == {**MINIMAL_REQUEST, "platformCapabilities": ["EC2"]}
+    assert to_register_request(d) == MINIMAL_REQUEST
 
 
 def test_staging_is_not_part_of_the_request() -> None:
@@ -163,18 +169,7 @@ def test_fractional_vcpus_and_zero_gpus_are_written_as_aws_wants_them() -> None:
     ]
 
 
-def test_strict_export_refuses_what_aws_refuses_and_says_it_is_relaxed_locally() -> None:
-    d = definition(resources={"vcpus": 0.5, "memory_mib": 512}, timeout={"attempt_duration_seconds": 30})
-    assert export_refusals(d) == [
-        f"timeout.attempt_duration_seconds: 30 is below AWS Batch's minimum of 60 seconds; {RELAXED}",
-        f"resources.vcpus: 0.5 is fractional, and AWS Batch on EC2 takes whole vCPUs; {RELAXED}",
-    ]
-    relaxed = to_register_request(d, strict=False)
-    assert relaxed["timeout"] == {"attemptDurationSeconds": 30}
-    assert model.validate_request("RegisterJobDefinition", relaxed) == []
-
-
-def test_strict_export_checks_fargate_rules() -> None:
+def test_fargate_rules_are_definition_problems() -> None:
     d = definition(
         platform_capabilities=["FARGATE"],
         resources={"vcpus": 1, "memory_mib": 1024},
@@ -191,39 +186,6 @@ def test_strict_export_checks_fargate_rules() -> None:
         Problem("log_configuration.log_driver", 'FARGATE jobs may only use "awslogs" or "splunk", got "json-file"'),
         Problem("privileged", f"AWS Batch does not allow privileged FARGATE jobs; {RELAXED}"),
     ]
-
-
-def test_strict_export_names_fargates_vcpu_sizes() -> None:
-    d = definition(
-        platform_capabilities=["FARGATE"],
-        resources={"vcpus": 3, "memory_mib": 8192},
-        execution_role_arn="arn:aws:iam::123456789012:role/exec",
-    )
-    assert export_refusals(d) == [
-        "resources: 3 vCPU with 8192 MiB is not a Fargate size "
-        f"(Fargate offers vcpus 0.25, 0.5, 1, 2, 4, 8, 16, 32); {RELAXED}"
-    ]
-
-
-def test_strict_export_takes_one_platform() -> None:
-    d = definition(platform_capabilities=["EC2", "FARGATE"], execution_role_arn="arn:aws:iam::1:role/x")
-    assert export_refusals(d) == [
-        "platform_capabilities: AWS Batch takes one platform per job definition; list one for export"
-    ]
-
-
-def test_strict_export_accepts_a_valid_fargate_definition() -> None:
-    d = definition(
-        platform_capabilities=["FARGATE"],
-        resources={"vcpus": 0.5, "memory_mib": 2048},
-        execution_role_arn="arn:aws:iam::123456789012:role/exec",
-        timeout={"attempt_duration_seconds": 60},
-        fargate={"assign_public_ip": "ENABLED"},
-    )
-    body = to_register_request(d)
-    assert body["platformCapabilities"] == ["FARGATE"]
-    assert body["containerProperties"]["networkConfiguration"] == {"assignPublicIp": "ENABLED"}
-    assert model.validate_request("RegisterJobDefinition", body) == []
 
 
 # -- import ----------------------------------------------------------------------------------
@@ -501,13 +463,21 @@ def test_operation_names_come_from_the_model() -> None:
 @settings(max_examples=150, deadline=None)
 @given(job_definitions(staging=False))
 def test_request_round_trip_is_lossless(d: JobDefinition) -> None:
-    assert from_register_request(to_register_request(d, strict=False), "generated") == d
+    assert from_register_request(to_register_request(d), "generated") == d
+
+
+@settings(max_examples=200, deadline=None)
+@given(aws_requests())
+def test_export_of_an_import_is_the_request_exactly(x: dict[str, Any]) -> None:
+    """Nothing lost, no default added that x did not have: the same JSON, value for value."""
+    back = request_from_document(document_from_request(x, "x.json"))
+    assert json.dumps(back, sort_keys=True) == json.dumps(x, sort_keys=True)
 
 
 @settings(max_examples=150, deadline=None)
 @given(job_definitions())
 def test_with_the_local_member_the_round_trip_keeps_localbatchs_own_settings(d: JobDefinition) -> None:
-    request = to_register_request(d, strict=False, local=True)
+    request = to_register_request(d, local=True)
     assert from_register_request(request, "generated") == d
     assert model.validate_request("RegisterJobDefinition", without_local(request)) == []
 
@@ -515,16 +485,4 @@ def test_with_the_local_member_the_round_trip_keeps_localbatchs_own_settings(d: 
 @settings(max_examples=150, deadline=None)
 @given(job_definitions())
 def test_every_request_passes_botocores_validator(d: JobDefinition) -> None:
-    assert model.validate_request("RegisterJobDefinition", to_register_request(d, strict=False)) == []
-
-
-@settings(max_examples=100, deadline=None)
-@given(job_definitions())
-def test_strict_export_refuses_exactly_the_definition_problems(d: JobDefinition) -> None:
-    problems = definition_problems(d)
-    if problems:
-        with pytest.raises(JobDefinitionError) as caught:
-            to_register_request(d)
-        assert caught.value.problems == problems
-    else:
-        assert to_register_request(d) == to_register_request(d, strict=False)
+    assert model.validate_request("RegisterJobDefinition", to_register_request(d)) == []

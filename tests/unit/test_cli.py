@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from localbatch import bootstrap, jobdef
-from localbatch.awsbatch.jobdefinition import to_register_request
+from localbatch.awsbatch.jobdefinition import request_from_document
 from localbatch.cli import app
 from localbatch.core.jobs import Dependency, DependencyType
 from localbatch.session import LocalBackend
@@ -297,8 +297,10 @@ def test_ls_and_describe_on_an_empty_home(cli):
 def test_export_prints_the_register_request(cli):
     result = cli("export", str(HELLO))
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == to_register_request(jobdef.load_file(HELLO))
-    assert cli("export", str(HELLO), "--format", "terraform").exit_code == 2
+    assert json.loads(result.stdout) == request_from_document(jobdef.read_document(HELLO))
+    unknown = cli("export", str(HELLO), "--format", "yaml")
+    assert unknown.exit_code == 2
+    assert "--format: 'yaml' is not supported; allowed: aws-json, cloudformation, terraform" in unknown.stderr
 
 
 def test_import_turns_aws_json_back_into_the_same_definition(cli, tmp_path):

@@ -10,9 +10,11 @@ import pytest
 
 from localbatch import jobdef
 from localbatch.awsbatch import model
+from localbatch.awsbatch.export import build_plan
 from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
+from localbatch.cloud_settings import CloudSettings
 from localbatch.core.definition import LogConfiguration
-from localbatch.errors import JobDefinitionError
+from localbatch.errors import ExportError, JobDefinitionError
 
 RANGES = "node_properties.node_range_properties"
 MINIMAL: dict[str, Any] = {
@@ -71,7 +73,7 @@ def test_a_multinode_file_reads_and_writes_back_the_same() -> None:
 
 def test_it_converts_to_aws_nodeproperties_and_back() -> None:
     definition = jobdef.parse_document(MINIMAL, "mnp.toml")
-    request = to_register_request(definition, strict=False)
+    request = to_register_request(definition)
     assert model.validate_request("RegisterJobDefinition", request) == []
     assert "containerProperties" not in request
     first, second = request["nodeProperties"]["nodeRangeProperties"]
@@ -132,7 +134,7 @@ def test_fargate_is_refused() -> None:
 
 
 def aws_request() -> dict[str, Any]:
-    return to_register_request(jobdef.parse_document(MINIMAL, "mnp.toml"), strict=False)
+    return to_register_request(jobdef.parse_document(MINIMAL, "mnp.toml"))
 
 
 def import_problems(body: dict[str, Any]) -> list[str]:
@@ -182,7 +184,13 @@ def test_aws_kinds_must_match_their_properties() -> None:
 def test_export_checks_every_range_for_aws() -> None:
     ranges = copy.deepcopy(MINIMAL["node_properties"]["node_range_properties"])
     ranges[1]["resources"]["vcpus"] = 0.5
-    definition = jobdef.parse_document(changed(node_range_properties=ranges), "mnp.toml")
-    with pytest.raises(JobDefinitionError) as caught:
-        to_register_request(definition)
-    assert [p.path for p in caught.value.problems] == [f"{RANGES}[1].resources.vcpus"]
+    plan = build_plan([("mnp.toml", changed(node_range_properties=ranges))], CloudSettings())
+    assert plan.warnings == (
+        f"mnp.toml: {RANGES}[1].resources.vcpus: 0.5 vCPU becomes 1 in the cloud (AWS Batch on EC2 takes whole vCPUs)",
+        f"mnp.toml: {RANGES}[1].volumes: 'scratch' mounts /tmp/scratch; in the cloud that is a path on the EC2 "
+        "instance, not on this machine",
+    )
+    exported = plan.objects[0].request["nodeProperties"]["nodeRangeProperties"][1]["container"]
+    assert exported["resourceRequirements"][0] == {"type": "VCPU", "value": "1"}
+    with pytest.raises(ExportError, match=r"0\.5 vCPU becomes 1 .* \(--strict\)"):
+        build_plan([("mnp.toml", changed(node_range_properties=ranges))], CloudSettings(), strict=True)
