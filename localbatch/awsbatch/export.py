@@ -206,8 +206,8 @@ def _definition_request(
     for problem in portability.definition_problems(d):
         if problem.path.endswith("resources.vcpus"):
             continue  # rounded up below, with a warning
-        if problem.path == "execution_role_arn" and cloud.execution_role_arn is not None:
-            continue  # [aws] execution_role_arn gives it
+        if problem.path == "execution_role_arn":
+            continue  # a cloud-only value: [aws] execution_role_arn, or a template parameter
         problems.append(f"{source}: {problem}")
     request = request_from_document(document)
     for key in jobdef.LOCAL_ONLY_KEYS:
