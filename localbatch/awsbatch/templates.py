@@ -19,12 +19,11 @@ The plan's warnings head both texts as comments. Same plan, same text.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-
-import yaml
 
 from localbatch.awsbatch.export import CloudPlan, CloudValue, Kind, Ref
 
@@ -150,8 +149,7 @@ def cloudformation(plan: CloudPlan) -> str:
         }
     if outputs:
         template["Outputs"] = outputs
-    body = yaml.safe_dump(template, sort_keys=False, allow_unicode=True, width=10_000, default_flow_style=False)
-    return _comment(_head(plan)) + body
+    return _comment(_head(plan)) + "".join(f"{line}\n" for line in _yaml(template, ""))
 
 
 def _description(plan: CloudPlan) -> str:
@@ -178,6 +176,57 @@ def _cfn_parameter(value: CloudValue) -> dict[str, Any]:
         given = value.value
         parameter["Default"] = ",".join(given) if isinstance(given, tuple) else given
     return parameter
+
+
+# The YAML writer: block style, strings plain only where every YAML 1.1 and 1.2 reader takes
+# them as those strings, else double-quoted (JSON's escapes, which YAML shares). No dependency.
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*(::[A-Za-z0-9_]+)*")
+_NOT_PLAIN = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null"})
+_YAML_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def _yaml(value: Any, indent: str) -> list[str]:
+    """The lines of a mapping or sequence, block style, at ``indent``."""
+    if isinstance(value, Mapping):
+        items = [(f"{indent}{_yaml_scalar(str(k))}:", v) for k, v in value.items()]
+    else:
+        items = [(f"{indent}-", v) for v in value]
+    lines = []
+    for head, item in items:
+        if isinstance(item, Mapping | list | tuple) and item:
+            inner = _yaml(item, indent + "  ")
+            if head.endswith("-"):  # a sequence entry: its first line goes on the dash's line
+                lines.append(f"{head} {inner[0].lstrip()}")
+                lines += inner[1:]
+            else:
+                lines.append(head)
+                lines += inner
+        else:
+            lines.append(f"{head} {_yaml_scalar(item)}")
+    return lines
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{}"
+    if isinstance(value, list | tuple):
+        return "[]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a number a template can hold: {value!r}")
+        text = repr(value)
+        return text if "e" not in text else format(value, ".20f").rstrip("0")
+    if value is None:
+        return "null"
+    text = str(value)
+    if _PLAIN.fullmatch(text) and text.lower() not in _NOT_PLAIN:
+        return text
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _YAML_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
 
 
 # -- Terraform -----------------------------------------------------------------------------
