@@ -10,6 +10,7 @@ import typer
 
 from localbatch import bootstrap, cloud, jobdef, render, service, session
 from localbatch.awsbatch import jobdefinition as aws_jobdefinition
+from localbatch.awsbatch import templates
 from localbatch.cli._common import handles_errors, print_json, settings
 from localbatch.core import portability
 from localbatch.errors import JobDefinitionError, Problem, UsageError
@@ -86,8 +87,6 @@ def export(
     if format_ == "aws-json":
         print_json(cloud.aws_json(plan))
         return
-    from localbatch.awsbatch import templates  # TODO(lead): top-level once merged
-
     text = templates.cloudformation(plan) if format_ == "cloudformation" else templates.terraform(plan)
     typer.echo(text, nl=not text.endswith("\n"))
     for line in plan.missing_problems():
