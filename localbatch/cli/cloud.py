@@ -126,6 +126,8 @@ def deploy(
             highlight=False,
         )
         raise
+    if json_:
+        print_json([o.as_json() for o in done])
 
 
 @handles_errors
