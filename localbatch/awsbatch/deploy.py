@@ -102,11 +102,17 @@ class Waiting:
 @dataclass(frozen=True)
 class Update:
     """What differs between the plan and AWS: the members (``changes``), the Update* request
-    that makes them the same (None when nothing differs), and what cannot be updated."""
+    that makes them the same (None when nothing there differs), the tags to set (tags AWS has
+    and the plan does not are left alone) and what cannot be updated."""
 
     changes: tuple[str, ...] = ()
     body: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
+    tags: dict[str, str] | None = None  # for TagResource: the plan's tags AWS lacks or has otherwise
+
+    @property
+    def needed(self) -> bool:
+        return self.body is not None or self.tags is not None
 
 
 # -- the deploy ----------------------------------------------------------------------------
@@ -213,11 +219,14 @@ _STEPS: Mapping[Kind, Callable[[Any, str, dict[str, Any], bool, Waiting], Outcom
 
 
 def _apply(client: Any, kind: Kind, name: str, arn: str, update: Update, operation: str, dry_run: bool) -> Outcome:
-    if update.body is None:
+    if not update.needed:
         return Outcome(kind, name, "unchanged", arn, notes=update.notes)
     if dry_run:
         return Outcome(kind, name, "would update", arn, changes=update.changes, notes=update.notes)
-    call(client, operation, update.body)
+    if update.body is not None:
+        call(client, operation, update.body)
+    if update.tags is not None:
+        call(client, "TagResource", {"resourceArn": arn, "tags": update.tags})
     return Outcome(kind, name, "updated", arn, changes=update.changes, notes=update.notes)
 
 
@@ -304,10 +313,19 @@ def _wait(
 # -- what differs (pure) -------------------------------------------------------------------
 def policy_update(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> Update:
     """UpdateSchedulingPolicy when the fair-share policy differs (share order does not count)."""
+    tags = _tags(wanted, found)
+    extra = ("tags",) if tags else ()
     if _fairshare(wanted.get("fairsharePolicy", {})) == _fairshare(found.get("fairsharePolicy", {})):
-        return Update()
+        return Update(extra, tags=tags)
     body = {"arn": found["arn"], "fairsharePolicy": wanted["fairsharePolicy"]}
-    return Update(("fairsharePolicy",), body)
+    return Update(("fairsharePolicy", *extra), body, tags=tags)
+
+
+def _tags(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> dict[str, str] | None:
+    """The plan's tags that AWS lacks or has with another value; None when there are none."""
+    have = found.get("tags") or {}
+    missing = {k: v for k, v in (wanted.get("tags") or {}).items() if have.get(k) != v}
+    return missing or None
 
 
 def _fairshare(policy: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -370,7 +388,11 @@ def environment_update(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> U
             notes.append(f"computeResources.{key} differs from AWS's, which cannot change it in place")
     if resources:
         body["computeResources"] = resources
-    return Update(tuple(changes), body if changes else None, tuple(notes))
+    tags = _tags(wanted, found)
+    body_changed = bool(changes)
+    if tags:
+        changes.append("tags")
+    return Update(tuple(changes), body if body_changed else None, tuple(notes), tags)
 
 
 def queue_update(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> Update:
@@ -396,7 +418,11 @@ def queue_update(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> Update:
     if sorted(actions) != sorted(_action(a) for a in found.get("jobStateTimeLimitActions", [])):
         changes.append("jobStateTimeLimitActions")
         body["jobStateTimeLimitActions"] = list(wanted.get("jobStateTimeLimitActions", []))
-    return Update(tuple(changes), body if changes else None, tuple(notes))
+    tags = _tags(wanted, found)
+    body_changed = bool(changes)
+    if tags:
+        changes.append("tags")
+    return Update(tuple(changes), body if body_changed else None, tuple(notes), tags)
 
 
 def _order(order: Any) -> list[tuple[int, str]]:

@@ -71,7 +71,9 @@ class Cloud:
     def batch(self) -> Any:
         return boto3.client("batch", endpoint_url=self.url, region_name=REGION)
 
-    def config(self, *, instance_role: str = "ecsInstanceRole", subnets: bool = True, max_vcpus: int = 4) -> Path:
+    def config(
+        self, *, instance_role: str = "ecsInstanceRole", subnets: bool = True, max_vcpus: int = 4, priority: int = 5
+    ) -> Path:
         aws = [f'service_role = "{self.service_role}"', f'instance_role = "{instance_role}"']
         if subnets:
             aws += [f'subnets = ["{self.subnet}"]', f'security_group_ids = ["{self.group}"]']
@@ -82,7 +84,7 @@ max_vcpus = {max_vcpus}
 
 [[job_queues]]
 name = "jobs"
-priority = 5
+priority = {priority}
 compute_environments = ["cpu"]
 scheduling_policy = "teams"
 
@@ -190,6 +192,10 @@ def test_a_second_deploy_changes_nothing_and_a_changed_definition_gets_one_revis
 
 def test_an_infrastructure_change_is_an_update(cloud: Cloud) -> None:
     assert localbatch(cloud, "deploy", "jobdefs", "--config", str(cloud.config())).exit_code == 0
+    updated = localbatch(cloud, "deploy", "jobdefs", "--config", str(cloud.config(priority=9)))
+    assert updated.exit_code == 0, updated.output
+    assert "job queue jobs: updated (priority)" in updated.stdout.splitlines()
+    assert cloud.batch().describe_job_queues(jobQueues=["jobs"])["jobQueues"][0]["priority"] == 9
     result = localbatch(cloud, "deploy", "jobdefs", "--config", str(cloud.config(max_vcpus=8)), "--dry-run")
     assert result.exit_code == 0, result.output
     assert "compute environment cpu: would update (computeResources.maxvCpus)" in result.stdout

@@ -272,3 +272,10 @@ def test_a_missing_value_refuses_before_any_call() -> None:
     with pytest.raises(ExportError):
         deploy(batch, CloudPlan(objects), waiting=NO_WAIT)
     assert batch.calls == []
+
+
+def test_tags_the_plan_gives_are_set_and_others_left_alone() -> None:
+    found = {**QUEUE, "jobQueueArn": f"{ARN}:job-queue/jobs", "tags": {"team": "a", "owner": "ops"}}
+    assert not queue_update({**QUEUE, "tags": {"team": "a"}}, found).needed
+    update = queue_update({**QUEUE, "tags": {"team": "b", "cost": "x"}}, found)
+    assert update.changes == ("tags",) and update.body is None and update.tags == {"team": "b", "cost": "x"}
