@@ -13,7 +13,7 @@ import typer
 from localbatch import config, jobdef, render
 from localbatch.awsbatch import aws_client, export
 from localbatch.awsbatch import deploy as aws_deploy
-from localbatch.cli._common import handles_errors, print_json
+from localbatch.cli._common import exit_code_for, handles_errors, print_json
 from localbatch.errors import CloudError, ExportError, JobDefinitionError, UsageError
 
 PathsArg = Annotated[list[Path], typer.Argument(help="Job definition TOML files, or folders of them (*.toml).")]
@@ -117,15 +117,17 @@ def deploy(
 
     try:
         aws_deploy.deploy(client, plan, dry_run=dry_run, report=report)
-    except CloudError:
+    except CloudError as exc:
         if json_:
             print_json([o.as_json() for o in done])
-        render.stderr().print(
+        err = render.stderr()
+        err.print(render.error_lines(str(exc)))
+        err.print(
             f"deploy stopped: {len(done)} of {len(plan.objects)} done before the error; nothing after it was attempted",
             style="red",
             highlight=False,
         )
-        raise
+        raise typer.Exit(exit_code_for(exc)) from None
     if json_:
         print_json([o.as_json() for o in done])
 
