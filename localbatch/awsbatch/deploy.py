@@ -180,7 +180,8 @@ def _environment_step(client: Any, name: str, body: dict[str, Any], dry_run: boo
     arn = found["computeEnvironmentArn"]
     outcome = _apply(client, "compute_environment", name, arn, update, "UpdateComputeEnvironment", dry_run)
     if not dry_run:
-        _wait(client, "DescribeComputeEnvironments", "computeEnvironments", name, None, waiting, found)
+        known = found if outcome.action == "unchanged" else None  # after an update: describe again
+        _wait(client, "DescribeComputeEnvironments", "computeEnvironments", name, None, waiting, known)
     return outcome
 
 
@@ -196,7 +197,8 @@ def _queue_step(client: Any, name: str, body: dict[str, Any], dry_run: bool, wai
     update = queue_update(body, found)
     outcome = _apply(client, "job_queue", name, found["jobQueueArn"], update, "UpdateJobQueue", dry_run)
     if not dry_run:
-        _wait(client, "DescribeJobQueues", "jobQueues", name, state, waiting, found)
+        known = found if outcome.action == "unchanged" else None
+        _wait(client, "DescribeJobQueues", "jobQueues", name, state, waiting, known)
     return outcome
 
 
@@ -287,7 +289,8 @@ def _wait(
     found: dict[str, Any] | None = None,
 ) -> None:
     """Until the object's status is VALID (and its state ``state``): a CloudError when it is
-    INVALID (with AWS's statusReason) or when ``waiting.tries`` run out."""
+    INVALID (with AWS's statusReason) or when ``waiting.tries`` run out. ``found``: a
+    description taken since the last change, checked before describing again."""
     what = {"computeEnvironments": "compute environment", "jobQueues": "job queue"}[member]
     for attempt in range(waiting.tries):
         if found is None or attempt > 0:

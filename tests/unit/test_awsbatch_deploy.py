@@ -191,6 +191,10 @@ class Batch:
         self.environments[arn] = {**body, "computeEnvironmentArn": arn, "state": "ENABLED"}
         return {"computeEnvironmentArn": arn}
 
+    def update_compute_environment(self, **body: Any) -> dict[str, Any]:
+        self._record("UpdateComputeEnvironment", body)
+        return {}
+
     def describe_job_queues(self, **body: Any) -> dict[str, Any]:
         self._record("DescribeJobQueues", body)
         return {"jobQueues": [{**b, "status": "VALID"} for op, b in self.calls if op == "CreateJobQueue"]}
@@ -279,3 +283,18 @@ def test_tags_the_plan_gives_are_set_and_others_left_alone() -> None:
     assert not queue_update({**QUEUE, "tags": {"team": "a"}}, found).needed
     update = queue_update({**QUEUE, "tags": {"team": "b", "cost": "x"}}, found)
     assert update.changes == ("tags",) and update.body is None and update.tags == {"team": "b", "cost": "x"}
+
+
+def test_an_update_is_waited_for_with_fresh_describes() -> None:
+    batch = Batch(statuses=["VALID", "UPDATING", "VALID"])
+    arn = f"{ARN}:compute-environment/cpu"
+    old = {"subnets": ["subnet-old"]}
+    batch.environments[arn] = {"computeEnvironmentName": "cpu", "computeEnvironmentArn": arn, "computeResources": old}
+    (outcome,) = deploy(batch, CloudPlan(plan().objects[:1]), waiting=NO_WAIT)
+    assert outcome.line() == "compute environment cpu: updated (computeResources.subnets)"
+    assert [op for op, _ in batch.calls] == [
+        "DescribeComputeEnvironments",
+        "UpdateComputeEnvironment",
+        "DescribeComputeEnvironments",
+        "DescribeComputeEnvironments",
+    ]
