@@ -44,9 +44,12 @@ def settings_for(config_file: Path | None) -> config.Settings:
     return config.resolve(env={**os.environ, "LOCALBATCH_CONFIG": str(config_file)})
 
 
-def load_plan(paths: Sequence[Path], config_file: Path | None, *, strict: bool = False) -> CloudPlan:
-    """The export plan for the definitions under ``paths`` and, when ``config_file`` is given,
-    the scheduling policies, compute environments and job queues it declares."""
+def load_plan(
+    paths: Sequence[Path], config_file: Path | None, *, strict: bool = False, infrastructure: bool = True
+) -> CloudPlan:
+    """The export plan for the definitions under ``paths`` and, when ``config_file`` is given
+    (and ``infrastructure``), the scheduling policies, compute environments and job queues it
+    declares. The ``[aws]`` table comes from ``config_file``, else from the usual config."""
     settings = settings_for(config_file)
     documents, problems = [], []
     for path in definition_paths(paths):
@@ -58,8 +61,8 @@ def load_plan(paths: Sequence[Path], config_file: Path | None, *, strict: bool =
             problems += [f"{exc.source}: {p}" for p in exc.problems]
     if problems:
         raise ExportError(problems)
-    infrastructure = settings if config_file is not None else None
-    return build_plan(documents, settings.cloud, infrastructure=infrastructure, strict=strict)
+    declared = settings if config_file is not None and infrastructure else None
+    return build_plan(documents, settings.cloud, infrastructure=declared, strict=strict)
 
 
 def aws_json(plan: CloudPlan) -> Any:

@@ -107,7 +107,7 @@ class CloudPlan:
     """What goes to AWS Batch, in creation order: policies, environments, queues, definitions."""
 
     objects: tuple[CloudObject, ...]
-    cloud: CloudSettings  # the [aws] table the plan was made with
+    cloud: CloudSettings = CloudSettings()  # the [aws] table the plan was made with
     warnings: tuple[str, ...] = ()
 
     def of_kind(self, kind: Kind) -> list[CloudObject]:

@@ -4,17 +4,16 @@ even ``deploy --dry-run`` describes what exists."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from localbatch import config, jobdef, render
+from localbatch import cloud, render
 from localbatch.awsbatch import aws_client, export
 from localbatch.awsbatch import deploy as aws_deploy
 from localbatch.cli._common import exit_code_for, handles_errors, print_json
-from localbatch.errors import CloudError, ExportError, JobDefinitionError, UsageError
+from localbatch.errors import CloudError, UsageError
 
 PathsArg = Annotated[list[Path], typer.Argument(help="Job definition TOML files, or folders of them (*.toml).")]
 ConfigFlag = Annotated[
@@ -32,47 +31,8 @@ EndpointFlag = Annotated[
 ]
 
 
-def _settings(config_file: Path | None) -> config.Settings:
-    if config_file is None:
-        return config.resolve()
-    if not config_file.is_file():
-        raise UsageError(f"--config {config_file}: no such file")
-    return config.resolve(env={**os.environ, "LOCALBATCH_CONFIG": str(config_file)})
-
-
-def _files(paths: list[Path]) -> list[Path]:
-    """The files named, and every *.toml in each folder named (sorted)."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(path.glob("*.toml"))
-            if not found:
-                raise UsageError(f"{path}: no *.toml job definitions in this folder")
-            files += found
-        else:
-            files.append(path)
-    return files
-
-
-def _documents(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
-    """Every file read and checked before anything else; every problem of every file at once."""
-    documents: list[tuple[str, dict[str, Any]]] = []
-    problems: list[str] = []
-    for path in _files(paths):
-        try:
-            document = jobdef.read_document(path)
-            jobdef.parse_document(document, str(path))
-        except JobDefinitionError as exc:
-            problems += str(exc).splitlines()
-            continue
-        documents.append((str(path), document))
-    if problems:
-        raise ExportError(problems)
-    return documents
-
-
-def _client(settings: config.Settings, region: str | None, profile: str | None, endpoint_url: str | None) -> Any:
-    target = aws_client.Target(region, profile, endpoint_url).with_defaults(settings.cloud)
+def _client(plan: export.CloudPlan, region: str | None, profile: str | None, endpoint_url: str | None) -> Any:
+    target = aws_client.Target(region, profile, endpoint_url).with_defaults(plan.cloud)
     return aws_client.connect(target)
 
 
@@ -99,13 +59,10 @@ def deploy(
     In order: scheduling policies, compute environments (waited for until VALID), job queues,
     job definitions (a new revision only when the definition changed). Stops at the first
     AWS error; what was done before it is printed, nothing after it is attempted."""
-    settings = _settings(config_file)
-    documents = _documents(paths)
-    infrastructure = settings if config_file is not None else None
-    plan = export.build_plan(documents, settings.cloud, infrastructure=infrastructure, strict=strict)
+    plan = cloud.load_plan(paths, config_file, strict=strict)
     _warn(plan)
     plan.resolved(lambda ref: ref.name)  # ExportError before any AWS call when a value is missing
-    client = _client(settings, region, profile, endpoint_url)
+    client = _client(plan, region, profile, endpoint_url)
     done: list[aws_deploy.Outcome] = []
 
     def report(outcome: aws_deploy.Outcome) -> None:
@@ -147,11 +104,10 @@ def diff(
     Exits 0 when all are the same, 1 when any differs or is not registered."""
     if target != "aws":
         raise UsageError(f"--target: {target!r} is not supported; allowed: aws")
-    settings = _settings(config_file)
-    plan = export.build_plan(_documents([path]), settings.cloud)
+    plan = cloud.load_plan([path], config_file, infrastructure=False)
     _warn(plan)
     steps = plan.resolved(lambda ref: ref.name)
-    client = _client(settings, region, profile, endpoint_url)
+    client = _client(plan, region, profile, endpoint_url)
     differs = False
     for obj, request in steps:
         latest = aws_deploy.latest_definition(client, obj.name)
