@@ -130,8 +130,10 @@ def latest_definition(backend: Backend, ref: str) -> dict[str, Any] | None:
     """The DescribeJobDefinitions entry for ``ref``: ``NAME:REVISION`` or an ARN that names a
     revision, else the latest ACTIVE revision of ``NAME``; None when there is none."""
     name, revision = job_definition_ref(ref)
-    if revision is not None:
+    if ref.startswith("arn:"):
         body: dict[str, Any] = {"jobDefinitions": [ref]}
+    elif revision is not None:  # every revision of the name, filtered below (as AWS and its emulators agree)
+        body = {"jobDefinitionName": name}
     else:
         body = {"jobDefinitionName": name, "status": "ACTIVE"}
     found: list[dict[str, Any]] = []
