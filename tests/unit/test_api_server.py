@@ -393,7 +393,9 @@ def test_an_oversized_body_is_refused_unread(sock, dispatcher):
     with ApiServer(sock, dispatcher, max_body_bytes=1000, poll_interval_s=FAST_POLL_S):
         # Only the headers go out: the server must answer without waiting for the body (a
         # client that went on sending would race the server's close and see a broken pipe).
-        answer = send_raw_bytes(sock, b"POST /v1/submitjob HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n")
+        answer = send_raw_bytes(
+            sock, b"POST /v1/submitjob HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n"
+        )
         assert answer.startswith(b"HTTP/1.1 413 ")
         assert b"the limit is 1000" in answer
     assert dispatcher.calls == []
