@@ -17,16 +17,17 @@ from localbatch.api.dispatch import READ_OPERATIONS
 from localbatch.api.routes import query_text
 from localbatch.api.server import Api
 from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
-from localbatch.awsbatch.requests import SubmitRequest, submit_body
+from localbatch.awsbatch.requests import SubmitRequest, job_definition_ref, submit_body
 from localbatch.client import DaemonUnreachable
 from localbatch.core import lifecycle, params, portability
 from localbatch.core.definition import JobDefinition
 from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
-from localbatch.errors import JobNotFound
+from localbatch.errors import JobDefinitionError, JobNotFound
 from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
 
 _LIST_PAGE = 100  # ListJobs' largest page with a filter
+_MAX_PAGES = 1000  # DescribeJobDefinitions pages read at most (100 revisions each)
 TERMINAL = tuple(s.value for s in JobStatus if s.is_terminal)  # as the API spells them
 
 
@@ -102,16 +103,49 @@ def register(backend: Backend, definition: JobDefinition) -> str:
     return f"{answer['jobDefinitionName']}:{answer['revision']}"
 
 
-def ensure_registered(backend: Backend, definition: JobDefinition) -> str:
+def ensure_registered(backend: Backend, definition: JobDefinition, request: Mapping[str, Any] | None = None) -> str:
     """``name:revision`` of the latest ACTIVE revision when it is this very definition, else of
-    a newly registered one (so submitting an unchanged file twice does not add revisions)."""
-    found = backend.call("DescribeJobDefinitions", {"jobDefinitionName": definition.name, "status": "ACTIVE"})
-    revisions = found.get("jobDefinitions", [])
-    if revisions:
-        latest = max(revisions, key=lambda d: int(d["revision"]))
-        if from_register_request(latest, f"{definition.name}:{latest['revision']}") == definition:
+    a newly registered one (so submitting an unchanged file twice does not add revisions).
+
+    ``request``: the RegisterJobDefinition request to send instead of the definition's own
+    (for AWS Batch, the export plan's: cloud values filled in, vCPUs rounded); the latest
+    revision is then compared with the definition that request describes."""
+    if request is not None:
+        definition = from_register_request(request, definition.name)
+    latest = latest_definition(backend, definition.name)
+    if latest is not None:
+        try:
+            same = from_register_request(latest, f"{definition.name}:{latest['revision']}") == definition
+        except JobDefinitionError:
+            same = False  # a revision localbatch cannot read is not this file
+        if same:
             return f"{definition.name}:{latest['revision']}"
-    return register(backend, definition)
+    if request is None:
+        return register(backend, definition)
+    answer = backend.call("RegisterJobDefinition", request)
+    return f"{answer['jobDefinitionName']}:{answer['revision']}"
+
+
+def latest_definition(backend: Backend, ref: str) -> dict[str, Any] | None:
+    """The DescribeJobDefinitions entry for ``ref``: ``NAME:REVISION`` or an ARN that names a
+    revision, else the latest ACTIVE revision of ``NAME``; None when there is none."""
+    name, revision = job_definition_ref(ref)
+    if ref.startswith("arn:"):
+        body: dict[str, Any] = {"jobDefinitions": [ref]}
+    elif revision is not None:  # every revision of the name, filtered below (as AWS and its emulators agree)
+        body = {"jobDefinitionName": name}
+    else:
+        body = {"jobDefinitionName": name, "status": "ACTIVE"}
+    found: list[dict[str, Any]] = []
+    for _ in range(_MAX_PAGES):
+        page = backend.call("DescribeJobDefinitions", body)
+        found += page.get("jobDefinitions", [])
+        if not page.get("nextToken"):
+            break
+        body = {**body, "nextToken": page["nextToken"]}
+    if revision is not None:
+        found = [d for d in found if int(d["revision"]) == revision]
+    return max(found, key=lambda d: int(d["revision"])) if found else None
 
 
 # -- jobs -----------------------------------------------------------------------------------------

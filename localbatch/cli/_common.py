@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from enum import Enum
 from functools import wraps
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from localbatch import config, jobdef, render, session
+from localbatch import bootstrap, config, jobdef, render, session
 from localbatch.api.errors import ApiError
 from localbatch.awsbatch.requests import SubmitRequest
 from localbatch.client import RequestRejected
-from localbatch.core import arrays, dependencies
+from localbatch.core import arrays, dependencies, portability
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import share_identifier_problem
 from localbatch.core.jobs import Dependency, DependencyType
@@ -144,6 +146,67 @@ RetryOnExitFlag = Annotated[
 ]
 
 
+class Target(str, Enum):
+    """Where ``submit``, ``describe`` and ``ls`` go."""
+
+    LOCAL = "local"
+    AWS = "aws"
+
+
+# ``--target`` and where AWS is: shared by every command that can reach AWS Batch.
+TargetFlag = Annotated[
+    Target,
+    typer.Option(
+        "--target",
+        help="local: this machine's daemon. aws: AWS Batch itself (through boto3; --region, --profile, "
+        "--endpoint-url say which).",
+        case_sensitive=False,
+    ),
+]
+RegionFlag = Annotated[
+    str | None,
+    typer.Option(help="AWS region (default: the config's [aws] region, then AWS's own: AWS_REGION, ~/.aws)."),
+]
+ProfileFlag = Annotated[
+    str | None,
+    typer.Option(help="AWS CLI profile (default: the config's [aws] profile, then AWS's own: AWS_PROFILE)."),
+]
+EndpointUrlFlag = Annotated[
+    str | None,
+    typer.Option(help="AWS Batch endpoint URL, for an endpoint that speaks its API (default: AWS's own)."),
+]
+
+
+@dataclass(frozen=True)
+class AwsWhere:
+    """``--region``, ``--profile``, ``--endpoint-url`` as given (None: not given)."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+
+def aws_backend(current: config.Settings, where: AwsWhere) -> session.Backend:
+    """AWS Batch behind ``session.Backend``: the flags, else the config's ``[aws]``, else AWS's
+    own configuration. ``CloudError`` (NoRegion) when no region is found anywhere."""
+    from localbatch.awsbatch import aws_client  # boto3 loads only when AWS is the target
+
+    target = aws_client.Target(where.region, where.profile, where.endpoint_url).with_defaults(current.cloud)
+    return aws_client.AwsBackend(aws_client.connect(target))
+
+
+@contextmanager
+def target_backend(current: config.Settings, target: Target, where: AwsWhere) -> Iterator[session.Backend]:
+    """The daemon (or this process on its store) for ``local``, AWS Batch for ``aws``."""
+    if target is Target.AWS:
+        yield aws_backend(current, where)
+        return
+    if where != AwsWhere():
+        raise UsageError("--region, --profile and --endpoint-url apply to --target aws only")
+    with bootstrap.backend(current) as backend:
+        yield backend
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """What ``run`` and ``submit`` send besides the overrides: SubmitJob's arrayProperties,
@@ -181,6 +244,7 @@ def overrides(
     scheduling_priority: int | None = None,
     tag: list[str] | None = None,
     retry_on_exit: list[str] | None = None,
+    aws_platforms: Collection[str] | None = None,
 ) -> JobOverrides:
     """The overrides the common flags of ``run`` and ``submit`` ask for, checked (problems are
     named by their flags), with a warning printed for each that AWS Batch would refuse.
@@ -188,7 +252,11 @@ def overrides(
     ``--attempts`` alone keeps the local definition's rules; ``--retry-on-exit`` replaces
     them, as SubmitJob's retryStrategy replaces the definition's, keeping its attempts unless
     ``--attempts`` says otherwise. For a definition named on the daemon either flag replaces
-    the whole strategy (``--retry-on-exit`` then needs ``--attempts``, as AWS requires)."""
+    the whole strategy (``--retry-on-exit`` then needs ``--attempts``, as AWS requires).
+
+    With ``aws_platforms`` (the definition's platform capabilities, for ``--target aws``) what
+    AWS Batch would refuse in the overrides (a timeout under 60 s, a fractional vCPU count on
+    EC2) is refused here instead of warned about: nothing local-only reaches AWS silently."""
     problems: list[Problem] = []
     base = definition.retry_strategy if definition is not None else RetryStrategy()
     retry = None
@@ -218,8 +286,19 @@ def overrides(
         scheduling_priority=scheduling_priority,
     )
     problems = check_overrides(chosen) + problems
+    if aws_platforms is not None:
+        problems += [
+            Problem(p.path, p.message.replace(portability.RELAXED, "AWS Batch refuses it (--target aws)"))
+            for p in portability.job_problems(
+                timeout_s=chosen.timeout_s,
+                vcpus=chosen.vcpus if chosen.vcpus is not None else 1,
+                platform_capabilities=aws_platforms,
+            )
+        ]
     if problems:
         raise as_flags(problems)
+    if aws_platforms is not None:
+        return chosen  # the export plan warns about the definition itself
     for warning in session.warnings(definition, chosen):
         render.stderr().print(render.warning_lines(warning))
     return chosen
@@ -333,6 +412,8 @@ _FLAGS = {
     "scheduling_priority": "--scheduling-priority",
     "tags": "--tag",
     "evaluate_on_exit": "--retry-on-exit",
+    "timeout.attempt_duration_seconds": "--timeout",
+    "resources.vcpus": "--vcpus",
 }
 
 

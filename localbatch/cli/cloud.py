@@ -12,7 +12,14 @@ import typer
 from localbatch import cloud, render
 from localbatch.awsbatch import aws_client, export
 from localbatch.awsbatch import deploy as aws_deploy
-from localbatch.cli._common import exit_code_for, handles_errors, print_json
+from localbatch.cli._common import (
+    EndpointUrlFlag,
+    ProfileFlag,
+    RegionFlag,
+    exit_code_for,
+    handles_errors,
+    print_json,
+)
 from localbatch.errors import CloudError, UsageError
 
 PathsArg = Annotated[list[Path], typer.Argument(help="Job definition TOML files, or folders of them (*.toml).")]
@@ -23,11 +30,6 @@ ConfigFlag = Annotated[
         help="A localbatch config: deploy its scheduling policies, compute environments and job queues too, "
         "and read its \\[aws] table (default: the usual config, for \\[aws] only).",
     ),
-]
-RegionFlag = Annotated[str | None, typer.Option(help="AWS region (default: \\[aws] region, then AWS's own config).")]
-ProfileFlag = Annotated[str | None, typer.Option(help="AWS CLI profile (default: \\[aws] profile, then AWS's).")]
-EndpointFlag = Annotated[
-    str | None, typer.Option("--endpoint-url", help="Send AWS Batch calls here (a test endpoint, a VPC endpoint).")
 ]
 
 
@@ -47,7 +49,7 @@ def deploy(
     config_file: ConfigFlag = None,
     region: RegionFlag = None,
     profile: ProfileFlag = None,
-    endpoint_url: EndpointFlag = None,
+    endpoint_url: EndpointUrlFlag = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only describe what exists and say what would change.")
     ] = False,
@@ -96,7 +98,7 @@ def diff(
     config_file: ConfigFlag = None,
     region: RegionFlag = None,
     profile: ProfileFlag = None,
-    endpoint_url: EndpointFlag = None,
+    endpoint_url: EndpointUrlFlag = None,
 ) -> None:
     """Compare job definitions with their latest ACTIVE revision on AWS Batch.
 

@@ -11,9 +11,18 @@ import typer
 from localbatch import bootstrap, cloud, jobdef, render, service, session
 from localbatch.awsbatch import jobdefinition as aws_jobdefinition
 from localbatch.awsbatch import templates
-from localbatch.cli._common import handles_errors, print_json, settings
+from localbatch.cli._common import (
+    AwsWhere,
+    EndpointUrlFlag,
+    ProfileFlag,
+    RegionFlag,
+    aws_backend,
+    handles_errors,
+    print_json,
+    settings,
+)
 from localbatch.core import portability
-from localbatch.errors import JobDefinitionError, Problem, UsageError
+from localbatch.errors import JobDefinitionError, NotFound, Problem, UsageError
 
 
 @handles_errors
@@ -95,18 +104,47 @@ def export(
 
 @handles_errors
 def import_(
-    file: Annotated[Path, typer.Argument(help="RegisterJobDefinition request or DescribeJobDefinitions entry.")],
+    file: Annotated[
+        Path | None, typer.Argument(help="RegisterJobDefinition request or DescribeJobDefinitions entry.")
+    ] = None,
+    from_aws: Annotated[
+        str | None,
+        typer.Option(
+            "--from-aws",
+            metavar="NAME[:REV]",
+            help="Import a job definition registered on AWS Batch (no REV: its latest ACTIVE revision).",
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the TOML here, not stdout.")] = None,
+    region: RegionFlag = None,
+    profile: ProfileFlag = None,
+    endpoint_url: EndpointUrlFlag = None,
 ) -> None:
-    """Turn an AWS Batch job definition (JSON) into a localbatch TOML file."""
-    try:
-        document = json.loads(file.read_text())
-    except OSError as exc:
-        raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        problem = Problem("", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
-        raise JobDefinitionError(str(file), [problem]) from None
-    text = jobdef.dumps(aws_jobdefinition.from_register_request(document, str(file)))
+    """Turn an AWS Batch job definition (a JSON file, or one on AWS with --from-aws) into a
+    localbatch TOML file."""
+    where = AwsWhere(region, profile, endpoint_url)
+    if (file is None) == (from_aws is None):
+        raise UsageError("give a JSON file or --from-aws NAME[:REV], not both and not neither")
+    if from_aws is not None:
+        backend = aws_backend(settings(), where)
+        found = session.latest_definition(backend, from_aws)
+        if found is None:
+            raise NotFound(f"job definition {from_aws!r}: AWS Batch has no such revision (DescribeJobDefinitions)")
+        source = f"{found['jobDefinitionName']}:{found['revision']} (AWS Batch)"
+        document = aws_jobdefinition.document_from_request(found, source)
+    else:
+        assert file is not None
+        if where != AwsWhere():
+            raise UsageError("--region, --profile and --endpoint-url apply to --from-aws only")
+        try:
+            request = json.loads(file.read_text())
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            problem = Problem("", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+            raise JobDefinitionError(str(file), [problem]) from None
+        document = aws_jobdefinition.document_from_request(request, str(file))
+    text = jobdef.dumps_document(document)
     if output is None:
         typer.echo(text, nl=False)
         return

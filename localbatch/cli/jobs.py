@@ -2,40 +2,51 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from localbatch import bootstrap, jobdef, render, session
+from localbatch.awsbatch.export import build_plan
 from localbatch.awsbatch.requests import job_definition_ref
 from localbatch.cli._common import (
     ArraySizeFlag,
     AttemptsFlag,
+    AwsWhere,
     CommandFlag,
     DependsOnFlag,
+    EndpointUrlFlag,
     EnvFlag,
     GpusFlag,
     MemoryFlag,
     NameFlag,
     ParamFlag,
+    ProfileFlag,
     PropagateTagsFlag,
     QueueFlag,
+    RegionFlag,
     RetryOnExitFlag,
     SchedulingPriorityFlag,
     ShareIdentifierFlag,
     TagFlag,
+    Target,
+    TargetFlag,
     TimeoutFlag,
     VcpusFlag,
+    aws_backend,
     handles_errors,
     job_options,
     overrides,
     print_json,
     settings,
+    target_backend,
 )
-from localbatch.config import DEFAULT_QUEUE
+from localbatch.config import DEFAULT_QUEUE, Settings
+from localbatch.core.definition import JobDefinition, PlatformCapability
 from localbatch.core.jobs import JobStatus
-from localbatch.errors import UsageError
+from localbatch.errors import JobDefinitionNotFound, UsageError
 from localbatch.extensions import LOGS
 
 STATUSES = tuple(s.value for s in JobStatus)
@@ -43,7 +54,9 @@ STATUSES = tuple(s.value for s in JobStatus)
 
 @handles_errors
 def submit(
-    target: Annotated[str, typer.Argument(help="A job definition file, or a registered NAME[:REVISION].")],
+    target: Annotated[
+        str, typer.Argument(help="A job definition file, or a registered NAME[:REVISION] (or ARN on AWS).")
+    ],
     queue: QueueFlag = DEFAULT_QUEUE,
     name: NameFlag = None,
     param: ParamFlag = [],  # noqa: B006
@@ -61,12 +74,24 @@ def submit(
     tag: TagFlag = [],  # noqa: B006
     propagate_tags: PropagateTagsFlag = None,
     retry_on_exit: RetryOnExitFlag = [],  # noqa: B006
+    to: TargetFlag = Target.LOCAL,
+    region: RegionFlag = None,
+    profile: ProfileFlag = None,
+    endpoint_url: EndpointUrlFlag = None,
     json_: Annotated[bool, typer.Option("--json", help="Print SubmitJob's response.")] = False,
 ) -> None:
-    """Submit a job to a queue of the daemon (a file is registered first if it changed)."""
+    """Submit a job to a queue of the daemon, or of AWS Batch with --target aws (a file is
+    registered first if it changed; on AWS, as ``export`` writes it)."""
     current = settings()
+    where = AwsWhere(region, profile, endpoint_url)
     path = Path(target)
-    definition = jobdef.load_file(path) if path.suffix == ".toml" or path.is_file() else None
+    is_file = path.suffix == ".toml" or path.is_file()
+    document = jobdef.read_document(path) if is_file else None
+    definition = jobdef.parse_document(document, str(path)) if document is not None else None
+    request = None
+    if to is Target.AWS and document is not None:
+        request = _cloud_request(str(path), document, current)
+    cloud = aws_backend(current, where) if to is Target.AWS else None  # no call to AWS yet
     chosen = overrides(
         definition,
         param=param,
@@ -80,6 +105,7 @@ def submit(
         scheduling_priority=scheduling_priority,
         tag=tag,
         retry_on_exit=retry_on_exit,
+        aws_platforms=None if cloud is None else _platforms(cloud, definition, target, vcpus),
     )
     options = job_options(
         array_size=array_size,
@@ -87,14 +113,39 @@ def submit(
         share_identifier=share_identifier,
         propagate_tags=propagate_tags,
     )
-    with bootstrap.backend(current) as backend:
-        ref = session.ensure_registered(backend, definition) if definition is not None else target
+    with nullcontext(cloud) if cloud is not None else target_backend(current, to, where) as backend:
+        ref = session.ensure_registered(backend, definition, request) if definition is not None else target
         job_name = name or (definition.name if definition is not None else job_definition_ref(ref)[0])
         answer = session.submit(backend, options.request(job_name, queue, ref, chosen))
     if json_:
         print_json(answer)
     else:
         render.stdout().print(f"{answer['jobId']}  {answer['jobName']} submitted to {queue} ({ref})")
+
+
+def _cloud_request(source: str, document: dict[str, Any], current: Settings) -> dict[str, Any]:
+    """The RegisterJobDefinition request AWS gets for a file: the export plan's, checked (its
+    ``ExportError`` refuses the file), with its warnings printed."""
+    plan = build_plan([(source, document)], current.cloud)
+    for warning in plan.warnings:
+        render.stderr().print(render.warning_lines(warning))
+    [(_, request)] = plan.resolved(lambda ref: ref.name)  # a definition references nothing
+    return request
+
+
+def _platforms(
+    backend: session.Backend, definition: JobDefinition | None, ref: str, vcpus: float | None
+) -> tuple[str, ...]:
+    """The platform capabilities the overrides are checked against: the file's, else (only
+    when a fractional --vcpus makes them matter) the registered definition's on AWS."""
+    if definition is not None:
+        return tuple(p.value for p in definition.platform_capabilities)
+    if vcpus is None or float(vcpus).is_integer():
+        return (PlatformCapability.EC2.value,)
+    found = session.latest_definition(backend, ref)
+    if found is None:
+        raise JobDefinitionNotFound(ref)
+    return tuple(found.get("platformCapabilities") or [PlatformCapability.EC2.value])
 
 
 @handles_errors
@@ -105,9 +156,14 @@ def list_(
     array_job: Annotated[
         str | None, typer.Option("--array-job", help="List this array job's children, by index.")
     ] = None,
+    to: TargetFlag = Target.LOCAL,
+    region: RegionFlag = None,
+    profile: ProfileFlag = None,
+    endpoint_url: EndpointUrlFlag = None,
     json_: Annotated[bool, typer.Option("--json", help="Print ListJobs' jobSummaryList.")] = False,
 ) -> None:
-    """List jobs, newest first, across queues (ListJobs on each), or an array's children."""
+    """List jobs, newest first, across queues (ListJobs on each), or an array's children;
+    with --target aws, AWS Batch's."""
     if array_job is not None and queue:
         raise UsageError("--array-job and --queue: give one (an array's children are listed by the array)")
     wanted = [s.upper() for s in status]
@@ -116,7 +172,7 @@ def list_(
         raise UsageError(f"--status: {', '.join(unknown)} is not a job status; allowed: {', '.join(STATUSES)}")
     if limit < 1:
         raise UsageError(f"--limit: must be at least 1, got {limit}")
-    with bootstrap.backend(settings()) as backend:
+    with target_backend(settings(), to, AwsWhere(region, profile, endpoint_url)) as backend:
         jobs = session.list_jobs(backend, queue, wanted, limit, array_job_id=array_job)
     if json_:
         print_json({"jobSummaryList": jobs})
@@ -129,12 +185,17 @@ def list_(
 @handles_errors
 def describe(
     job_id: Annotated[str, typer.Argument(help="Job id.")],
+    to: TargetFlag = Target.LOCAL,
+    region: RegionFlag = None,
+    profile: ProfileFlag = None,
+    endpoint_url: EndpointUrlFlag = None,
     json_: Annotated[bool, typer.Option("--json", help="Print DescribeJobs' JobDetail.")] = False,
 ) -> None:
-    """Show a job: status, why it waits or how it ended, attempts, every state change."""
-    with bootstrap.backend(settings()) as backend:
+    """Show a job: status, why it waits or how it ended, attempts, every state change (on
+    AWS, with --target aws: as DescribeJobs tells it; AWS keeps no event history)."""
+    with target_backend(settings(), to, AwsWhere(region, profile, endpoint_url)) as backend:
         detail = session.describe(backend, job_id)
-        history = [] if json_ else session.events(backend, job_id)
+        history = [] if json_ or to is Target.AWS else session.events(backend, job_id)
     if json_:
         print_json(detail)
         return
