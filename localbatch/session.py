@@ -16,8 +16,9 @@ from typing import Any, Protocol
 from localbatch.api.dispatch import READ_OPERATIONS
 from localbatch.api.routes import query_text
 from localbatch.api.server import Api
+from localbatch.awsbatch import requests
 from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
-from localbatch.awsbatch.requests import SubmitRequest, job_definition_ref, submit_body
+from localbatch.awsbatch.requests import SubmitRequest, submit_body
 from localbatch.client import DaemonUnreachable
 from localbatch.core import lifecycle, params, portability
 from localbatch.core.definition import JobDefinition
@@ -27,7 +28,6 @@ from localbatch.errors import JobDefinitionError, JobNotFound
 from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
 
 _LIST_PAGE = 100  # ListJobs' largest page with a filter
-_MAX_PAGES = 1000  # DescribeJobDefinitions pages read at most (100 revisions each)
 TERMINAL = tuple(s.value for s in JobStatus if s.is_terminal)  # as the API spells them
 
 
@@ -127,25 +127,8 @@ def ensure_registered(backend: Backend, definition: JobDefinition, request: Mapp
 
 
 def latest_definition(backend: Backend, ref: str) -> dict[str, Any] | None:
-    """The DescribeJobDefinitions entry for ``ref``: ``NAME:REVISION`` or an ARN that names a
-    revision, else the latest ACTIVE revision of ``NAME``; None when there is none."""
-    name, revision = job_definition_ref(ref)
-    if ref.startswith("arn:"):
-        body: dict[str, Any] = {"jobDefinitions": [ref]}
-    elif revision is not None:  # every revision of the name, filtered below (as AWS and its emulators agree)
-        body = {"jobDefinitionName": name}
-    else:
-        body = {"jobDefinitionName": name, "status": "ACTIVE"}
-    found: list[dict[str, Any]] = []
-    for _ in range(_MAX_PAGES):
-        page = backend.call("DescribeJobDefinitions", body)
-        found += page.get("jobDefinitions", [])
-        if not page.get("nextToken"):
-            break
-        body = {**body, "nextToken": page["nextToken"]}
-    if revision is not None:
-        found = [d for d in found if int(d["revision"]) == revision]
-    return max(found, key=lambda d: int(d["revision"])) if found else None
+    """The DescribeJobDefinitions entry ``ref`` names (``requests.latest_definition``)."""
+    return requests.latest_definition(backend.call, ref)
 
 
 # -- jobs -----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from localbatch.awsbatch import requests
 from localbatch.awsbatch.aws_client import call
 from localbatch.awsbatch.export import CloudPlan, Kind
 from localbatch.awsbatch.jobdefinition import (
@@ -267,16 +268,9 @@ def _describe_one(client: Any, operation: str, member: str, name: str) -> dict[s
 
 def latest_definition(client: Any, name: str) -> dict[str, Any] | None:
     """The latest ACTIVE revision of the job definition ``name`` (a DescribeJobDefinitions
-    entry), or None."""
-    entries = [
-        entry
-        for page in _pages(client, "DescribeJobDefinitions", {"jobDefinitionName": name, "status": "ACTIVE"})
-        for entry in page.get("jobDefinitions", [])
-        if entry.get("jobDefinitionName") == name and entry.get("status", "ACTIVE") == "ACTIVE"
-    ]
-    if not entries:
-        return None
-    return _entry(max(entries, key=lambda e: int(e.get("revision", 0))))
+    entry without empty members), or None."""
+    latest = requests.latest_definition(lambda operation, body: call(client, operation, body), name)
+    return None if latest is None else _entry(latest)
 
 
 def _wait(

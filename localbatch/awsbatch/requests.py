@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -469,3 +469,29 @@ def dependency_entry(dependency: Dependency) -> dict[str, str]:
     if dependency.type is not None:
         entry["type"] = dependency.type.value
     return entry
+
+
+_MAX_DEFINITION_PAGES = 1000  # DescribeJobDefinitions pages read at most (100 revisions each)
+
+
+def latest_definition(call: Callable[[str, Mapping[str, Any]], dict[str, Any]], ref: str) -> dict[str, Any] | None:
+    """The DescribeJobDefinitions entry for ``ref``: ``NAME:REVISION`` or an ARN that names a
+    revision, else the latest ACTIVE revision of ``NAME``; None when there is none. ``call``
+    sends one operation (the daemon's API or AWS's)."""
+    name, revision = job_definition_ref(ref)
+    if ref.startswith("arn:"):
+        body: dict[str, Any] = {"jobDefinitions": [ref]}
+    elif revision is not None:  # every revision of the name, filtered below (as AWS and its emulators agree)
+        body = {"jobDefinitionName": name}
+    else:
+        body = {"jobDefinitionName": name, "status": "ACTIVE"}
+    found: list[dict[str, Any]] = []
+    for _ in range(_MAX_DEFINITION_PAGES):
+        page = call("DescribeJobDefinitions", body)
+        found += [d for d in page.get("jobDefinitions", []) if d.get("jobDefinitionName") == name]
+        if not page.get("nextToken"):
+            break
+        body = {**body, "nextToken": page["nextToken"]}
+    if revision is not None:
+        found = [d for d in found if int(d["revision"]) == revision]
+    return max(found, key=lambda d: int(d["revision"])) if found else None
