@@ -169,38 +169,56 @@ def _policy_step(client: Any, name: str, body: dict[str, Any], dry_run: bool, wa
     return _apply(client, "scheduling_policy", name, found["arn"], update, "UpdateSchedulingPolicy", dry_run)
 
 
-def _environment_step(client: Any, name: str, body: dict[str, Any], dry_run: bool, waiting: Waiting) -> Outcome:
-    found = _describe_one(client, "DescribeComputeEnvironments", "computeEnvironments", name)
-    if found is None:
-        if dry_run:
-            return Outcome("compute_environment", name, "would create")
-        arn = call(client, "CreateComputeEnvironment", body).get("computeEnvironmentArn")
-        _wait(client, "DescribeComputeEnvironments", "computeEnvironments", name, None, waiting)
-        return Outcome("compute_environment", name, "created", arn)
-    update = environment_update(body, found)
-    arn = found["computeEnvironmentArn"]
-    outcome = _apply(client, "compute_environment", name, arn, update, "UpdateComputeEnvironment", dry_run)
-    if not dry_run:
-        known = found if outcome.action == "unchanged" else None  # after an update: describe again
-        _wait(client, "DescribeComputeEnvironments", "computeEnvironments", name, None, waiting, known)
-    return outcome
+@dataclass(frozen=True)
+class _Infra:
+    """How one kind of object with a state is found, created, updated and waited for."""
+
+    kind: Kind
+    describe: str  # DescribeComputeEnvironments
+    member: str  # computeEnvironments
+    create: str
+    update: str
+    arn_key: str
+    changes: Callable[[Mapping[str, Any], Mapping[str, Any]], Update]
+    waits_for_state: bool  # a queue also reaches its planned state
+
+    def step(self, client: Any, name: str, body: dict[str, Any], dry_run: bool, waiting: Waiting) -> Outcome:
+        found = _describe_one(client, self.describe, self.member, name)
+        state = body.get("state") if self.waits_for_state else None
+        if found is None:
+            if dry_run:
+                return Outcome(self.kind, name, "would create")
+            arn = call(client, self.create, body).get(self.arn_key)
+            _wait(client, self.describe, self.member, name, state, waiting)
+            return Outcome(self.kind, name, "created", arn)
+        update = self.changes(body, found)
+        outcome = _apply(client, self.kind, name, found[self.arn_key], update, self.update, dry_run)
+        if not dry_run:
+            known = found if outcome.action == "unchanged" else None  # after an update: describe again
+            _wait(client, self.describe, self.member, name, state, waiting, known)
+        return outcome
 
 
-def _queue_step(client: Any, name: str, body: dict[str, Any], dry_run: bool, waiting: Waiting) -> Outcome:
-    found = _describe_one(client, "DescribeJobQueues", "jobQueues", name)
-    state = body.get("state")
-    if found is None:
-        if dry_run:
-            return Outcome("job_queue", name, "would create")
-        arn = call(client, "CreateJobQueue", body).get("jobQueueArn")
-        _wait(client, "DescribeJobQueues", "jobQueues", name, state, waiting)
-        return Outcome("job_queue", name, "created", arn)
-    update = queue_update(body, found)
-    outcome = _apply(client, "job_queue", name, found["jobQueueArn"], update, "UpdateJobQueue", dry_run)
-    if not dry_run:
-        known = found if outcome.action == "unchanged" else None
-        _wait(client, "DescribeJobQueues", "jobQueues", name, state, waiting, known)
-    return outcome
+_ENVIRONMENTS = _Infra(
+    "compute_environment",
+    "DescribeComputeEnvironments",
+    "computeEnvironments",
+    "CreateComputeEnvironment",
+    "UpdateComputeEnvironment",
+    "computeEnvironmentArn",
+    lambda body, found: environment_update(body, found),
+    waits_for_state=False,
+)
+_QUEUES = _Infra(
+    "job_queue",
+    "DescribeJobQueues",
+    "jobQueues",
+    "CreateJobQueue",
+    "UpdateJobQueue",
+    "jobQueueArn",
+    lambda body, found: queue_update(body, found),
+    waits_for_state=True,
+)
 
 
 def _definition_step(client: Any, name: str, body: dict[str, Any], dry_run: bool, waiting: Waiting) -> Outcome:
@@ -215,8 +233,8 @@ def _definition_step(client: Any, name: str, body: dict[str, Any], dry_run: bool
 
 _STEPS: Mapping[Kind, Callable[[Any, str, dict[str, Any], bool, Waiting], Outcome]] = {
     "scheduling_policy": _policy_step,
-    "compute_environment": _environment_step,
-    "job_queue": _queue_step,
+    "compute_environment": _ENVIRONMENTS.step,
+    "job_queue": _QUEUES.step,
     "job_definition": _definition_step,
 }
 

@@ -39,12 +39,13 @@ from typing import Any, Literal
 
 from localbatch import jobdef
 from localbatch.awsbatch import model
+from localbatch.awsbatch.infra import policy_request, queue_request
 from localbatch.awsbatch.jobdefinition import request_from_document
 from localbatch.cloud_settings import CloudSettings, EnvironmentCloud
 from localbatch.config import EnvironmentSettings, Settings
 from localbatch.core import portability, queue_limits
 from localbatch.core.definition import JobDefinition, PlatformCapability
-from localbatch.core.infra import JobQueue, SchedulingPolicy
+from localbatch.core.infra import JobQueue
 from localbatch.errors import ExportError
 
 __all__ = [
@@ -164,7 +165,7 @@ def build_plan(
     if infrastructure is not None:
         where = cloud.where
         for policy in infrastructure.scheduling_policies:
-            objects.append(CloudObject("scheduling_policy", policy.name, where, _policy_request(policy)))
+            objects.append(CloudObject("scheduling_policy", policy.name, where, policy_request(policy)))
         kinds: dict[str, str] = {}
         for environment in infrastructure.compute_environments:
             request, kind = _environment_request(environment, cloud, problems, warnings)
@@ -172,7 +173,10 @@ def build_plan(
             objects.append(CloudObject("compute_environment", environment.name, where, request))
         for queue in infrastructure.job_queues:
             problems += _queue_problems(queue, kinds, where)
-            objects.append(CloudObject("job_queue", queue.name, where, _queue_request(queue)))
+            request = queue_request(
+                queue, lambda name: Ref("compute_environment", name), lambda name: Ref("scheduling_policy", name)
+            )
+            objects.append(CloudObject("job_queue", queue.name, where, request))
     names: dict[str, str] = {}
     for source, document in documents:
         definition = jobdef.parse_document(document, source)
@@ -273,23 +277,6 @@ def _containers(request: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any
         yield "", request["containerProperties"]
     for index, entry in enumerate(request.get("nodeProperties", {}).get("nodeRangeProperties", [])):
         yield f"node_properties.node_range_properties[{index}].", entry["container"]
-
-
-def _policy_request(policy: SchedulingPolicy) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "name": policy.name,
-        "fairsharePolicy": {
-            "shareDecaySeconds": policy.share_decay_seconds,
-            "computeReservation": policy.compute_reservation,
-            "shareDistribution": [
-                {"shareIdentifier": s.share_identifier, "weightFactor": s.weight_factor}
-                for s in policy.share_distribution
-            ],
-        },
-    }
-    if policy.tags:
-        request["tags"] = dict(policy.tags)
-    return request
 
 
 def _environment_request(
@@ -396,28 +383,6 @@ def _fleet_value(
 def _key(name: str) -> str:
     """A name as part of a value's key: letters, digits and '_'."""
     return re.sub(r"[^A-Za-z0-9]", "_", name).lower()
-
-
-def _queue_request(queue: JobQueue) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "jobQueueName": queue.name,
-        "state": queue.state.value,
-        "priority": queue.priority,
-        "computeEnvironmentOrder": [
-            {"order": i + 1, "computeEnvironment": Ref("compute_environment", name)}
-            for i, name in enumerate(queue.compute_environments)
-        ],
-    }
-    if queue.scheduling_policy is not None:
-        request["schedulingPolicyArn"] = Ref("scheduling_policy", queue.scheduling_policy)
-    if queue.job_state_time_limit_actions:
-        request["jobStateTimeLimitActions"] = [
-            {"reason": a.reason, "state": a.state, "maxTimeSeconds": a.max_time_seconds, "action": a.action}
-            for a in queue.job_state_time_limit_actions
-        ]
-    if queue.tags:
-        request["tags"] = dict(queue.tags)
-    return request
 
 
 def _queue_problems(queue: JobQueue, kinds: Mapping[str, str], where: str) -> list[str]:

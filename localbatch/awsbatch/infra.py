@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,29 +79,39 @@ def environment_detail(environment: ComputeEnvironment, arns: Arns) -> dict[str,
 
 
 def queue_detail(queue: JobQueue, arns: Arns) -> dict[str, Any]:
-    detail: dict[str, Any] = {
-        "jobQueueName": queue.name,
+    return {
+        **queue_request(queue, arns.compute_environment, arns.scheduling_policy),
         "jobQueueArn": arns.job_queue(queue.name),
-        "state": queue.state.value,
         "status": "VALID",
         "statusReason": "JobQueue Healthy",
-        "priority": queue.priority,
-        "computeEnvironmentOrder": [
-            {"order": i + 1, "computeEnvironment": arns.compute_environment(name)}
-            for i, name in enumerate(queue.compute_environments)
-        ],
         "jobQueueType": "ECS",
     }
+
+
+def queue_request(
+    queue: JobQueue, environment: Callable[[str], object], policy: Callable[[str], object]
+) -> dict[str, Any]:
+    """CreateJobQueue's body for ``queue``; ``environment`` and ``policy`` name another object
+    by its name (an ARN, or a reference the export plan resolves later)."""
+    request: dict[str, Any] = {
+        "jobQueueName": queue.name,
+        "state": queue.state.value,
+        "priority": queue.priority,
+        "computeEnvironmentOrder": [
+            {"order": i + 1, "computeEnvironment": environment(name)}
+            for i, name in enumerate(queue.compute_environments)
+        ],
+    }
     if queue.scheduling_policy is not None:
-        detail["schedulingPolicyArn"] = arns.scheduling_policy(queue.scheduling_policy)
+        request["schedulingPolicyArn"] = policy(queue.scheduling_policy)
     if queue.job_state_time_limit_actions:
-        detail["jobStateTimeLimitActions"] = [
+        request["jobStateTimeLimitActions"] = [
             {"reason": a.reason, "state": a.state, "maxTimeSeconds": a.max_time_seconds, "action": a.action}
             for a in queue.job_state_time_limit_actions
         ]
     if queue.tags:
-        detail["tags"] = dict(queue.tags)
-    return detail
+        request["tags"] = dict(queue.tags)
+    return request
 
 
 def _number_text(value: float) -> str:
@@ -308,9 +318,13 @@ def _policy_name(body: Mapping[str, Any]) -> str | None:
 
 
 def policy_detail(policy: SchedulingPolicy, arns: Arns) -> dict[str, Any]:
-    detail: dict[str, Any] = {
+    return {**policy_request(policy), "arn": arns.scheduling_policy(policy.name)}
+
+
+def policy_request(policy: SchedulingPolicy) -> dict[str, Any]:
+    """CreateSchedulingPolicy's body for ``policy`` (fair share)."""
+    request: dict[str, Any] = {
         "name": policy.name,
-        "arn": arns.scheduling_policy(policy.name),
         "fairsharePolicy": {
             "shareDecaySeconds": policy.share_decay_seconds,
             "computeReservation": policy.compute_reservation,
@@ -321,8 +335,8 @@ def policy_detail(policy: SchedulingPolicy, arns: Arns) -> dict[str, Any]:
         },
     }
     if policy.tags:
-        detail["tags"] = dict(policy.tags)
-    return detail
+        request["tags"] = dict(policy.tags)
+    return request
 
 
 def new_policy(body: Mapping[str, Any]) -> SchedulingPolicy:

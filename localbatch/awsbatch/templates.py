@@ -211,17 +211,8 @@ def _yaml_scalar(value: Any) -> str:
         return "{}"
     if isinstance(value, list | tuple):
         return "[]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"not a number a template can hold: {value!r}")
-        text = repr(value)
-        return text if "e" not in text else format(value, ".20f").rstrip("0")
-    if value is None:
-        return "null"
+    if isinstance(value, bool | int | float) or value is None:
+        return _literal(value)
     text = str(value)
     if _PLAIN.fullmatch(text) and text.lower() not in _NOT_PLAIN:
         return text
@@ -348,17 +339,23 @@ def _one_line(text: str) -> str:
 
 
 def _hcl_scalar(value: Any) -> str:
+    if isinstance(value, bool | int | float) or value is None:
+        return _literal(value)
+    return _hcl_string(str(value))
+
+
+def _literal(value: bool | float | None) -> str:
+    """A boolean, number or null as YAML and HCL both write it (no exponents: HCL has none)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"not a number HCL can write: {value!r}")
-        return repr(value)
     if value is None:
         return "null"
-    return _hcl_string(str(value))
+    if not math.isfinite(value):
+        raise ValueError(f"not a number a template can hold: {value!r}")
+    text = repr(value)
+    return text if "e" not in text else format(value, ".20f").rstrip("0")
 
 
 def _hcl_string(text: str) -> str:
