@@ -62,11 +62,18 @@ def free_port() -> int:
 
 @contextmanager
 def running_s3_server() -> Iterator[S3Server]:
+    with running_moto() as url:
+        yield S3Server(int(url.rsplit(":", 1)[1]))
+
+
+@contextmanager
+def running_moto() -> Iterator[str]:
+    """moto's server on a free loopback port (S3, and the AWS Batch peer): its URL."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        yield S3Server(port)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
 

@@ -13,11 +13,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from localbatch.cli import app
-from tests.integration.s3 import free_port
+from tests.integration.s3 import running_moto
 
 REGION = "us-east-1"
 HELLO = """\
@@ -51,13 +50,8 @@ attempt_duration_seconds = 120
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with running_moto() as url:
+        yield url
 
 
 @dataclass

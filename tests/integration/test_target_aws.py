@@ -15,11 +15,11 @@ from typing import Any
 import boto3
 import pytest
 import tomllib
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from localbatch import jobdef
 from localbatch.cli import app
+from tests.integration.s3 import running_moto
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "jobdefs" / "hello.toml"
@@ -53,15 +53,11 @@ class Moto:
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
-        yield url
-    finally:
-        Moto(url).post("/moto-api/config", {"batch": {"use_docker": True}})  # moto's default, for others
-        server.stop()
+    with running_moto() as url:
+        try:
+            yield url
+        finally:
+            Moto(url).post("/moto-api/config", {"batch": {"use_docker": True}})  # moto's default, for others
 
 
 @pytest.fixture
