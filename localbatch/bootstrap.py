@@ -16,8 +16,10 @@ from localbatch.adapters.clock import SystemClock
 from localbatch.adapters.docker_runtime import DockerRuntime
 from localbatch.adapters.host import PsutilHostProbe
 from localbatch.adapters.sqlite_store import SqliteStateStore
+from localbatch.api.auth import sigv4_authenticator
 from localbatch.api.dispatch import BatchDispatcher
-from localbatch.api.server import Api, ApiServer
+from localbatch.api.server import Api, ApiServer, TcpApiServer
+from localbatch.api_credentials import ensure_keyring, forget_endpoint, remember_endpoint
 from localbatch.batch import BatchService
 from localbatch.client import DaemonClient, DaemonUnreachable
 from localbatch.config import Settings
@@ -163,11 +165,23 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
                 engine = _engine(settings, store, runtime, host_probe().probe(), loop=True, recovering=True)
                 assert engine.loop is not None
                 server = ApiServer(settings.socket_path, engine.api)
+                tcp = None
+                if settings.listen is not None:
+                    ensure_keyring(settings.home)
+                    tcp = TcpApiServer(
+                        settings.listen, engine.api.with_authenticator(sigv4_authenticator(settings.home))
+                    )
                 engine.loop.start()
                 server.start()
                 try:
+                    if tcp is not None:
+                        tcp.start()
+                        remember_endpoint(settings.home, tcp.where)
                     yield server
                 finally:
+                    if tcp is not None:
+                        forget_endpoint(settings.home)
+                        tcp.shutdown()
                     server.shutdown()
                     engine.loop.stop()
         finally:

@@ -20,6 +20,10 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     [scheduler]
     max_head_wait_seconds = 60        # then the head of a queue stops backfill past it
 
+    [api]
+    listen = "127.0.0.1:8750"         # also serve AWS Batch's API on TCP, SigV4-signed (default: socket only)
+    allow_remote = false              # true: a non-loopback listen address is allowed (no TLS!)
+
     [[compute_environments]]          # default: one, "local" = the host minus the reserve
     name = "local"
     max_vcpus = 8                     # default: the host's CPUs minus the reserve
@@ -62,6 +66,7 @@ through the API and not named here are kept as they are.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import sys
 import tempfile
@@ -128,6 +133,12 @@ def _aws_name(value: str) -> str:
 AwsName = Annotated[str, AfterValidator(_aws_name)]
 
 
+class _ApiFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    listen: str | None = None  # HOST:PORT (or PORT, on 127.0.0.1) for the SigV4 TCP listener
+    allow_remote: bool = False  # a non-loopback listen address needs this
+
+
 class _SchedulerFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_head_wait_seconds: float = Field(default=60, ge=0)
@@ -184,6 +195,7 @@ class _ConfigFile(BaseModel):
     docker: _DockerFile = Field(default_factory=_DockerFile)
     host: _HostFile = Field(default_factory=_HostFile)
     scheduler: _SchedulerFile = Field(default_factory=_SchedulerFile)
+    api: _ApiFile = Field(default_factory=_ApiFile)
     compute_environments: list[_EnvironmentFile] = Field(default_factory=list)
     job_queues: list[_QueueFile] = Field(default_factory=list)
     scheduling_policies: list[_PolicyFile] = Field(default_factory=list)
@@ -201,6 +213,8 @@ ENV_KEYS: Mapping[str, tuple[str | None, str]] = {
     "LOCALBATCH_STOP_TIMEOUT_SECONDS": ("docker", "stop_timeout_seconds"),
     "LOCALBATCH_RESERVE_VCPUS": ("host", "reserve_vcpus"),
     "LOCALBATCH_RESERVE_MEMORY_MIB": ("host", "reserve_memory_mib"),
+    "LOCALBATCH_LISTEN": ("api", "listen"),
+    "LOCALBATCH_ALLOW_REMOTE": ("api", "allow_remote"),
 }
 
 
@@ -235,6 +249,7 @@ class Settings:
     store_server: ServerOptions = ServerOptions()  # how `store up` starts a server
     log_bucket: str | None = None  # each attempt's log is archived here ([store] log_bucket)
     cloud: CloudSettings = CloudSettings()  # [aws]: what export and deploy need (cloud_settings)
+    listen: tuple[str, int] | None = None  # [api] listen: the SigV4 TCP listener's address
 
     @property
     def warnings(self) -> list[str]:
@@ -371,6 +386,7 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         store_server=server_options(store_table, where),
         log_bucket=log_bucket,
         cloud=cloud,
+        listen=_listen(parsed.api, where),
     )
 
 
@@ -449,6 +465,36 @@ def _infrastructure(
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
     return environments, queues, policies
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an IP address or ``localhost``) is this machine only; ValueError if no IP."""
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+def _listen(table: _ApiFile, where: str) -> tuple[str, int] | None:
+    """``[api] listen`` as (host, port): loopback unless ``allow_remote`` says otherwise."""
+    if table.listen is None:
+        return None
+    host, sep, port_text = table.listen.rpartition(":")
+    host = host if sep else "127.0.0.1"
+    host = host.strip("[]")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536 or not host:
+        raise ConfigError(
+            f"{where}: api.listen (or LOCALBATCH_LISTEN, --listen): expected HOST:PORT, got {table.listen!r}"
+        )
+    try:
+        loopback = is_loopback(host)
+    except ValueError:
+        raise ConfigError(
+            f"{where}: api.listen (or --listen): {host!r} is not an IP address; give one, e.g. 127.0.0.1:8750"
+        ) from None
+    if not loopback and not table.allow_remote:
+        raise ConfigError(
+            f"{where}: api.listen (or --listen) {table.listen}: reachable from other machines; say so with "
+            "--allow-remote (or [api] allow_remote = true). Requests are still signed (SigV4), but travel unencrypted"
+        )
+    return host, int(port_text)
 
 
 def _spot(declared: _EnvironmentFile) -> SpotRehearsal | None:

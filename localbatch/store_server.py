@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import secrets
 import string
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from localbatch.errors import ConfigError, ImageError, LocalbatchError
+from localbatch.private_file import write_private_json
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
@@ -242,7 +242,9 @@ def ensure_credentials(home: Path) -> Credentials:
         access_key="localbatch-" + secrets.token_hex(4),
         secret_key=secrets.token_urlsafe(30),
     )
-    _write_private(credentials_path(home), {"access_key": credentials.access_key, "secret_key": credentials.secret_key})
+    write_private_json(
+        credentials_path(home), {"access_key": credentials.access_key, "secret_key": credentials.secret_key}
+    )
     return credentials
 
 
@@ -250,7 +252,7 @@ def remember_endpoint(home: Path, endpoint: str) -> None:
     """Record in ``credentials.json`` where the server was started, for resolve_store."""
     found = read_credentials(home)
     if found.get("endpoint") != endpoint:
-        _write_private(credentials_path(home), {**found, "endpoint": endpoint})
+        write_private_json(credentials_path(home), {**found, "endpoint": endpoint})
 
 
 def read_state(home: Path) -> ServerState | None:
@@ -264,22 +266,11 @@ def read_state(home: Path) -> ServerState | None:
 
 
 def write_state(home: Path, state: ServerState) -> None:
-    _write_private(state_path(home), {k: v for k, v in asdict(state).items() if v is not None})
+    write_private_json(state_path(home), {k: v for k, v in asdict(state).items() if v is not None})
 
 
 def forget_state(home: Path) -> None:
     state_path(home).unlink(missing_ok=True)
-
-
-def _write_private(path: Path, value: Mapping[str, Any]) -> None:
-    """Write ``value`` as JSON readable by its owner only, all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        json.dump(value, out, indent=2)
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
 
 
 # -- up and down ------------------------------------------------------------------------------

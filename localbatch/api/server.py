@@ -60,6 +60,7 @@ __all__ = [
     "ApiResponse",
     "ApiServer",
     "ApiServerError",
+    "TcpApiServer",
     "Authenticator",
     "Dispatcher",
     "ExtensionHandler",
@@ -258,7 +259,7 @@ class ApiServer:
             self.api = Api(dispatcher, supported=supported)
         self.max_body_bytes = max_body_bytes
         self._poll_interval_s = poll_interval_s
-        self._server: _UnixHttpServer | None = None
+        self._server: _HttpServer | None = None
         self._thread: threading.Thread | None = None
         self._inode: int | None = None
 
@@ -270,6 +271,24 @@ class ApiServer:
         """Listen on the socket and serve on a daemon thread. Raises ApiServerError."""
         if self._server is not None:
             raise RuntimeError("the API server is already running")
+        server = self._listen()
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": self._poll_interval_s},
+            name="localbatch-api",
+            daemon=True,
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        logger.info("API listening on %s", self.where)
+
+    @property
+    def where(self) -> str:
+        """What the server listens on, for messages."""
+        return str(self.socket_path)
+
+    def _listen(self) -> _HttpServer:
+        """A bound, listening server (not yet serving). Raises ApiServerError."""
         path = str(self.socket_path)
         if len(os.fsencode(path)) > _MAX_SOCKET_PATH_BYTES:
             raise ApiServerError(
@@ -290,15 +309,7 @@ class ApiServer:
         except OSError as exc:
             server.server_close()
             raise ApiServerError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": self._poll_interval_s},
-            name="localbatch-api",
-            daemon=True,
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-        logger.info("API listening on %s", path)
+        return server
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Stop serving (see the class docstring); waits up to ``timeout_s`` for connections."""
@@ -314,7 +325,7 @@ class ApiServer:
         busy = server.close_connections(timeout_s)
         if busy:
             logger.warning("%d API connection(s) still busy after shutdown", busy)
-        logger.info("API on %s stopped", self.socket_path)
+        logger.info("API on %s stopped", self.where)
 
     def __enter__(self) -> ApiServer:
         self.start()
@@ -333,13 +344,47 @@ class ApiServer:
             pass
 
 
-class _UnixHttpServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    block_on_close = False  # shutdown() joins connections itself, with a deadline
-    request_queue_size = 128
+class TcpApiServer(ApiServer):
+    """An ``Api`` served over HTTP/1.1 on a TCP address (issue 7's listener): the same server,
+    minus the socket file. Whoever builds it puts the ``Api`` behind an authenticator
+    (``Api.with_authenticator``): a TCP port has no file permissions to protect it."""
 
-    def __init__(self, path: str, api: Api, max_body_bytes: int) -> None:
-        super().__init__(path, _RequestHandler, bind_and_activate=False)
+    def __init__(
+        self,
+        address: tuple[str, int],
+        api: Api,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        super().__init__("", api, max_body_bytes=max_body_bytes, poll_interval_s=poll_interval_s)
+        self.address = address
+
+    @property
+    def where(self) -> str:
+        host, port = self.address
+        return f"http://{host}:{port}"
+
+    def _listen(self) -> _HttpServer:
+        server = _TcpHttpServer(self.api, self.max_body_bytes)
+        try:
+            server.server_bind_to(self.address)
+            server.server_activate()
+        except OSError as exc:
+            server.server_close()
+            raise ApiServerError(f"cannot listen on {self.where}: {exc.strerror or exc}") from exc
+        bound = server.server_address
+        self.address = (self.address[0], int(bound[1]))  # the port the system chose for port 0
+        return server
+
+    def _remove_socket_file(self) -> None:
+        pass
+
+
+class _Connections:
+    """The open connections of a threading HTTP server, so shutdown can end them."""
+
+    def _track_init(self, api: Api, max_body_bytes: int) -> None:
         self.api = api
         self.max_body_bytes = max_body_bytes
         self.closing = threading.Event()
@@ -377,11 +422,39 @@ class _UnixHttpServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
         logger.exception("unexpected error on an API connection")
 
 
+class _UnixHttpServer(_Connections, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    block_on_close = False  # shutdown() joins connections itself, with a deadline
+    request_queue_size = 128
+
+    def __init__(self, path: str, api: Api, max_body_bytes: int) -> None:
+        socketserver.UnixStreamServer.__init__(self, path, _RequestHandler, bind_and_activate=False)
+        self._track_init(api, max_body_bytes)
+
+
+class _TcpHttpServer(_Connections, socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    def __init__(self, api: Api, max_body_bytes: int) -> None:
+        socketserver.TCPServer.__init__(self, ("127.0.0.1", 0), _RequestHandler, bind_and_activate=False)
+        self._track_init(api, max_body_bytes)
+
+    def server_bind_to(self, address: tuple[str, int]) -> None:
+        self.server_address = address
+        self.server_bind()
+
+
+_HttpServer: TypeAlias = "_UnixHttpServer | _TcpHttpServer"
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 framing around ``server.api``; one instance per connection."""
 
     protocol_version = "HTTP/1.1"
-    server: _UnixHttpServer
+    server: _UnixHttpServer | _TcpHttpServer
 
     def setup(self) -> None:
         super().setup()

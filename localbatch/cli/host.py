@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import threading
 from typing import Annotated
 
 import typer
 
-from localbatch import bootstrap, render
+from localbatch import api_credentials, bootstrap, config, render
 from localbatch.cli._common import handles_errors, print_json, settings
 from localbatch.client import DaemonClient, DaemonUnreachable
 from localbatch.config import Settings
 from localbatch.daemon import process
+from localbatch.errors import UsageError
 from localbatch.extensions import RESOURCES, STATUS
 
 daemon_app = typer.Typer(help="Start, stop and inspect the localbatch daemon.", no_args_is_help=True)
@@ -52,16 +54,39 @@ def resources(json_: Annotated[bool, typer.Option("--json", help="Print as JSON.
 @handles_errors
 def daemon_start(
     foreground: Annotated[bool, typer.Option(help="Stay in the foreground (as `daemon run`).")] = False,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help="Also serve AWS Batch's API on TCP at HOST:PORT (SigV4-signed; see `localbatch credentials`)."
+        ),
+    ] = None,
+    allow_remote: Annotated[
+        bool, typer.Option(help="Allow a --listen address other machines can reach (no TLS: trusted networks only).")
+    ] = False,
 ) -> None:
     """Start the daemon in the background; it serves this home's socket until stopped."""
+    if listen is not None:  # as LOCALBATCH_LISTEN: the background daemon reads it from its environment
+        os.environ["LOCALBATCH_LISTEN"] = listen
+    if allow_remote:
+        os.environ["LOCALBATCH_ALLOW_REMOTE"] = "true"
     current = settings()
     for warning in current.warnings:
         render.stderr().print(f"warning: {warning}")
+    if current.listen is not None and not config.is_loopback(current.listen[0]):
+        render.stderr().print(
+            render.warning_lines(
+                f"the API listens on {current.listen[0]}:{current.listen[1]}, reachable from other machines: "
+                "requests must be signed, but travel unencrypted (no TLS)"
+            )
+        )
     if foreground:
         _serve(current)
         return
     started = process.start_background(current, answers=lambda: bootstrap.daemon_answers(current))
-    render.stdout().print(f"daemon started: pid {started.pid}, socket {current.socket_path}, log {started.log_path}")
+    tcp = f", API http://{current.listen[0]}:{current.listen[1]}" if current.listen is not None else ""
+    render.stdout().print(
+        f"daemon started: pid {started.pid}, socket {current.socket_path}{tcp}, log {started.log_path}", highlight=False
+    )
 
 
 @daemon_app.command("run")
@@ -120,7 +145,55 @@ def daemon_status(json_: Annotated[bool, typer.Option("--json", help="Print as J
         render.stdout().print(render.daemon_status(status))
 
 
+@handles_errors
+def credentials(
+    export: Annotated[bool, typer.Option("--export", help="Print shell `export` lines for eval.")] = False,
+    add: Annotated[str | None, typer.Option(help="Add a key for a person of a shared workstation.")] = None,
+    name: Annotated[str, typer.Option(help="Show this key (default: the owner's).")] = api_credentials.OWNER,
+    json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """The access key AWS clients sign requests to the daemon's TCP listener with.
+
+    eval "$(localbatch credentials --export)" points boto3 and the AWS CLI at localbatch:
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL_BATCH / _LOGS."""
+    current = settings()
+    current.prepare_home()
+    if add is not None:
+        key = api_credentials.add_key(current.home, add)
+    else:
+        found = api_credentials.ensure_keyring(current.home).named(name)
+        if found is None:
+            raise UsageError(f"--name {name}: no such key; add one with --add {name}")
+        key = found
+    endpoint = api_credentials.read_endpoint(current.home)
+    if endpoint is None and current.listen is not None:
+        endpoint = f"http://{current.listen[0]}:{current.listen[1]}"
+    values = {
+        "AWS_ACCESS_KEY_ID": key.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": key.secret_access_key,
+        "AWS_REGION": current.region,
+        "AWS_DEFAULT_REGION": current.region,
+    }
+    if endpoint is not None:
+        values["AWS_ENDPOINT_URL_BATCH"] = endpoint
+        values["AWS_ENDPOINT_URL_LOGS"] = endpoint
+    if json_:
+        print_json({"name": key.name, **values})
+    elif export:
+        for variable, value in values.items():
+            typer.echo(f"export {variable}={shlex.quote(value)}")
+    else:
+        for variable, value in values.items():
+            typer.echo(f"{variable}={value}")
+        if endpoint is None:
+            render.stderr().print(
+                "note: no TCP listener yet: start one with `localbatch daemon start --listen 127.0.0.1:8750`",
+                highlight=False,
+            )
+
+
 def register_commands(app: typer.Typer) -> None:
     app.command()(queues)
     app.command()(resources)
     app.add_typer(daemon_app, name="daemon")
+    app.command()(credentials)

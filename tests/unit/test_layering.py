@@ -18,7 +18,7 @@ SDK_HOMES = {
     "sqlite3": {"adapters/sqlite_store.py"},
     "minio": {"adapters/minio_store.py"},
     "boto3": {"awsbatch/aws_client.py"},
-    "botocore": {"awsbatch/model.py", "awsbatch/aws_client.py"},
+    "botocore": {"awsbatch/model.py", "awsbatch/aws_client.py", "awsbatch/sigv4.py"},
     "pydantic": {
         "jobdef.py",
         "_jobdef_schema.py",
