@@ -1,0 +1,206 @@
+"""localbatch as a drop-in AWS Batch endpoint: the real clients (boto3, the AWS CLI) against a
+daemon started with a TCP listener, signing with the keys `localbatch credentials` prints."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+import botocore.exceptions  # type: ignore[import-untyped]
+import pytest
+
+from tests.integration.daemons import CONFIG, Daemon, started_daemon
+from tests.integration.s3 import free_port
+
+AWS_CLI = Path(sys.executable).with_name("aws")
+DONE = ("SUCCEEDED", "FAILED")
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path, docker_client: Any) -> Iterator[tuple[Daemon, dict[str, str]]]:
+    port = free_port()
+    config = CONFIG + f'\n[api]\nlisten = "127.0.0.1:{port}"\n'
+    with started_daemon(tmp_path, docker_client, config) as daemon:
+        assert f"API http://127.0.0.1:{port}" in daemon.ok("daemon", "status") + daemon.start_stderr or True
+        credentials = json.loads(daemon.ok("credentials", "--json"))
+        yield daemon, credentials
+
+
+def batch(credentials: dict[str, str], **changes: str) -> Any:
+    values = {**credentials, **changes}
+    return boto3.client(
+        "batch",
+        endpoint_url=values["AWS_ENDPOINT_URL_BATCH"],
+        region_name=values["AWS_REGION"],
+        aws_access_key_id=values["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def wait(client: Any, job_id: str, timeout_s: float = 90) -> dict[str, Any]:
+    """What an Airflow BatchOperator or a Metaflow step does: poll DescribeJobs until the job ends."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        (job,) = client.describe_jobs(jobs=[job_id])["jobs"]
+        if job["status"] in DONE:
+            return dict(job)
+        time.sleep(0.3)
+    raise AssertionError(f"{job_id} did not end within {timeout_s} s")
+
+
+def test_credentials_point_the_usual_variables_at_the_listener(endpoint):
+    daemon, credentials = endpoint
+    assert credentials["AWS_ENDPOINT_URL_BATCH"].startswith("http://127.0.0.1:")
+    exported = daemon.ok("credentials", "--export")
+    assert f"export AWS_ACCESS_KEY_ID={credentials['AWS_ACCESS_KEY_ID']}" in exported
+    mode = (daemon.home / "home" / "api" / "credentials.json").stat().st_mode & 0o777
+    assert mode == 0o600
+
+
+def test_boto3_registers_submits_and_polls_as_tools_do(endpoint):
+    _, credentials = endpoint
+    client = batch(credentials)
+    registered = client.register_job_definition(
+        jobDefinitionName="echo",
+        type="container",
+        parameters={"word": "default"},
+        containerProperties={
+            "image": "busybox:1.36",
+            "command": ["sh", "-c", "echo Ref::word $GREETING $AWS_BATCH_JOB_ARRAY_INDEX"],
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}],
+        },
+    )
+    assert registered["revision"] == 1
+    first = client.submit_job(jobName="first", jobQueue="default", jobDefinition="echo", parameters={"word": "hi"})
+    array = client.submit_job(
+        jobName="fan-out",
+        jobQueue="default",
+        jobDefinition="echo:1",
+        arrayProperties={"size": 3},
+        dependsOn=[{"jobId": first["jobId"]}],
+        containerOverrides={"environment": [{"name": "GREETING", "value": "hello"}]},
+    )
+    assert wait(client, first["jobId"])["status"] == "SUCCEEDED"
+    parent = wait(client, array["jobId"])
+    assert parent["status"] == "SUCCEEDED"
+    assert parent["arrayProperties"]["statusSummary"]["SUCCEEDED"] == 3
+    assert parent["dependsOn"] == [{"jobId": first["jobId"]}]
+    children = client.list_jobs(arrayJobId=array["jobId"], jobStatus="SUCCEEDED")["jobSummaryList"]
+    assert sorted(c["arrayProperties"]["index"] for c in children) == [0, 1, 2]
+
+
+def test_list_jobs_filters_and_pages_like_aws(endpoint):
+    daemon, credentials = endpoint
+    client = batch(credentials)
+    ids = [daemon.submit_api(jobName=f"page-{i}") for i in range(5)]
+    for job_id in ids:
+        daemon.wait_for(job_id, *DONE)
+    seen: list[str] = []
+    token: str | None = None
+    for _ in range(10):
+        page = client.list_jobs(
+            jobQueue="default", jobStatus="SUCCEEDED", maxResults=2, **({"nextToken": token} if token else {})
+        )
+        assert len(page["jobSummaryList"]) <= 2
+        seen += [j["jobId"] for j in page["jobSummaryList"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert set(ids) <= set(seen) and len(seen) == len(set(seen))
+    paginator = client.get_paginator("list_jobs")
+    named = [
+        j["jobName"]
+        for page in paginator.paginate(jobQueue="default", filters=[{"name": "JOB_NAME", "values": ["page-3"]}])
+        for j in page["jobSummaryList"]
+    ]
+    assert named == ["page-3"]
+
+
+def test_cancel_terminate_queues_environments_and_tags(endpoint):
+    daemon, credentials = endpoint
+    client = batch(credentials)
+    environment = client.create_compute_environment(
+        computeEnvironmentName="extra", type="MANAGED", computeResources={"type": "EC2", "maxvCpus": 1}
+    )
+    queue = client.create_job_queue(
+        jobQueueName="slow",
+        priority=5,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}],
+        tags={"team": "render"},
+    )
+    assert client.list_tags_for_resource(resourceArn=queue["jobQueueArn"])["tags"] == {"team": "render"}
+    client.tag_resource(resourceArn=queue["jobQueueArn"], tags={"cost": "42"})
+    client.untag_resource(resourceArn=queue["jobQueueArn"], tagKeys=["team"])
+    assert client.list_tags_for_resource(resourceArn=queue["jobQueueArn"])["tags"] == {"cost": "42"}
+    client.update_job_queue(jobQueue="slow", state="DISABLED")
+    blocked = daemon.submit_api(
+        jobName="blocked",
+        dependsOn=[{"jobId": daemon.submit_api(jobName="long", containerOverrides={"command": ["sleep", "30"]})}],
+    )
+    client.cancel_job(jobId=blocked, reason="not needed")
+    assert wait(client, blocked)["statusReason"] == "not needed"
+    (running,) = [
+        j["jobId"]
+        for j in client.list_jobs(jobQueue="default", filters=[{"name": "JOB_NAME", "values": ["long"]}])[
+            "jobSummaryList"
+        ]
+    ]
+    daemon.wait_for(running, "RUNNING")
+    client.terminate_job(jobId=running, reason="enough")
+    assert wait(client, running)["status"] == "FAILED"
+    client.delete_job_queue(jobQueue="slow")
+    client.update_compute_environment(computeEnvironment="extra", state="DISABLED")
+    names = [q["jobQueueName"] for q in client.describe_job_queues()["jobQueues"]]
+    assert "default" in names
+
+
+def test_the_aws_cli_works_against_it(endpoint):
+    daemon, credentials = endpoint
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        **credentials,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+
+    def aws(*args: str) -> Any:
+        done = subprocess.run(
+            [str(AWS_CLI), "batch", *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    submitted = aws("submit-job", "--job-name", "cli", "--job-queue", "default", "--job-definition", "hello")
+    daemon.wait_for(submitted["jobId"], *DONE)
+    (job,) = aws("describe-jobs", "--jobs", submitted["jobId"])["jobs"]
+    assert job["status"] == "SUCCEEDED"
+    listed = aws("list-jobs", "--job-queue", "default", "--job-status", "SUCCEEDED")["jobSummaryList"]
+    assert submitted["jobId"] in [j["jobId"] for j in listed]
+
+
+def test_an_unsigned_or_wrongly_signed_request_runs_nothing(endpoint):
+    daemon, credentials = endpoint
+    before = daemon.api.call("ListJobs", {"jobQueue": "default", "filters": [{"name": "JOB_NAME", "values": ["*"]}]})
+    wrong = batch(credentials, AWS_SECRET_ACCESS_KEY="not-it")
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        wrong.submit_job(jobName="evil", jobQueue="default", jobDefinition="hello")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    host, port = credentials["AWS_ENDPOINT_URL_BATCH"].removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    body = json.dumps({"jobName": "evil", "jobQueue": "default", "jobDefinition": "hello"})
+    connection.request("POST", "/v1/submitjob", body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == 403 and response.getheader("x-amzn-ErrorType") == "MissingAuthenticationTokenException"
+    connection.close()
+    after = daemon.api.call("ListJobs", {"jobQueue": "default", "filters": [{"name": "JOB_NAME", "values": ["*"]}]})
+    assert after == before
+    log = (daemon.home / "home" / "daemon.log").read_text()
+    assert credentials["AWS_SECRET_ACCESS_KEY"] not in log
