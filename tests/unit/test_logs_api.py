@@ -5,17 +5,22 @@ every refusal against Logs' error codes."""
 from __future__ import annotations
 
 import base64
+import json
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
+import botocore.config
 import pytest
 
 from localbatch import logs
 from localbatch.adapters.sqlite_store import SqliteStateStore
 from localbatch.api.errors import ApiError
-from localbatch.api.logs_api import LOG_GROUP, MAX_RESPONSE_BYTES, LogsApi
+from localbatch.api.logs_api import LOG_GROUP, MAX_RESPONSE_BYTES, TARGET_PREFIX, LogsApi
 from localbatch.awsbatch.model import validate_logs_output
 from localbatch.core.jobs import Attempt, Job, JobStatus
 from localbatch.core.naming import Arns, log_stream_name
@@ -322,3 +327,74 @@ def test_unknown_group_stream_token_and_operation_in_logs_shape(world: World) ->
         "line 0",
         "line 1",
     ]
+
+
+class _LogsHandler(BaseHTTPRequestHandler):
+    """A stand-in for the TCP listener's routing: X-Amz-Target -> LogsApi, errors as JSON 1.1."""
+
+    api: LogsApi
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        target = self.headers.get("X-Amz-Target", "")
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        try:
+            status, payload = 200, self.api.handle(target.removeprefix(f"{TARGET_PREFIX}."), body)
+        except ApiError as exc:
+            status, payload = exc.status, {"__type": exc.code, "message": exc.message}
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        pass
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[Any]:
+    """boto3's logs client on the wire, against ``world``'s LogsApi."""
+    handler = type("Handler", (_LogsHandler,), {"api": world.api})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield boto3.client(
+            "logs",
+            endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=botocore.config.Config(retries={"max_attempts": 1}),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_boto3s_logs_client_reads_pages_and_errors_on_the_wire(world: World, client: Any) -> None:
+    first, second = two_attempts(world)
+    stream = one_attempt(world, lines(9), job_id="j2", task="t3")
+    seen: list[str] = []
+    token = None
+    for _ in range(10):  # how tools read a stream: forward from the head until the token repeats
+        extra = {"nextToken": token} if token else {}
+        page = client.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True, limit=4, **extra)
+        seen += [e["message"] for e in page["events"]]
+        if page["nextForwardToken"] == token:
+            break
+        token = page["nextForwardToken"]
+    assert seen == [f"line {i}" for i in range(9)]
+    filtered = client.get_paginator("filter_log_events").paginate(
+        logGroupName=LOG_GROUP, filterPattern="ERROR", PaginationConfig={"PageSize": 1}
+    )
+    assert [e["message"] for page in filtered for e in page["events"]] == ["ERROR disk full", "ERROR Out of memory"]
+    described = client.get_paginator("describe_log_streams").paginate(
+        logGroupName=LOG_GROUP, PaginationConfig={"PageSize": 1}
+    )
+    assert [s["logStreamName"] for page in described for s in page["logStreams"]] == sorted([first, second, stream])
+    with pytest.raises(client.exceptions.ResourceNotFoundException, match="log stream does not exist"):
+        client.get_log_events(logGroupName=LOG_GROUP, logStreamName="train/default/nope")
+    with pytest.raises(client.exceptions.InvalidParameterException, match="nextToken is invalid"):
+        client.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, nextToken="f/x")
