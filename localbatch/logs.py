@@ -124,3 +124,27 @@ def follow(path: Path, finished: Callable[[], bool], poll_s: float = 0.2) -> Ite
         else:
             yield b""
             time.sleep(poll_s)
+
+
+def lines(path: Path, *, partial: bool) -> Iterator[tuple[int, bytes]]:
+    """The lines in ``path`` now, numbered from 0, without their line break (``\\n`` or
+    ``\\r\\n``). A last line with no line break yet is left out unless ``partial``: while its
+    attempt runs it may still grow. No file: no lines."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        for index, raw in enumerate(handle):  # bounded by the file's size
+            if raw.endswith(b"\n"):
+                yield index, raw[:-1].removesuffix(b"\r")
+            elif partial:
+                yield index, raw
+
+
+def written_at_ms(path: Path) -> int | None:
+    """When ``path`` was last written (epoch ms), or None when there is no such file."""
+    try:
+        return int(path.stat().st_mtime * 1000)
+    except FileNotFoundError:
+        return None

@@ -1,4 +1,5 @@
-"""botocore's own AWS Batch service model, and request/response checks against it.
+"""botocore's own AWS Batch service model, and request/response checks against it (and
+against CloudWatch Logs' model, for the Logs subset the daemon serves: ``validate_logs_*``).
 
 The model is the one botocore ships (``botocore/data/batch/2016-08-10/service-2.json``),
 loaded once per process. ``validate_request`` and ``validate_output`` run botocore's
@@ -23,7 +24,15 @@ from botocore.validate import ParamValidator  # type: ignore[import-untyped, unu
 from localbatch.errors import Problem
 from localbatch.validation import describe, unknown_key_message
 
-__all__ = ["operation_names", "service_model", "validate_output", "validate_request"]
+__all__ = [
+    "logs_operation_names",
+    "operation_names",
+    "service_model",
+    "validate_logs_output",
+    "validate_logs_request",
+    "validate_output",
+    "validate_request",
+]
 
 # botocore marks JobDetail.startedAt required, but AWS leaves it out until the job runs.
 _IGNORED_MISSING = {("JobDetail", "startedAt")}
@@ -64,13 +73,41 @@ def validate_output(operation_name: str, body: Mapping[str, Any]) -> list[Proble
     return _validate(_operation(operation_name).output_shape, body)
 
 
+@lru_cache(maxsize=1)
+def _logs_model() -> Any:
+    return botocore.session.get_session().get_service_model("logs")
+
+
+@lru_cache(maxsize=1)
+def logs_operation_names() -> frozenset[str]:
+    """Every CloudWatch Logs operation (``GetLogEvents``)."""
+    return frozenset(str(name) for name in _logs_model().operation_names)
+
+
+def validate_logs_request(operation_name: str, params: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with a CloudWatch Logs request body; empty when botocore accepts it.
+    botocore checks types, required members and minimums (not maximums, enums or patterns)."""
+    return _validate(_logs_operation(operation_name).input_shape, params, "CloudWatch Logs")
+
+
+def validate_logs_output(operation_name: str, body: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with a CloudWatch Logs response body; empty when it matches the model."""
+    return _validate(_logs_operation(operation_name).output_shape, body, "CloudWatch Logs")
+
+
+def _logs_operation(name: str) -> Any:
+    if name not in logs_operation_names():
+        raise ValueError(f"CloudWatch Logs has no operation {name!r}")
+    return _logs_model().operation_model(name)
+
+
 def _operation(name: str) -> Any:
     if name not in operation_names():
         raise ValueError(f"AWS Batch has no operation {name!r}")
     return service_model().operation_model(name)
 
 
-def _validate(shape: Any, params: Mapping[str, Any]) -> list[Problem]:
+def _validate(shape: Any, params: Mapping[str, Any], service: str = "AWS Batch") -> list[Problem]:
     if shape is None:
         return [] if not params else [Problem("", "this operation takes no body")]
     report = ParamValidator().validate(dict(params), shape)
@@ -83,7 +120,7 @@ def _validate(shape: Any, params: Mapping[str, Any]) -> list[Problem]:
     for reason, name, details in errors:
         if reason == "missing required field" and _ignored(shape, name, details["required_name"]):
             continue
-        problems.append(_problem(reason, name, details))
+        problems.append(_problem(reason, name, details, service))
     return problems
 
 
@@ -115,9 +152,9 @@ def _path(name: str, member: str = "") -> str:
     return path
 
 
-def _problem(reason: str, name: str, details: Mapping[str, Any]) -> Problem:
+def _problem(reason: str, name: str, details: Mapping[str, Any], service: str) -> Problem:
     if reason == "missing required field":
-        return Problem(_path(name, details["required_name"]), "required by AWS Batch, but missing")
+        return Problem(_path(name, details["required_name"]), f"required by {service}, but missing")
     if reason == "unknown field":
         key, allowed = str(details["unknown_param"]), [str(n) for n in details["valid_names"]]
         return Problem(_path(name, key), unknown_key_message(key, allowed))
