@@ -18,6 +18,8 @@ from localbatch.adapters.host import PsutilHostProbe
 from localbatch.adapters.sqlite_store import SqliteStateStore
 from localbatch.api.auth import sigv4_authenticator
 from localbatch.api.dispatch import BatchDispatcher
+from localbatch.api.logs_api import TARGET_PREFIX as LOGS_TARGET
+from localbatch.api.logs_api import LogsApi
 from localbatch.api.server import Api, ApiServer, TcpApiServer
 from localbatch.api_credentials import ensure_keyring, forget_endpoint, remember_endpoint
 from localbatch.batch import BatchService
@@ -129,8 +131,10 @@ def _engine(
         notifier=control,
         live=control,
     )
-    dispatcher = BatchDispatcher(service, Arns(settings.region, settings.account_id), host, read_only=control is None)
+    arns = Arns(settings.region, settings.account_id)
+    dispatcher = BatchDispatcher(service, arns, host, read_only=control is None)
     api = Api(dispatcher, supported=dispatcher.operations)
+    api.add_json_target(LOGS_TARGET, LogsApi(store=store, logs_dir=settings.logs_dir, arns=arns))
     extensions = Extensions(
         settings=settings,
         store=store,

@@ -15,13 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from localbatch.api.errors import ApiError
+from localbatch.api.logs_api import TARGET_PREFIX
 from localbatch.api.server import ApiRequest, Authenticator
 from localbatch.api_credentials import Keyring, keyring_path, read_keyring
 from localbatch.awsbatch.sigv4 import SignatureError, verify
 
-__all__ = ["LOGS_TARGET_PREFIX", "sigv4_authenticator"]
-
-LOGS_TARGET_PREFIX = "Logs_20140328."
+__all__ = ["sigv4_authenticator"]
 
 
 def sigv4_authenticator(home: Path, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Authenticator:
@@ -30,7 +29,7 @@ def sigv4_authenticator(home: Path, now: Callable[[], datetime] = lambda: dateti
     keys = _CachedKeyring(home)
 
     def authenticate(request: ApiRequest) -> None:
-        logs = request.headers.get("x-amz-target", "").startswith(LOGS_TARGET_PREFIX)
+        logs = request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX + ".")
         try:
             verify(
                 request.method,

@@ -72,6 +72,7 @@ logger = logging.getLogger(__name__)
 EXTENSION_PREFIX: Final = "/v1/localbatch/"
 DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 JSON_TYPE: Final = "application/json"
+AMZ_JSON_TYPE: Final = "application/x-amz-json-1.1"
 STREAM_TYPE: Final = "application/octet-stream"
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH_BYTES: Final = 107
@@ -146,6 +147,7 @@ class Api:
         self._supported = frozenset(supported) if supported is not None else None
         self._authenticate = authenticate
         self._extensions: dict[tuple[str, str], ExtensionHandler] = {}
+        self._targets: dict[str, Dispatcher] = {}
         if self._supported is not None and not self._supported <= self._routes.operations:
             unknown = ", ".join(sorted(self._supported - self._routes.operations))
             raise ValueError(f"not AWS Batch operations: {unknown}")
@@ -155,7 +157,13 @@ class Api:
         supported operations and extension registry (extensions added to either serve both)."""
         api = Api(self._dispatcher, supported=self._supported, authenticate=authenticate, routes=self._routes)
         api._extensions = self._extensions
+        api._targets = self._targets
         return api
+
+    def add_json_target(self, prefix: str, handler: Dispatcher) -> None:
+        """Serve the JSON 1.1 protocol's ``POST /`` with ``X-Amz-Target: <prefix>.<Operation>``
+        (CloudWatch Logs' ``Logs_20140328``) with ``handler``; errors in the same AWS shape."""
+        self._targets[prefix] = handler
 
     def add_extension(self, method: str, path: str, handler: ExtensionHandler) -> None:
         """Serve ``handler`` at ``method`` + exact ``path`` (under ``/v1/localbatch/``)."""
@@ -188,6 +196,14 @@ class Api:
         try:
             if self._authenticate is not None:
                 self._authenticate(request)
+            target = request.headers.get("x-amz-target")
+            if target is not None:
+                prefix, _, operation = target.partition(".")
+                handler = self._targets.get(prefix)
+                if handler is None or request.method != "POST":
+                    raise client_error(f"no service here answers X-Amz-Target {target[:100]!r}", 400)
+                result = handler.handle(operation, _parse_body(request.body))
+                return ApiResponse(200, request_id, _encode(result), AMZ_JSON_TYPE, operation=operation)
             path, _, query = request.target.partition("?")
             if path.startswith(EXTENSION_PREFIX):
                 operation = path

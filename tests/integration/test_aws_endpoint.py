@@ -88,7 +88,18 @@ def test_boto3_registers_submits_and_polls_as_tools_do(endpoint):
         dependsOn=[{"jobId": first["jobId"]}],
         containerOverrides={"environment": [{"name": "GREETING", "value": "hello"}]},
     )
-    assert wait(client, first["jobId"])["status"] == "SUCCEEDED"
+    done = wait(client, first["jobId"])
+    assert done["status"] == "SUCCEEDED"
+    logs = boto3.client(
+        "logs",
+        endpoint_url=credentials["AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"],
+        region_name=credentials["AWS_REGION"],
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+    )
+    stream = done["container"]["logStreamName"]
+    events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream, startFromHead=True)["events"]
+    assert [e["message"] for e in events] == ["hi"]
     parent = wait(client, array["jobId"])
     assert parent["status"] == "SUCCEEDED"
     assert parent["arrayProperties"]["statusSummary"]["SUCCEEDED"] == 3
@@ -167,6 +178,7 @@ def test_the_aws_cli_works_against_it(endpoint):
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         **credentials,
+        "AWS_ENDPOINT_URL": credentials["AWS_ENDPOINT_URL_BATCH"],  # nothing may leave this machine
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
     }
@@ -184,6 +196,27 @@ def test_the_aws_cli_works_against_it(endpoint):
     assert job["status"] == "SUCCEEDED"
     listed = aws("list-jobs", "--job-queue", "default", "--job-status", "SUCCEEDED")["jobSummaryList"]
     assert submitted["jobId"] in [j["jobId"] for j in listed]
+    stream = job["container"]["logStreamName"]
+    done = subprocess.run(
+        [
+            str(AWS_CLI),
+            "logs",
+            "get-log-events",
+            "--log-group-name",
+            "/aws/batch/job",
+            "--log-stream-name",
+            stream,
+            "--start-from-head",
+            "--output",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert any("hello from" in e["message"] for e in json.loads(done.stdout)["events"])
 
 
 def test_an_unsigned_or_wrongly_signed_request_runs_nothing(endpoint):
