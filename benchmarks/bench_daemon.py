@@ -50,8 +50,8 @@ CONFIG = '[[compute_environments]]\nname = "parked"\nmax_vcpus = 2\nstate = "DIS
 )
 
 
-def _environment(home: Path) -> dict[str, str]:
-    (home.parent / "localbatch.toml").write_text(CONFIG)
+def _environment(home: Path, config_text: str) -> dict[str, str]:
+    (home.parent / "localbatch.toml").write_text(config_text)
     return {
         **os.environ,
         "LOCALBATCH_HOME": str(home),
@@ -60,8 +60,8 @@ def _environment(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def daemon(home: Path) -> Iterator[tuple[DaemonClient, int]]:
-    env = _environment(home)
+def daemon(home: Path, config_text: str = CONFIG) -> Iterator[tuple[DaemonClient, int]]:
+    env = _environment(home, config_text)
     settings = config.resolve(env=env, cwd=home.parent)
     process = subprocess.Popen(
         [sys.executable, "-m", "localbatch", "daemon", "run"],
@@ -100,7 +100,7 @@ def _submits(client: DaemonClient, count: int) -> float:
     from localbatch.awsbatch.jobdefinition import to_register_request
     from localbatch.jobdef import load_file
 
-    client.call("RegisterJobDefinition", to_register_request(load_file(HELLO), strict=False))
+    client.call("RegisterJobDefinition", to_register_request(load_file(HELLO)))
     started = time.perf_counter()
     for n in range(count):
         client.call("SubmitJob", {"jobName": f"bench-{n}", "jobQueue": "default", "jobDefinition": "hello"})

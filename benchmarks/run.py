@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-BENCHMARKS = ("scheduler", "store", "api", "daemon", "transfer")
+BENCHMARKS = ("scheduler", "store", "api", "daemon", "endpoint", "transfer")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
