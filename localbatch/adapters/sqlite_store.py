@@ -397,7 +397,8 @@ class SqliteStateStore:
                 if row is None:
                     return None
                 document = self._loads(row[0], doing)
-                tags = _changed(document.get("tags") or {}, add, remove)
+                stored = document.get("tags") or {}
+                tags = _changed(stored if isinstance(stored, dict) else {}, add, remove)
                 if add or remove:
                     document = {k: v for k, v in document.items() if k != "tags"}
                     document.update({"tags": tags} if tags else {})
