@@ -21,7 +21,7 @@ from typing import Protocol
 from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
 from localbatch.core import arrays, dependencies, lifecycle, multinode, queue_limits, staging
-from localbatch.core.definition import JobDefinition
+from localbatch.core.definition import MAX_TAG_VALUE_CHARS, MAX_TAGS, JobDefinition, tag_key_problem
 from localbatch.core.infra import (
     MAX_ACTIVE_SHARES,
     ComputeEnvironment,
@@ -34,7 +34,6 @@ from localbatch.core.infra import (
 from localbatch.core.inventory import unknown_gpus
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
-from localbatch.core.definition import MAX_TAG_VALUE_CHARS, MAX_TAGS, tag_key_problem
 from localbatch.core.scheduler import FrontEntry, never_fits
 from localbatch.errors import (
     ComputeEnvironmentNotFound,

@@ -289,9 +289,7 @@ class StateStore(Protocol):
         """True if there was one."""
         ...
 
-    def update_tags(
-        self, target: TagTarget, add: Mapping[str, str], remove: Sequence[str]
-    ) -> dict[str, str] | None:
+    def update_tags(self, target: TagTarget, add: Mapping[str, str], remove: Sequence[str]) -> dict[str, str] | None:
         """Drop the keys in ``remove``, then set ``add`` (keys not named stay), on the tags of
         ``target`` in one transaction; the tags as they now are (with nothing to change, as
         they are), or None when there is no such resource. Works on any job, job definition
