@@ -21,7 +21,7 @@ from typing import Protocol
 from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
 from localbatch.core import arrays, dependencies, lifecycle, multinode, queue_limits, staging
-from localbatch.core.definition import JobDefinition
+from localbatch.core.definition import MAX_TAG_VALUE_CHARS, MAX_TAGS, JobDefinition, tag_key_problem
 from localbatch.core.infra import (
     MAX_ACTIVE_SHARES,
     ComputeEnvironment,
@@ -32,19 +32,20 @@ from localbatch.core.infra import (
     share_identifier_problem,
 )
 from localbatch.core.inventory import unknown_gpus
-from localbatch.core.jobs import Job, JobEvent, JobStatus, StopKind, StopRequest
+from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.core.resources import Resources
-from localbatch.core.scheduler import never_fits
+from localbatch.core.scheduler import FrontEntry, never_fits
 from localbatch.errors import (
     ComputeEnvironmentNotFound,
     InvalidRequest,
     JobDefinitionNotFound,
     JobNotFound,
     JobQueueNotFound,
+    NotFound,
     Problem,
     SchedulingPolicyNotFound,
 )
-from localbatch.ports import ACTIVE, Clock, JobDefinitionRecord, JobQuery, StateStore
+from localbatch.ports import ACTIVE, Clock, JobDefinitionRecord, JobQuery, StateStore, TagTarget
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,15 @@ class Notifier(Protocol):
 
 
 class LiveView(Protocol):
-    """What only the control loop knows: why a RUNNABLE job still waits."""
+    """What only the control loop knows: why a RUNNABLE job still waits, and the order in
+    which the scheduler would take a queue's waiting jobs."""
 
     def waiting_reason(self, job_id: str) -> str | None: ...
+
+    def queue_front(self, job_queue: str) -> tuple[tuple[FrontEntry, ...], EpochMs] | None:
+        """The queue's first waiting jobs in dispatch order, and when the scheduler last
+        ordered them (None before it first did)."""
+        ...
 
 
 class NoNotifier:
@@ -344,6 +351,55 @@ class BatchService:
         if job.stop_request is not None and not job.status.is_terminal:
             self._notifier.stop_requested(job_id)
 
+    def queue_front(self, ref: str) -> tuple[tuple[FrontEntry, ...], EpochMs]:
+        """AWS's GetJobQueueSnapshot frontOfQueue: the queue's first RUNNABLE jobs in the order
+        the scheduler takes them, as it last planned. With no control loop behind the service,
+        or before its first plan: none, as of now."""
+        queue = self._queue(ref)
+        found = None if self._live is None else self._live.queue_front(queue.name)
+        return found if found is not None else ((), self._clock.now_ms())
+
+    # -- tags -----------------------------------------------------------------------------------
+
+    def tags(self, target: TagTarget) -> dict[str, str]:
+        """AWS's ListTagsForResource. Raises NotFound."""
+        return self._update_tags(target, {}, ())
+
+    def tag_resource(self, target: TagTarget, tags: dict[str, str]) -> dict[str, str]:
+        """AWS's TagResource: ``tags`` added or replaced, the others kept (at most 50 in all)."""
+        problems = _tag_problems(tags)
+        if not tags or len(tags) > MAX_TAGS:
+            problems.insert(0, Problem("tags", f"give 1 to {MAX_TAGS} tags, got {len(tags)}"))
+        if problems:
+            raise InvalidRequest(problems)
+        merged = {**self.tags(target), **tags}
+        if len(merged) > MAX_TAGS:
+            text = f"the resource would have {len(merged)} tags; AWS allows at most {MAX_TAGS}"
+            raise InvalidRequest([Problem("tags", text)])
+        return self._update_tags(target, tags, ())
+
+    def untag_resource(self, target: TagTarget, keys: Sequence[str]) -> dict[str, str]:
+        """AWS's UntagResource: the keys named are removed (absent ones are no error)."""
+        problems = [Problem(f"tagKeys[{i}]", why) for i, key in enumerate(keys) if (why := tag_key_problem(key))]
+        if not keys or len(keys) > MAX_TAGS:
+            problems.insert(0, Problem("tagKeys", f"give 1 to {MAX_TAGS} keys, got {len(keys)}"))
+        if problems:
+            raise InvalidRequest(problems)
+        return self._update_tags(target, {}, keys)
+
+    def _update_tags(self, target: TagTarget, add: dict[str, str], remove: Sequence[str]) -> dict[str, str]:
+        found = self._store.update_tags(target, add, remove)
+        if found is None:
+            revision = "" if target.revision is None else f":{target.revision}"
+            raise NotFound(f"{target.kind} {target.name}{revision} does not exist")
+        if add or remove:
+            if target.revision is not None:  # parsed again with its new tags (propagateTags reads them)
+                self._definitions.pop((target.name, target.revision), None)
+            if target.kind in ("job-queue", "compute-environment"):
+                with self._infra_lock:
+                    self._infra = None
+        return found
+
     # -- compute environments -------------------------------------------------------------------
 
     def compute_environments(self, refs: Sequence[str] = ()) -> list[ComputeEnvironment]:
@@ -548,6 +604,18 @@ class BatchService:
             raise InvalidRequest(
                 [Problem("computeEnvironmentOrder", f"no compute environment named {', '.join(missing)}")]
             )
+
+
+def _tag_problems(tags: dict[str, str]) -> list[Problem]:
+    """AWS's rules for each tag: key 1 to 128 characters and not ``aws:``, value up to 256."""
+    problems = []
+    for key, value in tags.items():
+        why = tag_key_problem(key)
+        if why is not None:
+            problems.append(Problem(f"tags.{key}", why))
+        if len(value) > MAX_TAG_VALUE_CHARS:
+            problems.append(Problem(f"tags.{key}", f"values are at most {MAX_TAG_VALUE_CHARS} characters"))
+    return problems
 
 
 def _warn_local_only(queue: JobQueue) -> None:

@@ -169,6 +169,19 @@ class JobQuery:
     multi_node_job_id: str | None = None
 
 
+TAGGABLE = ("job", "job-definition", "job-queue", "compute-environment", "scheduling-policy")
+
+
+@dataclass(frozen=True)
+class TagTarget:
+    """A resource that has tags, as its ARN names it: ``kind`` one of ``TAGGABLE``, ``name``
+    the job id or the name, ``revision`` for a job definition (and only for one)."""
+
+    kind: str
+    name: str
+    revision: int | None = None
+
+
 class StateStore(Protocol):
     def register_job_definition(self, name: str, document: Mapping[str, object], now: EpochMs) -> JobDefinitionRecord:
         """Store a new ACTIVE revision (1, 2, 3, ... per name; never reused)."""
@@ -187,7 +200,9 @@ class StateStore(Protocol):
         ...
 
     def save_job(self, job: Job, events: Sequence[JobEvent] = ()) -> None:
-        """Insert or update ``job`` (with its attempts) and append ``events``, atomically."""
+        """Insert or update ``job`` (with its attempts) and append ``events``, atomically.
+        An update keeps the stored job's tags: after the insert only ``update_tags`` changes
+        them (the control loop saves copies it read before a TagResource)."""
         ...
 
     def save_jobs(self, changes: Sequence[tuple[Job, Sequence[JobEvent]]]) -> None:
@@ -272,6 +287,13 @@ class StateStore(Protocol):
 
     def delete_scheduling_policy(self, name: str) -> bool:
         """True if there was one."""
+        ...
+
+    def update_tags(self, target: TagTarget, add: Mapping[str, str], remove: Sequence[str]) -> dict[str, str] | None:
+        """Drop the keys in ``remove``, then set ``add`` (keys not named stay), on the tags of
+        ``target`` in one transaction; the tags as they now are (with nothing to change, as
+        they are), or None when there is no such resource. Works on any job, job definition
+        revision (ACTIVE or not), queue, compute environment or scheduling policy."""
         ...
 
     def close(self) -> None: ...

@@ -30,10 +30,12 @@ JOB_COLS = ", ".join(codec.JOB_COLUMNS)
 _STOP_COLUMNS = ("stop_kind", "stop_reason", "stop_requested_at")
 _job_names, _job_values = _named(codec.JOB_COLUMNS)
 # A save never clears a recorded stop request: a job saved with none keeps the one stored
-# (request_stop may have recorded it after the caller read the job).
+# (request_stop may have recorded it after the caller read the job). Nor does it change the
+# stored tags: after the insert only update_tags does.
+_KEPT_ON_UPDATE = ("job_id", "tags", *_STOP_COLUMNS)
 UPSERT_JOB = (
     f"INSERT INTO jobs ({_job_names}) VALUES ({_job_values}) ON CONFLICT (job_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in codec.JOB_COLUMNS if c != "job_id" and c not in _STOP_COLUMNS)
+    + ", ".join(f"{c} = excluded.{c}" for c in codec.JOB_COLUMNS if c not in _KEPT_ON_UPDATE)
     + ", "
     + ", ".join(
         f"{c} = CASE WHEN excluded.stop_kind IS NULL THEN jobs.{c} ELSE excluded.{c} END" for c in _STOP_COLUMNS
@@ -195,3 +197,21 @@ UPSERT_POLICY = _upsert("scheduling_policies", codec.POLICY_COLUMNS, "name")
 SELECT_POLICY = f"SELECT {POLICY_COLS} FROM scheduling_policies WHERE name = ?"
 SELECT_POLICIES = f"SELECT {POLICY_COLS} FROM scheduling_policies ORDER BY name"
 DELETE_POLICY = "DELETE FROM scheduling_policies WHERE name = ?"
+
+
+# -- tags: the tags column (a JSON object) of each taggable table, or the document's "tags" ----
+
+SELECT_TAGS = {
+    "job": "SELECT tags FROM jobs WHERE job_id = ?",
+    "job-queue": "SELECT tags FROM job_queues WHERE name = ?",
+    "compute-environment": "SELECT tags FROM compute_environments WHERE name = ?",
+    "scheduling-policy": "SELECT tags FROM scheduling_policies WHERE name = ?",
+}
+UPDATE_TAGS = {
+    "job": "UPDATE jobs SET tags = ? WHERE job_id = ?",
+    "job-queue": "UPDATE job_queues SET tags = ? WHERE name = ?",
+    "compute-environment": "UPDATE compute_environments SET tags = ? WHERE name = ?",
+    "scheduling-policy": "UPDATE scheduling_policies SET tags = ? WHERE name = ?",
+}
+SELECT_DEFINITION_DOCUMENT = "SELECT document FROM job_definitions WHERE name = ? AND revision = ?"
+UPDATE_DEFINITION_DOCUMENT = "UPDATE job_definitions SET document = ? WHERE name = ? AND revision = ?"

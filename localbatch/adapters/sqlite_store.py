@@ -22,9 +22,10 @@ The schema and its migrations are in ``_sqlite_schema``, the SQL in ``_sqlite_qu
 rows and JSON in ``_sqlite_codec``. Every ``sqlite3`` error becomes ``StateStoreError`` here,
 naming the database file and what was being done.
 
-Two rules beyond "write what is given": a save never clears a recorded stop request (a job
+Three rules beyond "write what is given": a save never clears a recorded stop request (a job
 saved with ``stop_request=None`` keeps the one stored, which ``request_stop`` may have
-written after the caller read the job), and ``name_prefix`` folds case for ASCII letters only
+written after the caller read the job), a save of a stored job keeps its tags (only
+``update_tags`` changes them), and ``name_prefix`` folds case for ASCII letters only
 (SQLite's NOCASE; AWS job names are ASCII).
 """
 
@@ -46,7 +47,7 @@ from localbatch.adapters._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
 from localbatch.errors import StateStoreError
-from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord, JobQuery
+from localbatch.ports import ACTIVE, INACTIVE, TAGGABLE, JobDefinitionRecord, JobQuery, TagTarget
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStateStore"]
 
@@ -381,6 +382,45 @@ class SqliteStateStore:
         with self._transaction(f"deleting {what}", write=True) as conn:
             return conn.execute(query, (name,)).rowcount > 0
 
+    # -- tags -------------------------------------------------------------------------
+
+    def update_tags(self, target: TagTarget, add: Mapping[str, str], remove: Sequence[str]) -> dict[str, str] | None:
+        """Read, change and write the tags in one write transaction. A job definition's tags
+        are its document's ``tags`` (absent when there are none, as ``jobdef.to_document``)."""
+        if target.kind not in TAGGABLE or (target.revision is None) != (target.kind != "job-definition"):
+            raise ValueError(f"not a resource that has tags: {target}")
+        doing = f"updating the tags of {target.kind} {target.name}"
+        with self._transaction(doing, write=True) as conn:
+            if target.kind == "job-definition":
+                key: tuple[object, ...] = (target.name, target.revision)
+                row = conn.execute(sql.SELECT_DEFINITION_DOCUMENT, key).fetchone()
+                if row is None:
+                    return None
+                document = self._loads(row[0], doing)
+                stored = document.get("tags") or {}
+                tags = _changed(stored if isinstance(stored, dict) else {}, add, remove)
+                if add or remove:
+                    document = {k: v for k, v in document.items() if k != "tags"}
+                    document.update({"tags": tags} if tags else {})
+                    conn.execute(sql.UPDATE_DEFINITION_DOCUMENT, (codec.dumps(document), *key))
+                return tags
+            row = conn.execute(sql.SELECT_TAGS[target.kind], (target.name,)).fetchone()
+            if row is None:
+                return None
+            tags = _changed(self._loads(row[0], doing), add, remove)
+            if add or remove:
+                conn.execute(sql.UPDATE_TAGS[target.kind], (codec.dumps(tags), target.name))
+            return tags
+
+    def _loads(self, text: str, doing: str) -> dict[str, object]:
+        try:
+            value = codec.loads(text)
+        except ValueError as exc:
+            raise StateStoreError(f"state database {self.path}: {doing}: cannot decode {exc}") from exc
+        if not isinstance(value, dict):
+            raise StateStoreError(f"state database {self.path}: {doing}: expected a JSON object")
+        return value
+
     # -- lifetime ---------------------------------------------------------------------
 
     def close(self) -> None:
@@ -393,3 +433,9 @@ class SqliteStateStore:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def _changed(tags: Mapping[str, object], add: Mapping[str, str], remove: Sequence[str]) -> dict[str, str]:
+    """``tags`` without ``remove``, then with ``add``."""
+    kept = {str(k): str(v) for k, v in tags.items() if k not in set(remove)}
+    return {**kept, **add}

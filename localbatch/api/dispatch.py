@@ -8,19 +8,20 @@ in-process when no daemon runs (``read_only``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from localbatch.api.errors import client_error, unsupported_operation
+from localbatch.api.errors import CLIENT_ERRORS, client_error, to_api_error, unsupported_operation
 from localbatch.awsbatch import infra, requests
 from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
 from localbatch.awsbatch.jobdetail import job_detail, job_summary
-from localbatch.awsbatch.requests import is_digits
+from localbatch.awsbatch.requests import is_digits, job_definition_ref
 from localbatch.batch import BatchService
 from localbatch.core.definition import JobDefinition
 from localbatch.core.naming import Arns
 from localbatch.core.resources import Resources
-from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord
+from localbatch.errors import NotFound
+from localbatch.ports import ACTIVE, INACTIVE, TAGGABLE, JobDefinitionRecord, TagTarget
 
 T = TypeVar("T")
 
@@ -37,9 +38,11 @@ READ_OPERATIONS = frozenset(
         "DescribeComputeEnvironments",
         "DescribeSchedulingPolicies",
         "ListSchedulingPolicies",
+        "ListTagsForResource",
     }
 )
 MAX_DESCRIBE_POLICIES = 100
+MAX_BULK_JOBS = 50  # CancelJobs, TerminateJobs
 
 
 class BatchDispatcher:
@@ -70,6 +73,12 @@ class BatchDispatcher:
             "UpdateSchedulingPolicy": self._update_scheduling_policy,
             "DeleteSchedulingPolicy": self._delete_scheduling_policy,
             "ListSchedulingPolicies": self._list_scheduling_policies,
+            "CancelJobs": self._cancel_jobs,
+            "TerminateJobs": self._terminate_jobs,
+            "GetJobQueueSnapshot": self._get_job_queue_snapshot,
+            "TagResource": self._tag_resource,
+            "UntagResource": self._untag_resource,
+            "ListTagsForResource": self._list_tags_for_resource,
         }
 
     @property
@@ -111,6 +120,93 @@ class BatchDispatcher:
     def _terminate_job(self, body: Body) -> dict[str, Any]:
         self._service.terminate_job(str(body["jobId"]), str(body["reason"]))
         return {}
+
+    def _cancel_jobs(self, body: Body) -> dict[str, Any]:
+        return self._bulk(body, self._service.cancel_job)
+
+    def _terminate_jobs(self, body: Body) -> dict[str, Any]:
+        return self._bulk(body, self._service.terminate_job)
+
+    def _bulk(self, body: Body, stop: Callable[[str, str], None]) -> dict[str, Any]:
+        """CancelJobs/TerminateJobs: CancelJob/TerminateJob on each id, each reported on its
+        own; an id that names no job counts as successful, as AWS documents."""
+        ids = [str(i) for i in body["jobs"]]
+        if len(ids) > MAX_BULK_JOBS:
+            raise client_error(f"jobs: at most {MAX_BULK_JOBS} ids per call, got {len(ids)}")
+        reason = str(body["reason"])
+        successful: list[str] = []
+        errors: list[dict[str, str]] = []
+        for job_id in ids:
+            try:
+                stop(job_id, reason)
+            except NotFound:
+                pass
+            except CLIENT_ERRORS as exc:
+                error = to_api_error(exc)
+                errors.append({"job": job_id, "code": error.code, "message": error.message})
+                continue
+            successful.append(job_id)
+        return {"successful": successful, "errors": errors}
+
+    def _get_job_queue_snapshot(self, body: Body) -> dict[str, Any]:
+        entries, at = self._service.queue_front(str(body["jobQueue"]))
+        jobs = [{"jobArn": self._arns.job(e.job_id), "earliestTimeAtPosition": e.since} for e in entries]
+        return {"frontOfQueue": {"jobs": jobs, "lastUpdatedAt": at}}
+
+    # -- tags -----------------------------------------------------------------------------------
+
+    def _tag_resource(self, body: Body) -> dict[str, Any]:
+        arn, tags = str(body["resourceArn"]), {str(k): str(v) for k, v in body["tags"].items()}
+        target = self._tag_target(arn, tags)
+        self._tagged(arn, lambda: self._service.tag_resource(target, tags))
+        return {}
+
+    def _untag_resource(self, body: Body) -> dict[str, Any]:
+        arn, keys = str(body["resourceArn"]), [str(k) for k in body["tagKeys"]]
+        target = self._tag_target(arn, keys)
+        self._tagged(arn, lambda: self._service.untag_resource(target, keys))
+        return {}
+
+    def _list_tags_for_resource(self, body: Body) -> dict[str, Any]:
+        arn = str(body["resourceArn"])
+        target = self._tag_target(arn, ())
+        tags = self._tagged(arn, lambda: self._service.tags(target))
+        if target.kind == "compute-environment":  # its localbatch settings too, as Describe shows them
+            (environment,) = self._service.compute_environments([target.name])
+            tags = infra.environment_detail(environment, self._arns)["tags"]
+        return {"tags": tags}
+
+    def _tagged(self, arn: str, call: Callable[[], dict[str, str]]) -> dict[str, str]:
+        try:
+            return call()
+        except NotFound:
+            raise client_error(f"resource {arn} does not exist") from None
+
+    def _tag_target(self, arn: str, keys: Iterable[str]) -> TagTarget:
+        """The resource ``arn`` names, if it is one that takes tags; ``keys`` are those the
+        request would change (a compute environment's localbatch settings are not tags to change)."""
+        found = self._arns.resource(arn)
+        if found is None:
+            example = self._arns.job_queue("my-queue")
+            raise client_error(f"resourceArn: {arn!r} is not an AWS Batch ARN of this endpoint (like {example})")
+        kind, name = found
+        if kind not in TAGGABLE:
+            raise client_error(f"resourceArn: {arn} is a {kind}; tags are for {', '.join(TAGGABLE)}")
+        if kind == "job" and ("#" in name or ":" in name):
+            what = "a multi-node parallel job's node" if "#" in name else "an array job's child"
+            raise client_error(f"resourceArn: {arn} is {what}; AWS tags only the parent job")
+        if kind == "job-definition":
+            definition, revision = job_definition_ref(name)
+            if revision is None:
+                raise client_error(f"resourceArn: {arn} names no revision; give job-definition/{name}:<revision>")
+            return TagTarget(kind, definition, revision)
+        if kind == "compute-environment":
+            ours = sorted(set(keys) & infra.LOCAL_TAGS)
+            if ours:
+                raise client_error(
+                    f"{', '.join(ours)}: localbatch's settings of compute environment {name}, fixed at its creation"
+                )
+        return TagTarget(kind, name)
 
     # -- job definitions ----------------------------------------------------------------------
 

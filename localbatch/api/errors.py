@@ -33,6 +33,7 @@ from localbatch.errors import (
 )
 
 __all__ = [
+    "CLIENT_ERRORS",
     "CLIENT_EXCEPTION",
     "SERVER_EXCEPTION",
     "ApiError",
@@ -48,7 +49,7 @@ CLIENT_EXCEPTION: Final = "ClientException"
 SERVER_EXCEPTION: Final = "ServerException"
 
 # Errors that describe what the caller asked for: their messages are meant for the caller.
-_CLIENT_ERRORS: Final = (
+CLIENT_ERRORS: Final = (
     InvalidRequest,
     NotFound,
     UsageError,
@@ -102,7 +103,7 @@ def to_api_error(exc: Exception, *, request_id: str = "-") -> ApiError:
         if exc.status >= 500:
             logger.warning("request %s: %s %s", request_id, exc.code, exc.message)
         return exc
-    if isinstance(exc, _CLIENT_ERRORS):
+    if isinstance(exc, CLIENT_ERRORS):
         return client_error(str(exc) or type(exc).__name__)
     logger.error("request %s failed", request_id, exc_info=exc)
     what = next((hint for kind, hint in _SERVER_HINTS if isinstance(exc, kind)), "internal error")

@@ -47,6 +47,7 @@ GPUS_TAG = "localbatch:gpus"
 SPOT_RATE_TAG = "localbatch:spot-interruption-rate"
 SPOT_AFTER_TAG = "localbatch:spot-interrupt-after-seconds"
 _OUR_TAGS = (MEMORY_TAG, GPUS_TAG, SPOT_RATE_TAG, SPOT_AFTER_TAG)
+LOCAL_TAGS = frozenset(_OUR_TAGS)  # a compute environment's localbatch settings, shown as tags
 _LOCAL_TYPES = ("EC2", "SPOT")  # what a local host can stand in for
 
 

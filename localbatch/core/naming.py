@@ -47,6 +47,15 @@ class Arns:
     def scheduling_policy(self, name: str) -> str:
         return self._arn(f"scheduling-policy/{name}")
 
+    def resource(self, arn: str) -> tuple[str, str] | None:
+        """(resource type, id) of one of this region's and account's Batch ARNs
+        (``job-queue``, ``my-queue``); None for any other text."""
+        prefix = self._arn("")
+        if not arn.startswith(prefix):
+            return None
+        kind, sep, name = arn[len(prefix) :].partition("/")
+        return (kind, name) if sep and kind and name else None
+
     def task(self, task_id: str) -> str:
         """The ECS-style task ARN AWS reports for each attempt."""
         return f"arn:aws:ecs:{self.region}:{self.account_id}:task/localbatch/{task_id}"

@@ -111,7 +111,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
@@ -186,13 +186,48 @@ class WaitReason:
 @dataclass(frozen=True, slots=True)
 class Plan:
     placements: tuple[Placement, ...]
-    waiting: Mapping[str, WaitReason]  # every runnable job not placed, by job id
+    # every runnable job not placed, by job id; each queue's in the order its turn took them
+    waiting: Mapping[str, WaitReason]
     # When a job waiting for capacity next reaches max_head_wait_s (rule 8): the plan can change
     # then with nothing else changing. None when no waiting job will.
     next_starving_at: EpochMs | None = None
     # Each queue's head: the first job of its dispatch order left waiting (for AWS's
     # jobStateTimeLimitActions, core.queue_limits). Queues with no waiting job are absent.
     heads: Mapping[str, str] = field(default_factory=dict)
+
+
+FRONT_OF_QUEUE = 100  # how many waiting jobs GetJobQueueSnapshot lists per queue, as AWS
+
+
+@dataclass(frozen=True, slots=True)
+class FrontEntry:
+    """A waiting job at the front of its queue, and since when it has held that position."""
+
+    job_id: str
+    since: EpochMs
+
+
+def fronts(
+    waiting: Iterable[str],
+    queue_of: Callable[[str], str],
+    previous: Mapping[str, Sequence[FrontEntry]],
+    now: EpochMs,
+    limit: int = FRONT_OF_QUEUE,
+) -> dict[str, tuple[FrontEntry, ...]]:
+    """Each queue's first ``limit`` waiting jobs in dispatch order (AWS's frontOfQueue), from a
+    plan's waiting jobs in the order the pass took them (``Plan.waiting``). A job at the
+    position it held in ``previous`` keeps its ``since``; any other gets ``now``."""
+    found: dict[str, list[FrontEntry]] = {}
+    for job_id in waiting:
+        name = queue_of(job_id)
+        entries = found.setdefault(name, [])
+        if len(entries) >= limit:
+            continue
+        before = previous.get(name, ())
+        at = len(entries)
+        kept = at < len(before) and before[at].job_id == job_id
+        entries.append(before[at] if kept else FrontEntry(job_id, now))
+    return {name: tuple(entries) for name, entries in found.items()}
 
 
 @dataclass(frozen=True, slots=True)

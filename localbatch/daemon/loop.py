@@ -62,7 +62,16 @@ from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, St
 from localbatch.core.lifecycle import StopEffect
 from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources
-from localbatch.core.scheduler import Allocation, Placement, RunnableJob, SchedulerSettings, WaitReason, plan
+from localbatch.core.scheduler import (
+    Allocation,
+    FrontEntry,
+    Placement,
+    RunnableJob,
+    SchedulerSettings,
+    WaitReason,
+    fronts,
+    plan,
+)
 from localbatch.daemon import staging as transfers
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
 from localbatch.ports import Bind, Clock, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
@@ -188,6 +197,9 @@ class ControlLoop:
         self._staged: dict[str, Path] = {}  # container id -> its attempt's staging directory
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         self._waiting: dict[str, WaitReason] = {}
+        # Each queue's front (core.scheduler.fronts) as the last plan found it, and when.
+        self._fronts: dict[str, tuple[FrontEntry, ...]] = {}
+        self._fronts_at: EpochMs | None = None
         self._gangs: dict[str, int] = {}  # runnable multi-node parents -> their node count
         self._container_network: str | None = None  # the runtime's network mode (core.s3_access)
         self._resync: list[str] = []  # multi-node parents found at start, to line up with their main node
@@ -242,6 +254,15 @@ class ControlLoop:
         with self._lock:
             reason = self._waiting.get(job_id)
         return None if reason is None else str(reason)
+
+    def queue_front(self, job_queue: str) -> tuple[tuple[FrontEntry, ...], EpochMs] | None:
+        """The queue's first waiting jobs in dispatch order as the last plan found them, and
+        when it did (None before the first plan); jobs that left RUNNABLE since are left out."""
+        with self._lock:
+            if self._fronts_at is None:
+                return None
+            entries = tuple(e for e in self._fronts.get(job_queue, ()) if e.job_id in self._waiting)
+            return entries, self._fronts_at
 
     def allocations(self) -> tuple[Allocation, ...]:
         """What the STARTING and RUNNING jobs hold, for the resources endpoint."""
@@ -989,6 +1010,9 @@ class ControlLoop:
         timed = self._next_timed_plan_ms is not None and now >= self._next_timed_plan_ms
         if not runnable:
             self._heads = {}
+            if self._fronts or self._fronts_at is None:
+                with self._lock:
+                    self._fronts, self._fronts_at = {}, now
         if not runnable or not (self._dirty or timed):
             return []
         decided = plan(
@@ -1024,8 +1048,11 @@ class ControlLoop:
         waiting = dict(decided.waiting)
         for job_id in self._gangs.keys() & waiting.keys():
             waiting[job_id] = multinode.gang_reason(waiting[job_id], self._gangs[job_id])
+        queue_of = {job.job_id: job.job_queue for job in runnable}  # what the plan was made of
+        front = fronts(waiting, queue_of.__getitem__, self._fronts, now)
         with self._lock:
             self._waiting = waiting  # made text only when asked for
+            self._fronts, self._fronts_at = front, now
         heads = {queue: (job_id, waiting[job_id].code) for queue, job_id in decided.heads.items()}
         self._heads = queue_limits.track(self._heads, heads, now)
         self._dirty = False  # our own placements need no second pass; exits and submissions will

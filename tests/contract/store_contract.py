@@ -45,7 +45,7 @@ from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPo
 from localbatch.core.spot import SpotRehearsal
 from localbatch.core.staging import StagedInput, StagedOutput
 from localbatch.errors import StateStoreError
-from localbatch.ports import JobDefinitionRecord, JobQuery, StateStore
+from localbatch.ports import JobDefinitionRecord, JobQuery, StateStore, TagTarget
 
 S = JobStatus
 
@@ -414,9 +414,8 @@ class StateStoreContract:
             status_reason="Essential container in task exited",
             attempts=first.attempts[:1],  # the store keeps exactly the job's attempts
             gpu_ids=(),
-            tags={},
             scheduling_priority=None,
-        )
+        )  # not tags: a save keeps the stored ones (test_a_save_keeps_the_stored_tags_of_a_job)
         store.save_job(finished)
         assert store.get_job("job-1") == finished
         assert store.list_jobs(JobQuery()) == [finished]
@@ -866,6 +865,88 @@ class StateStoreContract:
             store.put_scheduling_policy(SchedulingPolicy("p", share_distribution=(ShareWeight("a", math.nan),)))
         assert store.list_scheduling_policies() == []
 
+    # -- tags -------------------------------------------------------------------------
+
+    def _taggable(self, store: StateStore) -> list[TagTarget]:
+        """One of each resource that has tags, each stored with {"team": "a"}."""
+        store.save_job(dataclasses.replace(job("job-1"), tags={"team": "a"}))
+        store.register_job_definition("render", {"image": "busybox:1.36", "tags": {"team": "a"}}, 1)
+        store.put_job_queue(JobQueue("q", 1, (), tags={"team": "a"}))
+        store.put_compute_environment(ComputeEnvironment("ce", 2, 1024, tags={"team": "a"}))
+        store.put_scheduling_policy(SchedulingPolicy("p", tags={"team": "a"}))
+        return [
+            TagTarget("job", "job-1"),
+            TagTarget("job-definition", "render", 1),
+            TagTarget("job-queue", "q"),
+            TagTarget("compute-environment", "ce"),
+            TagTarget("scheduling-policy", "p"),
+        ]
+
+    def _stored_tags(self, store: StateStore, target: TagTarget) -> dict[str, str]:
+        """The tags as the resource's own read shows them."""
+        found: object = {
+            "job": lambda: store.get_job(target.name),
+            "job-definition": lambda: store.get_job_definition(target.name, target.revision),
+            "job-queue": lambda: store.get_job_queue(target.name),
+            "compute-environment": lambda: store.get_compute_environment(target.name),
+            "scheduling-policy": lambda: store.get_scheduling_policy(target.name),
+        }[target.kind]()
+        if isinstance(found, JobDefinitionRecord):
+            return dict(found.document.get("tags") or {})  # type: ignore[call-overload]
+        return dict(found.tags)  # type: ignore[attr-defined]
+
+    def test_update_tags_adds_replaces_and_removes_on_every_taggable_resource(self, store: StateStore) -> None:
+        for target in self._taggable(store):
+            assert store.update_tags(target, {}, ()) == {"team": "a"}, target  # nothing to change: a read
+            assert store.update_tags(target, {"cost": "42", "team": "b"}, ()) == {"team": "b", "cost": "42"}
+            assert store.update_tags(target, {}, ["team", "absent"]) == {"cost": "42"}
+            assert store.update_tags(target, {"team": "c"}, ["team"]) == {"cost": "42", "team": "c"}  # set after drop
+            assert self._stored_tags(store, target) == {"cost": "42", "team": "c"}, target
+            assert store.update_tags(target, {}, ["cost", "team"]) == {}
+            assert self._stored_tags(store, target) == {}, target
+
+    def test_update_tags_of_a_definition_leaves_the_rest_of_its_document(self, store: StateStore) -> None:
+        store.register_job_definition("render", {"image": "busybox:1.36"}, 1)
+        store.deregister_job_definition("render", 1)  # an INACTIVE revision keeps its tags too
+        assert store.update_tags(TagTarget("job-definition", "render", 1), {"a": "1"}, ()) == {"a": "1"}
+        record = store.get_job_definition("render", 1)
+        assert record is not None and dict(record.document) == {"image": "busybox:1.36", "tags": {"a": "1"}}
+        assert record.status == "INACTIVE"
+        store.update_tags(TagTarget("job-definition", "render", 1), {}, ["a"])
+        record = store.get_job_definition("render", 1)
+        assert record is not None and dict(record.document) == {"image": "busybox:1.36"}
+
+    def test_update_tags_of_an_unknown_resource_is_none(self, store: StateStore) -> None:
+        self._taggable(store)
+        for target in (
+            TagTarget("job", "job-2"),
+            TagTarget("job-definition", "render", 2),
+            TagTarget("job-definition", "other", 1),
+            TagTarget("job-queue", "ce"),
+            TagTarget("compute-environment", "q"),
+            TagTarget("scheduling-policy", "q"),
+        ):
+            assert store.update_tags(target, {"a": "b"}, ()) is None, target
+
+    def test_a_save_keeps_the_stored_tags_of_a_job(self, store: StateStore) -> None:
+        first = dataclasses.replace(job("job-1"), tags={"team": "a"})
+        store.save_job(first)
+        store.update_tags(TagTarget("job", "job-1"), {"cost": "42"}, ())
+        later, _ = transition(first, S.PENDING, 2_000)  # the control loop's copy, read before the tag
+        store.save_job(later)
+        store.save_jobs([(dataclasses.replace(later, tags={}), [])])
+        stored = store.get_job("job-1")
+        assert stored is not None and stored.status is S.PENDING
+        assert stored.tags == {"team": "a", "cost": "42"}
+
+    def test_deleting_a_resource_drops_its_tags(self, store: StateStore) -> None:
+        self._taggable(store)
+        store.update_tags(TagTarget("job-queue", "q"), {"cost": "42"}, ())
+        store.delete_job_queue("q")
+        assert store.update_tags(TagTarget("job-queue", "q"), {}, ()) is None
+        store.put_job_queue(JobQueue("q", 1, ()))
+        assert store.update_tags(TagTarget("job-queue", "q"), {}, ()) == {}
+
     # -- lifetime ---------------------------------------------------------------------
 
     def test_closed_store_refuses_calls(self, store: StateStore) -> None:
@@ -886,6 +967,7 @@ class StateStoreContract:
             lambda: store.put_job_queue(JobQueue("q", 1, ())),
             lambda: store.list_compute_environments(),
             lambda: store.list_scheduling_policies(),
+            lambda: store.update_tags(TagTarget("job", "job-1"), {"a": "b"}, ()),
         ]
         for call in calls:
             with pytest.raises(StateStoreError):

@@ -12,14 +12,16 @@ from typing import Any
 
 from localbatch.api.dispatch import BatchDispatcher
 from localbatch.api.errors import ApiError
+from localbatch.api.routes import route_table
 from localbatch.api.server import Api, ApiRequest
 from localbatch.awsbatch.infra import MEMORY_TAG
 from localbatch.awsbatch.model import validate_output
 from localbatch.batch import BatchService
 from localbatch.core import lifecycle, outcome
-from localbatch.core.jobs import Job, JobStatus, transition
+from localbatch.core.jobs import EpochMs, Job, JobStatus, transition
 from localbatch.core.naming import Arns, container_name, log_stream_name
 from localbatch.core.resources import Resources
+from localbatch.core.scheduler import FrontEntry
 from tests.fakes.clock import FakeClock
 from tests.fakes.store import InMemoryStateStore
 
@@ -61,13 +63,19 @@ class RecordingNotifier:
 
 
 class FakeLiveView:
-    """Why the control loop last found a RUNNABLE job waiting."""
+    """Why the control loop last found a RUNNABLE job waiting, and each queue's front as its
+    last plan ordered it (``fronts``; ``fronts_at`` None: no plan yet)."""
 
     def __init__(self) -> None:
         self.reasons: dict[str, str] = {}
+        self.fronts: dict[str, tuple[FrontEntry, ...]] = {}
+        self.fronts_at: EpochMs | None = None
 
     def waiting_reason(self, job_id: str) -> str | None:
         return self.reasons.get(job_id)
+
+    def queue_front(self, job_queue: str) -> tuple[tuple[FrontEntry, ...], EpochMs] | None:
+        return None if self.fronts_at is None else (self.fronts.get(job_queue, ()), self.fronts_at)
 
 
 class SequentialIds:
@@ -82,9 +90,11 @@ class SequentialIds:
 
 
 def wire_request(operation: str, params: dict[str, Any]) -> ApiRequest:
-    """The request botocore sends for ``operation``: POST /v1/<operation lower-cased>, JSON body."""
-    body = json.dumps(params).encode()
-    return ApiRequest("POST", f"/v1/{operation.lower()}", {"content-type": "application/json"}, body)
+    """The request botocore sends for ``operation``: POST /v1/<operation lower-cased> with a JSON
+    body, or for tags the ARN %2F-encoded in the path (``RouteTable.prepare``)."""
+    prepared = route_table().prepare(operation, params)
+    body = b"" if prepared.body is None else json.dumps(prepared.body).encode()
+    return ApiRequest(prepared.method, prepared.target, {"content-type": "application/json"}, body)
 
 
 @dataclass

@@ -16,11 +16,12 @@ import string
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.errors import StateStoreError
-from localbatch.ports import ACTIVE, INACTIVE, JobDefinitionRecord, JobQuery
+from localbatch.ports import ACTIVE, INACTIVE, TAGGABLE, JobDefinitionRecord, JobQuery, TagTarget
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -38,6 +39,11 @@ def _fold(text: str) -> str:
 def _order(job: Job) -> tuple[int, str]:
     """list_jobs' order as an ascending key: newest created_at first, then job_id."""
     return (-job.created_at, job.job_id)
+
+
+def _changed(tags: Mapping[str, str], add: Mapping[str, str], remove: Sequence[str]) -> dict[str, str]:
+    """``tags`` without ``remove``, then with ``add``."""
+    return {**{k: v for k, v in tags.items() if k not in set(remove)}, **add}
 
 
 class InMemoryStateStore:
@@ -121,6 +127,8 @@ class InMemoryStateStore:
                 stored = self._jobs.get(job.job_id)
                 if job.stop_request is None and stored is not None and stored.stop_request is not None:
                     job = replace(job, stop_request=stored.stop_request)  # never cleared by a save
+                if stored is not None and job.tags != stored.tags:
+                    job = replace(job, tags=stored.tags)  # changed by update_tags only
                 self._jobs[job.job_id] = job  # frozen: sharing it is safe, as long as callers
                 # treat the Mappings inside a Job as read-only (its type says they are)
                 self._events.extend(events)
@@ -277,6 +285,39 @@ class InMemoryStateStore:
         with self._lock:
             self._check_open()
             return self._policies.pop(name, None) is not None
+
+    # -- tags -------------------------------------------------------------------------
+
+    def update_tags(self, target: TagTarget, add: Mapping[str, str], remove: Sequence[str]) -> dict[str, str] | None:
+        if target.kind not in TAGGABLE or (target.revision is None) != (target.kind != "job-definition"):
+            raise ValueError(f"not a resource that has tags: {target}")
+        with self._lock:
+            self._check_open()
+            if target.kind == "job-definition":
+                revisions = self._definitions.get(target.name, [])
+                at = next((i for i, r in enumerate(revisions) if r.revision == target.revision), None)
+                if at is None:
+                    return None
+                record = revisions[at]
+                tags = _changed(dict(record.document.get("tags") or {}), add, remove)  # type: ignore[call-overload]
+                if add or remove:
+                    document = {k: v for k, v in record.document.items() if k != "tags"}
+                    document.update({"tags": tags} if tags else {})
+                    revisions[at] = replace(record, document=copy.deepcopy(document))
+                return tags
+            table: dict[str, Any] = {
+                "job": self._jobs,
+                "job-queue": self._queues,
+                "compute-environment": self._environments,
+                "scheduling-policy": self._policies,
+            }[target.kind]
+            found = table.get(target.name)
+            if found is None:
+                return None
+            tags = _changed(found.tags, add, remove)
+            if add or remove:
+                table[target.name] = replace(found, tags=tags)
+            return dict(tags)
 
     # -- lifetime ---------------------------------------------------------------------
 

@@ -77,6 +77,13 @@ def test_every_implemented_operation_answers_in_botocore_output_shape(world: Wor
     world.call("UpdateSchedulingPolicy", {"arn": arn, "fairsharePolicy": {"computeReservation": 10}})
     world.call("ListSchedulingPolicies", {})
     world.call("DeleteSchedulingPolicy", {"arn": arn})
+    queue_arn = f"{ARN}job-queue/default"
+    world.call("TagResource", {"resourceArn": queue_arn, "tags": {"cost": "42"}})
+    world.call("ListTagsForResource", {"resourceArn": queue_arn})
+    world.call("UntagResource", {"resourceArn": queue_arn, "tagKeys": ["cost"]})
+    world.call("GetJobQueueSnapshot", {"jobQueue": "default"})
+    world.call("CancelJobs", {"jobs": ids[:2], "reason": "bulk"})
+    world.call("TerminateJobs", {"jobs": ids, "reason": "bulk"})
     dispatcher_operations = BatchDispatcher(world.service, ARNS, HOST).operations
     assert world.operations_called == dispatcher_operations
     assert dispatcher_operations <= operation_names()
@@ -974,9 +981,9 @@ def test_the_read_only_and_daemon_dispatchers_implement_the_same_operations() ->
     [
         ("CreateConsumableResource", {"consumableResourceName": "licenses"}),
         ("ListConsumableResources", {}),
-        ("CancelJobs", {"jobs": ["x"], "reason": "r"}),
-        ("TagResource", {"resourceArn": f"{ARN}job-queue/default", "tags": {"a": "b"}}),
-        ("GetJobQueueSnapshot", {"jobQueue": "default"}),
+        ("SubmitServiceJob", {"jobName": "x"}),
+        ("DescribeServiceEnvironments", {}),
+        ("ListJobsByConsumableResource", {"consumableResource": "licenses"}),
         ("CreateConsumableResource", {"bogus": True}),  # refused as unsupported before validation
     ],
 )

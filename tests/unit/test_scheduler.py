@@ -766,3 +766,16 @@ def test_each_queues_head_is_its_first_job_in_dispatch_order_left_waiting():
     result = run(jobs, queues)
     assert placed(result) == {"placed": "local", "small": "local"}
     assert result.heads == {"default": "big", "lower": "low-a", "off": "off-a"}  # no waiting job: no head
+
+
+# -- the front of each queue (GetJobQueueSnapshot) -----------------------------------------------
+
+
+def test_fronts_keep_dispatch_order_per_queue_and_the_time_each_job_took_its_place() -> None:
+    from localbatch.core.scheduler import FrontEntry, fronts
+
+    queue_of = {"a1": "a", "b1": "b", "a2": "a", "a3": "a"}.__getitem__
+    first = fronts(["a1", "b1", "a2", "a3"], queue_of, {}, 100, limit=2)
+    assert first == {"a": (FrontEntry("a1", 100), FrontEntry("a2", 100)), "b": (FrontEntry("b1", 100),)}
+    later = fronts(["a3", "a2", "b1"], queue_of, first, 200, limit=2)  # a1 started; a3 moved ahead
+    assert later == {"a": (FrontEntry("a3", 200), FrontEntry("a2", 100)), "b": (FrontEntry("b1", 100),)}
