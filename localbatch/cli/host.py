@@ -155,7 +155,8 @@ def credentials(
     """The access key AWS clients sign requests to the daemon's TCP listener with.
 
     eval "$(localbatch credentials --export)" points boto3 and the AWS CLI at localbatch:
-    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_BATCH and AWS_ENDPOINT_URL_CLOUDWATCH_LOGS."""
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_BATCH and
+    AWS_ENDPOINT_URL_CLOUDWATCH_LOGS."""
     current = settings()
     current.prepare_home()
     if add is not None:
