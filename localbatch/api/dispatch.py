@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from localbatch.api.errors import CLIENT_ERRORS, client_error, to_api_error, unsupported_operation
+from localbatch.api.principal import current_principal, daemon_owner
 from localbatch.awsbatch import infra, requests
 from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
 from localbatch.awsbatch.jobdetail import job_detail, job_summary
@@ -46,8 +47,20 @@ MAX_BULK_JOBS = 50  # CancelJobs, TerminateJobs
 
 
 class BatchDispatcher:
-    def __init__(self, service: BatchService, arns: Arns, host: Resources, *, read_only: bool = False) -> None:
+    """``owner``: who submits when a request names no principal (the Unix socket's requests);
+    the daemon's OS user unless given."""
+
+    def __init__(
+        self,
+        service: BatchService,
+        arns: Arns,
+        host: Resources,
+        *,
+        read_only: bool = False,
+        owner: str | None = None,
+    ) -> None:
         self._service = service
+        self._owner = owner
         self._arns = arns
         self._host = host
         self._read_only = read_only
@@ -96,7 +109,8 @@ class BatchDispatcher:
     # -- jobs ---------------------------------------------------------------------------------
 
     def _submit_job(self, body: Body) -> dict[str, Any]:
-        job = self._service.submit_job(requests.submit_request(body))
+        submitter = current_principal() or self._owner or daemon_owner()
+        job = self._service.submit_job(requests.submit_request(body), submitted_by=submitter)
         return {"jobArn": self._arns.job(job.job_id), "jobName": job.job_name, "jobId": job.job_id}
 
     def _describe_jobs(self, body: Body) -> dict[str, Any]:
