@@ -47,20 +47,8 @@ MAX_BULK_JOBS = 50  # CancelJobs, TerminateJobs
 
 
 class BatchDispatcher:
-    """``owner``: who submits when a request names no principal (the Unix socket's requests);
-    the daemon's OS user unless given."""
-
-    def __init__(
-        self,
-        service: BatchService,
-        arns: Arns,
-        host: Resources,
-        *,
-        read_only: bool = False,
-        owner: str | None = None,
-    ) -> None:
+    def __init__(self, service: BatchService, arns: Arns, host: Resources, *, read_only: bool = False) -> None:
         self._service = service
-        self._owner = owner
         self._arns = arns
         self._host = host
         self._read_only = read_only
@@ -109,7 +97,8 @@ class BatchDispatcher:
     # -- jobs ---------------------------------------------------------------------------------
 
     def _submit_job(self, body: Body) -> dict[str, Any]:
-        submitter = current_principal() or self._owner or daemon_owner()
+        # The key's name on the TCP listener; the daemon's own user on its Unix socket.
+        submitter = current_principal() or daemon_owner()
         job = self._service.submit_job(requests.submit_request(body), submitted_by=submitter)
         return {"jobArn": self._arns.job(job.job_id), "jobName": job.job_name, "jobId": job.job_id}
 
