@@ -192,9 +192,10 @@ class BatchService:
 
     # -- jobs -----------------------------------------------------------------------------------
 
-    def submit_job(self, request: SubmitRequest) -> Job:
-        """Record a SUBMITTED job. Refused, with nothing written, when the queue is unknown or
-        DISABLED, the definition unknown or INACTIVE, or the job could never fit the queue."""
+    def submit_job(self, request: SubmitRequest, *, submitted_by: str | None = None) -> Job:
+        """Record a SUBMITTED job, submitted by ``submitted_by`` (its array children and nodes
+        too). Refused, with nothing written, when the queue is unknown or DISABLED, the
+        definition unknown or INACTIVE, or the job could never fit the queue."""
         queue = self._queue(request.job_queue)
         if not queue.enabled:
             raise InvalidRequest([Problem("jobQueue", f"job queue {queue.name} is DISABLED; it accepts no new jobs")])
@@ -216,6 +217,7 @@ class BatchService:
             depends_on=request.depends_on,
             array_size=request.array_size,
             share_identifier=request.share_identifier,
+            submitted_by=submitted_by,
         )
         problems = dependencies.check(request.depends_on, request.array_size, self._dependency_targets(request))
         problems += self._share_problems(queue, request.share_identifier)

@@ -4,7 +4,9 @@
     GET /v1/localbatch/resources   the host, and per compute environment and per GPU what is
                                    allocated to whom; job counts per queue
     GET /v1/localbatch/logs        ?jobId=&attempt=&follow=true  an attempt's output, streamed
-    GET /v1/localbatch/events      ?jobId=  the job's state changes, oldest first
+    GET /v1/localbatch/events      ?jobId=  the job's state changes, oldest first, and who
+                                   submitted it (``submittedBy``: an API key's name, the
+                                   daemon's OS user, or null for jobs from before it was kept)
     POST /v1/localbatch/interrupt  {"jobId": ...}  reclaim a RUNNING job's host as Spot would
                                    (rehearsal): the attempt fails with "Host EC2 (instance
                                    i-...) terminated." and its retry rules decide the rest
@@ -126,9 +128,11 @@ class Extensions:
 
     def events(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         job_id = query.get("jobId") or ""
-        if self._store.get_job(job_id) is None:
+        job = self._store.get_job(job_id)
+        if job is None:
             raise JobNotFound(job_id)
         return {
+            "submittedBy": job.submitted_by,
             "events": [
                 {
                     "at": e.at,
@@ -138,7 +142,7 @@ class Extensions:
                     "detail": e.detail,
                 }
                 for e in self._store.list_events(job_id)
-            ]
+            ],
         }
 
     def _running_job(self, job_id: str) -> tuple[str, Job]:

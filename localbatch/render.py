@@ -153,7 +153,9 @@ def jobs_table(summaries: Sequence[Doc]) -> Table:
     return table
 
 
-def job_view(detail: Doc, events: Sequence[Doc]) -> list[Table | Text]:
+def job_view(detail: Doc, events: Sequence[Doc], *, submitted_by: str | None = None) -> list[Table | Text]:
+    """A job's detail, attempts and events; ``submitted_by`` (localbatch's events extension)
+    is shown when known."""
     container = detail.get("container", {})
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -166,6 +168,7 @@ def job_view(detail: Doc, events: Sequence[Doc]) -> list[Table | Text]:
         ("status reason", detail.get("statusReason") or "-"),
         ("definition", _definition(detail["jobDefinition"])),
         ("queue", detail["jobQueue"].rpartition("/")[2]),
+        *((("submitted by", submitted_by),) if submitted_by is not None else ()),
         ("image", container.get("image", "")),
         ("command", shlex.join(container.get("command", [])) or "(image default)"),
         ("resources", _requirements(container)),

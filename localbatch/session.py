@@ -232,8 +232,13 @@ def warnings(definition: JobDefinition | None, overrides: JobOverrides) -> list[
 
 
 def events(backend: Backend, job_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = backend.get(EVENTS, {"jobId": job_id}).get("events", [])
+    found: list[dict[str, Any]] = history(backend, job_id).get("events", [])
     return found
+
+
+def history(backend: Backend, job_id: str) -> dict[str, Any]:
+    """The events extension's answer: ``events`` (oldest first) and ``submittedBy``."""
+    return backend.get(EVENTS, {"jobId": job_id})
 
 
 def interrupt(backend: Backend, job_id: str) -> dict[str, Any]:

@@ -341,6 +341,7 @@ JOB_COLUMNS = (
     "main_node",
     "node_index",
     "node_ranges",
+    "submitted_by",
 )
 
 ATTEMPT_COLUMNS = (
@@ -398,6 +399,7 @@ def job_row(job: Job) -> dict[str, object]:
         "main_node": job.main_node,
         "node_index": job.node_index,
         "node_ranges": dumps([_node_range_entry(r) for r in job.node_ranges]),
+        "submitted_by": job.submitted_by,
     }
 
 
@@ -498,6 +500,7 @@ def decode_job(row: Row, attempts: Sequence[Attempt]) -> Job:
         main_node=_opt(_int)(row["main_node"]),
         node_index=_opt(_int)(row["node_index"]),
         node_ranges=_tuple(_node_range)(loads(row["node_ranges"])),
+        submitted_by=_opt(_str)(row["submitted_by"]),
     )
 
 

@@ -5,7 +5,7 @@ version N-1 to N inside one write transaction, so a database is at one version o
 next, never in between; a database newer than this code is refused, never downgraded.
 Steps are appended, never edited: a shipped step is what every existing file went through.
 
-Version 6 (after all six steps)::
+Version 7 (after all seven steps)::
 
     job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
         PK (name, revision): list_job_definitions reads it in order. Revisions count 1, 2,
@@ -25,8 +25,10 @@ Version 6 (after all six steps)::
          multinode_job_id, num_nodes, main_node, node_index, (step 6) a multi-node node has
                                                             all four; its parent num_nodes
                                                             and main_node
-         node_ranges JSON)                                  (step 6) the parent's resolved
+         node_ranges JSON,                                  (step 6) the parent's resolved
                                                             nodeRangeProperties
+         submitted_by)                                      (step 7) the key's name or the
+                                                            daemon's OS user; NULL before
         indexes, each matching one shape of query with no sort step:
           jobs_by_created      (created_at DESC, job_id)             list_jobs, no filter
           jobs_by_status       (status, created_at DESC, job_id)     one status; count_jobs()
@@ -200,5 +202,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX jobs_by_multinode ON jobs (multinode_job_id, node_index)
            WHERE multinode_job_id IS NOT NULL""",
     ),
+    ("ALTER TABLE jobs ADD COLUMN submitted_by TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,6 +5,8 @@
   resolve requests and by the client to build them.
 - ``errors``: ``ApiError`` (AWS's ``ClientException`` / ``ServerException``) and the one place
   that maps ``LocalbatchError``s to HTTP status codes.
+- ``principal``: who the request being handled comes from (set by ``Api.handle`` from its
+  authenticator), and the daemon's owner, who the Unix socket's requests come from.
 - ``server``: transport-agnostic dispatch (``Api``: parse, validate against the model, call the
   injected ``Dispatcher``, shape the response) and ``ApiServer``, HTTP/1.1 on a Unix socket.
 

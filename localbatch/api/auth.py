@@ -3,7 +3,8 @@ keyring (``api_credentials``), checked with botocore's signer (``awsbatch.sigv4`
 
 Batch operations are signed for service ``batch``, the CloudWatch Logs subset (an
 ``X-Amz-Target: Logs_20140328.*`` request) for ``logs``. A refused request gets 403 in AWS's
-error shape and runs nothing. The keyring is read again when its file changes, so a key added
+error shape and runs nothing; an accepted one is handled as the key's name (what the daemon
+records as the submitter of its jobs). The keyring is read again when its file changes, so a key added
 with ``localbatch credentials --add`` works without a restart.
 """
 
@@ -24,24 +25,28 @@ __all__ = ["sigv4_authenticator"]
 
 
 def sigv4_authenticator(home: Path, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Authenticator:
-    """An ``Api`` authenticator for the keys in ``home``'s keyring; ``now`` is the clock the
-    15-minute skew is measured on."""
+    """An ``Api`` authenticator for the keys in ``home``'s keyring, returning the signing key's
+    name; ``now`` is the clock the 15-minute skew is measured on."""
     keys = _CachedKeyring(home)
 
-    def authenticate(request: ApiRequest) -> None:
+    def authenticate(request: ApiRequest) -> str:
         logs = request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX + ".")
+        keyring = keys.current()
         try:
-            verify(
+            key_id = verify(
                 request.method,
                 request.target,
                 request.headers,
                 request.body,
-                secret_for=lambda key: keys.current().secret_for(key),
+                secret_for=keyring.secret_for,
                 services={"logs"} if logs else {"batch"},
                 now=now(),
             )
         except SignatureError as exc:
             raise ApiError(exc.code, 403, exc.message) from None
+        key = keyring.find(key_id)
+        assert key is not None  # verify only accepts a key the keyring has a secret for
+        return key.name
 
     return authenticate
 

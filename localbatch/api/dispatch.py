@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from localbatch.api.errors import CLIENT_ERRORS, client_error, to_api_error, unsupported_operation
+from localbatch.api.principal import current_principal, daemon_owner
 from localbatch.awsbatch import infra, requests
 from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
 from localbatch.awsbatch.jobdetail import job_detail, job_summary
@@ -96,7 +97,9 @@ class BatchDispatcher:
     # -- jobs ---------------------------------------------------------------------------------
 
     def _submit_job(self, body: Body) -> dict[str, Any]:
-        job = self._service.submit_job(requests.submit_request(body))
+        # The key's name on the TCP listener; the daemon's own user on its Unix socket.
+        submitter = current_principal() or daemon_owner()
+        job = self._service.submit_job(requests.submit_request(body), submitted_by=submitter)
         return {"jobArn": self._arns.job(job.job_id), "jobName": job.job_name, "jobId": job.job_id}
 
     def _describe_jobs(self, body: Body) -> dict[str, Any]:

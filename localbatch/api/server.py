@@ -16,7 +16,8 @@ stdlib ``socketserver`` with one daemon thread per connection, HTTP/1.1 keep-ali
 ``shutdown()`` that lets in-flight requests finish and closes idle connections. The request
 handler only needs ``server.api``, ``server.closing`` and ``server.max_body_bytes``, so a TCP
 listener (SigV4, issue 7) reuses it, serving ``api.with_authenticator(verify)``: the same
-dispatcher and extensions behind a hook that refuses a request before anything else runs.
+dispatcher and extensions behind a hook that refuses a request before anything else runs, or
+names who is calling (``principal.current_principal()`` while the request is handled).
 
 Streams: an iterator may yield ``b""`` as a heartbeat. Nothing is sent for it, but the server
 uses it to notice a client that went away or a server shutting down, and then closes the
@@ -48,6 +49,7 @@ from typing import Any, Final, Protocol, TypeAlias
 from urllib.parse import parse_qs
 
 from localbatch.api.errors import ApiError, client_error, to_api_error, unsupported_operation
+from localbatch.api.principal import acting_as
 from localbatch.api.routes import RouteTable, route_table
 from localbatch.awsbatch.jobdefinition import LOCAL_MEMBER
 from localbatch.awsbatch.model import validate_request
@@ -104,8 +106,10 @@ class ApiRequest:
     body: bytes
 
 
-# Raises ApiError (e.g. 403) to refuse a request before anything else looks at it.
-Authenticator: TypeAlias = "Callable[[ApiRequest], None]"
+# Raises ApiError (e.g. 403) to refuse a request before anything else looks at it; else
+# returns who is calling (an access key's name), which ``principal.current_principal()``
+# gives the dispatcher while the request is handled.
+Authenticator: TypeAlias = "Callable[[ApiRequest], str | None]"
 
 
 @dataclass
@@ -190,30 +194,32 @@ class Api:
         return self._dispatcher.handle(operation, params)
 
     def handle(self, request: ApiRequest) -> ApiResponse:
-        """The response to ``request``; never raises (errors become AWS error responses)."""
+        """The response to ``request``; never raises (errors become AWS error responses).
+        While it is dispatched, ``principal.current_principal()`` is who the authenticator
+        said is calling (None without one)."""
         request_id = str(uuid.uuid4())
         operation = "-"
         try:
-            if self._authenticate is not None:
-                self._authenticate(request)
-            target = request.headers.get("x-amz-target")
-            if target is not None:
-                prefix, _, operation = target.partition(".")
-                handler = self._targets.get(prefix)
-                if handler is None or request.method != "POST":
-                    raise client_error(f"no service here answers X-Amz-Target {target[:100]!r}", 400)
-                result = handler.handle(operation, _parse_body(request.body))
-                return ApiResponse(200, request_id, _encode(result), AMZ_JSON_TYPE, operation=operation)
-            path, _, query = request.target.partition("?")
-            if path.startswith(EXTENSION_PREFIX):
-                operation = path
-                return self._extension(request, path, query, request_id)
-            match = self._routes.resolve(request.method, path, query)
-            operation = match.operation
-            params = _parse_body(request.body)
-            params.update(match.params)
-            result = self.invoke(operation, params)
-            return ApiResponse(200, request_id, _encode(result), operation=operation)
+            principal = self._authenticate(request) if self._authenticate is not None else None
+            with acting_as(principal):
+                target = request.headers.get("x-amz-target")
+                if target is not None:
+                    prefix, _, operation = target.partition(".")
+                    handler = self._targets.get(prefix)
+                    if handler is None or request.method != "POST":
+                        raise client_error(f"no service here answers X-Amz-Target {target[:100]!r}", 400)
+                    result = handler.handle(operation, _parse_body(request.body))
+                    return ApiResponse(200, request_id, _encode(result), AMZ_JSON_TYPE, operation=operation)
+                path, _, query = request.target.partition("?")
+                if path.startswith(EXTENSION_PREFIX):
+                    operation = path
+                    return self._extension(request, path, query, request_id)
+                match = self._routes.resolve(request.method, path, query)
+                operation = match.operation
+                params = _parse_body(request.body)
+                params.update(match.params)
+                result = self.invoke(operation, params)
+                return ApiResponse(200, request_id, _encode(result), operation=operation)
         except Exception as exc:  # the request boundary: every failure becomes an AWS error
             # response; to_api_error logs server faults with their traceback (logger.error, exc_info).
             return self.error_response(to_api_error(exc, request_id=request_id), request_id, operation)

@@ -195,12 +195,12 @@ def describe(
     AWS, with --target aws: as DescribeJobs tells it; AWS keeps no event history)."""
     with target_backend(settings(), to, AwsWhere(region, profile, endpoint_url)) as backend:
         detail = session.describe(backend, job_id)
-        history = [] if json_ or to is Target.AWS else session.events(backend, job_id)
+        history = {} if json_ or to is Target.AWS else session.history(backend, job_id)
     if json_:
         print_json(detail)
         return
     console = render.stdout()
-    for part in render.job_view(detail, history):
+    for part in render.job_view(detail, history.get("events", []), submitted_by=history.get("submittedBy")):
         console.print(part)
 
 

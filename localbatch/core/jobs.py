@@ -159,6 +159,9 @@ class Job:
     main_node: int | None = None
     node_index: int | None = None
     node_ranges: tuple[NodeRangeProperty, ...] = ()
+    # Who submitted it: the API key's name, or the daemon's OS user for its Unix socket;
+    # None for jobs recorded before localbatch kept it. Array children and nodes inherit it.
+    submitted_by: str | None = None
 
     @property
     def is_multinode_parent(self) -> bool:

@@ -130,6 +130,7 @@ def rich_job(job_id: str = "job-rich") -> Job:
         num_nodes=3,
         main_node=1,
         node_ranges=(NodeRangeProperty("0:", container, ("p4d.24xlarge",)), NodeRangeProperty("1", container)),
+        submitted_by="alice@workstation",
     )
 
 

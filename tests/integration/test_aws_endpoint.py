@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import pwd
 import subprocess
 import sys
 import time
@@ -237,3 +238,24 @@ def test_an_unsigned_or_wrongly_signed_request_runs_nothing(endpoint):
     assert after == before
     log = (daemon.home / "home" / "daemon.log").read_text()
     assert credentials["AWS_SECRET_ACCESS_KEY"] not in log
+
+
+def test_each_job_shows_who_submitted_it(endpoint):
+    """A shared workstation: alice's key records her as the submitter of her jobs; a job
+    submitted through the CLI (the daemon's Unix socket) is the daemon's OS user's."""
+    daemon, _ = endpoint
+    alice = json.loads(daemon.ok("credentials", "--add", "alice", "--json"))
+    assert alice["name"] == "alice"
+    hers = batch(alice).submit_job(jobName="hers", jobQueue="default", jobDefinition="hello")["jobId"]
+    mine = daemon.submit("hello")
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    assert submitted_by(daemon.ok("describe", hers)) == "alice"
+    assert submitted_by(daemon.ok("describe", mine)) == owner
+    (detail,) = batch(alice).describe_jobs(jobs=[hers])["jobs"]  # DescribeJobs keeps AWS's shape
+    assert "alice" not in json.dumps(detail)
+
+
+def submitted_by(described: str) -> str:
+    """The value of `localbatch describe`'s "submitted by" row."""
+    (line,) = [line for line in described.splitlines() if line.startswith("submitted by")]
+    return line.removeprefix("submitted by").strip()

@@ -28,6 +28,7 @@ from botocore.parsers import RestJSONParser  # type: ignore[import-untyped]
 from botocore.serialize import create_serializer  # type: ignore[import-untyped]
 
 from localbatch.api.errors import ApiError, client_error, server_error, to_api_error, unsupported_operation
+from localbatch.api.principal import current_principal
 from localbatch.api.server import Api, ApiRequest, ApiServer, ApiServerError
 from localbatch.awsbatch.model import service_model
 from localbatch.client import DaemonClient, DaemonError, DaemonUnreachable, RequestRejected
@@ -62,16 +63,19 @@ SUPPORTED = {
 
 
 class FakeDispatcher:
-    """Records calls; answers SubmitJob, raises what ``raises`` maps an operation to."""
+    """Records calls and the principal of each; answers SubmitJob, raises what ``raises`` maps
+    an operation to."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.principals: list[str | None] = []
         self.raises: dict[str, Exception] = {}
         self.lock = threading.Lock()
 
     def handle(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             self.calls.append((operation, body))
+            self.principals.append(current_principal())
         if operation in self.raises:
             raise self.raises[operation]
         if operation == "SubmitJob":

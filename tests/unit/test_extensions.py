@@ -115,3 +115,6 @@ def test_events_are_the_jobs_history(world: Any) -> None:
         {"at": 1, "from": None, "to": "SUBMITTED", "reason": None, "detail": None},
         {"at": 2, "from": "SUBMITTED", "to": "RUNNABLE", "reason": "r", "detail": None},
     ]
+    assert world.ext.events({"jobId": "j1"}, {})["submittedBy"] is None  # not recorded for this job
+    world.store.save_job(replace(JOB, job_id="j2", submitted_by="alice"), [JobEvent("j2", 1, None, S.SUBMITTED)])
+    assert world.ext.events({"jobId": "j2"}, {})["submittedBy"] == "alice"

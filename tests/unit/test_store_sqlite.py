@@ -284,6 +284,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
         num_nodes=None,
         main_node=None,
         node_ranges=(),
+        submitted_by=None,
     )
     retried = job("retried", status=S.RUNNING)
     history = [
@@ -297,7 +298,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
     make_v1(db, [(old, [event("old", 1, S.SUBMITTED)]), (retried, history)])
 
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.schema_version == SCHEMA_VERSION == 7
         loaded = store.get_job("old")
         assert loaded == old
         assert loaded is not None and loaded.runnable_at is None and loaded.stop_request is None
@@ -492,3 +493,34 @@ def test_version_3_queues_upgrade_to_fifo_queues(db: Path) -> None:
         assert store.schema_version == SCHEMA_VERSION
         assert store.get_job_queue("old") == JobQueue("old", 1, ("local",))
         assert store.list_scheduling_policies() == []
+
+
+def test_version_6_jobs_upgrade_with_no_submitter(db: Path) -> None:
+    """Step 7 (submitters): a job stored before it reads back with ``submitted_by`` None, and
+    a job saved after it keeps its submitter."""
+    old = dataclasses.replace(rich_job("old"), submitted_by=None)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    conn = raw(db)
+    try:
+        conn.execute("BEGIN")
+        for step in MIGRATIONS[:6]:
+            for statement in step:
+                conn.execute(statement)
+        v6_columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
+        assert "submitted_by" not in v6_columns
+        row = codec.job_row(old)
+        names, values = ", ".join(v6_columns), ", ".join(f":{c}" for c in v6_columns)
+        conn.execute(f"INSERT INTO jobs ({names}) VALUES ({values})", {c: row[c] for c in v6_columns})
+        conn.executemany(queries.INSERT_ATTEMPT, [codec.attempt_row(old.job_id, a) for a in old.attempts])
+        conn.execute("PRAGMA user_version = 6")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    with SqliteStateStore(db) as store:
+        assert store.schema_version == SCHEMA_VERSION == 7
+        assert store.get_job("old") == old
+        new = dataclasses.replace(job("new"), submitted_by="alice")
+        store.save_job(new, [event("new", 1, S.SUBMITTED)])
+    with SqliteStateStore(db) as store:
+        loaded = store.get_job("new")
+        assert loaded is not None and loaded.submitted_by == "alice"

@@ -206,6 +206,7 @@ def test_boto3_signed_calls_reach_the_dispatcher(listener):
     arn = "arn:aws:batch:us-east-1:000000000000:job-queue/default"
     assert client.list_tags_for_resource(resourceArn=arn)["tags"] == {"team": "render"}
     assert [op for op, _ in dispatcher.calls] == ["SubmitJob", "ListTagsForResource"]
+    assert dispatcher.principals == ["owner", "owner"]  # the signing key's name
     assert dispatcher.calls[1][1]["resourceArn"] == arn
 
 
@@ -216,6 +217,7 @@ def test_a_key_added_while_serving_works_at_once(listener, tmp_path):
         jobName="a", jobQueue="default", jobDefinition="render:1"
     )
     assert len(dispatcher.calls) == 1
+    assert dispatcher.principals == ["alice"]
 
 
 def test_refused_requests_get_403_and_run_nothing(listener):
