@@ -236,7 +236,6 @@ def raw_requests(draw: st.DrawFn) -> tuple[str, ApiRequest]:
     return "-", ApiRequest(draw(methods), draw(paths), draw(headers), body)
 
 
-
 # Valid requests to start from: a mutation of one keeps the rest valid, so it gets past the
 # model's checks into the dispatcher's and the service's.
 SEEDS: list[tuple[str, dict[str, Any]]] = [
@@ -393,13 +392,16 @@ def mutated_requests(draw: st.DrawFn) -> tuple[str, ApiRequest]:
             del parent[key]
         else:
             parent[key] = draw(_like(parent[key]))
-    prepared = ROUTES.prepare(operation, body) if all(
-        label.member in body for label in ROUTES.route(operation).labels
-    ) else None
+    prepared = (
+        ROUTES.prepare(operation, body)
+        if all(label.member in body for label in ROUTES.route(operation).labels)
+        else None
+    )
     if prepared is None:
         return operation, ApiRequest("POST", ROUTES.route(operation).path, JSON_HEADERS, _encode(body))
     encoded = b"" if prepared.body is None else _encode(prepared.body)
     return operation, ApiRequest(prepared.method, prepared.target, JSON_HEADERS, encoded)
+
 
 # -- the world: API -> dispatcher -> service -> control loop on the fake runtime ------------------------
 
@@ -560,7 +562,6 @@ def test_raw_logs_bodies_and_targets_are_client_errors(
     header = f"{TARGET_PREFIX}.{operation}" if target is None else target
     request = ApiRequest("POST", "/", {"x-amz-target": header}, body)
     check_response(world.api.handle(request), (header, body[:200]))
-
 
 
 # -- what the fuzzing found (SQLite refused integers beyond 64 bits: a 500) ----------------------------
