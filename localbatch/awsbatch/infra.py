@@ -39,7 +39,7 @@ from localbatch.core.infra import (
     policy_problems,
 )
 from localbatch.core.naming import Arns
-from localbatch.core.resources import MIN_MEMORY_MIB, Resources
+from localbatch.core.resources import AWS_INT_MAX, MIN_MEMORY_MIB, Resources
 from localbatch.errors import InvalidRequest, Problem
 
 MEMORY_TAG = "localbatch:max-memory-mib"
@@ -219,7 +219,7 @@ def new_queue(body: Mapping[str, Any]) -> JobQueue:
         raise InvalidRequest([Problem("computeEnvironmentOrder", "required: the compute environments to use")])
     return JobQueue(
         name=str(body["jobQueueName"]),
-        priority=int(body["priority"]),
+        priority=_priority(body["priority"]),
         compute_environments=environment_order(order),
         state=_state(body) or State.ENABLED,
         tags=dict(body.get("tags") or {}),
@@ -245,11 +245,20 @@ def queue_update(body: Mapping[str, Any]) -> QueueUpdate:
     return QueueUpdate(
         name=resource_name(str(body["jobQueue"]), "job-queue"),
         state=_state(body),
-        priority=body.get("priority"),
+        priority=None if body.get("priority") is None else _priority(body["priority"]),
         compute_environments=None if order is None else environment_order(order),
         scheduling_policy=_policy_name(body),
         job_state_time_limit_actions=None if actions is None else time_limit_actions(actions),
     )
+
+
+def _priority(value: Any) -> int:
+    """A queue's priority: AWS's Integer (32-bit)."""
+    priority = int(value)
+    if not -AWS_INT_MAX - 1 <= priority <= AWS_INT_MAX:
+        bounds = f"{-AWS_INT_MAX - 1} and {AWS_INT_MAX}"
+        raise InvalidRequest([Problem("priority", f"must be between {bounds} (AWS's Integer), got {priority}")])
+    return priority
 
 
 def time_limit_actions(entries: list[Mapping[str, Any]]) -> tuple[JobStateTimeLimitAction, ...]:

@@ -24,6 +24,7 @@ from localbatch.core.jobs import Dependency, DependencyType, JobStatus
 from localbatch.core.lifecycle import JobOverrides, check_overrides
 from localbatch.core.multinode import NodeOverrides, NodePropertyOverride
 from localbatch.core.naming import AWS_NAME
+from localbatch.core.resources import AWS_INT_MAX
 from localbatch.core.retry import RetryStrategy
 from localbatch.errors import InvalidRequest, JobDefinitionError, Problem
 
@@ -276,10 +277,13 @@ def resource_name(ref: str, kind: str) -> str:
 
 
 def job_definition_ref(ref: str) -> tuple[str, int | None]:
-    """(name, revision or None for the latest ACTIVE) from name, name:revision or an ARN."""
+    """(name, revision or None for the latest ACTIVE) from name, name:revision or an ARN.
+    Raises InvalidRequest for a revision beyond AWS's Integer (no store could hold it)."""
     text = resource_name(ref, "job-definition")
     name, sep, revision = text.rpartition(":")
     if sep and is_digits(revision) and name:
+        if int(revision) > AWS_INT_MAX:
+            raise InvalidRequest([Problem("", f"{text}: a revision is at most {AWS_INT_MAX}")])
         return name, int(revision)
     return text, None
 
@@ -287,6 +291,10 @@ def job_definition_ref(ref: str) -> tuple[str, int | None]:
 def is_digits(text: str) -> bool:
     """ASCII digits only (``"²".isdigit()`` is True, but ``int("²")`` fails)."""
     return text.isascii() and text.isdigit()
+
+
+# AWS's Long is 64-bit: the largest epoch milliseconds a filter may name.
+AWS_LONG_MAX = 2**63 - 1
 
 
 # -- ListJobs ------------------------------------------------------------------------------------
@@ -334,6 +342,8 @@ def list_request(body: Mapping[str, Any]) -> ListRequest:
         elif kind in ("AFTER_CREATED_AT", "BEFORE_CREATED_AT"):
             if not is_digits(value):
                 raise InvalidRequest([Problem("filters[0].values[0]", f"expected epoch milliseconds, got {value!r}")])
+            if int(value) > AWS_LONG_MAX:
+                raise InvalidRequest([Problem("filters[0].values[0]", f"must be at most {AWS_LONG_MAX}, got {value}")])
             if kind == "AFTER_CREATED_AT":
                 after_ms = int(value)
             else:
