@@ -8,6 +8,7 @@ when a command needs state.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from localbatch.api.server import Api, ApiServer, TcpApiServer
 from localbatch.api_credentials import ensure_keyring, forget_endpoint, remember_endpoint
 from localbatch.batch import BatchService
 from localbatch.client import DaemonClient, DaemonUnreachable
-from localbatch.config import Settings
+from localbatch.config import Settings, is_loopback
 from localbatch.core.inventory import HostInventory, capacity
 from localbatch.core.naming import Arns
 from localbatch.daemon.loop import ControlLoop
@@ -34,6 +35,8 @@ from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Ex
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, ObjectStore, StateStore
 from localbatch.session import Backend, LocalBackend
 from localbatch.store_server import Servers
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -181,6 +184,12 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
                     if tcp is not None:
                         tcp.start()
                         remember_endpoint(settings.home, tcp.where)
+                        if not is_loopback(tcp.address[0]):
+                            logger.warning(
+                                "the API listens on %s, reachable from other machines: requests must be signed, "
+                                "but travel unencrypted (no TLS)",
+                                tcp.where,
+                            )
                     yield server
                 finally:
                     if tcp is not None:
