@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +38,7 @@ from localbatch.core.spec import ContainerSpec
 from localbatch.daemon.loop import ControlLoop
 from localbatch.ports import StateStore
 from tests.fakes.clock import FakeClock
+from tests.fakes.executor import Inline
 from tests.fakes.runtime import FakeRuntime
 from tests.fakes.store import InMemoryStateStore
 
@@ -404,18 +404,6 @@ def mutated_requests(draw: st.DrawFn) -> tuple[str, ApiRequest]:
 
 
 # -- the world: API -> dispatcher -> service -> control loop on the fake runtime ------------------------
-
-
-class Inline(Executor):
-    """Runs what is submitted at once, on the caller's thread."""
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - a Future carries whatever happened
-            future.set_exception(exc)
-        return future
 
 
 class FuzzWorld:

@@ -26,6 +26,7 @@ from localbatch.daemon.startup import recover
 from localbatch.errors import ContainerRuntimeError, StateStoreError
 from localbatch.ports import ContainerRequest
 from tests.fakes.clock import FakeClock
+from tests.fakes.executor import Inline
 from tests.fakes.host import FakeHostProbe
 from tests.fakes.runtime import FakeRuntime
 from tests.fakes.store import InMemoryStateStore
@@ -37,18 +38,6 @@ DEFINITION = JobDefinition(
     name="work",
     container=ContainerSpec(image="busybox:1.36", command=("sh", "-c", "echo hi"), resources=Resources(1, 512)),
 )
-
-
-class Inline(Executor):
-    """Runs what is submitted at once, on the caller's thread."""
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - a Future carries whatever happened
-            future.set_exception(exc)
-        return future
 
 
 @dataclass
