@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import socket
 import stat
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -234,4 +235,14 @@ def test_refused_requests_get_403_and_run_nothing(listener):
     assert response.status == 403
     assert json.loads(response.read())["__type"] == "MissingAuthenticationTokenException"
     connection.close()
+    assert dispatcher.calls == []
+
+
+def test_an_oversized_request_is_refused_before_it_is_read_or_checked(listener):
+    server, dispatcher, _ = listener
+    host, port = server.address
+    with socket.create_connection((host, port), timeout=WAIT_S) as raw:
+        raw.sendall(f"POST /v1/submitjob HTTP/1.1\r\nHost: x\r\nContent-Length: {9 * 2**20}\r\n\r\n".encode())
+        answer = raw.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413 ")
     assert dispatcher.calls == []
