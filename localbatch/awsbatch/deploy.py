@@ -27,7 +27,7 @@ from typing import Any
 
 from localbatch.awsbatch import requests
 from localbatch.awsbatch.aws_client import call
-from localbatch.awsbatch.export import CloudPlan, Kind
+from localbatch.awsbatch.export import CloudPlan, Kind, Ref
 from localbatch.awsbatch.jobdefinition import (
     as_register_request,
     document_from_request,
@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 _MAX_PAGES = 1000  # every listing loop is bounded
-_REF = "\x00ref:"  # stands for a Ref until its object has an ARN
 
 
 @dataclass(frozen=True)
@@ -128,34 +127,23 @@ def deploy(
     """Make AWS Batch hold the plan's objects; ``report`` hears of each as it is done.
     ``ExportError`` (before any call) when a cloud-only value is missing; ``CloudError``,
     naming the object, stops at the first refusal."""
-    steps = plan.resolved(lambda ref: f"{_REF}{ref.kind}:{ref.name}")
-    arns: dict[str, str] = {}
+    plan.check_complete()
+    arns: dict[Ref, str] = {}
     outcomes: list[Outcome] = []
-    for obj, request in steps:
-        body = _fill(request, arns)
+    for obj in plan.objects:
+        # An object created earlier is named by the ARN AWS answered; in a dry run, one that
+        # would be created by a placeholder.
+        body = plan.plain_request(obj, lambda ref: arns.get(ref, f"(new {ref.kind.replace('_', ' ')} {ref.name})"))
         try:
             outcome = _STEPS[obj.kind](client, obj.name, body, dry_run, waiting)
         except CloudError as exc:
             what = f"{obj.kind.replace('_', ' ')} {obj.name}"
             raise CloudError(exc.code, f"{what}: {exc.message}", exc.operation) from None
         if outcome.arn is not None:
-            arns[f"{_REF}{obj.kind}:{obj.name}"] = outcome.arn
+            arns[Ref(obj.kind, obj.name)] = outcome.arn
         outcomes.append(outcome)
         report(outcome)
     return outcomes
-
-
-def _fill(value: Any, arns: Mapping[str, str]) -> Any:
-    """``value`` with each stand-in for a Ref replaced by its ARN (or, in a dry run, by a
-    name for the object that would be created)."""
-    if isinstance(value, Mapping):
-        return {k: _fill(v, arns) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill(v, arns) for v in value]
-    if isinstance(value, str) and value.startswith(_REF):
-        kind, _, name = value[len(_REF) :].partition(":")
-        return arns.get(value, f"(new {kind.replace('_', ' ')} {name})")
-    return value
 
 
 def _policy_step(client: Any, name: str, body: dict[str, Any], dry_run: bool, waiting: Waiting) -> Outcome:

@@ -142,10 +142,19 @@ class CloudPlan:
     def resolved(self, arn: Callable[[Ref], str]) -> list[tuple[CloudObject, dict[str, Any]]]:
         """Each object with its request made plain: values filled in, references as ARNs.
         ``ExportError`` when a cloud-only value is missing (nothing is half-resolved)."""
+        self.check_complete()
+        return [(obj, self.plain_request(obj, arn)) for obj in self.objects]
+
+    def check_complete(self) -> None:
+        """``ExportError`` listing every missing cloud-only value, if any is."""
         problems = self.missing_problems()
         if problems:
             raise ExportError(problems)
-        return [(obj, _substitute(obj.request, arn)) for obj in self.objects]
+
+    def plain_request(self, obj: CloudObject, arn: Callable[[Ref], str]) -> dict[str, Any]:
+        """``obj``'s request with values filled in and references as ``arn`` names them (for
+        deploy, one object at a time, as the ARNs of the earlier ones become known)."""
+        return dict(_substitute(obj.request, arn))
 
 
 # -- building ------------------------------------------------------------------------------
