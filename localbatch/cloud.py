@@ -8,15 +8,16 @@ before anything is built, and every problem of every file is reported at once.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from localbatch import config, jobdef
 from localbatch.awsbatch.export import CloudPlan, Ref, build_plan
+from localbatch.cloud_settings import CloudSettings
 from localbatch.errors import ExportError, JobDefinitionError, UsageError
 
-__all__ = ["aws_json", "definition_paths", "load_plan", "settings_for"]
+__all__ = ["aws_json", "definition_paths", "load_plan", "register_request", "settings_for"]
 
 
 def definition_paths(paths: Sequence[Path]) -> list[Path]:
@@ -94,3 +95,14 @@ def _arn(ref: Ref, plan: CloudPlan) -> str:
             f"{ref.name!r}, which job queue {', '.join(repr(u) for u in users)} names (schedulingPolicyArn)"
         ]
     )
+
+
+def register_request(
+    source: str, document: Mapping[str, Any], cloud: CloudSettings
+) -> tuple[dict[str, Any], list[str]]:
+    """The RegisterJobDefinition request AWS gets for one checked definition document (the
+    export plan's: cloud values filled in, vCPUs rounded), and the plan's warnings.
+    ``ExportError`` when AWS would refuse it or a cloud-only value is missing."""
+    plan = build_plan([(source, document)], cloud)
+    [(_, request)] = plan.resolved(lambda ref: ref.name)  # a definition references nothing
+    return request, list(plan.warnings)

@@ -21,10 +21,10 @@ from localbatch.awsbatch.jobdefinition import from_register_request, to_register
 from localbatch.awsbatch.requests import SubmitRequest, submit_body
 from localbatch.client import DaemonUnreachable
 from localbatch.core import lifecycle, params, portability
-from localbatch.core.definition import JobDefinition
+from localbatch.core.definition import JobDefinition, PlatformCapability
 from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
-from localbatch.errors import JobDefinitionError, JobNotFound
+from localbatch.errors import JobDefinitionError, JobDefinitionNotFound, JobNotFound
 from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
 
 _LIST_PAGE = 100  # ListJobs' largest page with a filter
@@ -124,6 +124,21 @@ def ensure_registered(backend: Backend, definition: JobDefinition, request: Mapp
         return register(backend, definition)
     answer = backend.call("RegisterJobDefinition", request)
     return f"{answer['jobDefinitionName']}:{answer['revision']}"
+
+
+def platform_capabilities(
+    backend: Backend, definition: JobDefinition | None, ref: str, vcpus: float | None
+) -> tuple[str, ...]:
+    """The platform capabilities a submission's overrides are checked against: the file's,
+    else (only when a fractional vCPU override makes them matter) the registered definition's."""
+    if definition is not None:
+        return tuple(p.value for p in definition.platform_capabilities)
+    if vcpus is None or float(vcpus).is_integer():
+        return (PlatformCapability.EC2.value,)
+    found = latest_definition(backend, ref)
+    if found is None:
+        raise JobDefinitionNotFound(ref)
+    return tuple(found.get("platformCapabilities") or [PlatformCapability.EC2.value])
 
 
 def latest_definition(backend: Backend, ref: str) -> dict[str, Any] | None:

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from localbatch import bootstrap, jobdef, render, session
-from localbatch.awsbatch.export import build_plan
+from localbatch import bootstrap, cloud, jobdef, render, session
 from localbatch.awsbatch.requests import job_definition_ref
 from localbatch.cli._common import (
     ArraySizeFlag,
@@ -43,10 +42,9 @@ from localbatch.cli._common import (
     settings,
     target_backend,
 )
-from localbatch.config import DEFAULT_QUEUE, Settings
-from localbatch.core.definition import JobDefinition, PlatformCapability
+from localbatch.config import DEFAULT_QUEUE
 from localbatch.core.jobs import JobStatus
-from localbatch.errors import JobDefinitionNotFound, UsageError
+from localbatch.errors import UsageError
 from localbatch.extensions import LOGS
 
 STATUSES = tuple(s.value for s in JobStatus)
@@ -90,8 +88,10 @@ def submit(
     definition = jobdef.parse_document(document, str(path)) if document is not None else None
     request = None
     if to is Target.AWS and document is not None:
-        request = _cloud_request(str(path), document, current)
-    cloud = aws_backend(current, where) if to is Target.AWS else None  # no call to AWS yet
+        request, warnings = cloud.register_request(str(path), document, current.cloud)
+        for warning in warnings:
+            render.stderr().print(render.warning_lines(warning))
+    aws = aws_backend(current, where) if to is Target.AWS else None  # no call to AWS yet
     chosen = overrides(
         definition,
         param=param,
@@ -105,7 +105,7 @@ def submit(
         scheduling_priority=scheduling_priority,
         tag=tag,
         retry_on_exit=retry_on_exit,
-        aws_platforms=None if cloud is None else _platforms(cloud, definition, target, vcpus),
+        aws_platforms=None if aws is None else session.platform_capabilities(aws, definition, target, vcpus),
     )
     options = job_options(
         array_size=array_size,
@@ -113,7 +113,7 @@ def submit(
         share_identifier=share_identifier,
         propagate_tags=propagate_tags,
     )
-    with nullcontext(cloud) if cloud is not None else target_backend(current, to, where) as backend:
+    with nullcontext(aws) if aws is not None else target_backend(current, to, where) as backend:
         ref = session.ensure_registered(backend, definition, request) if definition is not None else target
         job_name = name or (definition.name if definition is not None else job_definition_ref(ref)[0])
         answer = session.submit(backend, options.request(job_name, queue, ref, chosen))
@@ -121,31 +121,6 @@ def submit(
         print_json(answer)
     else:
         render.stdout().print(f"{answer['jobId']}  {answer['jobName']} submitted to {queue} ({ref})")
-
-
-def _cloud_request(source: str, document: dict[str, Any], current: Settings) -> dict[str, Any]:
-    """The RegisterJobDefinition request AWS gets for a file: the export plan's, checked (its
-    ``ExportError`` refuses the file), with its warnings printed."""
-    plan = build_plan([(source, document)], current.cloud)
-    for warning in plan.warnings:
-        render.stderr().print(render.warning_lines(warning))
-    [(_, request)] = plan.resolved(lambda ref: ref.name)  # a definition references nothing
-    return request
-
-
-def _platforms(
-    backend: session.Backend, definition: JobDefinition | None, ref: str, vcpus: float | None
-) -> tuple[str, ...]:
-    """The platform capabilities the overrides are checked against: the file's, else (only
-    when a fractional --vcpus makes them matter) the registered definition's on AWS."""
-    if definition is not None:
-        return tuple(p.value for p in definition.platform_capabilities)
-    if vcpus is None or float(vcpus).is_integer():
-        return (PlatformCapability.EC2.value,)
-    found = session.latest_definition(backend, ref)
-    if found is None:
-        raise JobDefinitionNotFound(ref)
-    return tuple(found.get("platformCapabilities") or [PlatformCapability.EC2.value])
 
 
 @handles_errors
