@@ -63,7 +63,7 @@ def deploy(
     AWS error; what was done before it is printed, nothing after it is attempted."""
     plan = cloud.load_plan(paths, config_file, strict=strict)
     _warn(plan)
-    plan.resolved(lambda ref: ref.name)  # ExportError before any AWS call when a value is missing
+    plan.check_complete()  # ExportError before any AWS call (even before a region is looked for)
     client = _client(plan, region, profile, endpoint_url)
     done: list[aws_deploy.Outcome] = []
 
