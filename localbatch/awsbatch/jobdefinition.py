@@ -157,13 +157,13 @@ def _container_members(table: Mapping[str, Any]) -> dict[str, Any]:
     if "ulimits" in table:
         props["ulimits"] = [_camel_keys(u) for u in table["ulimits"]]
     _put(props, "user", table.get("user"))
-    props["resourceRequirements"] = resource_requirements(table["resources"])
+    props["resourceRequirements"] = _resource_requirements(table["resources"])
     if "linux_parameters" in table:
         props["linuxParameters"] = _linux_parameters(table["linux_parameters"])
     return props
 
 
-def resource_requirements(resources: Mapping[str, Any]) -> list[dict[str, str]]:
+def _resource_requirements(resources: Mapping[str, Any]) -> list[dict[str, str]]:
     """VCPU, MEMORY and GPU as a document gives them (in its order), values as strings."""
     kinds = {"vcpus": "VCPU", "memory_mib": "MEMORY", "gpus": "GPU"}
     return [{"type": kinds[key], "value": _number_text(value)} for key, value in resources.items()]
