@@ -167,6 +167,11 @@ class JobQuery:
     # The nodes of this multi-node job, by index (``after`` is then (index, job_id)). Without
     # it, nodes are left out: a queue lists a multi-node job by its parent.
     multi_node_job_id: str | None = None
+    # ListJobs' JOB_DEFINITION filter: the definition's name (case-sensitive; every revision
+    # unless ``job_definition_revision``), or the start of it when ``job_definition_prefix``.
+    job_definition: str | None = None
+    job_definition_revision: int | None = None
+    job_definition_prefix: bool = False
 
 
 TAGGABLE = ("job", "job-definition", "job-queue", "compute-environment", "scheduling-policy")

@@ -107,6 +107,7 @@ def list_jobs(query: JobQuery) -> tuple[str, dict[str, object]]:
     if query.name_prefix:  # ASCII letters match either case (NOCASE), as in the in-memory store
         where.append("substr(job_name, 1, :prefix_length) = :prefix COLLATE NOCASE")
         args.update(prefix=query.name_prefix, prefix_length=len(query.name_prefix))
+    _definition_filter(query, where, args)
     if query.created_after is not None:
         where.append("created_at > :created_after")
         args["created_after"] = query.created_after
@@ -131,6 +132,21 @@ def list_jobs(query: JobQuery) -> tuple[str, dict[str, object]]:
     return " UNION ALL ".join(selects) + " ORDER BY created_at DESC, job_id LIMIT :limit", args
 
 
+def _definition_filter(query: JobQuery, where: list[str], args: dict[str, object]) -> None:
+    """ListJobs' JOB_DEFINITION filter, case-sensitive (``substr`` compares bytes)."""
+    if query.job_definition is None:
+        return
+    if query.job_definition_prefix:
+        where.append("substr(job_definition_name, 1, :definition_length) = :definition")
+        args["definition_length"] = len(query.job_definition)
+    else:
+        where.append("job_definition_name = :definition")
+    args["definition"] = query.job_definition
+    if query.job_definition_revision is not None:
+        where.append("job_definition_revision = :definition_revision")
+        args["definition_revision"] = query.job_definition_revision
+
+
 def _list_members(query: JobQuery, parent_column: str, parent: str, index_column: str) -> tuple[str, dict[str, object]]:
     """An array's children or a multi-node job's nodes, by index, on jobs_by_array or
     jobs_by_multinode; ``after`` is (index, job_id)."""
@@ -143,6 +159,7 @@ def _list_members(query: JobQuery, parent_column: str, parent: str, index_column
     if query.name_prefix:
         where.append("substr(job_name, 1, :prefix_length) = :prefix COLLATE NOCASE")
         args.update(prefix=query.name_prefix, prefix_length=len(query.name_prefix))
+    _definition_filter(query, where, args)
     if query.created_after is not None:
         where.append("created_at > :created_after")
         args["created_after"] = query.created_after

@@ -255,6 +255,9 @@ def _as_request_field(problem: Problem) -> Problem:
     head, _, rest = problem.path.partition(".")
     if head == "environment" and rest:
         return Problem(f"containerOverrides.environment[{rest}]", problem.message)
+    if head.startswith("consumable_resources"):
+        at = head.removeprefix("consumable_resources")
+        return Problem(f"consumableResourcePropertiesOverride.consumableResourceList{at}", problem.message)
     return Problem(_OVERRIDE_FIELDS.get(problem.path, problem.path), problem.message)
 
 
@@ -312,6 +315,9 @@ class ListRequest:
     after: tuple[int, str] | None
     array_job_id: str | None = None  # list this array's children (job_queue is None)
     multi_node_job_id: str | None = None  # list this multi-node job's nodes (job_queue is None)
+    job_definition: str | None = None  # JOB_DEFINITION filter: a name, or a prefix (definition_prefix)
+    job_definition_revision: int | None = None
+    job_definition_prefix: bool = False
 
 
 def list_request(body: Mapping[str, Any]) -> ListRequest:
@@ -325,7 +331,8 @@ def list_request(body: Mapping[str, Any]) -> ListRequest:
     filters = body.get("filters") or []
     if len(filters) > 1:
         raise InvalidRequest([Problem("filters", "AWS takes one filter at a time")])
-    name_prefix = exact_name = None
+    name_prefix = exact_name = definition = revision = None
+    definition_prefix = False
     after_ms = before_ms = None
     statuses: tuple[JobStatus, ...] = (_status(body.get("jobStatus")),)
     for f in filters:
@@ -339,6 +346,12 @@ def list_request(body: Mapping[str, Any]) -> ListRequest:
                 name_prefix = value[:-1]
             else:
                 exact_name = value
+        elif kind == "JOB_DEFINITION":  # a name (every revision), name:revision, an ARN, or name*
+            definition_prefix = value.endswith("*")
+            if definition_prefix:
+                definition = value[:-1]
+            else:
+                definition, revision = job_definition_ref(value)
         elif kind in ("AFTER_CREATED_AT", "BEFORE_CREATED_AT"):
             if not is_digits(value):
                 raise InvalidRequest([Problem("filters[0].values[0]", f"expected epoch milliseconds, got {value!r}")])
@@ -353,7 +366,8 @@ def list_request(body: Mapping[str, Any]) -> ListRequest:
                 [
                     Problem(
                         "filters[0].name",
-                        f"{kind!r} is not supported; allowed: JOB_NAME, AFTER_CREATED_AT, BEFORE_CREATED_AT",
+                        f"{kind!r} is not a filter; allowed: JOB_NAME, JOB_DEFINITION, AFTER_CREATED_AT, "
+                        "BEFORE_CREATED_AT",
                     )
                 ]
             )
@@ -370,6 +384,9 @@ def list_request(body: Mapping[str, Any]) -> ListRequest:
         created_after=after_ms,
         created_before=before_ms,
         exact_name=exact_name,
+        job_definition=definition,
+        job_definition_revision=revision,
+        job_definition_prefix=definition_prefix,
         limit=max_results,
         after=decode_token(body.get("nextToken")),
     )

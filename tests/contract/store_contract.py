@@ -641,6 +641,14 @@ class StateStoreContract:
         assert self._ids(store, JobQuery(statuses=(S.RUNNABLE,))) == []
         assert self._ids(store, JobQuery(job_queue="nope")) == []
 
+    def test_list_by_job_definition_name_revision_or_prefix(self, store: StateStore) -> None:
+        for job_id, name, revision in [("a", "render", 1), ("b", "render", 2), ("c", "render-hd", 1), ("d", "Render", 1)]:
+            store.save_job(dataclasses.replace(job(job_id), job_definition_name=name, job_definition_revision=revision))
+        assert sorted(self._ids(store, JobQuery(job_definition="render"))) == ["a", "b"]  # every revision, case kept
+        assert self._ids(store, JobQuery(job_definition="render", job_definition_revision=2)) == ["b"]
+        assert sorted(self._ids(store, JobQuery(job_definition="render", job_definition_prefix=True))) == ["a", "b", "c"]
+        assert self._ids(store, JobQuery(job_definition="nope")) == []
+
     def test_list_limit(self, store: StateStore) -> None:
         self._three_queues(store)
         assert self._ids(store, JobQuery(limit=2)) == ["b", "d"]

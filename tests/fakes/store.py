@@ -36,6 +36,16 @@ def _fold(text: str) -> str:
     return text.translate(_ASCII_LOWER)
 
 
+def _definition_matches(job: Job, query: JobQuery) -> bool:
+    wanted = query.job_definition
+    if wanted is None:
+        return True
+    name = job.job_definition_name
+    if not (name.startswith(wanted) if query.job_definition_prefix else name == wanted):
+        return False
+    return query.job_definition_revision is None or job.job_definition_revision == query.job_definition_revision
+
+
 def _order(job: Job) -> tuple[int, str]:
     """list_jobs' order as an ascending key: newest created_at first, then job_id."""
     return (-job.created_at, job.job_id)
@@ -172,6 +182,7 @@ class InMemoryStateStore:
                 and (not query.statuses or job.status in query.statuses)
                 and (query.job_queue is None or job.job_queue == query.job_queue)
                 and (prefix is None or _fold(job.job_name[: len(prefix)]) == prefix)
+                and _definition_matches(job, query)
                 and (query.created_after is None or job.created_at > query.created_after)
                 and (query.created_before is None or job.created_at < query.created_before)
                 and (after is None or (_index(job) > query.after[0] if members else _order(job) > after))

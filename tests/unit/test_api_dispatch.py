@@ -691,6 +691,23 @@ def test_list_jobs_job_name_filter_is_case_insensitive_exact_or_prefix_and_ignor
     assert registered.list_ids(filters=filters, jobStatus="SUBMITTED") == [mixed[n] for n in names]
 
 
+def test_list_jobs_job_definition_filter_takes_a_name_a_revision_an_arn_or_a_prefix(registered: World) -> None:
+    registered.register(containerProperties={**RENDER["containerProperties"], "command": ["echo", "2"]})
+    registered.register(jobDefinitionName="render-hd")
+    first = registered.submit("one", jobDefinition="render:1")
+    second = registered.submit("two", jobDefinition="render:2")
+    hd = registered.submit("three", jobDefinition="render-hd")
+
+    def listed(value: str) -> set[str]:
+        return set(registered.list_ids(filters=[{"name": "JOB_DEFINITION", "values": [value]}]))
+
+    assert listed("render") == {first, second}  # every revision of that name, whatever the status
+    assert listed("render:2") == {second}
+    assert listed(ARNS.job_definition("render", 1)) == {first}
+    assert listed("render*") == {first, second, hd}
+    assert listed("Render") == set()  # case-sensitive, as AWS
+
+
 def test_list_jobs_created_at_filters(registered: World, mixed: dict[str, str]) -> None:
     # Jobs were created at T0, T0+1s, ... T0+4s.
     after = [{"name": "AFTER_CREATED_AT", "values": [str(T0 + 2000)]}]
@@ -752,9 +769,9 @@ def test_list_jobs_pages_walk_every_job_exactly_once(registered: World, params: 
         ({"nextToken": base64.urlsafe_b64encode(b"[1, 2, 3]").decode()}, "nextToken: not a token this API gave out"),
         ({"maxResults": 1001}, "maxResults: must be between 1 and 1000, got 1001"),
         (
-            {"filters": [{"name": "JOB_DEFINITION", "values": ["render"]}]},
-            "filters[0].name: 'JOB_DEFINITION' is not supported; "
-            "allowed: JOB_NAME, AFTER_CREATED_AT, BEFORE_CREATED_AT",
+            {"filters": [{"name": "JOB_QUEUE", "values": ["render"]}]},
+            "filters[0].name: 'JOB_QUEUE' is not a filter; "
+            "allowed: JOB_NAME, JOB_DEFINITION, AFTER_CREATED_AT, BEFORE_CREATED_AT",
         ),
         (
             {"filters": [{"name": "JOB_NAME", "values": ["a"]}, {"name": "JOB_NAME", "values": ["b"]}]},
