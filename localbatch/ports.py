@@ -6,11 +6,12 @@ implements them in memory. Both pass the same contract suites (``tests/contract/
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from localbatch.core.consumables import ConsumableResource
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.inventory import HostInventory
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
@@ -172,9 +173,12 @@ class JobQuery:
     job_definition: str | None = None
     job_definition_revision: int | None = None
     job_definition_prefix: bool = False
+    # The jobs that need this consumable resource (ListJobsByConsumableResource): array
+    # children included, array parents (which never hold any) left out.
+    consumable_resource: str | None = None
 
 
-TAGGABLE = ("job", "job-definition", "job-queue", "compute-environment", "scheduling-policy")
+TAGGABLE = ("job", "job-definition", "job-queue", "compute-environment", "scheduling-policy", "consumable-resource")
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,9 @@ class StateStore(Protocol):
         ...
 
     def save_jobs(self, changes: Sequence[tuple[Job, Sequence[JobEvent]]]) -> None:
-        """``save_job`` for many jobs in one transaction (the control loop's batch)."""
+        """``save_job`` for many jobs in one transaction (the control loop's batch). A job
+        saved out of STARTING or RUNNING (as stored) uses up its NON_REPLENISHABLE consumable
+        resources' quantities in the same transaction (``core.consumables.holds``)."""
         ...
 
     def request_stop(self, job_id: str, request: StopRequest) -> Job | None:
@@ -292,6 +298,27 @@ class StateStore(Protocol):
 
     def delete_scheduling_policy(self, name: str) -> bool:
         """True if there was one."""
+        ...
+
+    def put_consumable_resource(self, resource: ConsumableResource) -> None:
+        """Insert or replace (by name)."""
+        ...
+
+    def get_consumable_resource(self, name: str) -> ConsumableResource | None: ...
+
+    def list_consumable_resources(self) -> list[ConsumableResource]:
+        """By name."""
+        ...
+
+    def delete_consumable_resource(self, name: str) -> bool:
+        """True if there was one."""
+        ...
+
+    def update_consumable_total(
+        self, name: str, change: Callable[[ConsumableResource], int]
+    ) -> ConsumableResource | None:
+        """Set the total to ``change(resource)`` (which may raise to change nothing), read and
+        written in one transaction; the resource as it now is, or None when there is none."""
         ...
 
     def update_tags(self, target: TagTarget, add: Mapping[str, str], remove: Sequence[str]) -> dict[str, str] | None:

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from localbatch.core.consumables import ConsumableResource, Need, ResourceType
 from localbatch.core.definition import NodeRangeProperty
 from localbatch.core.infra import (
     ComputeEnvironment,
@@ -342,6 +343,7 @@ JOB_COLUMNS = (
     "node_index",
     "node_ranges",
     "submitted_by",
+    "consumable_resources",
 )
 
 ATTEMPT_COLUMNS = (
@@ -400,6 +402,7 @@ def job_row(job: Job) -> dict[str, object]:
         "node_index": job.node_index,
         "node_ranges": dumps([_node_range_entry(r) for r in job.node_ranges]),
         "submitted_by": job.submitted_by,
+        "consumable_resources": dumps([[name, _int(quantity)] for name, quantity in job.consumable_resources]),
     }
 
 
@@ -501,6 +504,7 @@ def decode_job(row: Row, attempts: Sequence[Attempt]) -> Job:
         node_index=_opt(_int)(row["node_index"]),
         node_ranges=_tuple(_node_range)(loads(row["node_ranges"])),
         submitted_by=_opt(_str)(row["submitted_by"]),
+        consumable_resources=_tuple(_need)(loads(row["consumable_resources"])),
     )
 
 
@@ -547,6 +551,35 @@ QUEUE_COLUMNS = (
     "scheduling_policy",
     "job_state_time_limit_actions",
 )
+CONSUMABLE_COLUMNS = ("name", "total_quantity", "resource_type", "created_at", "tags")
+
+
+def consumable_row(resource: ConsumableResource) -> dict[str, object]:
+    return {
+        "name": resource.name,
+        "total_quantity": _int(resource.total_quantity),
+        "resource_type": resource.resource_type.value,
+        "created_at": _int(resource.created_at),
+        "tags": dumps(dict(resource.tags)),
+    }
+
+
+def decode_consumable(row: Row) -> ConsumableResource:
+    return ConsumableResource(
+        name=_str(row["name"]),
+        total_quantity=_int(row["total_quantity"]),
+        resource_type=ResourceType(_str(row["resource_type"])),
+        created_at=_int(row["created_at"]),
+        tags=_str_map(loads(row["tags"])),
+    )
+
+
+def _need(data: object) -> Need:
+    if not isinstance(data, list) or len(data) != 2:
+        raise ValueError(f"consumable_resources: expected [name, quantity], got {data!r}")
+    return _str(data[0]), _int(data[1])
+
+
 POLICY_COLUMNS = ("name", "share_decay_seconds", "compute_reservation", "share_distribution", "tags")
 
 

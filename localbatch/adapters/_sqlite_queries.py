@@ -101,6 +101,14 @@ def list_jobs(query: JobQuery) -> tuple[str, dict[str, object]]:
         return _list_members(query, "multinode_job_id", query.multi_node_job_id, "node_index")
     where: list[str] = ["array_job_id IS NULL", "multinode_job_id IS NULL"]
     args: dict[str, object] = {"limit": query.limit}
+    if query.consumable_resource is not None:  # a scan: jobs are not indexed by what they need
+        where = [
+            "multinode_job_id IS NULL",
+            "NOT (array_size IS NOT NULL AND array_job_id IS NULL)",
+            "EXISTS (SELECT 1 FROM json_each(jobs.consumable_resources) AS need "
+            "WHERE json_extract(need.value, '$[0]') = :consumable)",
+        ]
+        args["consumable"] = query.consumable_resource
     if query.job_queue is not None:
         where.append("job_queue = :queue")
         args["queue"] = query.job_queue
@@ -214,6 +222,16 @@ UPSERT_POLICY = _upsert("scheduling_policies", codec.POLICY_COLUMNS, "name")
 SELECT_POLICY = f"SELECT {POLICY_COLS} FROM scheduling_policies WHERE name = ?"
 SELECT_POLICIES = f"SELECT {POLICY_COLS} FROM scheduling_policies ORDER BY name"
 DELETE_POLICY = "DELETE FROM scheduling_policies WHERE name = ?"
+CONSUMABLE_COLS = ", ".join(codec.CONSUMABLE_COLUMNS)
+UPSERT_CONSUMABLE = _upsert("consumable_resources", codec.CONSUMABLE_COLUMNS, "name")
+SELECT_CONSUMABLE = f"SELECT {CONSUMABLE_COLS} FROM consumable_resources WHERE name = ?"
+SELECT_CONSUMABLES = f"SELECT {CONSUMABLE_COLS} FROM consumable_resources ORDER BY name"
+DELETE_CONSUMABLE = "DELETE FROM consumable_resources WHERE name = ?"
+SET_CONSUMABLE_TOTAL = "UPDATE consumable_resources SET total_quantity = ? WHERE name = ?"
+SELECT_STATUS = "SELECT status FROM jobs WHERE job_id = ?"
+# A NON_REPLENISHABLE resource's total drops by what an attempt used, never below 0.
+USE_UP = """UPDATE consumable_resources SET total_quantity = max(0, total_quantity - ?)
+               WHERE name = ? AND resource_type = 'NON_REPLENISHABLE'"""
 
 
 # -- tags: the tags column (a JSON object) of each taggable table, or the document's "tags" ----
@@ -223,12 +241,14 @@ SELECT_TAGS = {
     "job-queue": "SELECT tags FROM job_queues WHERE name = ?",
     "compute-environment": "SELECT tags FROM compute_environments WHERE name = ?",
     "scheduling-policy": "SELECT tags FROM scheduling_policies WHERE name = ?",
+    "consumable-resource": "SELECT tags FROM consumable_resources WHERE name = ?",
 }
 UPDATE_TAGS = {
     "job": "UPDATE jobs SET tags = ? WHERE job_id = ?",
     "job-queue": "UPDATE job_queues SET tags = ? WHERE name = ?",
     "compute-environment": "UPDATE compute_environments SET tags = ? WHERE name = ?",
     "scheduling-policy": "UPDATE scheduling_policies SET tags = ? WHERE name = ?",
+    "consumable-resource": "UPDATE consumable_resources SET tags = ? WHERE name = ?",
 }
 SELECT_DEFINITION_DOCUMENT = "SELECT document FROM job_definitions WHERE name = ? AND revision = ?"
 UPDATE_DEFINITION_DOCUMENT = "UPDATE job_definitions SET document = ? WHERE name = ? AND revision = ?"

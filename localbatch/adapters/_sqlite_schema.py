@@ -5,7 +5,7 @@ version N-1 to N inside one write transaction, so a database is at one version o
 next, never in between; a database newer than this code is refused, never downgraded.
 Steps are appended, never edited: a shipped step is what every existing file went through.
 
-Version 7 (after all seven steps)::
+Version 8 (after all eight steps)::
 
     job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
         PK (name, revision): list_job_definitions reads it in order. Revisions count 1, 2,
@@ -27,8 +27,9 @@ Version 7 (after all seven steps)::
                                                             and main_node
          node_ranges JSON,                                  (step 6) the parent's resolved
                                                             nodeRangeProperties
-         submitted_by)                                      (step 7) the key's name or the
+         submitted_by,                                      (step 7) the key's name or the
                                                             daemon's OS user; NULL before
+         consumable_resources JSON [[name, quantity], ...]) (step 8)
         indexes, each matching one shape of query with no sort step:
           jobs_by_created      (created_at DESC, job_id)             list_jobs, no filter
           jobs_by_status       (status, created_at DESC, job_id)     one status; count_jobs()
@@ -59,6 +60,10 @@ Version 7 (after all seven steps)::
     scheduling_policies(name PK, share_decay_seconds, compute_reservation,
                         share_distribution JSON [[identifier, weight], ...], tags JSON)
                                                                                (step 4)
+    consumable_resources(name PK, total_quantity >= 0, resource_type REPLENISHABLE |
+                         NON_REPLENISHABLE, created_at, tags JSON)             (step 8)
+        A NON_REPLENISHABLE total drops in the transaction that saves a job leaving STARTING
+        or RUNNING (``SqliteStateStore.save_jobs``).
         No foreign keys between queues, environments, policies and jobs: which references are
         allowed (deleting an environment a queue still names, say) is the service's rule.
 
@@ -203,5 +208,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            WHERE multinode_job_id IS NOT NULL""",
     ),
     ("ALTER TABLE jobs ADD COLUMN submitted_by TEXT",),
+    (
+        "ALTER TABLE jobs ADD COLUMN consumable_resources TEXT NOT NULL DEFAULT '[]'",
+        """CREATE TABLE consumable_resources (
+            name           TEXT    PRIMARY KEY,
+            total_quantity INTEGER NOT NULL CHECK (total_quantity >= 0),
+            resource_type  TEXT    NOT NULL CHECK (resource_type IN ('REPLENISHABLE', 'NON_REPLENISHABLE')),
+            created_at     INTEGER NOT NULL,
+            tags           TEXT    NOT NULL DEFAULT '{}'
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

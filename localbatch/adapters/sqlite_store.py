@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -44,6 +45,8 @@ from typing import TypeVar
 from localbatch.adapters import _sqlite_codec as codec
 from localbatch.adapters import _sqlite_queries as sql
 from localbatch.adapters._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
+from localbatch.core import consumables
+from localbatch.core.consumables import ConsumableResource
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
 from localbatch.errors import StateStoreError
@@ -234,10 +237,27 @@ class SqliteStateStore:
             event_rows.extend(codec.event_row(event) for event in events)
         doing = f"saving job {next(iter(attempts))}" if len(attempts) == 1 else f"saving {len(attempts)} jobs"
         with self._transaction(doing, write=True) as conn:
+            self._use_up(conn, changes)
             conn.executemany(sql.UPSERT_JOB, job_rows)
             conn.executemany(sql.DELETE_ATTEMPTS, [(job_id,) for job_id in attempts])
             conn.executemany(sql.INSERT_ATTEMPT, [row for rows in attempts.values() for row in rows])
             conn.executemany(sql.INSERT_EVENT, event_rows)
+
+    @staticmethod
+    def _use_up(conn: sqlite3.Connection, changes: Sequence[tuple[Job, Sequence[JobEvent]]]) -> None:
+        """Lower the totals of the NON_REPLENISHABLE resources held by the jobs these changes
+        take out of STARTING or RUNNING, the changes taken one after the other."""
+        status: dict[str, str | None] = {}  # each job's status as the batch has it so far
+        for job, _ in changes:
+            if not job.consumable_resources:
+                continue
+            if job.job_id not in status:
+                row = conn.execute(sql.SELECT_STATUS, (job.job_id,)).fetchone()
+                status[job.job_id] = None if row is None else str(row[0])
+            before = status[job.job_id]
+            if before is not None and consumables.holds(before) and not consumables.holds(job.status):
+                conn.executemany(sql.USE_UP, [(quantity, name) for name, quantity in job.consumable_resources])
+            status[job.job_id] = job.status.value
 
     def request_stop(self, job_id: str, request: StopRequest) -> Job | None:
         """Record ``request`` unless the job is unknown, terminal or already has one (a
@@ -362,6 +382,38 @@ class SqliteStateStore:
 
     def delete_scheduling_policy(self, name: str) -> bool:
         return self._delete(f"{name!r} from scheduling_policies", sql.DELETE_POLICY, name)
+
+    def put_consumable_resource(self, resource: ConsumableResource) -> None:
+        self._put(
+            f"consumable resource {resource.name!r}", sql.UPSERT_CONSUMABLE, lambda: codec.consumable_row(resource)
+        )
+
+    def get_consumable_resource(self, name: str) -> ConsumableResource | None:
+        found = self._infra("consumable_resources", sql.SELECT_CONSUMABLE, (name,), codec.decode_consumable)
+        return found[0] if found else None
+
+    def list_consumable_resources(self) -> list[ConsumableResource]:
+        return self._infra("consumable_resources", sql.SELECT_CONSUMABLES, (), codec.decode_consumable)
+
+    def delete_consumable_resource(self, name: str) -> bool:
+        return self._delete(f"{name!r} from consumable_resources", sql.DELETE_CONSUMABLE, name)
+
+    def update_consumable_total(
+        self, name: str, change: Callable[[ConsumableResource], int]
+    ) -> ConsumableResource | None:
+        """Read the resource, compute its new total, write it: one write transaction."""
+        doing = f"updating consumable resource {name!r}"
+        with self._transaction(doing, write=True) as conn:
+            row = conn.execute(sql.SELECT_CONSUMABLE, (name,)).fetchone()
+            if row is None:
+                return None
+            try:
+                resource = codec.decode_consumable(row)
+            except ValueError as exc:
+                raise self._decode(f"consumable resource {name!r}", exc) from exc
+            total = change(resource)
+            conn.execute(sql.SET_CONSUMABLE_TOTAL, (total, name))
+        return replace(resource, total_quantity=total)
 
     def _put(self, what: str, upsert: str, encode: Callable[[], dict[str, object]]) -> None:
         try:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from localbatch.core.consumables import Need
 from localbatch.core.retry import RetryStrategy
 from localbatch.core.spec import ContainerSpec
 
@@ -95,3 +96,4 @@ class JobDefinition:
     fargate: FargateSettings | None = None
     # type "multinode" only; ``container`` is then the main node's container.
     node_properties: NodeProperties | None = None
+    consumable_resources: tuple[Need, ...] = ()  # (name, quantity): core.consumables

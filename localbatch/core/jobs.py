@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from localbatch.core.consumables import Need
 from localbatch.core.definition import NodeRangeProperty
 from localbatch.core.retry import RetryStrategy
 from localbatch.core.spec import ContainerSpec
@@ -162,6 +163,7 @@ class Job:
     # Who submitted it: the API key's name, or the daemon's OS user for its Unix socket;
     # None for jobs recorded before localbatch kept it. Array children and nodes inherit it.
     submitted_by: str | None = None
+    consumable_resources: tuple[Need, ...] = ()  # (name, quantity) held while STARTING or RUNNING
 
     @property
     def is_multinode_parent(self) -> bool:

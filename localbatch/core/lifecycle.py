@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from localbatch.core import params
+from localbatch.core.consumables import Need, need_problems
 from localbatch.core.definition import (
     MAX_SCHEDULING_PRIORITY,
     MAX_TAG_VALUE_CHARS,
@@ -62,6 +63,7 @@ class JobOverrides:
     timeout_s: int | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     scheduling_priority: int | None = None  # SubmitJob's schedulingPriorityOverride
+    consumable_resources: tuple[Need, ...] | None = None  # consumableResourcePropertiesOverride
 
 
 def check_overrides(overrides: JobOverrides) -> list[Problem]:
@@ -93,6 +95,8 @@ def check_overrides(overrides: JobOverrides) -> list[Problem]:
         problems.append(
             Problem("scheduling_priority", f"must be between 0 and {MAX_SCHEDULING_PRIORITY}, got {priority}")
         )
+    if overrides.consumable_resources is not None:
+        problems += need_problems(overrides.consumable_resources, "consumable_resources")
     return problems + _tag_problems(overrides.tags)
 
 
@@ -141,6 +145,11 @@ def new_job(
             overrides.scheduling_priority
             if overrides.scheduling_priority is not None
             else definition.scheduling_priority
+        ),
+        consumable_resources=(
+            overrides.consumable_resources
+            if overrides.consumable_resources is not None
+            else definition.consumable_resources
         ),
     )
     return job, JobEvent(job_id, now, None, JobStatus.SUBMITTED)

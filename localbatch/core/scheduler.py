@@ -98,6 +98,14 @@ applies the plan; nothing here reads a clock, a store or an engine. The rules, e
     vCPUs are free to later queues in the pass, and a job of the queue that waits for capacity
     says how much was kept. A job larger than what the reservation leaves waits until another
     share becomes active (the same trade AWS makes; docs/scheduling.md).
+12. **Consumable resources gate a job before capacity does.** A job that lists consumable
+    resources (``core.consumables``) is tried only when each has the quantity it needs
+    available; a placement takes the quantities at once, so one pass never hands out more than
+    there is. A job short of one waits with ``CONSUMABLE_RESOURCE:INSUFFICIENT_QUANTITY - needs
+    2 of consumable resource licences, 1 available`` (AWS publishes no code for this wait; the
+    code is localbatch's) and, as with backfill, does not block the jobs behind it. It never
+    becomes a starving head: holding capacity back would not make the resource come back
+    sooner.
 
 Deterministic: inputs are sorted, so their order does not matter (names of jobs, queues and
 environments are assumed unique). Fast: one pass is O(n log n) for the FIFO sort and O(n) after
@@ -114,6 +122,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from localbatch.core import consumables
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs
 from localbatch.core.resources import Resources
@@ -145,6 +154,7 @@ class RunnableJob:
     share_identifier: str | None = None  # fair-share queues only (rule 10)
     scheduling_priority: int = 0  # higher first among jobs of one share (rule 10); FIFO queues ignore it
     array_index: int = 0  # an array's children, submitted together, run in index order
+    consumables: tuple[consumables.Need, ...] = ()  # consumable resources it needs (rule 12)
     # The job's FIFO entry, made once: the daemon keeps a RunnableJob for as long as the job
     # waits, so a pass over 10,000 waiting jobs does not convert 10,000 requests again.
     fifo_item: _Item = field(init=False, repr=False, compare=False)
@@ -469,7 +479,11 @@ class _Pass:
         host: Resources,
         now: EpochMs,
         settings: SchedulerSettings,
+        needs: Mapping[str, tuple[consumables.Need, ...]],
+        free_consumables: Mapping[str, int],
     ) -> None:
+        self.needs = needs
+        self.free_consumables = dict(free_consumables)
         used: dict[str, list[int]] = {}
         host_used = [0, 0, 0]
         self.taken_gpus: set[str] = set()
@@ -524,9 +538,20 @@ class _Pass:
         waiting = self.waiting
         starving_since = self.starving_since
         first_unstarved = self.first_unstarved
+        needs_of = self.needs
         for _, _, job_id, need, runnable_at in items:
+            wanted = needs_of.get(job_id) if needs_of else None
+            if wanted is not None:
+                short = consumables.shortfall(wanted, self.free_consumables)
+                if short is not None:
+                    waiting[job_id] = WaitReason(consumables.WAITING, short)
+                    if head_id is None:
+                        head_id = self.heads[queue.name] = job_id
+                    continue
             if need[0] <= room_vcpu and need[1] <= room_memory and need not in failed:
                 if self._try_place(job_id, need, open_envs):
+                    if wanted is not None:
+                        consumables.take(wanted, self.free_consumables)
                     if fair is not None:
                         fair.placed(need)
                     reasons = {}
@@ -702,6 +727,7 @@ def plan(
     *,
     policies: Sequence[SchedulingPolicy] = (),
     usage: Mapping[tuple[str, str], float] | None = None,
+    consumable_quantities: Mapping[str, int] | None = None,
 ) -> Plan:
     """Decide which runnable jobs start now and where; say why each of the others waits.
 
@@ -709,12 +735,14 @@ def plan(
     use (the machine minus its reserve); ``allocations`` are the jobs holding resources now.
     ``policies`` are the scheduling policies fair-share queues name; ``usage`` is, per (queue,
     share identifier), the vCPU-seconds its ended attempts consumed, decayed to ``now``
-    (``core.fairshare.UsageHistory``; rule 10).
+    (``core.fairshare.UsageHistory``; rule 10). ``consumable_quantities`` is each consumable
+    resource's available quantity (rule 12).
     """
     fifo = _fifo_by_queue(runnable)
+    needs = {job.job_id: job.consumables for job in runnable if job.consumables}
     fair = _fair_queues(queues, policies)
     shares = _by_share(runnable, fair) if fair else {}
-    state = _Pass(environments, allocations, host, now, settings)
+    state = _Pass(environments, allocations, host, now, settings, needs, consumable_quantities or {})
     for queue in sorted(queues, key=lambda q: (-q.priority, q.name)):
         items = fifo.pop(queue.name, None)
         if not items:

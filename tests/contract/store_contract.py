@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from localbatch.core.consumables import ConsumableResource, ResourceType
 from localbatch.core.definition import NodeRangeProperty
 from localbatch.core.infra import (
     ComputeEnvironment,
@@ -131,6 +132,7 @@ def rich_job(job_id: str = "job-rich") -> Job:
         main_node=1,
         node_ranges=(NodeRangeProperty("0:", container, ("p4d.24xlarge",)), NodeRangeProperty("1", container)),
         submitted_by="alice@workstation",
+        consumable_resources=(("licences", 2), ("db-slots", 1)),
     )
 
 
@@ -642,12 +644,74 @@ class StateStoreContract:
         assert self._ids(store, JobQuery(job_queue="nope")) == []
 
     def test_list_by_job_definition_name_revision_or_prefix(self, store: StateStore) -> None:
-        for job_id, name, revision in [("a", "render", 1), ("b", "render", 2), ("c", "render-hd", 1), ("d", "Render", 1)]:
+        for job_id, name, revision in [
+            ("a", "render", 1),
+            ("b", "render", 2),
+            ("c", "render-hd", 1),
+            ("d", "Render", 1),
+        ]:
             store.save_job(dataclasses.replace(job(job_id), job_definition_name=name, job_definition_revision=revision))
         assert sorted(self._ids(store, JobQuery(job_definition="render"))) == ["a", "b"]  # every revision, case kept
         assert self._ids(store, JobQuery(job_definition="render", job_definition_revision=2)) == ["b"]
-        assert sorted(self._ids(store, JobQuery(job_definition="render", job_definition_prefix=True))) == ["a", "b", "c"]
+        assert sorted(self._ids(store, JobQuery(job_definition="render", job_definition_prefix=True))) == [
+            "a",
+            "b",
+            "c",
+        ]
         assert self._ids(store, JobQuery(job_definition="nope")) == []
+
+    # -- consumable resources ---------------------------------------------------------
+
+    def test_consumable_resources_put_get_list_delete(self, store: StateStore) -> None:
+        licences = ConsumableResource("licences", 4, ResourceType.REPLENISHABLE, 1_000, {"team": "vfx"})
+        tokens = ConsumableResource("api-tokens", 100, ResourceType.NON_REPLENISHABLE, 2_000)
+        store.put_consumable_resource(licences)
+        store.put_consumable_resource(tokens)
+        assert store.get_consumable_resource("licences") == licences
+        assert store.list_consumable_resources() == [tokens, licences]  # by name
+        assert store.get_consumable_resource("nope") is None
+        assert store.delete_consumable_resource("licences") is True
+        assert store.delete_consumable_resource("licences") is False
+        assert store.list_consumable_resources() == [tokens]
+
+    def test_update_consumable_total_reads_and_writes_at_once(self, store: StateStore) -> None:
+        store.put_consumable_resource(ConsumableResource("licences", 4))
+        changed = store.update_consumable_total("licences", lambda r: r.total_quantity + 3)
+        assert changed == ConsumableResource("licences", 7)
+        assert store.get_consumable_resource("licences") == changed
+        assert store.update_consumable_total("nope", lambda r: 1) is None
+
+        def refuse(resource: ConsumableResource) -> int:
+            raise ValueError("no")
+
+        with pytest.raises(ValueError):
+            store.update_consumable_total("licences", refuse)
+        assert store.get_consumable_resource("licences") == changed  # nothing written
+
+    def test_leaving_running_uses_up_a_non_replenishable_quantity_once(self, store: StateStore) -> None:
+        store.put_consumable_resource(ConsumableResource("tokens", 10, ResourceType.NON_REPLENISHABLE))
+        store.put_consumable_resource(ConsumableResource("licences", 4))
+        needs = (("tokens", 3), ("licences", 2))
+        running = dataclasses.replace(job("a", status=S.RUNNING), consumable_resources=needs)
+        store.save_job(dataclasses.replace(running, status=S.RUNNABLE))
+        store.save_job(running)
+        assert store.get_consumable_resource("tokens").total_quantity == 10  # held, not used up yet
+        store.save_job(dataclasses.replace(running, status=S.SUCCEEDED))
+        store.save_job(dataclasses.replace(running, status=S.SUCCEEDED))  # saved again: not twice
+        assert store.get_consumable_resource("tokens").total_quantity == 7
+        assert store.get_consumable_resource("licences").total_quantity == 4  # replenishable: back
+        store.save_jobs([(running, []), (dataclasses.replace(running, status=S.RUNNABLE), [])])  # a retry
+        assert store.get_consumable_resource("tokens").total_quantity == 4
+
+    def test_list_jobs_by_consumable_resource_takes_children_not_parents(self, store: StateStore) -> None:
+        needs = (("licences", 1),)
+        store.save_job(dataclasses.replace(job("plain", 1), consumable_resources=needs))
+        store.save_job(dataclasses.replace(job("parent", 2), consumable_resources=needs, array_size=2))
+        store.save_job(dataclasses.replace(job("parent:0", 3), consumable_resources=needs, array_size=2, array_index=0))
+        store.save_job(dataclasses.replace(job("other", 4), consumable_resources=(("tokens", 1),)))
+        store.save_job(job("none", 5))
+        assert self._ids(store, JobQuery(consumable_resource="licences")) == ["parent:0", "plain"]
+        assert self._ids(store, JobQuery(consumable_resource="licences", statuses=(S.RUNNING,))) == []
 
     def test_list_limit(self, store: StateStore) -> None:
         self._three_queues(store)

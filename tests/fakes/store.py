@@ -14,10 +14,11 @@ import json
 import math
 import string
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from localbatch.core import consumables
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.errors import StateStoreError
@@ -34,6 +35,12 @@ def _index(job: Job) -> int:
 def _fold(text: str) -> str:
     """What SQLite's NOCASE compares: ASCII letters folded, everything else as is."""
     return text.translate(_ASCII_LOWER)
+
+
+def _needs(job: Job, query: JobQuery) -> bool:
+    if query.consumable_resource is None:
+        return True
+    return not job.is_array_parent and any(name == query.consumable_resource for name, _ in job.consumable_resources)
 
 
 def _definition_matches(job: Job, query: JobQuery) -> bool:
@@ -65,6 +72,7 @@ class InMemoryStateStore:
         self._environments: dict[str, ComputeEnvironment] = {}
         self._queues: dict[str, JobQueue] = {}
         self._policies: dict[str, SchedulingPolicy] = {}
+        self._consumables: dict[str, consumables.ConsumableResource] = {}
         self._fail_next: StateStoreError | None = None
         self.closed = False
         self.saves = 0  # successful save_job / save_jobs calls (transactions)
@@ -133,6 +141,13 @@ class InMemoryStateStore:
             unknown = sorted({e.job_id for _, events in changes for e in events} - known)
             if unknown:
                 raise StateStoreError(f"saving jobs failed: events name unknown jobs {unknown}")
+            status = {job.job_id: self._jobs[job.job_id].status for job, _ in changes if job.job_id in self._jobs}
+            for job, _ in changes:  # one after the other, as the batch is
+                before = status.get(job.job_id)
+                if job.consumable_resources and before is not None:
+                    if consumables.holds(before) and not consumables.holds(job.status):
+                        self._use_up(job.consumable_resources)
+                status[job.job_id] = job.status
             for job, events in changes:
                 stored = self._jobs.get(job.job_id)
                 if job.stop_request is None and stored is not None and stored.stop_request is not None:
@@ -177,12 +192,13 @@ class InMemoryStateStore:
             found = [
                 job
                 for job in self._jobs.values()
-                if job.array_job_id == query.array_job_id
+                if (job.array_job_id == query.array_job_id or query.consumable_resource is not None)
                 and job.multinode_job_id == query.multi_node_job_id
                 and (not query.statuses or job.status in query.statuses)
                 and (query.job_queue is None or job.job_queue == query.job_queue)
                 and (prefix is None or _fold(job.job_name[: len(prefix)]) == prefix)
                 and _definition_matches(job, query)
+                and _needs(job, query)
                 and (query.created_after is None or job.created_at > query.created_after)
                 and (query.created_before is None or job.created_at < query.created_before)
                 and (after is None or (_index(job) > query.after[0] if members else _order(job) > after))
@@ -297,6 +313,43 @@ class InMemoryStateStore:
             self._check_open()
             return self._policies.pop(name, None) is not None
 
+    def _use_up(self, needs: Sequence[consumables.Need]) -> None:
+        for name, quantity in needs:
+            found = self._consumables.get(name)
+            if found is not None and found.resource_type is consumables.ResourceType.NON_REPLENISHABLE:
+                self._consumables[name] = replace(found, total_quantity=max(0, found.total_quantity - quantity))
+
+    def put_consumable_resource(self, resource: consumables.ConsumableResource) -> None:
+        with self._lock:
+            self._check_open()
+            self._consumables[resource.name] = resource
+
+    def get_consumable_resource(self, name: str) -> consumables.ConsumableResource | None:
+        with self._lock:
+            self._check_open()
+            return self._consumables.get(name)
+
+    def list_consumable_resources(self) -> list[consumables.ConsumableResource]:
+        with self._lock:
+            self._check_open()
+            return [self._consumables[name] for name in sorted(self._consumables)]
+
+    def delete_consumable_resource(self, name: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._consumables.pop(name, None) is not None
+
+    def update_consumable_total(
+        self, name: str, change: Callable[[consumables.ConsumableResource], int]
+    ) -> consumables.ConsumableResource | None:
+        with self._lock:
+            self._check_open()
+            found = self._consumables.get(name)
+            if found is None:
+                return None
+            self._consumables[name] = replace(found, total_quantity=change(found))
+            return self._consumables[name]
+
     # -- tags -------------------------------------------------------------------------
 
     def update_tags(self, target: TagTarget, add: Mapping[str, str], remove: Sequence[str]) -> dict[str, str] | None:
@@ -321,6 +374,7 @@ class InMemoryStateStore:
                 "job-queue": self._queues,
                 "compute-environment": self._environments,
                 "scheduling-policy": self._policies,
+                "consumable-resource": self._consumables,
             }[target.kind]
             found = table.get(target.name)
             if found is None:

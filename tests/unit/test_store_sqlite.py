@@ -285,6 +285,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
         main_node=None,
         node_ranges=(),
         submitted_by=None,
+        consumable_resources=(),
     )
     retried = job("retried", status=S.RUNNING)
     history = [
@@ -298,7 +299,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
     make_v1(db, [(old, [event("old", 1, S.SUBMITTED)]), (retried, history)])
 
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 7
+        assert store.schema_version == SCHEMA_VERSION == 8
         loaded = store.get_job("old")
         assert loaded == old
         assert loaded is not None and loaded.runnable_at is None and loaded.stop_request is None
@@ -498,7 +499,7 @@ def test_version_3_queues_upgrade_to_fifo_queues(db: Path) -> None:
 def test_version_6_jobs_upgrade_with_no_submitter(db: Path) -> None:
     """Step 7 (submitters): a job stored before it reads back with ``submitted_by`` None, and
     a job saved after it keeps its submitter."""
-    old = dataclasses.replace(rich_job("old"), submitted_by=None)
+    old = dataclasses.replace(rich_job("old"), submitted_by=None, consumable_resources=())
     db.parent.mkdir(parents=True, exist_ok=True)
     conn = raw(db)
     try:
@@ -517,7 +518,7 @@ def test_version_6_jobs_upgrade_with_no_submitter(db: Path) -> None:
     finally:
         conn.close()
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 7
+        assert store.schema_version == SCHEMA_VERSION == 8
         assert store.get_job("old") == old
         new = dataclasses.replace(job("new"), submitted_by="alice")
         store.save_job(new, [event("new", 1, S.SUBMITTED)])
