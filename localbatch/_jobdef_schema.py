@@ -170,6 +170,7 @@ class JobDefinitionModel(Strict):
     inputs: list[InputModel] = Field(default_factory=list)
     outputs: list[OutputModel] = Field(default_factory=list)
     s3_access: S3AccessModel | None = None
+    consumable_resources: dict[str, int] = Field(default_factory=dict)  # name = quantity (core.consumables)
 
 
 class NodeRangeModel(Strict):
@@ -217,6 +218,7 @@ class MultinodeDefinitionModel(Strict):
     log_configuration: LogConfigurationModel | None = None
     tags: Tags = Field(default_factory=dict)
     node_properties: NodePropertiesModel
+    consumable_resources: dict[str, int] = Field(default_factory=dict)  # refused: see jobdef
 
 
 # -- errors in plain words -----------------------------------------------------------------

@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from localbatch import jobdef
-from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref, resource_name
+from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref
+from localbatch.consumable_service import ConsumableService
 from localbatch.core import arrays, dependencies, lifecycle, multinode, queue_limits, staging
 from localbatch.core.definition import MAX_TAG_VALUE_CHARS, MAX_TAGS, JobDefinition, tag_key_problem
 from localbatch.core.infra import (
@@ -33,6 +34,7 @@ from localbatch.core.infra import (
 )
 from localbatch.core.inventory import unknown_gpus
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest
+from localbatch.core.naming import resource_name
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import FrontEntry, never_fits
 from localbatch.errors import (
@@ -141,6 +143,7 @@ class BatchService:
         # applied before it exists): read them once, again after each change.
         self._infra: tuple[dict[str, JobQueue], list[ComputeEnvironment]] | None = None
         self._infra_lock = threading.Lock()  # a reader must not put back what a change just dropped
+        self.consumables = ConsumableService(store, clock, self._infrastructure_changed)
 
     # -- job definitions ----------------------------------------------------------------------
 
@@ -228,6 +231,11 @@ class BatchService:
             problems.append(Problem("arrayProperties.size", text))
         job, nodes, node_problems = _multinode_parts(job, definition, request)
         problems += node_problems
+        overridden = request.overrides.consumable_resources is not None
+        where = "consumableResourcePropertiesOverride" if overridden else "jobDefinition"
+        if nodes and job.consumable_resources:
+            problems.append(Problem(where, "not supported for multi-node parallel jobs by localbatch yet"))
+        problems += self.consumables.check_needs(job.consumable_resources, where)
         need = multinode.total([n.container for n, _ in nodes]) if nodes else job.container.resources
         why = never_fits(need, queue, self._known()[1], self._host)
         if why is not None and not node_problems:

@@ -125,6 +125,14 @@ class SchedulingPolicyNotFound(NotFound):
         super().__init__(f"scheduling policy {ref!r} does not exist")
 
 
+class ConsumableResourceNotFound(NotFound):
+    """Raised when no consumable resource has the given name or ARN."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"consumable resource {ref!r} does not exist")
+
+
 class InvalidTransition(LocalbatchError):
     """Raised when code asks for a job state change AWS Batch does not allow."""
 

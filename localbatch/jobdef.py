@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 from localbatch import _jobdef_rules as rules
 from localbatch import _jobdef_schema as schema
 from localbatch import validation
-from localbatch.core import multinode, staging
+from localbatch.core import consumables, multinode, staging
 from localbatch.core.definition import (
     FargateSettings,
     JobDefinition,
@@ -155,6 +155,8 @@ def _parse_multinode(document: Mapping[str, Any], source: str) -> JobDefinition:
         problems.append(
             Problem("platform_capabilities", 'multi-node parallel jobs cannot run on FARGATE (AWS rule); use ["EC2"]')
         )
+    if model.consumable_resources:
+        problems.append(Problem("consumable_resources", "not supported for multi-node parallel jobs by localbatch yet"))
     for index, entry in enumerate(props.node_range_properties):
         problems += _container_checks(entry, f"{ranges}[{index}].")
     if problems:
@@ -186,6 +188,7 @@ def _job_wide(m: schema.JobDefinitionModel | schema.MultinodeDefinitionModel) ->
         "job_role_arn": m.job_role_arn,
         "execution_role_arn": m.execution_role_arn,
         "log_configuration": LogConfiguration(log.log_driver, dict(log.options)) if log is not None else None,
+        "consumable_resources": tuple(m.consumable_resources.items()),
     }
 
 
@@ -230,6 +233,10 @@ def _cross_checks(model: schema.JobDefinitionModel) -> list[Problem]:
     inputs = [StagedInput(i.source, i.path) for i in model.inputs]
     outputs = [StagedOutput(o.path, o.destination) for o in model.outputs]
     problems += [Problem(where, problem) for where, problem in staging.target_problems(inputs, outputs)]
+    for name, quantity in model.consumable_resources.items():
+        short = consumables.need_problem(name, quantity)
+        if short is not None:
+            problems.append(Problem(f"consumable_resources.{format_path([name])}", short))
     return problems
 
 
@@ -348,6 +355,7 @@ def to_document(definition: JobDefinition) -> dict[str, Any]:
         doc["log_configuration"] = {"log_driver": d.log_configuration.log_driver}
         _put(doc["log_configuration"], "options", dict(d.log_configuration.options) or None)
     _put(doc, "tags", dict(d.tags) or None)
+    _put(doc, "consumable_resources", dict(d.consumable_resources) or None)
     if d.node_properties is not None:
         doc["node_properties"] = _node_properties_table(d.node_properties)
         return doc

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from localbatch.api.errors import CLIENT_ERRORS, client_error, to_api_error, unsupported_operation
 from localbatch.api.principal import current_principal, daemon_owner
-from localbatch.awsbatch import infra, requests
+from localbatch.awsbatch import consumables, infra, requests
 from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
 from localbatch.awsbatch.jobdetail import job_detail, job_summary
 from localbatch.awsbatch.requests import is_digits, job_definition_ref
@@ -40,6 +40,9 @@ READ_OPERATIONS = frozenset(
         "DescribeSchedulingPolicies",
         "ListSchedulingPolicies",
         "ListTagsForResource",
+        "DescribeConsumableResource",
+        "ListConsumableResources",
+        "ListJobsByConsumableResource",
     }
 )
 MAX_DESCRIBE_POLICIES = 100
@@ -80,6 +83,12 @@ class BatchDispatcher:
             "TagResource": self._tag_resource,
             "UntagResource": self._untag_resource,
             "ListTagsForResource": self._list_tags_for_resource,
+            "CreateConsumableResource": self._create_consumable_resource,
+            "DescribeConsumableResource": self._describe_consumable_resource,
+            "UpdateConsumableResource": self._update_consumable_resource,
+            "DeleteConsumableResource": self._delete_consumable_resource,
+            "ListConsumableResources": self._list_consumable_resources,
+            "ListJobsByConsumableResource": self._list_jobs_by_consumable_resource,
         }
 
     @property
@@ -326,6 +335,53 @@ class BatchDispatcher:
         return _offset_page(
             "schedulingPolicies", policies, body, lambda p: {"arn": self._arns.scheduling_policy(p.name)}
         )
+
+    # -- consumable resources -------------------------------------------------------------------
+
+    def _create_consumable_resource(self, body: Body) -> dict[str, Any]:
+        resource = self._service.consumables.create(consumables.new_resource(body))
+        return {
+            "consumableResourceName": resource.name,
+            "consumableResourceArn": self._arns.consumable_resource(resource.name),
+        }
+
+    def _describe_consumable_resource(self, body: Body) -> dict[str, Any]:
+        return consumables.detail(self._service.consumables.describe(str(body["consumableResource"])), self._arns)
+
+    def _update_consumable_resource(self, body: Body) -> dict[str, Any]:
+        operation, quantity = consumables.update(body)
+        resource = self._service.consumables.update(str(body["consumableResource"]), operation, quantity)
+        return {
+            "consumableResourceName": resource.name,
+            "consumableResourceArn": self._arns.consumable_resource(resource.name),
+            "totalQuantity": resource.total_quantity,
+        }
+
+    def _delete_consumable_resource(self, body: Body) -> dict[str, Any]:
+        self._service.consumables.delete(str(body["consumableResource"]))
+        return {}
+
+    def _list_consumable_resources(self, body: Body) -> dict[str, Any]:
+        found = self._service.consumables.listed(consumables.name_filter(body))
+        return _offset_page("consumableResources", found, body, lambda q: consumables.summary(q, self._arns))
+
+    def _list_jobs_by_consumable_resource(self, body: Body) -> dict[str, Any]:
+        statuses, name = consumables.job_filters(body)
+        given = body.get("maxResults")
+        limit = int(given) if given is not None else 100
+        if not 1 <= limit <= 1000:
+            raise client_error(f"maxResults: must be between 1 and 1000, got {limit}")
+        resource, jobs, next_after = self._service.consumables.jobs(
+            str(body["consumableResource"]),
+            statuses=statuses,
+            name_filter=name,
+            after=requests.decode_token(body.get("nextToken")),
+            limit=limit,
+        )
+        response: dict[str, Any] = {"jobs": [consumables.job_entry(j, resource.name, self._arns) for j in jobs]}
+        if next_after is not None:
+            response["nextToken"] = requests.encode_token(*next_after)
+        return response
 
 
 def _offset_page(key: str, items: Sequence[T], body: Body, render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from localbatch import jobdef
+from localbatch.awsbatch.consumables import consumable_list, consumable_list_problems
 from localbatch.errors import Problem
 
 _OTHER_PROPERTIES = ("ecsProperties", "eksProperties")
@@ -39,8 +40,7 @@ def unsupported_parts(body: Mapping[str, Any]) -> list[Problem]:
     """The parts of a request that localbatch cannot run, each named by its camelCase path."""
     single = "localbatch runs jobs described by containerProperties (or nodeProperties for type multinode)"
     problems = [Problem(key, f"not supported; {single}") for key in _OTHER_PROPERTIES if body.get(key)]
-    if (body.get("consumableResourceProperties") or {}).get("consumableResourceList"):
-        problems.append(Problem("consumableResourceProperties", "consumable resources are not supported by localbatch"))
+    problems += consumable_list_problems(body.get("consumableResourceProperties"), "consumableResourceProperties")
     nodes = body.get("nodeProperties")
     if body.get("type") == "multinode" or nodes is not None:
         return problems + _node_problems(body, nodes)
@@ -67,7 +67,10 @@ def _node_problems(body: Mapping[str, Any], nodes: Mapping[str, Any] | None) -> 
                 problems.append(Problem(f"{path}.{key}", "not supported; localbatch runs node ranges with a container"))
         if (entry.get("consumableResourceProperties") or {}).get("consumableResourceList"):
             problems.append(
-                Problem(f"{path}.consumableResourceProperties", "consumable resources are not supported by localbatch")
+                Problem(
+                    f"{path}.consumableResourceProperties",
+                    "not supported for multi-node parallel jobs by localbatch yet",
+                )
             )
         if entry.get("container") is None:
             problems.append(Problem(f"{path}.container", "required: the container of the nodes this range names"))
@@ -195,6 +198,7 @@ class RequestReader:
             self._copy(body, "", doc, "", ["platform_capabilities"])
         self._map(body, "", "parameters", doc, "parameters")
         self._map(body, "", "tags", doc, "tags")
+        self._consumables(body, doc)
         retry = body.get("retryStrategy")
         if retry is not None:
             doc["retry"] = {}
@@ -219,6 +223,14 @@ class RequestReader:
         if nodes is not None:
             self._nodes(nodes, doc)
         return doc
+
+    def _consumables(self, body: Mapping[str, Any], doc: dict[str, Any]) -> None:
+        listed = consumable_list(body.get("consumableResourceProperties"))
+        if listed:
+            doc["consumable_resources"] = dict(listed)
+            for index, (name, _) in enumerate(listed):
+                at = f"consumableResourceProperties.consumableResourceList[{index}]"
+                self.paths[f"consumable_resources.{jobdef.format_path([name])}"] = at
 
     def _nodes(self, nodes: Mapping[str, Any], doc: dict[str, Any]) -> None:
         np, at = "nodeProperties", "node_properties"

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from localbatch.awsbatch.requests import aws_name_problem, is_digits, resource_name
+from localbatch.awsbatch.requests import aws_name_problem, is_digits
 from localbatch.core import queue_limits, spot
 from localbatch.core.infra import (
     MAX_ENVIRONMENTS_PER_QUEUE,
@@ -38,7 +38,7 @@ from localbatch.core.infra import (
     State,
     policy_problems,
 )
-from localbatch.core.naming import Arns
+from localbatch.core.naming import Arns, resource_name
 from localbatch.core.resources import AWS_INT_MAX, MIN_MEMORY_MIB, Resources
 from localbatch.errors import InvalidRequest, Problem
 

@@ -79,6 +79,9 @@ def request_from_document(document: Mapping[str, Any], *, local: bool = False) -
     if "timeout" in doc:
         request["timeout"] = {"attemptDurationSeconds": doc["timeout"]["attempt_duration_seconds"]}
     _put(request, "tags", _copy(doc.get("tags")))
+    if "consumable_resources" in doc:
+        listed = [{"consumableResource": name, "quantity": q} for name, q in doc["consumable_resources"].items()]
+        request["consumableResourceProperties"] = {"consumableResourceList": listed}
     job_wide = _job_wide(doc)
     if "node_properties" in doc:
         nodes = doc["node_properties"]

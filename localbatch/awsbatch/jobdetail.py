@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from localbatch.awsbatch import consumables
 from localbatch.awsbatch.jobdefinition import container_properties, retry_strategy
 from localbatch.awsbatch.requests import dependency_entry
 from localbatch.core import arrays
@@ -47,6 +48,9 @@ def job_detail(job: Job, arns: Arns, array_counts: Mapping[JobStatus, int] | Non
         "timeout": {"attemptDurationSeconds": job.timeout_s} if job.timeout_s is not None else None,
         "tags": dict(job.tags) if job.tags else None,
         "arrayProperties": _array_properties(job, array_counts),
+        "consumableResourceProperties": consumables.properties(job.consumable_resources)
+        if job.consumable_resources
+        else None,
     }
     detail.update({key: value for key, value in optional.items() if value is not None})
     detail.update(_multinode_detail(job))

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from localbatch import jobdef
+from localbatch.awsbatch import consumables
 from localbatch.awsbatch.jobdefinition import retry_strategy
 from localbatch.core import arrays
 from localbatch.core.infra import share_identifier_problem
 from localbatch.core.jobs import Dependency, DependencyType, JobStatus
 from localbatch.core.lifecycle import JobOverrides, check_overrides
 from localbatch.core.multinode import NodeOverrides, NodePropertyOverride
-from localbatch.core.naming import AWS_NAME
+from localbatch.core.naming import AWS_NAME, resource_name
 from localbatch.core.resources import AWS_INT_MAX
 from localbatch.core.retry import RetryStrategy
 from localbatch.errors import InvalidRequest, JobDefinitionError, Problem
@@ -72,11 +73,7 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
                 "starting with a letter or digit",
             )
         )
-    for part in (
-        "eksPropertiesOverride",
-        "ecsPropertiesOverride",
-        "consumableResourcePropertiesOverride",
-    ):
+    for part in ("eksPropertiesOverride", "ecsPropertiesOverride"):
         if body.get(part):
             problems.append(Problem(part, "not supported by localbatch yet"))
     container = body.get("containerOverrides") or {}
@@ -100,6 +97,11 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
         retry, retry_problems = _retry(body["retryStrategy"])
         problems += retry_problems
     timeout = body.get("timeout") or {}
+    needs = None
+    try:
+        needs = consumables.needs_override(body)
+    except InvalidRequest as exc:
+        problems += exc.problems
     overrides = JobOverrides(
         parameters={str(k): str(v) for k, v in (body.get("parameters") or {}).items()},
         command=tuple(container["command"]) if container.get("command") is not None else None,
@@ -111,6 +113,7 @@ def submit_request(body: Mapping[str, Any]) -> SubmitRequest:
         timeout_s=timeout.get("attemptDurationSeconds"),
         tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
         scheduling_priority=body.get("schedulingPriorityOverride"),
+        consumable_resources=needs,
     )
     problems += [_as_request_field(p) for p in check_overrides(overrides)]
     node_overrides = None
@@ -269,14 +272,6 @@ def aws_name_problem(field: str, name: str) -> Problem | None:
     if AWS_NAME.fullmatch(name):
         return None
     return Problem(field, f"{name!r}: 1 to 128 letters, digits, '-' and '_', starting with a letter or digit")
-
-
-def resource_name(ref: str, kind: str) -> str:
-    """A name from a name or an ARN (``arn:aws:batch:<region>:<account>:<kind>/<name>``)."""
-    if ref.startswith("arn:"):
-        _, _, tail = ref.partition(f":{kind}/")
-        return tail or ref
-    return ref
 
 
 def job_definition_ref(ref: str) -> tuple[str, int | None]:
@@ -449,6 +444,8 @@ def submit_body(request: SubmitRequest) -> dict[str, Any]:
         body["timeout"] = {"attemptDurationSeconds": overrides.timeout_s}
     if overrides.tags:
         body["tags"] = dict(overrides.tags)
+    if overrides.consumable_resources is not None:
+        body["consumableResourcePropertiesOverride"] = consumables.properties(overrides.consumable_resources)
     if request.node_overrides is not None:
         body["nodeOverrides"] = node_overrides_body(request.node_overrides)
     return body

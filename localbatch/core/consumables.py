@@ -49,6 +49,18 @@ class ConsumableResource:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Quantities:
+    """A resource and what the jobs holding it (STARTING, RUNNING) hold now."""
+
+    resource: ConsumableResource
+    in_use: int
+
+    @property
+    def available(self) -> int:
+        return max(0, self.resource.total_quantity - self.in_use)
+
+
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a consumable resource, or None."""
     if not name or len(name) > MAX_NAME:
@@ -83,16 +95,21 @@ def need_problems(needs: Sequence[Need], field_name: str) -> list[Problem]:
     problems = []
     seen: set[str] = set()
     for i, (name, quantity) in enumerate(needs):
-        where = f"{field_name}[{i}]"
-        why = name_problem(name)
+        why = f"{name!r} is listed twice" if name in seen else need_problem(name, quantity)
         if why is not None:
-            problems.append(Problem(where, why))
-        elif name in seen:
-            problems.append(Problem(where, f"{name!r} is listed twice"))
+            problems.append(Problem(f"{field_name}[{i}]", why))
         seen.add(name)
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
-            problems.append(Problem(where, f"quantity must be 1 to {MAX_QUANTITY}, got {quantity!r}"))
     return problems
+
+
+def need_problem(name: str, quantity: object) -> str | None:
+    """Why a job cannot ask for ``quantity`` of ``name``, or None."""
+    why = name_problem(name)
+    if why is not None:
+        return why
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+        return f"quantity must be 1 to {MAX_QUANTITY}, got {quantity!r}"
+    return None
 
 
 def updated_total(resource: ConsumableResource, operation: Operation, quantity: int) -> int:

@@ -24,6 +24,14 @@ _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 AWS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
+def resource_name(ref: str, kind: str) -> str:
+    """A name from a name or an ARN (``arn:aws:batch:<region>:<account>:<kind>/<name>``)."""
+    if ref.startswith("arn:"):
+        _, _, tail = ref.partition(f":{kind}/")
+        return tail or ref
+    return ref
+
+
 @dataclass(frozen=True)
 class Arns:
     region: str
@@ -46,6 +54,9 @@ class Arns:
 
     def scheduling_policy(self, name: str) -> str:
         return self._arn(f"scheduling-policy/{name}")
+
+    def consumable_resource(self, name: str) -> str:
+        return self._arn(f"consumable-resource/{name}")
 
     def resource(self, arn: str) -> tuple[str, str] | None:
         """(resource type, id) of one of this region's and account's Batch ARNs

@@ -84,6 +84,12 @@ def test_every_implemented_operation_answers_in_botocore_output_shape(world: Wor
     world.call("GetJobQueueSnapshot", {"jobQueue": "default"})
     world.call("CancelJobs", {"jobs": ids[:2], "reason": "bulk"})
     world.call("TerminateJobs", {"jobs": ids, "reason": "bulk"})
+    created = world.call("CreateConsumableResource", {"consumableResourceName": "licences", "totalQuantity": 2})
+    world.call("DescribeConsumableResource", {"consumableResource": created["consumableResourceArn"]})
+    world.call("UpdateConsumableResource", {"consumableResource": "licences", "operation": "ADD", "quantity": 1})
+    world.call("ListConsumableResources", {})
+    world.call("ListJobsByConsumableResource", {"consumableResource": "licences"})
+    world.call("DeleteConsumableResource", {"consumableResource": "licences"})
     dispatcher_operations = BatchDispatcher(world.service, ARNS, HOST).operations
     assert world.operations_called == dispatcher_operations
     assert dispatcher_operations <= operation_names()
@@ -996,12 +1002,9 @@ def test_the_read_only_and_daemon_dispatchers_implement_the_same_operations() ->
 @pytest.mark.parametrize(
     ("operation", "params"),
     [
-        ("CreateConsumableResource", {"consumableResourceName": "licenses"}),
-        ("ListConsumableResources", {}),
         ("SubmitServiceJob", {"jobName": "x"}),
         ("DescribeServiceEnvironments", {}),
-        ("ListJobsByConsumableResource", {"consumableResource": "licenses"}),
-        ("CreateConsumableResource", {"bogus": True}),  # refused as unsupported before validation
+        ("CreateServiceEnvironment", {"bogus": True}),  # refused as unsupported before validation
     ],
 )
 def test_operations_localbatch_does_not_implement_are_client_errors(
@@ -1020,11 +1023,11 @@ def test_operations_localbatch_does_not_implement_are_client_errors(
 
 
 def test_an_unsupported_operation_on_the_wire_is_a_400_client_exception(registered: World) -> None:
-    response = registered.api.handle(wire_request("CreateConsumableResource", {"consumableResourceName": "fair"}))
+    response = registered.api.handle(wire_request("DescribeServiceEnvironments", {}))
     assert (response.status, response.error_code) == (400, "ClientException")
     assert json.loads(response.body) == {
         "__type": "ClientException",
-        "message": "localbatch does not support CreateConsumableResource",
+        "message": "localbatch does not support DescribeServiceEnvironments",
     }
 
 

@@ -261,14 +261,6 @@ def test_legacy_fields_that_contradict_resource_requirements_are_refused() -> No
             {"eksProperties": {"podProperties": {}}},
             f"eksProperties: not supported; {SINGLE}",
         ),
-        (
-            {
-                "consumableResourceProperties": {
-                    "consumableResourceList": [{"consumableResource": "lic", "quantity": 1}]
-                }
-            },
-            "consumableResourceProperties: consumable resources are not supported by localbatch",
-        ),
     ],
 )
 def test_unsupported_job_kinds_are_refused_with_their_path(changes: dict[str, Any], expected: str) -> None:
@@ -486,3 +478,21 @@ def test_with_the_local_member_the_round_trip_keeps_localbatchs_own_settings(d: 
 @given(job_definitions())
 def test_every_request_passes_botocores_validator(d: JobDefinition) -> None:
     assert model.validate_request("RegisterJobDefinition", to_register_request(d)) == []
+
+
+def test_consumable_resources_import_by_name_or_arn_and_export_by_name() -> None:
+    arn = "arn:aws:batch:us-east-1:123456789012:consumable-resource/licences"
+    listed = [{"consumableResource": arn, "quantity": 2}, {"consumableResource": "db", "quantity": 1}]
+    request = {**MINIMAL_REQUEST, "consumableResourceProperties": {"consumableResourceList": listed}}
+    document = document_from_request(request, "def.json")
+    assert document["consumable_resources"] == {"licences": 2, "db": 1}
+    assert request_from_document(document)["consumableResourceProperties"] == {
+        "consumableResourceList": [
+            {"consumableResource": "licences", "quantity": 2},
+            {"consumableResource": "db", "quantity": 1},
+        ]
+    }
+    twice = [{"consumableResource": "db", "quantity": 1}, {"consumableResource": "db", "quantity": 2}]
+    assert import_problems({**MINIMAL_REQUEST, "consumableResourceProperties": {"consumableResourceList": twice}}) == [
+        "consumableResourceProperties.consumableResourceList[1].consumableResource: 'db' is listed twice"
+    ]

@@ -29,7 +29,7 @@ TOP_LEVEL_KEYS = (
     "name, type, image, command, platform_capabilities, scheduling_priority, propagate_tags, user, "
     "privileged, readonly_root_filesystem, job_role_arn, execution_role_arn, resources, parameters, "
     "environment, retry, timeout, linux_parameters, log_configuration, fargate, tags, volumes, "
-    "mount_points, ulimits, inputs, outputs, s3_access"
+    "mount_points, ulimits, inputs, outputs, s3_access, consumable_resources"
 )
 
 
@@ -579,3 +579,13 @@ def test_toml_text_round_trip(definition: JobDefinition) -> None:
 
 def test_a_document_that_is_not_a_table() -> None:
     assert problems(["name", "x"]) == ["expected a table of keys, got an array"]  # type: ignore[arg-type]
+
+
+def test_consumable_resources_are_a_table_of_quantities() -> None:
+    definition = jobdef.parse_document(document(consumable_resources={"licences": 2, "db-slots": 1}), "job.toml")
+    assert definition.consumable_resources == (("licences", 2), ("db-slots", 1))
+    assert jobdef.to_document(definition)["consumable_resources"] == {"licences": 2, "db-slots": 1}
+    assert problems(document(consumable_resources={"licences": 0, "no spaces": 1})) == [
+        "consumable_resources.licences: quantity must be 1 to 9223372036854775807, got 0",
+        "consumable_resources.\"no spaces\": 'no spaces': letters, digits, hyphens and underscores only",
+    ]
