@@ -112,7 +112,7 @@ def _engine(
     clock_ = clock()
     control = None
     if loop:  # only an engine that owns the home writes the configured infrastructure
-        apply_infrastructure(settings, store, inventory)
+        apply_infrastructure(settings, store, inventory, clock_.now_ms())
         control = ControlLoop(
             settings=settings,
             runtime=runtime,
@@ -245,7 +245,7 @@ def backend(settings: Settings, *, run_here: bool = False) -> Iterator[Backend]:
         with state_store(settings) as store:
             inventory = host_probe().probe()
             with suppress(HomeInUse), hold_engine_shared(settings):
-                apply_infrastructure(settings, store, inventory)
+                apply_infrastructure(settings, store, inventory, clock().now_ms())
             engine = _engine(settings, store, runtime, inventory, loop=False)
             yield LocalBackend(engine.api, engine.extensions, settings.socket_path)
     finally:

@@ -55,6 +55,11 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     share_identifier = "ml*"          # up to 255 characters; a trailing * is a prefix rule
     weight_factor = 0.5               # 0.0001..999.9999, default 1; lower gets more capacity
 
+    [[consumable_resources]]          # AWS's CreateConsumableResource: licences, connections, quotas
+    name = "licences"
+    total_quantity = 4                # set when the daemon first creates it; later changes are
+    resource_type = "REPLENISHABLE"   # the API's (or NON_REPLENISHABLE: each attempt uses its quantity up)
+
     [aws]                             # what only the cloud has: export and deploy read it
     subnets = ["subnet-0abc"]         # (localbatch.cloud_settings has every key)
 
@@ -79,6 +84,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from localbatch.cloud_settings import CloudSettings, resolve_cloud
 from localbatch.core import queue_limits
+from localbatch.core.consumables import ConsumableResource, ResourceType, resource_problems
 from localbatch.core.infra import (
     MAX_ENVIRONMENTS_PER_QUEUE,
     JobQueue,
@@ -188,6 +194,13 @@ class _PolicyFile(BaseModel):  # ranges are core.infra.policy_problems', checked
     share_distribution: list[_ShareFile] = Field(default_factory=list)
 
 
+class _ConsumableFile(BaseModel):  # ranges are core.consumables.resource_problems', checked with the rest
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    total_quantity: int = 0
+    resource_type: Literal["REPLENISHABLE", "NON_REPLENISHABLE"] = "REPLENISHABLE"
+
+
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
@@ -199,6 +212,7 @@ class _ConfigFile(BaseModel):
     compute_environments: list[_EnvironmentFile] = Field(default_factory=list)
     job_queues: list[_QueueFile] = Field(default_factory=list)
     scheduling_policies: list[_PolicyFile] = Field(default_factory=list)
+    consumable_resources: list[_ConsumableFile] = Field(default_factory=list)
     store: dict[str, Any] = Field(default_factory=dict)  # checked by store_settings.resolve_store
     aws: Any = None  # checked by cloud_settings.resolve_cloud
 
@@ -245,6 +259,7 @@ class Settings:
     job_queues: tuple[JobQueue, ...] = (JobQueue(DEFAULT_QUEUE, 1, (DEFAULT_COMPUTE_ENVIRONMENT,)),)
     max_head_wait_s: float = 60.0
     scheduling_policies: tuple[SchedulingPolicy, ...] = ()
+    consumable_resources: tuple[ConsumableResource, ...] = ()  # created at start when missing
     store: StoreSettings = StoreSettings("127.0.0.1:9000", secure=False, region="us-east-1")
     store_server: ServerOptions = ServerOptions()  # how `store up` starts a server
     log_bucket: str | None = None  # each attempt's log is archived here ([store] log_bucket)
@@ -382,6 +397,7 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         job_queues=queues,
         max_head_wait_s=parsed.scheduler.max_head_wait_seconds,
         scheduling_policies=policies,
+        consumable_resources=_consumable_resources(parsed, where),
         store=resolve_store(env, store_table, where, read_credentials(home)),
         store_server=server_options(store_table, where),
         log_bucket=log_bucket,
@@ -465,6 +481,18 @@ def _infrastructure(
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
     return environments, queues, policies
+
+
+def _consumable_resources(parsed: _ConfigFile, where: str) -> tuple[ConsumableResource, ...]:
+    declared = tuple(
+        ConsumableResource(c.name, c.total_quantity, ResourceType(c.resource_type)) for c in parsed.consumable_resources
+    )
+    problems = _duplicates("consumable_resources", [c.name for c in declared])
+    for i, resource in enumerate(declared):
+        problems += [f"consumable_resources[{i}].{p}" for p in resource_problems(resource)]
+    if problems:
+        raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
+    return declared
 
 
 def is_loopback(host: str) -> bool:

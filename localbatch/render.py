@@ -328,6 +328,23 @@ def queues_table(queues: Sequence[Doc], counts: Mapping[str, Mapping[str, int]])
     return table
 
 
+def consumables_table(resources: Sequence[Doc]) -> Table:
+    """ListConsumableResources' entries: name, type, total, in use, available."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "TYPE", "TOTAL", "IN USE", "AVAILABLE"):
+        table.add_column(column)
+    for found in resources:
+        total, used = found.get("totalQuantity", 0), found.get("inUseQuantity", 0)
+        table.add_row(
+            found["consumableResourceName"],
+            found.get("resourceType", ""),
+            str(total),
+            str(used),
+            str(max(0, total - used)),
+        )
+    return table
+
+
 def _scheduling(queue: Doc) -> str:
     """FIFO or the fair-share policy, and each jobStateTimeLimitAction (``cancel CODE after N s``)."""
     policy = queue.get("schedulingPolicyArn")

@@ -44,6 +44,7 @@ from localbatch import __version__, logs
 from localbatch.config import Settings
 from localbatch.core import (
     arrays,
+    consumables,
     dependencies,
     lifecycle,
     multinode,
@@ -54,6 +55,7 @@ from localbatch.core import (
     spot,
     staging,
 )
+from localbatch.core.consumables import ConsumableResource, Need, ResourceType
 from localbatch.core.dependencies import Readiness
 from localbatch.core.fairshare import UsageHistory
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
@@ -223,6 +225,11 @@ class ControlLoop:
         self._queues: tuple[JobQueue, ...] = ()
         self._environments: tuple[ComputeEnvironment, ...] = ()
         self._policies: tuple[SchedulingPolicy, ...] = ()
+        self._consumables: tuple[ConsumableResource, ...] = ()
+        # What jobs that stopped holding resources this tick held (core.consumables): a
+        # NON_REPLENISHABLE quantity is used up when the tick's save lands, so until then the
+        # plan counts it as used.
+        self._using_up: list[Need] = []
         self._usage = UsageHistory()  # fair-share queues' consumption (scheduler rule 10)
         self._dirty = True
         self._next_timed_plan_ms: EpochMs | None = None  # when a waiting head crosses max_head_wait
@@ -350,6 +357,9 @@ class ControlLoop:
             except LocalbatchError:
                 self._unsaved = changes  # written first thing next tick; nothing launched before
                 raise
+            if self._using_up:  # the save lowered the NON_REPLENISHABLE totals
+                self._using_up = []
+                self._consumables = tuple(self._store.list_consumable_resources())
         placed, self._to_launch = self._to_launch, []
         for job in placed:
             self._launch(job)
@@ -388,6 +398,7 @@ class ControlLoop:
                     array_index=job.array_index or 0,
                     share_identifier=job.share_identifier,
                     scheduling_priority=job.scheduling_priority or 0,
+                    consumables=job.consumable_resources,
                 )
             else:
                 self._runnable.pop(job_id, None)
@@ -404,8 +415,8 @@ class ControlLoop:
                     job_queue=job.job_queue,
                     share_identifier=job.share_identifier,
                 )
-            else:
-                self._placed.pop(job_id, None)
+            elif self._placed.pop(job_id, None) is not None and job.consumable_resources:
+                self._using_up += job.consumable_resources
         _index(self._submitted, job_id, status is JobStatus.SUBMITTED)
         _index(self._stop_requested, job_id, job.stop_request is not None and not status.is_terminal)
         self._dirty = True
@@ -485,6 +496,7 @@ class ControlLoop:
             self._queues = tuple(self._store.list_job_queues())
             self._environments = tuple(self._store.list_compute_environments())
             self._policies = tuple(self._store.list_scheduling_policies())
+            self._consumables = tuple(self._store.list_consumable_resources())
         windows = {policy.name: float(policy.decay_window_s) for policy in self._policies}
         self._usage.windows(
             {q.name: windows[q.scheduling_policy] for q in self._queues if q.scheduling_policy in windows}
@@ -1005,6 +1017,17 @@ class ControlLoop:
                 self._record(changes, *lifecycle.fail_before_start(job, now, due.status_reason, cancelled=True))
             del self._heads[due.job_queue]
 
+    def _consumable_quantities(self) -> dict[str, int]:
+        """What each consumable resource has available: its total less what the jobs holding
+        resources hold, and less what this tick's ended attempts are about to use up."""
+        holding = [self._active[job_id].consumable_resources for job_id in self._placed if job_id in self._active]
+        used = consumables.in_use([*holding, self._using_up_now()])
+        return consumables.available(self._consumables, used)
+
+    def _using_up_now(self) -> list[Need]:
+        kinds = {r.name: r.resource_type for r in self._consumables}
+        return [need for need in self._using_up if kinds.get(need[0]) is ResourceType.NON_REPLENISHABLE]
+
     def _plan(self, now: EpochMs, changes: dict[str, Change]) -> list[Job]:
         runnable = list(self._runnable.values())
         timed = self._next_timed_plan_ms is not None and now >= self._next_timed_plan_ms
@@ -1025,6 +1048,7 @@ class ControlLoop:
             self._scheduler,
             policies=self._policies,
             usage=self._usage.at(now) if self._policies else None,
+            consumable_quantities=self._consumable_quantities() if self._consumables else None,
         )
         placed = []
         for placement in decided.placements:

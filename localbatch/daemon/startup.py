@@ -5,6 +5,7 @@ store and the engine agree again (``core.reconcile``) and hand the jobs in fligh
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from localbatch import logs
 from localbatch.config import Settings
@@ -22,9 +23,14 @@ VANISHED = "Container vanished while the daemon was down"
 REQUEUED = "Queued again: the daemon stopped before the job's container started"
 
 
-def apply_infrastructure(settings: Settings, store: StateStore, host: HostInventory) -> None:
+def apply_infrastructure(settings: Settings, store: StateStore, host: HostInventory, now_ms: int = 0) -> None:
     """Put the configured scheduling policies, compute environments and queues in the store
-    (objects created through the API and not named in the config are left as they are)."""
+    (objects created through the API and not named in the config are left as they are), and
+    create the declared consumable resources that do not exist yet, created at ``now_ms``: an
+    existing one keeps its quantity, which jobs and UpdateConsumableResource change."""
+    for resource in settings.consumable_resources:
+        if store.get_consumable_resource(resource.name) is None:
+            store.put_consumable_resource(replace(resource, created_at=now_ms))
     for policy in settings.scheduling_policies:  # before the queues that name them
         store.put_scheduling_policy(policy)
     for declared in settings.compute_environments:
