@@ -226,6 +226,11 @@ def _definition_request(
     for key in jobdef.LOCAL_ONLY_KEYS:
         if key in document:
             warnings.append(f"{source}: {key}: {_LOCAL_ONLY[key]}")
+    for name in document.get("consumable_resources", {}):
+        warnings.append(
+            f"{source}: consumable_resources.{name}: exported by name; the consumable resource {name} must "
+            "exist in the account (aws batch create-consumable-resource), which export does not create"
+        )
     for path, container in _containers(request):
         for requirement in container.get("resourceRequirements", []):
             if requirement["type"] == "VCPU" and not fargate and not float(requirement["value"]).is_integer():

@@ -329,3 +329,14 @@ def test_leaves_are_values_and_references():
     value = CloudValue("subnets", "d", "[aws] subnets", ("s",), is_list=True)
     plan = build_plan([("job.toml", DEFINITION)], CloudSettings())
     assert plan.users(value) == [] and plan.users(Ref("job_queue", "q")) == []
+
+
+def test_consumable_resources_are_exported_by_name_with_a_warning_that_they_must_exist():
+    plan = build_plan([("job.toml", {**DEFINITION, "consumable_resources": {"licences": 2}})], CloudSettings())
+    assert plan.objects[0].request["consumableResourceProperties"] == {
+        "consumableResourceList": [{"consumableResource": "licences", "quantity": 2}]
+    }
+    assert plan.warnings == (
+        "job.toml: consumable_resources.licences: exported by name; the consumable resource licences must exist "
+        "in the account (aws batch create-consumable-resource), which export does not create",
+    )

@@ -184,3 +184,28 @@ def test_declared_policies_are_applied_before_the_queues_naming_them(tmp_path: P
 def test_bad_scheduling_policies_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         resolve(tmp_path, text)
+
+
+def test_declared_consumable_resources_are_created_once_and_keep_their_quantity(tmp_path: Path) -> None:
+    from localbatch.core.consumables import ConsumableResource, ResourceType
+    from localbatch.daemon.startup import apply_infrastructure
+    from tests.fakes.host import FakeHostProbe
+    from tests.fakes.store import InMemoryStateStore
+
+    text = '[[consumable_resources]]\nname = "quota"\ntotal_quantity = 5\nresource_type = "NON_REPLENISHABLE"\n'
+    settings = resolve(tmp_path, text)
+    assert settings.consumable_resources == (ConsumableResource("quota", 5, ResourceType.NON_REPLENISHABLE),)
+    store = InMemoryStateStore()
+    apply_infrastructure(settings, store, FakeHostProbe().probe(), now_ms=1_000)
+    assert store.get_consumable_resource("quota") == ConsumableResource(
+        "quota", 5, ResourceType.NON_REPLENISHABLE, 1_000
+    )
+    store.update_consumable_total("quota", lambda r: 2)  # jobs used some up
+    apply_infrastructure(settings, store, FakeHostProbe().probe(), now_ms=2_000)  # a restart
+    found = store.get_consumable_resource("quota")
+    assert found is not None and (found.total_quantity, found.created_at) == (2, 1_000)
+
+
+def test_a_bad_consumable_resource_names_the_file_and_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"localbatch.toml: consumable_resources\[0\]\.total_quantity: 0 to .*got -1"):
+        resolve(tmp_path, '[[consumable_resources]]\nname = "x"\ntotal_quantity = -1\n')
