@@ -134,6 +134,32 @@ def test_list_jobs_filters_and_pages_like_aws(endpoint):
         for j in page["jobSummaryList"]
     ]
     assert named == ["page-3"]
+    by_definition = client.list_jobs(jobQueue="default", filters=[{"name": "JOB_DEFINITION", "values": ["hello:1"]}])
+    assert set(ids) <= {j["jobId"] for j in by_definition["jobSummaryList"]}
+
+
+def test_boto3_consumable_resources_gate_and_list_jobs(endpoint):
+    daemon, credentials = endpoint
+    client = batch(credentials)
+    arn = client.create_consumable_resource(consumableResourceName="licences", totalQuantity=1)["consumableResourceArn"]
+    need = {"consumableResourceList": [{"consumableResource": arn, "quantity": 1}]}
+    ids = [
+        client.submit_job(
+            jobName=f"lic-{i}", jobQueue="default", jobDefinition="hello", consumableResourcePropertiesOverride=need
+        )["jobId"]
+        for i in range(2)
+    ]
+    for job_id in ids:
+        assert wait(client, job_id)["status"] == "SUCCEEDED"
+    listed = client.list_jobs_by_consumable_resource(consumableResource="licences")["jobs"]
+    assert sorted(j["jobName"] for j in listed) == ["lic-0", "lic-1"] and {j["quantity"] for j in listed} == {1}
+    described = client.describe_consumable_resource(consumableResource=arn)
+    assert (described["totalQuantity"], described["inUseQuantity"], described["availableQuantity"]) == (1, 0, 1)
+    client.update_consumable_resource(consumableResource="licences", operation="ADD", quantity=2)
+    (summary,) = client.list_consumable_resources()["consumableResources"]
+    assert summary["totalQuantity"] == 3
+    client.delete_consumable_resource(consumableResource="licences")
+    assert client.list_consumable_resources()["consumableResources"] == []
 
 
 def test_cancel_terminate_queues_environments_and_tags(endpoint):
