@@ -16,19 +16,12 @@ from typing import Any
 import pytest
 
 from localbatch.extensions import EVENTS
+from tests.integration import daemons
 from tests.integration.daemons import Daemon, started_daemon
 
-CONFIG = """
-[[compute_environments]]
-name = "local"
-max_vcpus = 2
-max_memory_mib = 1024
-
-[[job_queues]]
-name = "default"
-priority = 1
-compute_environments = ["local"]
-
+CONFIG = (
+    daemons.CONFIG
+    + """
 [[consumable_resources]]
 name = "licences"
 total_quantity = 1
@@ -38,6 +31,7 @@ name = "quota"
 total_quantity = 2
 resource_type = "NON_REPLENISHABLE"
 """
+)
 LICENSED = """
 name = "licensed"
 image = "busybox:1.36"

@@ -112,31 +112,16 @@ def test_submit_may_override_the_needs_and_must_name_resources_that_exist(world:
     override = {"consumableResourceList": [{"consumableResource": "tokens", "quantity": 5}]}
     job_id = world.submit("x", consumableResourcePropertiesOverride=override)
     assert world.describe(job_id)["consumableResourceProperties"] == override
-    message = refused(
-        world,
-        "SubmitJob",
-        {
-            "jobName": "y",
-            "jobQueue": "default",
-            "jobDefinition": "render",
-            "consumableResourcePropertiesOverride": {
-                "consumableResourceList": [{"consumableResource": "gone", "quantity": 1}]
-            },
-        },
-    )
+
+    def submit_needing(needs: list[dict[str, Any]]) -> str:
+        body = {"jobName": "y", "jobQueue": "default", "jobDefinition": "render"}
+        return refused(
+            world, "SubmitJob", {**body, "consumableResourcePropertiesOverride": {"consumableResourceList": needs}}
+        )
+
+    message = submit_needing([{"consumableResource": "gone", "quantity": 1}])
     assert message == "consumableResourcePropertiesOverride: no consumable resource named gone"
-    message = refused(
-        world,
-        "SubmitJob",
-        {
-            "jobName": "y",
-            "jobQueue": "default",
-            "jobDefinition": "render",
-            "consumableResourcePropertiesOverride": {
-                "consumableResourceList": [{"consumableResource": "tokens", "quantity": 0}]
-            },
-        },
-    )
+    message = submit_needing([{"consumableResource": "tokens", "quantity": 0}])
     assert "consumableResourcePropertiesOverride.consumableResourceList[0]: quantity must be 1 to" in message
 
 
