@@ -247,6 +247,11 @@ class StateStore(Protocol):
         """The job's state changes, oldest first."""
         ...
 
+    def recent_jobs(self, job_definition_name: str, limit: int) -> list[Job]:
+        """Up to ``limit`` ended jobs of the definition (any revision) that ran containers
+        (array and multi-node parents left out), most recently stopped first; ties by job id."""
+        ...
+
     def put_compute_environment(self, environment: ComputeEnvironment) -> None:
         """Insert or replace (by name)."""
         ...
