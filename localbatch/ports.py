@@ -53,6 +53,15 @@ class ContainerExit:
 
 
 @dataclass(frozen=True)
+class ContainerStats:
+    """One reading of a running container's resource use."""
+
+    cpu_ns: int  # cumulative CPU time since it started
+    memory_bytes: int  # working set: usage less reclaimable page cache
+    memory_limit_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class ContainerInfo:
     container_id: str
     name: str
@@ -106,6 +115,12 @@ class ContainerRuntime(Protocol):
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         """Every container (running or not) that carries all of ``labels``."""
+        ...
+
+    def stats(self, container_id: str) -> ContainerStats | None:
+        """One reading of a running container's CPU time and memory, at once (no streaming,
+        no waiting for a second reading); None when it is not running. Raises
+        ContainerRuntimeError (a container the engine does not know, say)."""
         ...
 
     def address(self, container_id: str) -> str:
