@@ -27,8 +27,10 @@ from localbatch.batch import BatchService
 from localbatch.client import DaemonClient, DaemonUnreachable
 from localbatch.config import Settings, is_loopback
 from localbatch.core.inventory import HostInventory, capacity
+from localbatch.core.metrics import CONTENT_TYPE, exposition
 from localbatch.core.naming import Arns
 from localbatch.daemon.loop import ControlLoop
+from localbatch.daemon.metrics import Metrics
 from localbatch.daemon.process import HomeInUse, hold_engine_shared, hold_lock
 from localbatch.daemon.startup import apply_infrastructure, recover
 from localbatch.daemon.usage import UsageSampler
@@ -38,6 +40,8 @@ from localbatch.session import Backend, LocalBackend
 from localbatch.store_server import Servers
 
 logger = logging.getLogger(__name__)
+
+METRICS_PATH = "/metrics"  # Prometheus's text format, on the socket and the TCP listener
 
 
 @contextmanager
@@ -112,6 +116,7 @@ def _engine(
     host = capacity(inventory, settings.reserve)
     clock_ = clock()
     control = None
+    metrics = Metrics()
     if loop:  # only an engine that owns the home writes the configured infrastructure
         apply_infrastructure(settings, store, inventory)
         control = ControlLoop(
@@ -123,6 +128,7 @@ def _engine(
             gpus=inventory.gpus,
             object_store=object_store(settings),
             sampler=UsageSampler(runtime, clock_, gpus=NvmlGpuMeter() if inventory.gpus else None),
+            metrics=metrics,
         )
         if recovering:
             recover(control, settings, store, runtime, clock_)
@@ -161,6 +167,13 @@ def _engine(
     ):
         api.add_extension("GET", path, handler)
     api.add_extension("POST", INTERRUPT, extensions.interrupt)
+    if control is not None:
+        allocations = control.allocations
+
+        def scrape() -> tuple[str, bytes]:
+            return CONTENT_TYPE, exposition(metrics.families(store, allocations, host)).encode()
+
+        api.add_plain(METRICS_PATH, scrape)
     return _Engine(api, control, extensions)
 
 

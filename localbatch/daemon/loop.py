@@ -74,6 +74,7 @@ from localbatch.core.scheduler import (
 )
 from localbatch.core.usage import AttemptUsage
 from localbatch.daemon import staging as transfers
+from localbatch.daemon.metrics import Metrics
 from localbatch.daemon.usage import UsageSampler
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
 from localbatch.ports import Bind, Clock, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
@@ -154,11 +155,13 @@ class ControlLoop:
         rng: random.Random | None = None,
         object_store: ObjectStore | None = None,
         sampler: UsageSampler | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         # Reads running containers' CPU and memory on its own thread; an attempt's usage is
         # taken when it ends and kept on it (core.usage).
         self._sampler = sampler
+        self._metrics = metrics  # every state change is counted there (/metrics)
         # S3 staging's store; and with settings.log_bucket each attempt's log file is copied
         # there once its container is removed (_archive_log), like an export of its CloudWatch stream.
         self._object_store = object_store
@@ -373,6 +376,8 @@ class ControlLoop:
         previous = changes.get(job.job_id)
         events = (previous[1] if previous else []) + ([event] if event else [])
         changes[job.job_id] = (job, events)
+        if event is not None and self._metrics is not None:
+            self._metrics.observe(job, event)
         self._remember(job)
         if job.is_main_node:
             self._mirror_main_node(job, event, changes)
