@@ -45,7 +45,8 @@ def test_top_draws_and_quits_cleanly_on_a_key(tmp_path: Path, key: str) -> None:
     }
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     script = (
-        f"cd {shlex.quote(str(tmp_path))}; env {exports} {shlex.quote(sys.executable)} -m localbatch top --interval 0.5;"
+        f"cd {shlex.quote(str(tmp_path))}; env {exports} {shlex.quote(sys.executable)} -m localbatch top"
+        " --interval 0.5;"
         " echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo'; sleep 60"
     )
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "40", script], check=True)
