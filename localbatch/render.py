@@ -188,9 +188,10 @@ def job_view(
         head.add_row(key, value)
     attempts = Table(title="attempts", title_justify="left", box=None, pad_edge=False)
     used = {entry["attempt"]: entry.get("usage") for entry in (usage or {}).get("attempts", [])}
-    columns = ["#", "STARTED", "STOPPED", "EXIT", "REASON", "STATUS REASON", "LOG STREAM"]
+    columns = ["#", "STARTED", "STOPPED", "EXIT", "REASON", "STATUS REASON"]
     if usage is not None:
         columns += ["CPU AVG/PEAK", "MEM PEAK/LIMIT", "GPU AVG/PEAK"]
+    columns.append("LOG STREAM")
     for column in columns:
         attempts.add_column(column, overflow="fold")
     finished = detail.get("attempts", [])
@@ -203,9 +204,10 @@ def job_view(
             str(inner.get("exitCode", "-")),
             inner.get("reason", ""),
             attempt.get("statusReason", ""),
+            *(usage_cells(used.get(number)) if usage is not None else ()),
             inner.get("logStreamName", ""),
         ]
-        attempts.add_row(*row, *(usage_cells(used.get(number)) if usage is not None else ()))
+        attempts.add_row(*row)
     if detail["status"] in ("STARTING", "RUNNING"):
         row = [
             str(len(finished) + 1),
@@ -214,9 +216,10 @@ def job_view(
             "-",
             "",
             "(running)" if detail["status"] == "RUNNING" else "(starting)",
+            *(usage_cells((usage or {}).get("live")) if usage is not None else ()),
             container.get("logStreamName", ""),
         ]
-        attempts.add_row(*row, *(usage_cells((usage or {}).get("live")) if usage is not None else ()))
+        attempts.add_row(*row)
     history = Table(title="events", title_justify="left", box=None, pad_edge=False)
     for column in ("TIME", "FROM", "TO", "REASON"):
         history.add_column(column, overflow="fold")

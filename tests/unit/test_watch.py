@@ -231,3 +231,37 @@ def test_top_once_without_a_daemon_reads_the_store(cli) -> None:  # noqa: F811
 
 def test_session_top_snapshot_needs_only_the_api(cli) -> None:  # noqa: F811
     assert callable(session.top_snapshot) and app is not None
+
+
+def test_describe_shows_each_attempts_usage_and_the_running_ones_live() -> None:
+    detail = {
+        "jobId": "j",
+        "jobName": "n",
+        "jobDefinition": "arn:aws:batch:us-east-1:0:job-definition/x:1",
+        "jobQueue": "arn:aws:batch:us-east-1:0:job-queue/default",
+        "status": "RUNNING",
+        "startedAt": NOW,
+        "attempts": [{"startedAt": NOW, "stoppedAt": NOW, "container": {"exitCode": 137, "logStreamName": "x/1"}}],
+        "container": {"logStreamName": "x/2"},
+    }
+    used = {
+        "attempts": [
+            {
+                "attempt": 1,
+                "usage": {"cpuAvgPercent": 35, "cpuPeakPercent": 98.5, "memoryPeakMiB": 511.5, "memoryLimitMiB": 512},
+            }
+        ],
+        "live": {
+            "cpuAvgPercent": 10,
+            "cpuPeakPercent": 20,
+            "memoryPeakMiB": 64,
+            "gpuAvgPercent": 40,
+            "gpuPeakPercent": 90,
+        },
+    }
+    shown = text_of(*render.job_view(detail, [], usage=used), width=240)
+    first = next(line for line in shown.splitlines() if line.startswith("1 "))
+    assert "35% / 98.5%" in first and "511.5 / 512 MiB" in first and first.rstrip().endswith("x/1")
+    second = next(line for line in shown.splitlines() if line.startswith("2 "))
+    assert "10% / 20%" in second and "64 MiB" in second and "40% / 90%" in second
+    assert "CPU AVG/PEAK" not in text_of(*render.job_view(detail, []))  # --target aws: no usage
