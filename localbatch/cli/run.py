@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from localbatch import bootstrap, jobdef, render, session
 from localbatch.cli._common import (
@@ -105,11 +106,13 @@ def run(
         printer = threading.Thread(target=_print_output, args=(backend, job_id), name="output", daemon=True)
         printer.start()
         tracker = None
+        console = render.stderr()
         if not quiet and (options.array_size is not None or options.depends_on):
             batch = session.dependency_graph(backend, [job_id])
-            tracker = BatchProgress(backend, batch, live=wants_live(no_progress), title=name or definition.name)
+            live = wants_live(no_progress)
+            tracker = BatchProgress(backend, batch, live=live, title=name or definition.name, console=console)
         try:
-            detail = _watch(backend, job_id, received, quiet, tracker)
+            detail = _watch(backend, job_id, received, quiet, tracker, console)
         finally:
             if tracker is not None:
                 tracker.close()
@@ -149,6 +152,7 @@ def _watch(
     received: list[int],
     quiet: bool,
     tracker: BatchProgress | None = None,
+    console: Console | None = None,
 ) -> dict[str, object]:
     """Print each state change until the job ends; a TerminateJob for each signal received
     (the first stops the container gracefully, the next kills it). An array job has no
@@ -156,7 +160,7 @@ def _watch(
     (each child's output: ``localbatch logs PARENT:INDEX``). With ``tracker`` (an array, a job
     with dependencies) the batch's progress is shown instead, live until the job's own
     container starts writing."""
-    console = render.stderr()
+    console = console or render.stderr()
     shown = sent = 0
     last_summary = ""  # an array job: its children's counts, printed when they change
     while True:

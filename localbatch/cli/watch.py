@@ -47,11 +47,21 @@ class BatchProgress:
     """Counts per state, elapsed and estimated remaining time of a batch (an array's children,
     a dependency graph), shown live on a terminal and as a plain line on each change otherwise."""
 
-    def __init__(self, backend: session.Backend, job_ids: Sequence[str], *, live: bool, title: str) -> None:
+    def __init__(
+        self,
+        backend: session.Backend,
+        job_ids: Sequence[str],
+        *,
+        live: bool,
+        title: str,
+        console: Console | None = None,
+    ) -> None:
+        """``console``: where to draw; whatever else is printed meanwhile must go through it
+        too, so that the live display stays below it intact."""
         self._backend = backend
         self._job_ids = list(job_ids)
         self._title = title
-        self._console = render.stderr()
+        self._console = console or render.stderr()
         created = [d.get("createdAt") for d in session.describe_many(backend, self._job_ids)]
         self._since_ms = min((c for c in created if isinstance(c, int)), default=int(time.time() * 1000))
         self._live: Live | None = None
