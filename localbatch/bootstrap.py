@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from localbatch.adapters.clock import SystemClock
 from localbatch.adapters.docker_runtime import DockerRuntime
-from localbatch.adapters.host import PsutilHostProbe
+from localbatch.adapters.host import NvmlGpuMeter, PsutilHostProbe
 from localbatch.adapters.sqlite_store import SqliteStateStore
 from localbatch.api.auth import sigv4_authenticator
 from localbatch.api.dispatch import BatchDispatcher
@@ -27,16 +27,21 @@ from localbatch.batch import BatchService
 from localbatch.client import DaemonClient, DaemonUnreachable
 from localbatch.config import Settings, is_loopback
 from localbatch.core.inventory import HostInventory, capacity
+from localbatch.core.metrics import CONTENT_TYPE, exposition
 from localbatch.core.naming import Arns
 from localbatch.daemon.loop import ControlLoop
+from localbatch.daemon.metrics import Metrics
 from localbatch.daemon.process import HomeInUse, hold_engine_shared, hold_lock
 from localbatch.daemon.startup import apply_infrastructure, recover
-from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
+from localbatch.daemon.usage import UsageSampler
+from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, USAGE, Extensions
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, ObjectStore, StateStore
 from localbatch.session import Backend, LocalBackend
 from localbatch.store_server import Servers
 
 logger = logging.getLogger(__name__)
+
+METRICS_PATH = "/metrics"  # Prometheus's text format, on the socket and the TCP listener
 
 
 @contextmanager
@@ -111,6 +116,7 @@ def _engine(
     host = capacity(inventory, settings.reserve)
     clock_ = clock()
     control = None
+    metrics = Metrics()
     if loop:  # only an engine that owns the home writes the configured infrastructure
         apply_infrastructure(settings, store, inventory, clock_.now_ms())
         control = ControlLoop(
@@ -121,6 +127,8 @@ def _engine(
             host=host,
             gpus=inventory.gpus,
             object_store=object_store(settings),
+            sampler=UsageSampler(runtime, clock_, gpus=NvmlGpuMeter() if inventory.gpus else None),
+            metrics=metrics,
         )
         if recovering:
             recover(control, settings, store, runtime, clock_)
@@ -146,6 +154,7 @@ def _engine(
         runtime=runtime,
         allocations=control.allocations if control is not None else tuple,
         interrupt=control.interrupt if control is not None else None,
+        live_usage=control.live_usage if control is not None else dict,
         started_at=clock_.now_ms(),
         now_ms=clock_.now_ms,
     )
@@ -154,9 +163,17 @@ def _engine(
         (RESOURCES, extensions.resources),
         (LOGS, extensions.logs),
         (EVENTS, extensions.events),
+        (USAGE, extensions.usage),
     ):
         api.add_extension("GET", path, handler)
     api.add_extension("POST", INTERRUPT, extensions.interrupt)
+    if control is not None:
+        allocations = control.allocations
+
+        def scrape() -> tuple[str, bytes]:
+            return CONTENT_TYPE, exposition(metrics.families(store, allocations, host)).encode()
+
+        api.add_plain(METRICS_PATH, scrape)
     return _Engine(api, control, extensions)
 
 

@@ -7,6 +7,10 @@
     GET /v1/localbatch/events      ?jobId=  the job's state changes, oldest first, and who
                                    submitted it (``submittedBy``: an API key's name, the
                                    daemon's OS user, or null for jobs from before it was kept)
+    GET /v1/localbatch/usage       ?jobId=  what each attempt used (CPU, memory, GPU) and, while
+                                   it runs, the live readings; ?jobDefinition=&limit=  the
+                                   definition's recent ended attempts with what each asked
+                                   for (``advise``); neither: every running job's live usage
     POST /v1/localbatch/interrupt  {"jobId": ...}  reclaim a RUNNING job's host as Spot would
                                    (rehearsal): the attempt fails with "Host EC2 (instance
                                    i-...) terminated." and its retry rules decide the rest
@@ -19,17 +23,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from localbatch import __version__, logs
 from localbatch.config import Settings
-from localbatch.core import spot
+from localbatch.core import spot, usage
 from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.inventory import HostInventory
 from localbatch.core.jobs import EpochMs, Job, JobStatus
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import Allocation
+from localbatch.core.usage import AttemptUsage
 from localbatch.errors import InvalidRequest, JobNotFound, Problem, RuntimeUnavailable
 from localbatch.ports import ContainerRuntime, StateStore
 
@@ -38,9 +43,12 @@ RESOURCES = "/v1/localbatch/resources"
 LOGS = "/v1/localbatch/logs"
 EVENTS = "/v1/localbatch/events"
 INTERRUPT = "/v1/localbatch/interrupt"
+USAGE = "/v1/localbatch/usage"
+MAX_HISTORY = 200  # the most attempts one usage history answer carries
 
 Allocations = Callable[[], "tuple[Allocation, ...]"]
 Interrupt = Callable[[str], None]
+LiveUsage = Callable[[], "Mapping[str, AttemptUsage]"]
 
 
 class Extensions:
@@ -54,6 +62,7 @@ class Extensions:
         runtime: ContainerRuntime,
         allocations: Allocations = tuple,
         interrupt: Interrupt | None = None,
+        live_usage: LiveUsage = dict,
         started_at: EpochMs | None = None,
         now_ms: Callable[[], EpochMs] = lambda: int(time.time() * 1000),
         poll_s: float = 0.2,
@@ -65,6 +74,7 @@ class Extensions:
         self._runtime = runtime
         self._allocations = allocations
         self._interrupt = interrupt
+        self._live_usage = live_usage
         self._started_at = started_at
         self._now_ms = now_ms
         self._poll_s = poll_s
@@ -144,6 +154,50 @@ class Extensions:
                 for e in self._store.list_events(job_id)
             ],
         }
+
+    def usage(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        live = self._live_usage()
+        if query.get("jobId"):
+            job_id, job = self._running_job(query["jobId"])  # a multi-node job's: its main node's
+            now = live.get(job_id) if job.status is JobStatus.RUNNING else None
+            return {
+                "jobId": job_id,
+                "attempts": [
+                    {"attempt": a.number, **({"usage": usage.to_document(a.usage)} if a.usage else {})}
+                    for a in job.attempts
+                    if a.finished
+                ],
+                **({"live": usage.to_document(now)} if now is not None else {}),
+            }
+        if query.get("jobDefinition"):
+            return self._usage_history(query["jobDefinition"], query.get("limit") or "20")
+        return {"running": {job_id: usage.to_document(found) for job_id, found in sorted(live.items())}}
+
+    def _usage_history(self, name: str, limit_text: str) -> dict[str, Any]:
+        if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= MAX_HISTORY:
+            raise InvalidRequest([Problem("limit", f"a whole number 1..{MAX_HISTORY}, got {limit_text!r}")])
+        limit = int(limit_text)
+        runs: list[dict[str, Any]] = []
+        for job in self._store.recent_jobs(name.partition(":")[0], limit):
+            resources = job.container.resources
+            for a in reversed(job.attempts):
+                if a.started_at is None or a.stopped_at is None or len(runs) >= limit:
+                    continue
+                runs.append(
+                    {
+                        "jobId": job.job_id,
+                        "attempt": a.number,
+                        "vcpus": resources.vcpus,
+                        "memoryMiB": resources.memory_mib,
+                        "gpus": resources.gpus,
+                        "startedAt": a.started_at,
+                        "stoppedAt": a.stopped_at,
+                        "exitCode": a.exit_code,
+                        "oomKilled": (a.reason or "").startswith("OutOfMemoryError"),
+                        **({"usage": usage.to_document(a.usage)} if a.usage else {}),
+                    }
+                )
+        return {"jobDefinitionName": name.partition(":")[0], "runs": runs}
 
     def _running_job(self, job_id: str) -> tuple[str, Job]:
         """The job whose container runs for ``job_id``: itself, or a multi-node job's main node."""

@@ -54,6 +54,15 @@ class ContainerExit:
 
 
 @dataclass(frozen=True)
+class ContainerStats:
+    """One reading of a running container's resource use."""
+
+    cpu_ns: int  # cumulative CPU time since it started
+    memory_bytes: int  # working set: usage less reclaimable page cache
+    memory_limit_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class ContainerInfo:
     container_id: str
     name: str
@@ -107,6 +116,12 @@ class ContainerRuntime(Protocol):
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         """Every container (running or not) that carries all of ``labels``."""
+        ...
+
+    def stats(self, container_id: str) -> ContainerStats | None:
+        """One reading of a running container's CPU time and memory, at once (no streaming,
+        no waiting for a second reading); None when it is not running. Raises
+        ContainerRuntimeError (a container the engine does not know, say)."""
         ...
 
     def address(self, container_id: str) -> str:
@@ -256,6 +271,11 @@ class StateStore(Protocol):
 
     def list_events(self, job_id: str) -> list[JobEvent]:
         """The job's state changes, oldest first."""
+        ...
+
+    def recent_jobs(self, job_definition_name: str, limit: int) -> list[Job]:
+        """Up to ``limit`` ended jobs of the definition (any revision) that ran containers
+        (array and multi-node parents left out), most recently stopped first; ties by job id."""
         ...
 
     def put_compute_environment(self, environment: ComputeEnvironment) -> None:

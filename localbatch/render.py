@@ -14,10 +14,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from localbatch.core.progress import STATES, Progress, duration_text
 from localbatch.storage import StoreStatus
 
 Doc = Mapping[str, Any]
@@ -153,9 +154,11 @@ def jobs_table(summaries: Sequence[Doc]) -> Table:
     return table
 
 
-def job_view(detail: Doc, events: Sequence[Doc], *, submitted_by: str | None = None) -> list[Table | Text]:
+def job_view(
+    detail: Doc, events: Sequence[Doc], *, submitted_by: str | None = None, usage: Doc | None = None
+) -> list[Table | Text]:
     """A job's detail, attempts and events; ``submitted_by`` (localbatch's events extension)
-    is shown when known."""
+    is shown when known, and each attempt's usage (the usage extension's answer) when given."""
     container = detail.get("container", {})
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -184,30 +187,39 @@ def job_view(detail: Doc, events: Sequence[Doc], *, submitted_by: str | None = N
     for key, value in rows:
         head.add_row(key, value)
     attempts = Table(title="attempts", title_justify="left", box=None, pad_edge=False)
-    for column in ("#", "STARTED", "STOPPED", "EXIT", "REASON", "STATUS REASON", "LOG STREAM"):
+    used = {entry["attempt"]: entry.get("usage") for entry in (usage or {}).get("attempts", [])}
+    columns = ["#", "STARTED", "STOPPED", "EXIT", "REASON", "STATUS REASON"]
+    if usage is not None:
+        columns += ["CPU AVG/PEAK", "MEM PEAK/LIMIT", "GPU AVG/PEAK"]
+    columns.append("LOG STREAM")
+    for column in columns:
         attempts.add_column(column, overflow="fold")
     finished = detail.get("attempts", [])
     for number, attempt in enumerate(finished, start=1):
         inner = attempt.get("container", {})
-        attempts.add_row(
+        row = [
             str(number),
             when(attempt.get("startedAt")),
             when(attempt.get("stoppedAt")),
             str(inner.get("exitCode", "-")),
             inner.get("reason", ""),
             attempt.get("statusReason", ""),
+            *(usage_cells(used.get(number)) if usage is not None else ()),
             inner.get("logStreamName", ""),
-        )
+        ]
+        attempts.add_row(*row)
     if detail["status"] in ("STARTING", "RUNNING"):
-        attempts.add_row(
+        row = [
             str(len(finished) + 1),
             when(detail.get("startedAt")) if detail["status"] == "RUNNING" else "-",
             "-",
             "-",
             "",
             "(running)" if detail["status"] == "RUNNING" else "(starting)",
+            *(usage_cells((usage or {}).get("live")) if usage is not None else ()),
             container.get("logStreamName", ""),
-        )
+        ]
+        attempts.add_row(*row)
     history = Table(title="events", title_justify="left", box=None, pad_edge=False)
     for column in ("TIME", "FROM", "TO", "REASON"):
         history.add_column(column, overflow="fold")
@@ -215,6 +227,20 @@ def job_view(detail: Doc, events: Sequence[Doc], *, submitted_by: str | None = N
         reason = "; ".join(part for part in (event.get("reason"), event.get("detail")) if part)
         history.add_row(when(event.get("at"), date=True), event.get("from") or "", status(event["to"]), reason)
     return [head, Text(""), attempts, Text(""), history]
+
+
+def usage_cells(found: Doc | None) -> tuple[str, str, str]:
+    """An attempt's usage as three cells: ``35% / 98%``, ``210 / 512 MiB``, ``40% / 90%``
+    (``-`` where it was not sampled: too short a run, no GPU)."""
+    if not found:
+        return ("-", "-", "-")
+    cpu = f"{found['cpuAvgPercent']:g}% / {found['cpuPeakPercent']:g}%"
+    limit = found.get("memoryLimitMiB")
+    memory = f"{found['memoryPeakMiB']:g} / {limit:g} MiB" if limit else f"{found['memoryPeakMiB']:g} MiB"
+    gpu = "-"
+    if found.get("gpuAvgPercent") is not None:
+        gpu = f"{found['gpuAvgPercent']:g}% / {found.get('gpuPeakPercent', 0):g}%"
+    return (cpu, memory, gpu)
 
 
 def _retry_text(retry: Doc) -> str:
@@ -402,3 +428,175 @@ def store_status(found: StoreStatus) -> Table:
         table.add_row("reachable", Text("yes", style="green"))
         table.add_row("buckets", ", ".join(found.buckets or []) or "none")
     return table
+
+
+# -- watching: progress, top, advise --------------------------------------------------------------
+
+
+def progress_line(found: Progress) -> str:
+    """One plain line (no markup, no colour) for logs and pipes:
+    ``12 jobs: 3 RUNNING, 4 SUCCEEDED, 1 FAILED | done 5/12 | elapsed 40s | left ~56s``."""
+    counts = ", ".join(f"{found.counts[s]} {s}" for s in STATES if found.counts.get(s))
+    return (
+        f"{found.total} jobs: {counts or 'none yet'} | done {found.done}/{found.total} "
+        f"(succeeded {found.succeeded}, failed {found.failed}) | elapsed {duration_text(found.elapsed_s)} | "
+        f"left ~{duration_text(found.remaining_s)}"
+    )
+
+
+def progress_view(found: Progress, title: str) -> Table:
+    """The live display of ``run``/``wait``: a bar of the jobs ended, counts per state, times."""
+    width = 30
+    filled = round(width * found.done / found.total) if found.total else 0
+    failed = min(filled, round(width * found.failed / found.total)) if found.total else 0
+    bar = Text()
+    bar.append("█" * (filled - failed), style="green")
+    bar.append("█" * failed, style="red")
+    bar.append("░" * (width - filled), style="dim")
+    bar.append(f" {found.done}/{found.total}")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row(title, bar)
+    states = Text()
+    for number, state in enumerate(s for s in STATES if found.counts.get(s)):
+        states.append(", " if number else "")
+        states.append(f"{found.counts[state]} ")
+        states.append(status(state))
+    grid.add_row("states", states if states.plain else Text("none yet", style="dim"))
+    grid.add_row("outcome", f"{found.succeeded} succeeded, {found.failed} failed")
+    grid.add_row("time", f"elapsed {duration_text(found.elapsed_s)}, left ~{duration_text(found.remaining_s)}")
+    return grid
+
+
+def _used(part: float, whole: float, unit: str = "") -> Text:
+    """``3 / 8`` styled by how full: red at 90 % or more, yellow at 70 %."""
+    share = part / whole if whole else 0
+    style = "red" if share >= 0.9 else "yellow" if share >= 0.7 else ""
+    return Text(f"{part:g} / {whole:g}{unit}", style=style)
+
+
+def top_view(snapshot: Doc, now_ms: int) -> Group:
+    """``localbatch top``'s screen from ``session.top_snapshot``: compute environments,
+    running jobs with their live usage, each queue's first waiting jobs and why they wait."""
+    environments = Table(title="compute environments", title_justify="left", box=None, pad_edge=False)
+    for column in ("NAME", "STATE", "vCPU", "MEMORY MiB", "GPUs", "JOBS"):
+        environments.add_column(column, no_wrap=True)
+    for env in snapshot["computeEnvironments"]:
+        used, capacity = env["allocated"], env["capacity"]
+        environments.add_row(
+            env["computeEnvironmentName"],
+            env["state"],
+            _used(used["vcpus"], capacity["vcpus"]),
+            _used(used["memoryMiB"], capacity["memoryMiB"]),
+            _used(used["gpus"], capacity["gpus"]),
+            str(len(env["jobs"])),
+        )
+    running = Table(title="running", title_justify="left", box=None, pad_edge=False)
+    for column in ("JOB ID", "NAME", "QUEUE", "STATUS", "UP", "CPU %", "vCPU", "MEM MiB / LIMIT", "GPU"):
+        running.add_column(column, no_wrap=True)
+    for job in snapshot["running"]:
+        found = job.get("usage") or {}
+        cpu = found.get("cpuNowPercent")
+        memory = found.get("memoryNowMiB")
+        started = job.get("startedAt")
+        gpu = ",".join(job.get("gpuIds") or []) or "-"
+        if found.get("gpuAvgPercent") is not None:
+            gpu += f" ({found['gpuAvgPercent']:g}%)"
+        running.add_row(
+            job["jobId"],
+            job["jobName"],
+            job["jobQueue"],
+            status(job["status"]),
+            duration_text((now_ms - started) / 1000) if started else "-",
+            "-" if cpu is None else f"{cpu:g}",
+            f"{job['vcpus']:g}",
+            "-" if memory is None else _used(memory, job["memoryMiB"]),
+            gpu,
+        )
+    if not snapshot["running"]:
+        running.add_row(Text("nothing running", style="dim"), *[""] * 8)
+    queues = Table(title="queues: first waiting jobs", title_justify="left", box=None, pad_edge=False)
+    for column in ("QUEUE", "STATE", "JOB ID", "NAME", "WAITING", "WHY"):
+        queues.add_column(column, no_wrap=column != "WHY", overflow="fold")
+    for queue in snapshot["queues"]:
+        heads = queue.get("heads") or []
+        counts = queue.get("jobs", {})
+        state = f"{queue['state']} ({counts.get('RUNNABLE', 0)} runnable)"
+        if not heads:
+            queues.add_row(queue["jobQueueName"], state, Text("nothing waiting", style="dim"), "", "", "")
+        for number, head in enumerate(heads):
+            since = head.get("since")
+            queues.add_row(
+                queue["jobQueueName"] if number == 0 else "",
+                state if number == 0 else "",
+                head["jobId"],
+                head["jobName"],
+                duration_text((now_ms - since) / 1000) if since else "-",
+                head.get("reason") or "-",
+            )
+    footer = Text(f"{when(now_ms)}  q or Ctrl-C quits", style="dim")
+    return Group(environments, Text(""), running, Text(""), queues, Text(""), footer)
+
+
+def advise_view(answer: Doc) -> list[Table | Text]:
+    """``localbatch advise``: requested vs used vs recommended, and the AWS cost per run."""
+    out: list[Table | Text] = []
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("definition", answer["jobDefinitionName"])
+    head.add_row("runs", f"{answer['runsWithUsage']} with usage of the last {answer['runs']} ended attempts")
+    head.add_row("duration", f"{duration_text(answer['durationSeconds'])} on average")
+    out.append(head)
+    found = answer.get("recommendation")
+    if found is None:
+        out += [Text(""), Text("no usage recorded yet: run the job under the daemon (or `localbatch run`) first")]
+        return out
+    sizes = Table(title="size", title_justify="left", box=None, pad_edge=False)
+    for column in ("", "REQUESTED", "USED (largest)", "RECOMMENDED"):
+        sizes.add_column(column)
+    sizes.add_row(
+        "vcpus", f"{found['requestedVcpus']:g}", f"{found['cpuUsedVcpus']:g} (average CPU)", f"{found['vcpus']:g}"
+    )
+    sizes.add_row(
+        "memory_mib",
+        str(found["requestedMemoryMiB"]),
+        f"{found['memoryPeakMiB']:g} (peak)",
+        f"{found['memoryMiB']}  (peak + {found['margin'] * 100:g} % OOM margin)",
+    )
+    out += [Text(""), sizes]
+    for note in found.get("notes", []):
+        out.append(note_lines(note))
+    costs = answer.get("costs")
+    if costs:
+        table = Table(
+            title=f"AWS cost per run, {costs['region']} ({costs['currency']}; prices as of {costs['asOf']})",
+            title_justify="left",
+            box=None,
+            pad_edge=False,
+        )
+        for column in ("SIZE", "EC2 ON-DEMAND", "EC2 SPOT", "FARGATE", "ASSUMES"):
+            table.add_column(column)
+        for label in ("requested", "recommended"):
+            cost = costs[label]
+            assumes = []
+            if cost.get("instanceType"):
+                assumes.append(f"share of {cost['instanceType']}")
+            if cost.get("fargateVcpus") is not None:
+                assumes.append(f"Fargate {cost['fargateVcpus']:g} vCPU / {cost['fargateMemoryGB']:g} GB")
+            table.add_row(
+                label,
+                _money(cost.get("onDemand")),
+                _money(cost.get("spot")),
+                _money(cost.get("fargate")),
+                "; ".join(assumes) or "-",
+            )
+        out += [Text(""), table, note_lines(f"prices: {costs['source']}")]
+    return out
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"

@@ -25,7 +25,7 @@ from localbatch.core.definition import JobDefinition, PlatformCapability
 from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.errors import JobDefinitionError, JobDefinitionNotFound, JobNotFound
-from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
+from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, USAGE, Extensions
 
 _LIST_PAGE = 100  # ListJobs' largest page with a filter
 TERMINAL = tuple(s.value for s in JobStatus if s.is_terminal)  # as the API spells them
@@ -67,6 +67,8 @@ class LocalBackend:
             return self._extensions.resources(_strings(params), {})
         if path == EVENTS:
             return self._extensions.events(_strings(params), {})
+        if path == USAGE:
+            return self._extensions.usage(_strings(params), {})
         if path == STATUS:
             raise DaemonUnreachable(str(self._socket_path))
         raise ValueError(f"no extension at {path}")
@@ -260,3 +262,116 @@ def interrupt(backend: Backend, job_id: str) -> dict[str, Any]:
     """Reclaim a RUNNING job's host as Spot would (rehearsal): jobId, attempt, instanceId,
     statusReason."""
     return backend.request("POST", INTERRUPT, body={"jobId": job_id})
+
+
+def usage(backend: Backend, job_id: str) -> dict[str, Any]:
+    """The usage extension's answer for a job: each ended attempt's ``usage`` and, while it
+    runs, the ``live`` readings."""
+    return backend.get(USAGE, {"jobId": job_id})
+
+
+def usage_history(backend: Backend, definition: str, limit: int) -> dict[str, Any]:
+    """A definition's recent ended attempts, each with what it asked for and used."""
+    return backend.get(USAGE, {"jobDefinition": definition, "limit": limit})
+
+
+def live_usage(backend: Backend) -> dict[str, Any]:
+    """Every running job's usage so far (job id -> usage document)."""
+    found: dict[str, Any] = backend.get(USAGE).get("running", {})
+    return found
+
+
+# -- watching: top and progress ---------------------------------------------------------------
+
+TOP_HEADS = 3  # waiting jobs shown per queue in ``top``
+
+
+def describe_many(backend: Backend, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """DescribeJobs for any number of ids (100 a call, as AWS allows), in the order found."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(job_ids), 100):
+        found += backend.call("DescribeJobs", {"jobs": list(job_ids[start : start + 100])}).get("jobs", [])
+    return found
+
+
+def top_snapshot(backend: Backend, heads: int = TOP_HEADS) -> dict[str, Any]:
+    """What ``top`` shows, from the API: the resources extension (environments, GPUs and
+    their holders), the jobs holding resources with their live usage, and each queue's first
+    waiting jobs (GetJobQueueSnapshot) with the reason each waits (DescribeJobs)."""
+    report = backend.get(RESOURCES)
+    live = live_usage(backend)
+    holding = [job_id for env in report["computeEnvironments"] for job_id in env["jobs"]]
+    gpu_of: dict[str, list[str]] = {}
+    for gpu in report["gpus"]:
+        if gpu.get("jobId"):
+            gpu_of.setdefault(gpu["jobId"], []).append(gpu["id"])
+    running = []
+    for detail in describe_many(backend, holding):
+        requirements = {r["type"]: r["value"] for r in detail.get("container", {}).get("resourceRequirements", [])}
+        running.append(
+            {
+                "jobId": detail["jobId"],
+                "jobName": detail["jobName"],
+                "status": detail["status"],
+                "jobQueue": detail["jobQueue"].rpartition("/")[2],
+                "startedAt": detail.get("startedAt"),
+                "vcpus": float(requirements.get("VCPU", 0)),
+                "memoryMiB": int(requirements.get("MEMORY", 0)),
+                "gpuIds": gpu_of.get(detail["jobId"], []),
+                "usage": live.get(detail["jobId"]),
+            }
+        )
+    queues = []
+    for queue in report.get("jobQueues", []):
+        front = backend.call("GetJobQueueSnapshot", {"jobQueue": queue["jobQueueName"]})["frontOfQueue"]
+        first = front.get("jobs", [])[:heads]
+        since = {entry["jobArn"].rpartition("/")[2]: entry.get("earliestTimeAtPosition") for entry in first}
+        waiting = [
+            {
+                "jobId": d["jobId"],
+                "jobName": d["jobName"],
+                "reason": d.get("statusReason") or "",
+                "since": since.get(d["jobId"]),
+            }
+            for d in describe_many(backend, list(since))
+        ]
+        queues.append({**queue, "heads": waiting})
+    return {
+        "computeEnvironments": report["computeEnvironments"],
+        "gpus": report["gpus"],
+        "running": running,
+        "queues": queues,
+    }
+
+
+def batch_counts(backend: Backend, job_ids: Sequence[str]) -> dict[str, int]:
+    """How many jobs of a batch are in each status: an array parent counts as its children
+    (its ``statusSummary``), any other job as itself."""
+    counts: dict[str, int] = {}
+    for detail in describe_many(backend, job_ids):
+        summary = (detail.get("arrayProperties") or {}).get("statusSummary")
+        if summary and "size" in (detail.get("arrayProperties") or {}):
+            for status, n in summary.items():
+                counts[status] = counts.get(status, 0) + int(n)
+            if not any(summary.values()):  # children not created yet: all of them are where it is
+                counts[detail["status"]] = counts.get(detail["status"], 0) + int(detail["arrayProperties"]["size"])
+        else:
+            counts[detail["status"]] = counts.get(detail["status"], 0) + 1
+    return counts
+
+
+def dependency_graph(backend: Backend, job_ids: Sequence[str], limit: int = 1000) -> list[str]:
+    """``job_ids`` and every job they wait for, transitively (``dependsOn``), at most
+    ``limit`` jobs; in the order found."""
+    seen: dict[str, None] = dict.fromkeys(job_ids)
+    frontier = list(job_ids)
+    while frontier and len(seen) < limit:
+        found = describe_many(backend, frontier)
+        frontier = []
+        for detail in found:
+            for entry in detail.get("dependsOn") or []:
+                other = entry.get("jobId")
+                if other and other not in seen and ":" not in other and len(seen) < limit:
+                    seen[other] = None
+                    frontier.append(other)
+    return list(seen)

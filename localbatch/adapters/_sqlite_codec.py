@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from localbatch.core import usage
 from localbatch.core.consumables import ConsumableResource, Need, ResourceType
 from localbatch.core.definition import NodeRangeProperty
 from localbatch.core.infra import (
@@ -358,6 +359,7 @@ ATTEMPT_COLUMNS = (
     "exit_code",
     "reason",
     "status_reason",
+    "usage",
 )
 
 
@@ -449,6 +451,7 @@ def attempt_row(job_id: str, attempt: Attempt) -> dict[str, object]:
         "exit_code": attempt.exit_code,
         "reason": attempt.reason,
         "status_reason": attempt.status_reason,
+        "usage": None if attempt.usage is None else dumps(usage.to_document(attempt.usage)),
     }
 
 
@@ -464,6 +467,7 @@ def decode_attempt(row: Row) -> Attempt:
         exit_code=_opt(_int)(row["exit_code"]),
         reason=_opt(_str)(row["reason"]),
         status_reason=_opt(_str)(row["status_reason"]),
+        usage=None if row["usage"] is None else usage.from_document(_obj(loads(_str(row["usage"])))),
     )
 
 

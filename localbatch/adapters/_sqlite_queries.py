@@ -50,6 +50,13 @@ INSERT_EVENT = (
 )
 SELECT_EVENTS = "SELECT job_id, at, from_status, to_status, reason, detail FROM events WHERE job_id = ? ORDER BY at, id"
 SELECT_JOB = f"SELECT {JOB_COLS} FROM jobs WHERE job_id = ?"
+# Walks jobs_by_definition (partial: its WHERE repeated word for word); parents never ran.
+SELECT_RECENT_JOBS = (
+    f"SELECT {JOB_COLS} FROM jobs WHERE job_definition_name = ? AND stopped_at IS NOT NULL "
+    "AND NOT (array_size IS NOT NULL AND array_index IS NULL) "
+    "AND NOT (num_nodes IS NOT NULL AND node_index IS NULL) "
+    "ORDER BY stopped_at DESC, job_id LIMIT ?"
+)
 
 # The partial index jobs_active has exactly this WHERE: a query must repeat it word for word
 # for SQLite to see that the index holds every row it wants.

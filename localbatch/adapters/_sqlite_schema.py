@@ -5,7 +5,7 @@ version N-1 to N inside one write transaction, so a database is at one version o
 next, never in between; a database newer than this code is refused, never downgraded.
 Steps are appended, never edited: a shipped step is what every existing file went through.
 
-Version 8 (after all eight steps)::
+Version 9 (after all nine steps)::
 
     job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
         PK (name, revision): list_job_definitions reads it in order. Revisions count 1, 2,
@@ -40,13 +40,17 @@ Version 8 (after all eight steps)::
                                                   (step 3, partial) ListJobs(arrayJobId)
           jobs_by_multinode    (multinode_job_id, node_index) WHERE multinode_job_id IS NOT
                                                   NULL (step 6, partial) ListJobs(multiNodeJobId)
+          jobs_by_definition   (job_definition_name, stopped_at DESC, job_id) WHERE
+                                                  stopped_at IS NOT NULL (step 9, partial)
+                                                  recent_jobs: a definition's ended jobs
           jobs_active          (created_at, job_id) WHERE status NOT IN ('SUCCEEDED', 'FAILED')
                                                   (step 2, partial) active_jobs: only the
                                                   jobs still in flight are in it
         Several statuses are one index range each, merged in order (UNION ALL); name prefix
         and created_at bounds filter the range being walked.
     attempts(job_id -> jobs, number >= 1, task_id, container_name, log_stream_name,
-             container_id, started_at, stopped_at, exit_code, reason, status_reason)
+             container_id, started_at, stopped_at, exit_code, reason, status_reason,
+             usage JSON: NULL unsampled, else core.usage's document)            (step 9)
         PK (job_id, number)
     events(id AUTOINCREMENT, job_id -> jobs, at, from_status, to_status, reason)
         append-only (triggers refuse UPDATE and DELETE); index (job_id, at, id)
@@ -217,6 +221,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at     INTEGER NOT NULL,
             tags           TEXT    NOT NULL DEFAULT '{}'
         )""",
+    ),
+    (
+        "ALTER TABLE attempts ADD COLUMN usage TEXT",
+        """CREATE INDEX jobs_by_definition ON jobs (job_definition_name, stopped_at DESC, job_id)
+           WHERE stopped_at IS NOT NULL""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -98,7 +98,7 @@ from docker.utils import parse_repository_tag
 
 from localbatch.core.spec import ContainerSpec
 from localbatch.errors import ContainerRuntimeError, ImageError, RuntimeUnavailable
-from localbatch.ports import Bind, ContainerExit, ContainerInfo, ContainerRequest, EngineInfo
+from localbatch.ports import Bind, ContainerExit, ContainerInfo, ContainerRequest, ContainerStats, EngineInfo
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +243,11 @@ class DockerRuntime:
             )
             for c in found
         ]
+
+    def stats(self, container_id: str) -> ContainerStats | None:
+        with self._border(f"read the usage of container {container_id}"):
+            found: Mapping[str, Any] = self._api().stats(container_id, stream=False, one_shot=True)
+        return stats_from_document(found)
 
     def address(self, container_id: str) -> str:
         """Host networking: the containers share the host's stack, so 127.0.0.1. Otherwise
@@ -616,6 +621,25 @@ def _close_stream(stream: Any) -> None:
     response = getattr(stream, "_response", None)
     if response is not None:
         response.close()
+
+
+def stats_from_document(found: Mapping[str, Any]) -> ContainerStats | None:
+    """The engine's stats document as ``ContainerStats``; None for a container not running
+    (the engine then leaves memory_stats empty). The working set leaves out inactive page
+    cache, as ``docker stats`` does (cgroup v1: total_inactive_file; v2: inactive_file)."""
+    memory = found.get("memory_stats") or {}
+    if "usage" not in memory:
+        return None
+    detail = memory.get("stats") or {}
+    cache = detail.get("total_inactive_file", detail.get("inactive_file", 0))
+    used = int(memory.get("usage") or 0)
+    limit = memory.get("limit")
+    cpu = ((found.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage", 0)
+    return ContainerStats(
+        cpu_ns=int(cpu or 0),
+        memory_bytes=max(used - int(cache or 0), 0),
+        memory_limit_bytes=int(limit) if isinstance(limit, int) and limit > 0 else None,
+    )
 
 
 def _exit_from_state(state: Mapping[str, Any]) -> ContainerExit | None:

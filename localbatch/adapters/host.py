@@ -55,6 +55,7 @@ class Nvml(Protocol):
     def nvmlDeviceGetUUID(self, handle: Any) -> str | bytes: ...
     def nvmlDeviceGetName(self, handle: Any) -> str | bytes: ...
     def nvmlDeviceGetMemoryInfo(self, handle: Any) -> Any: ...  # has .total, in bytes
+    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any: ...  # has .gpu, percent
 
 
 def load_pynvml() -> Nvml:
@@ -249,3 +250,42 @@ def _ratio(quota: str, period: str) -> float | None:
     except (ValueError, ZeroDivisionError):
         return None
     return value if value > 0 else None
+
+
+class NvmlGpuMeter:
+    """GPU utilisation through NVML (``GpuMeter``): initialised on first use and kept open;
+    with no NVML (no driver, no GPU) every reading is None."""
+
+    def __init__(self, nvml_loader: Callable[[], Nvml] | None = load_pynvml) -> None:
+        self._loader = nvml_loader
+        self._nvml: Nvml | None = None
+        self._tried = False
+
+    def utilization(self, device_ids: tuple[str, ...]) -> float | None:
+        """The mean utilisation (percent) of the devices (ids: their indexes); None when
+        none can be read."""
+        nvml = self._open()
+        if nvml is None or not device_ids:
+            return None
+        readings = []
+        for device_id in device_ids:
+            try:
+                handle = nvml.nvmlDeviceGetHandleByIndex(int(device_id))
+                readings.append(float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
+            except (ValueError, nvml.NVMLError) as exc:
+                log.debug("GPU %s: no utilisation reading: %s", device_id, exc)
+        return sum(readings) / len(readings) if readings else None
+
+    def _open(self) -> Nvml | None:
+        if not self._tried:
+            self._tried = True
+            if self._loader is None:
+                return None
+            try:
+                nvml = self._loader()
+                nvml.nvmlInit()
+            except Exception as exc:  # ImportError, OSError, NVMLError: no NVML here
+                log.debug("NVML unavailable for GPU utilisation: %s", exc)
+                return None
+            self._nvml = nvml
+        return self._nvml

@@ -312,6 +312,11 @@ class SqliteStateStore:
             raise self._decode("job counts", exc) from exc
         return {status: counts[status] for status in JobStatus if status in counts}
 
+    def recent_jobs(self, job_definition_name: str, limit: int) -> list[Job]:
+        return self._jobs(
+            f"reading recent jobs of {job_definition_name!r}", sql.SELECT_RECENT_JOBS, (job_definition_name, limit)
+        )
+
     def list_events(self, job_id: str) -> list[JobEvent]:
         rows = self._read(f"reading events of job {job_id}", sql.SELECT_EVENTS, (job_id,))
         try:

@@ -1,6 +1,11 @@
 """Who may call the TCP listener: every request signed with SigV4 by a key of the home's
 keyring (``api_credentials``), checked with botocore's signer (``awsbatch.sigv4``).
 
+One exception, for scrapers that cannot sign: ``GET /metrics`` (read-only counters) also
+accepts a key sent whole, as HTTP Basic (user = access key id, password = secret) or as
+``Authorization: Bearer <access key id>:<secret>``, compared in constant time. Nothing else
+accepts it, so a leaked scrape config can read metrics and do nothing more.
+
 Batch operations are signed for service ``batch``, the CloudWatch Logs subset (an
 ``X-Amz-Target: Logs_20140328.*`` request) for ``logs``. A refused request gets 403 in AWS's
 error shape and runs nothing; an accepted one is handled as the key's name (what the daemon
@@ -10,6 +15,9 @@ with ``localbatch credentials --add`` works without a restart.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -30,6 +38,10 @@ def sigv4_authenticator(home: Path, now: Callable[[], datetime] = lambda: dateti
     keys = _CachedKeyring(home)
 
     def authenticate(request: ApiRequest) -> str:
+        if request.method == "GET" and request.target.partition("?")[0] in PLAIN_KEY_PATHS:
+            header = request.headers.get("authorization", "")
+            if not header.startswith("AWS4-"):
+                return _plain_key(header, keys.current())
         logs = request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX + ".")
         keyring = keys.current()
         try:
@@ -49,6 +61,32 @@ def sigv4_authenticator(home: Path, now: Callable[[], datetime] = lambda: dateti
         return key.name
 
     return authenticate
+
+
+PLAIN_KEY_PATHS = frozenset({"/metrics"})  # the only paths a key sent whole may read
+
+
+def _plain_key(header: str, keyring: Keyring) -> str:
+    """The name of the key ``header`` (Basic or Bearer) carries; 403 for anything else."""
+    scheme, _, value = header.partition(" ")
+    pair = ""
+    if scheme.lower() == "basic":
+        try:
+            pair = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            pair = ""
+    elif scheme.lower() == "bearer":
+        pair = value.strip()
+    key_id, _, secret = pair.partition(":")
+    key = keyring.find(key_id) if key_id else None
+    if key is None or not hmac.compare_digest(secret.encode(), key.secret_access_key.encode()):
+        raise ApiError(
+            "UnrecognizedClientException",
+            403,
+            "GET /metrics needs a SigV4 signature or a key of `localbatch credentials` as HTTP Basic "
+            "(access key id, secret) or Bearer <access key id>:<secret>",
+        )
+    return key.name
 
 
 class _CachedKeyring:

@@ -43,6 +43,7 @@ READ_OPERATIONS = frozenset(
         "DescribeConsumableResource",
         "ListConsumableResources",
         "ListJobsByConsumableResource",
+        "GetJobQueueSnapshot",  # without a control loop: an empty front, as of now
     }
 )
 MAX_DESCRIBE_POLICIES = 100

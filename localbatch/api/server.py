@@ -106,6 +106,9 @@ class ApiRequest:
     body: bytes
 
 
+# () -> (content type, body): a plain GET endpoint outside AWS's API (``/metrics``).
+PlainHandler: TypeAlias = "Callable[[], tuple[str, bytes]]"
+
 # Raises ApiError (e.g. 403) to refuse a request before anything else looks at it; else
 # returns who is calling (an access key's name), which ``principal.current_principal()``
 # gives the dispatcher while the request is handled.
@@ -152,6 +155,7 @@ class Api:
         self._authenticate = authenticate
         self._extensions: dict[tuple[str, str], ExtensionHandler] = {}
         self._targets: dict[str, Dispatcher] = {}
+        self._plain: dict[str, PlainHandler] = {}
         if self._supported is not None and not self._supported <= self._routes.operations:
             unknown = ", ".join(sorted(self._supported - self._routes.operations))
             raise ValueError(f"not AWS Batch operations: {unknown}")
@@ -162,12 +166,20 @@ class Api:
         api = Api(self._dispatcher, supported=self._supported, authenticate=authenticate, routes=self._routes)
         api._extensions = self._extensions
         api._targets = self._targets
+        api._plain = self._plain
         return api
 
     def add_json_target(self, prefix: str, handler: Dispatcher) -> None:
         """Serve the JSON 1.1 protocol's ``POST /`` with ``X-Amz-Target: <prefix>.<Operation>``
         (CloudWatch Logs' ``Logs_20140328``) with ``handler``; errors in the same AWS shape."""
         self._targets[prefix] = handler
+
+    def add_plain(self, path: str, handler: PlainHandler) -> None:
+        """Serve ``handler`` at ``GET`` + exact ``path`` (outside AWS's API and the extensions:
+        ``/metrics``), behind the same authenticator as every request."""
+        if path.startswith((EXTENSION_PREFIX, "/v1/")) or "?" in path or path in self._plain:
+            raise ValueError(f"not a free plain path: {path!r}")
+        self._plain[path] = handler
 
     def add_extension(self, method: str, path: str, handler: ExtensionHandler) -> None:
         """Serve ``handler`` at ``method`` + exact ``path`` (under ``/v1/localbatch/``)."""
@@ -211,6 +223,13 @@ class Api:
                     result = handler.handle(operation, _parse_body(request.body))
                     return ApiResponse(200, request_id, _encode(result), AMZ_JSON_TYPE, operation=operation)
                 path, _, query = request.target.partition("?")
+                plain = self._plain.get(path)
+                if plain is not None:
+                    operation = path
+                    if request.method != "GET":
+                        raise client_error(f"{request.method} is not allowed on {path}; use GET", 405)
+                    content_type, body = plain()
+                    return ApiResponse(200, request_id, body, content_type, operation=path)
                 if path.startswith(EXTENSION_PREFIX):
                     operation = path
                     return self._extension(request, path, query, request_id)

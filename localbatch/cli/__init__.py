@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from localbatch import __version__
-from localbatch.cli import cloud, consumables, definitions, host, jobs, store
+from localbatch.cli import cloud, consumables, definitions, host, jobs, store, watch
 from localbatch.cli.run import run
 
 app = typer.Typer(
@@ -56,3 +56,4 @@ host.register_commands(app)
 store.register_commands(app)
 cloud.register_commands(app)
 consumables.register_commands(app)
+watch.register_commands(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,9 +43,10 @@ from localbatch.cli._common import (
     settings,
     target_backend,
 )
+from localbatch.cli.watch import BatchProgress, NoProgressFlag, wants_live
 from localbatch.config import DEFAULT_QUEUE
 from localbatch.core.jobs import JobStatus
-from localbatch.errors import UsageError
+from localbatch.errors import JobNotFound, UsageError
 from localbatch.extensions import LOGS
 
 STATUSES = tuple(s.value for s in JobStatus)
@@ -171,12 +173,19 @@ def describe(
     with target_backend(settings(), to, AwsWhere(region, profile, endpoint_url)) as backend:
         detail = session.describe(backend, job_id)
         history = {} if json_ or to is Target.AWS else session.history(backend, job_id)
+        used = None if json_ or to is Target.AWS or _is_parent(detail) else session.usage(backend, job_id)
     if json_:
         print_json(detail)
         return
     console = render.stdout()
-    for part in render.job_view(detail, history.get("events", []), submitted_by=history.get("submittedBy")):
+    view = render.job_view(detail, history.get("events", []), submitted_by=history.get("submittedBy"), usage=used)
+    for part in view:
         console.print(part)
+
+
+def _is_parent(detail: dict[str, Any]) -> bool:
+    """An array parent: it runs no container of its own (each child's usage is its own)."""
+    return "size" in (detail.get("arrayProperties") or {})
 
 
 @handles_errors
@@ -199,17 +208,46 @@ def logs(
 
 @handles_errors
 def wait(
-    job_id: Annotated[str, typer.Argument(help="Job id.")],
-    json_: Annotated[bool, typer.Option("--json", help="Print the final JobDetail.")] = False,
+    job_ids: Annotated[list[str], typer.Argument(help="Job id(s).", metavar="JOB_ID...")],
+    json_: Annotated[bool, typer.Option("--json", help="Print the final JobDetail (a list for several).")] = False,
+    no_progress: NoProgressFlag = False,
 ) -> None:
-    """Wait until the job ends; exit with its exit code (1 if it never ran)."""
+    """Wait until the jobs end; exit with the exit code of the first that did not succeed
+    (1 if it never ran), else 0. For an array, a job with dependencies or several jobs, the
+    progress of the whole batch (its children, the jobs it waits for) is shown meanwhile."""
     with bootstrap.backend(settings()) as backend:
-        detail = session.wait(backend, job_id)
+        found = session.describe_many(backend, job_ids)
+        known = {d["jobId"] for d in found}
+        missing = [j for j in job_ids if j not in known]
+        if missing:
+            raise JobNotFound(missing[0])
+        tracker = None
+        batch = session.dependency_graph(backend, job_ids)
+        if not json_ and (len(batch) > 1 or any("size" in (d.get("arrayProperties") or {}) for d in found)):
+            tracker = BatchProgress(backend, batch, live=wants_live(no_progress), title=", ".join(job_ids)[:60])
+        try:
+            details = _wait_all(backend, job_ids, tracker)
+        finally:
+            if tracker is not None:
+                tracker.close()
     if json_:
-        print_json(detail)
+        print_json(details[0] if len(details) == 1 else details)
     else:
-        render.stderr().print(render.transition_line(detail, detail.get("stoppedAt")))
-    raise typer.Exit(session.exit_status(detail))
+        for detail in details:
+            render.stderr().print(render.transition_line(detail, detail.get("stoppedAt")))
+    failed = [d for d in details if d["status"] != "SUCCEEDED"]
+    raise typer.Exit(session.exit_status(failed[0]) if failed else 0)
+
+
+def _wait_all(backend: session.Backend, job_ids: list[str], tracker: BatchProgress | None) -> list[dict[str, Any]]:
+    while True:
+        if tracker is not None:
+            tracker.update()
+        details = session.describe_many(backend, job_ids)
+        if all(d["status"] in session.TERMINAL for d in details):
+            order = {job_id: n for n, job_id in enumerate(job_ids)}
+            return sorted(details, key=lambda d: order.get(d["jobId"], 0))
+        time.sleep(0.5)
 
 
 @handles_errors

@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from localbatch import bootstrap, jobdef, render, session
 from localbatch.cli._common import (
@@ -43,6 +44,7 @@ from localbatch.cli._common import (
     overrides,
     settings,
 )
+from localbatch.cli.watch import BatchProgress, NoProgressFlag, wants_live
 from localbatch.config import DEFAULT_QUEUE
 from localbatch.errors import LocalbatchError
 from localbatch.extensions import LOGS
@@ -71,6 +73,7 @@ def run(
     name: NameFlag = None,
     queue: QueueFlag = DEFAULT_QUEUE,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the final state.")] = False,
+    no_progress: NoProgressFlag = False,
 ) -> None:
     """Run a job definition now, in a container on this machine, and exit with its exit code.
 
@@ -102,7 +105,17 @@ def run(
         job_id = session.submit(backend, options.request(name or definition.name, queue, ref, chosen))["jobId"]
         printer = threading.Thread(target=_print_output, args=(backend, job_id), name="output", daemon=True)
         printer.start()
-        detail = _watch(backend, job_id, received, quiet)
+        tracker = None
+        console = render.stderr()
+        if not quiet and (options.array_size is not None or options.depends_on):
+            batch = session.dependency_graph(backend, [job_id])
+            live = wants_live(no_progress)
+            tracker = BatchProgress(backend, batch, live=live, title=name or definition.name, console=console)
+        try:
+            detail = _watch(backend, job_id, received, quiet, tracker, console)
+        finally:
+            if tracker is not None:
+                tracker.close()
         printer.join(timeout=10)
     raise typer.Exit(session.exit_status(detail, received[0] if received else None))
 
@@ -133,12 +146,21 @@ def _print_output(backend: session.Backend, job_id: str) -> None:
         pass  # the state lines say how the job ended; a lost output stream must not hide it
 
 
-def _watch(backend: session.Backend, job_id: str, received: list[int], quiet: bool) -> dict[str, object]:
+def _watch(
+    backend: session.Backend,
+    job_id: str,
+    received: list[int],
+    quiet: bool,
+    tracker: BatchProgress | None = None,
+    console: Console | None = None,
+) -> dict[str, object]:
     """Print each state change until the job ends; a TerminateJob for each signal received
     (the first stops the container gracefully, the next kills it). An array job has no
     container of its own: a line of its children's counts is printed each time they change
-    (each child's output: ``localbatch logs PARENT:INDEX``)."""
-    console = render.stderr()
+    (each child's output: ``localbatch logs PARENT:INDEX``). With ``tracker`` (an array, a job
+    with dependencies) the batch's progress is shown instead, live until the job's own
+    container starts writing."""
+    console = console or render.stderr()
     shown = sent = 0
     last_summary = ""  # an array job: its children's counts, printed when they change
     while True:
@@ -148,6 +170,10 @@ def _watch(backend: session.Backend, job_id: str, received: list[int], quiet: bo
             sent += 1
         history = session.events(backend, job_id)
         detail = session.describe(backend, job_id)
+        if tracker is not None:
+            if detail["status"] in ("STARTING", "RUNNING") and "size" not in (detail.get("arrayProperties") or {}):
+                tracker.to_lines()  # its output goes to the terminal now
+            tracker.update()
         for number, event in enumerate(history):
             if number < shown or (quiet and event["to"] not in session.TERMINAL):
                 continue
@@ -158,7 +184,7 @@ def _watch(backend: session.Backend, job_id: str, received: list[int], quiet: bo
                 console.print(render.note_lines(event["detail"]))
         shown = len(history)
         summary = render.array_summary(detail)
-        if summary is not None and summary.plain != last_summary and not quiet:
+        if summary is not None and summary.plain != last_summary and not quiet and tracker is None:
             console.print(summary)
             last_summary = summary.plain
         if detail["status"] in session.TERMINAL and shown and history[-1]["to"] == detail["status"]:

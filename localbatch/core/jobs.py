@@ -23,6 +23,7 @@ from localbatch.core.consumables import Need
 from localbatch.core.definition import NodeRangeProperty
 from localbatch.core.retry import RetryStrategy
 from localbatch.core.spec import ContainerSpec
+from localbatch.core.usage import AttemptUsage
 from localbatch.errors import InvalidTransition
 
 EpochMs = int
@@ -83,6 +84,7 @@ class Attempt:
     exit_code: int | None = None
     reason: str | None = None  # container.reason, e.g. "OutOfMemoryError: ..."
     status_reason: str | None = None  # e.g. "Essential container in task exited"
+    usage: AttemptUsage | None = None  # what it used, sampled while it ran (core.usage)
 
     @property
     def finished(self) -> bool:

@@ -60,7 +60,7 @@ from localbatch.core.dependencies import Readiness
 from localbatch.core.fairshare import UsageHistory
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.inventory import GpuDevice
-from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest, transition
+from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest, transition, with_attempt
 from localbatch.core.lifecycle import StopEffect
 from localbatch.core.outcome import AttemptOutcome, Ending
 from localbatch.core.resources import Resources
@@ -74,7 +74,10 @@ from localbatch.core.scheduler import (
     fronts,
     plan,
 )
+from localbatch.core.usage import AttemptUsage
 from localbatch.daemon import staging as transfers
+from localbatch.daemon.metrics import Metrics
+from localbatch.daemon.usage import UsageSampler
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
 from localbatch.ports import Bind, Clock, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
 
@@ -153,8 +156,14 @@ class ControlLoop:
         new_task_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         rng: random.Random | None = None,
         object_store: ObjectStore | None = None,
+        sampler: UsageSampler | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        # Reads running containers' CPU and memory on its own thread; an attempt's usage is
+        # taken when it ends and kept on it (core.usage).
+        self._sampler = sampler
+        self._metrics = metrics  # every state change is counted there (/metrics)
         # S3 staging's store; and with settings.log_bucket each attempt's log file is copied
         # there once its container is removed (_archive_log), like an export of its CloudWatch stream.
         self._object_store = object_store
@@ -294,14 +303,22 @@ class ControlLoop:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
         self._thread.start()
+        if self._sampler is not None:
+            self._sampler.start()
 
     def stop(self, timeout_s: float = 10) -> None:
         """Stop ticking. Running containers keep running; the next start re-adopts them."""
         self._stopping.set()
         self._wake.set()
+        if self._sampler is not None:
+            self._sampler.stop()
         if self._thread is not None:
             self._thread.join(timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def live_usage(self) -> dict[str, AttemptUsage]:
+        """What each running job's attempt has used so far (sampled), for ``top``."""
+        return {} if self._sampler is None else self._sampler.live()
 
     def release_all(self, timeout_s: float = 10) -> None:
         """Leave no container behind, for an engine that lives only as long as its process
@@ -369,6 +386,8 @@ class ControlLoop:
         previous = changes.get(job.job_id)
         events = (previous[1] if previous else []) + ([event] if event else [])
         changes[job.job_id] = (job, events)
+        if event is not None and self._metrics is not None:
+            self._metrics.observe(job, event)
         self._remember(job)
         if job.is_main_node:
             self._mirror_main_node(job, event, changes)
@@ -659,6 +678,8 @@ class ControlLoop:
         staged = self._staging(job)
         if staged is not None:
             self._staged[container_id] = staged.where
+        if self._sampler is not None:
+            self._sampler.watch(job.job_id, container_id, attempt.started_at, job.gpu_ids)
         return Flight(container_id, pump, deadline)
 
     def adopt(self, job: Job, container_id: str) -> Flight:
@@ -769,6 +790,9 @@ class ControlLoop:
 
     def _finish(self, job: Job, ending: AttemptOutcome, now: EpochMs, changes: dict[str, Change]) -> None:
         self._record_usage(job, now)
+        used = None if self._sampler is None else self._sampler.finish(job.job_id)
+        if used is not None and job.current_attempt is not None:
+            job = with_attempt(job, replace(job.current_attempt, usage=used))
         if job.node_index is not None and not job.is_main_node:
             self._finish_node(job, ending, now, changes)
             return

@@ -181,6 +181,22 @@ class RuntimeContract:
         assert runtime.wait(container_id, 0) is None  # a zero timeout polls
         runtime.stop(container_id, grace_s=0)
 
+    def test_stats_of_a_running_container_and_none_once_it_exited(self, runtime: ContainerRuntime) -> None:
+        container_id = self.start_long_running(runtime)
+        try:
+            found = runtime.stats(container_id)
+            assert found is not None
+            assert found.cpu_ns >= 0 and found.memory_bytes >= 0
+            assert found.memory_limit_bytes == 64 * 1024 * 1024  # the request's memory_mib
+        finally:
+            runtime.stop(container_id, 0)
+        assert runtime.wait(container_id, WAIT_S) is not None
+        assert runtime.stats(container_id) is None
+
+    def test_stats_of_unknown_id_is_a_runtime_error(self, runtime: ContainerRuntime) -> None:
+        with pytest.raises(ContainerRuntimeError):
+            runtime.stats("no-such-container-" + uuid.uuid4().hex[:8])
+
     def test_remove_makes_the_container_disappear(self, runtime: ContainerRuntime) -> None:
         container_id, _ = self.run_to_exit(runtime, self.request(self.command_printing(runtime, b"", 0)))
         assert container_id in {c.container_id for c in runtime.list_containers(self.request_labels())}

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import random
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -45,6 +46,7 @@ from localbatch.core.retry import EvaluateOnExit, RetryAction, RetryStrategy
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPoint, S3Access, Tmpfs, Ulimit, Volume
 from localbatch.core.spot import SpotRehearsal
 from localbatch.core.staging import StagedInput, StagedOutput
+from localbatch.core.usage import AttemptUsage
 from localbatch.errors import StateStoreError
 from localbatch.ports import JobDefinitionRecord, JobQuery, StateStore, TagTarget
 
@@ -96,6 +98,17 @@ def rich_job(job_id: str = "job-rich") -> Job:
             exit_code=137,
             reason="OutOfMemoryError: Container killed due to memory usage",
             status_reason="Essential container in task exited",
+            usage=AttemptUsage(
+                samples=12,
+                cpu_avg_percent=87.5,
+                cpu_peak_percent=199.9,
+                memory_peak_mib=3071.5,
+                memory_limit_mib=3072.0,
+                gpu_avg_percent=40.0,
+                gpu_peak_percent=99.0,
+                cpu_now_percent=12.5,
+                memory_now_mib=100.25,
+            ),
         ),
         Attempt(2, "fedcba9876543210fedcba9876543210", f"lb-{job_id[:8]}-2", "render/default/fedcba"),
     )
@@ -343,6 +356,22 @@ class StateStoreContract:
         assert list(loaded.container.environment) == ["STAGE", "EMPTY", "Z_FIRST"]
         assert type(loaded.container.resources.vcpus) is float
         assert loaded.stop_request is not None and loaded.stop_request.kind is StopKind.TERMINATE
+
+    def test_recent_jobs_of_a_definition_most_recently_stopped_first(self, store: StateStore) -> None:
+        def ended(job_id: str, stopped_at: int | None, definition: str = "hello", **extra: object) -> Job:
+            base = replace(job(job_id), job_definition_name=definition, stopped_at=stopped_at, **extra)  # type: ignore[arg-type]
+            return replace(base, status=S.SUCCEEDED) if stopped_at is not None else base
+
+        store.save_job(ended("old", 1_000))
+        store.save_job(ended("new", 3_000))
+        store.save_job(ended("mid", 2_000))
+        store.save_job(ended("running", None))
+        store.save_job(ended("other", 4_000, definition="elsewhere"))
+        store.save_job(ended("parent", 5_000, array_size=2))
+        store.save_job(ended("parent:0", 5_000, array_size=2, array_index=0))
+        assert ids(store.recent_jobs("hello", 10)) == ["parent:0", "new", "mid", "old"]
+        assert ids(store.recent_jobs("hello", 2)) == ["parent:0", "new"]
+        assert store.recent_jobs("nothing", 5) == []
 
     def test_array_children_list_by_index_apart_from_their_queue(self, store: StateStore) -> None:
         parent = dataclasses.replace(job("arr", created_at=5), array_size=12)

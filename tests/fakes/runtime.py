@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localbatch.errors import ContainerRuntimeError, ImageError, RuntimeUnavailable
-from localbatch.ports import Bind, ContainerExit, ContainerInfo, ContainerRequest, EngineInfo
+from localbatch.ports import Bind, ContainerExit, ContainerInfo, ContainerRequest, ContainerStats, EngineInfo
 from tests.fakes.clock import FakeClock
 
 Output = bytes | Sequence[bytes] | Callable[[ContainerRequest], bytes]
@@ -121,6 +121,8 @@ class FakeRuntime:
         self.started: list[str] = []
         self.stopped: list[tuple[str, float]] = []  # (container id, grace_s)
         self.removed: list[str] = []
+        # What stats() reads for a running container (default: nothing used yet).
+        self.usage: dict[str, ContainerStats] = {}
 
         self._scripts: list[Script] = []
         self._containers: dict[str, FakeContainer] = {}
@@ -259,6 +261,15 @@ class FakeRuntime:
                 for c in self._containers.values()
                 if all(c.request.labels.get(key) == value for key, value in labels.items())
             ]
+
+    def stats(self, container_id: str) -> ContainerStats | None:
+        with self._lock:
+            self._answer()
+            container = self._get(container_id, "read the usage of")
+            if not container.running(self.clock.now_ms()):
+                return None
+            limit = container.request.spec.resources.memory_mib * 1024 * 1024
+            return self.usage.get(container_id, ContainerStats(0, 0, limit))
 
     def address(self, container_id: str) -> str:
         """127.0.0.1 under host networking; otherwise 10.0.0.<n>, n the container's number."""

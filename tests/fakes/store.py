@@ -206,6 +206,19 @@ class InMemoryStateStore:
         # An array's children and a job's nodes go by index; everything else newest first.
         return sorted(found, key=_index if members else _order)[: query.limit]
 
+    def recent_jobs(self, job_definition_name: str, limit: int) -> list[Job]:
+        with self._lock:
+            self._check_open()
+            found = [
+                job
+                for job in self._jobs.values()
+                if job.job_definition_name == job_definition_name
+                and job.stopped_at is not None
+                and not job.is_array_parent
+                and not job.is_multinode_parent
+            ]
+        return sorted(found, key=lambda job: (-(job.stopped_at or 0), job.job_id))[:limit]
+
     def active_jobs(self) -> list[Job]:
         with self._lock:
             self._check_open()

@@ -343,15 +343,16 @@ def test_daemon_status_and_stop_without_a_daemon(cli):
 
 class ScriptedBackend:
     """The daemon's API as ``run`` sees it, for one array job moving through ``steps``: each
-    DescribeJobs answers the next step's JobDetail, the events endpoint that step's events."""
+    look (a read of the events endpoint, once per poll) moves to the next step; DescribeJobs
+    and the events endpoint answer that step's JobDetail and events."""
 
     def __init__(self, steps):
         self.steps = steps
-        self.step = 0
+        self.step = -1
         self.submitted = []
 
     def _now(self):
-        return self.steps[min(self.step, len(self.steps) - 1)]
+        return self.steps[min(max(self.step, 0), len(self.steps) - 1)]
 
     def call(self, operation, body=None):
         if operation == "DescribeJobDefinitions":
@@ -362,18 +363,17 @@ class ScriptedBackend:
             self.submitted.append(body)
             return {"jobId": "p1", "jobName": "hello", "jobArn": "arn"}
         assert operation == "DescribeJobs", operation
-        detail = self._now()[0]
-        self.step += 1
-        return {"jobs": [detail]}
+        return {"jobs": [self._now()[0]]}
 
     def get(self, path, params=None):
+        self.step += 1
         return {"events": self._now()[1]}
 
     def stream(self, path, params=None):
         return iter([])  # a parent has no output of its own
 
 
-def test_run_of_an_array_job_waits_for_the_parent_and_prints_its_childrens_counts(cli, monkeypatch):
+def test_run_of_an_array_job_waits_for_the_parent_and_prints_its_progress(cli, monkeypatch):
     def parent(status, counts):
         return {
             "jobId": "p1",
@@ -401,11 +401,12 @@ def test_run_of_an_array_job_waits_for_the_parent_and_prints_its_childrens_count
     result = cli("run", str(HELLO), "--array-size", "3")
     assert result.exit_code == 0, result.output
     assert backend.submitted[0]["arrayProperties"] == {"size": 3}
-    lines = [line for line in result.stderr.splitlines() if line.startswith("array of 3")]
-    assert lines == [  # once per change, not once per look
-        "array of 3: 3 RUNNABLE",
-        "array of 3: 1 RUNNABLE, 2 RUNNING",
-        "array of 3: 3 SUCCEEDED",
+    # not a terminal: plain progress lines, once per change of the counts, not once per look
+    lines = [line.split(" | elapsed")[0] for line in result.stderr.splitlines() if line.startswith("3 jobs:")]
+    assert lines == [
+        "3 jobs: 3 RUNNABLE | done 0/3 (succeeded 0, failed 0)",
+        "3 jobs: 1 RUNNABLE, 2 RUNNING | done 0/3 (succeeded 0, failed 0)",
+        "3 jobs: 3 SUCCEEDED | done 3/3 (succeeded 3, failed 0)",
     ]
-    transitions = [line.split()[1] for line in result.stderr.splitlines() if not line.startswith("array of")]
+    transitions = [line.split()[1] for line in result.stderr.splitlines() if not line.startswith("3 jobs:")]
     assert transitions == ["SUBMITTED", "PENDING", "SUCCEEDED"]

@@ -79,6 +79,7 @@ def new_loop(
     clock: FakeClock,
     rng: random.Random | None = None,
     object_store: Any = None,
+    sampler: Any = None,
 ) -> ControlLoop:
     """A loop on the fakes that does everything inline: launches, stops, log pumps."""
     return ControlLoop(
@@ -93,6 +94,7 @@ def new_loop(
         start_pump=logs.LogPump.run,  # the fake's output never blocks: pump it on the spot
         rng=rng,
         object_store=object_store,
+        sampler=sampler,
     )
 
 
@@ -106,6 +108,7 @@ def make_rig(
     new_id: Any = None,
     env: dict[str, str] | None = None,
     object_store: Any = None,
+    sampler: Any = None,
 ) -> Rig:
     """The loop and the service on fakes, with one compute environment (default: "local") and
     one queue (default: "default" over it) and the definition "work" registered."""
@@ -118,7 +121,7 @@ def make_rig(
     store.put_compute_environment(environment or ComputeEnvironment("local", 2, 4096, ("0", "1")))
     store.put_job_queue(queue or JobQueue("default", 1, ("local",)))
     store.register_job_definition("work", jobdef.to_document(definition), clock.now_ms())
-    loop = new_loop(settings, runtime, store, clock, rng, object_store)
+    loop = new_loop(settings, runtime, store, clock, rng, object_store, sampler(runtime, clock) if sampler else None)
     loop.load([], {})
     extra = {"new_id": new_id} if new_id is not None else {}
     service = BatchService(store=store, clock=clock, host=HOST, notifier=loop, live=loop, **extra)

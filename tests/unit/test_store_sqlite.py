@@ -12,6 +12,7 @@ import textwrap
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from localbatch.adapters import _sqlite_codec as codec
 from localbatch.adapters import _sqlite_queries as queries
 from localbatch.adapters.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SqliteStateStore
 from localbatch.core.infra import ComputeEnvironment, JobQueue
-from localbatch.core.jobs import Job, JobEvent, JobStatus, StopKind, StopRequest
+from localbatch.core.jobs import Attempt, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.errors import StateStoreError
 from localbatch.ports import JobQuery
 from tests.contract.store_contract import StateStoreContract, event, job, rich_job
@@ -257,7 +258,11 @@ def make_v1(db: Path, saves: list[tuple[Job, list[JobEvent]]]) -> None:
         for saved, events in saves:
             row = codec.job_row(saved)
             conn.execute(f"INSERT INTO jobs ({names}) VALUES ({values})", {c: row[c] for c in v1_columns})
-            conn.executemany(queries.INSERT_ATTEMPT, [codec.attempt_row(saved.job_id, a) for a in saved.attempts])
+            v1_attempts = [row[1] for row in conn.execute("PRAGMA table_info(attempts)")]
+            conn.executemany(
+                f"INSERT INTO attempts ({', '.join(v1_attempts)}) VALUES ({', '.join(':' + c for c in v1_attempts)})",
+                [{c: codec.attempt_row(saved.job_id, a)[c] for c in v1_attempts} for a in saved.attempts],
+            )
             conn.executemany(  # as v1 wrote events: no detail column yet
                 "INSERT INTO events (job_id, at, from_status, to_status, reason) "
                 "VALUES (:job_id, :at, :from_status, :to_status, :reason)",
@@ -287,6 +292,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
         submitted_by=None,
         consumable_resources=(),
     )
+    old = dataclasses.replace(old, attempts=tuple(dataclasses.replace(a, usage=None) for a in old.attempts))
     retried = job("retried", status=S.RUNNING)
     history = [
         event("retried", 10, S.SUBMITTED),
@@ -299,7 +305,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
     make_v1(db, [(old, [event("old", 1, S.SUBMITTED)]), (retried, history)])
 
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 8
+        assert store.schema_version == SCHEMA_VERSION == 9
         loaded = store.get_job("old")
         assert loaded == old
         assert loaded is not None and loaded.runnable_at is None and loaded.stop_request is None
@@ -500,6 +506,7 @@ def test_version_6_jobs_upgrade_with_no_submitter(db: Path) -> None:
     """Step 7 (submitters): a job stored before it reads back with ``submitted_by`` None, and
     a job saved after it keeps its submitter."""
     old = dataclasses.replace(rich_job("old"), submitted_by=None, consumable_resources=())
+    old = dataclasses.replace(old, attempts=tuple(dataclasses.replace(a, usage=None) for a in old.attempts))
     db.parent.mkdir(parents=True, exist_ok=True)
     conn = raw(db)
     try:
@@ -512,16 +519,36 @@ def test_version_6_jobs_upgrade_with_no_submitter(db: Path) -> None:
         row = codec.job_row(old)
         names, values = ", ".join(v6_columns), ", ".join(f":{c}" for c in v6_columns)
         conn.execute(f"INSERT INTO jobs ({names}) VALUES ({values})", {c: row[c] for c in v6_columns})
-        conn.executemany(queries.INSERT_ATTEMPT, [codec.attempt_row(old.job_id, a) for a in old.attempts])
+        v6_attempts = [row[1] for row in conn.execute("PRAGMA table_info(attempts)")]
+        conn.executemany(
+            f"INSERT INTO attempts ({', '.join(v6_attempts)}) VALUES ({', '.join(':' + c for c in v6_attempts)})",
+            [{c: codec.attempt_row(old.job_id, a)[c] for c in v6_attempts} for a in old.attempts],
+        )
         conn.execute("PRAGMA user_version = 6")
         conn.execute("COMMIT")
     finally:
         conn.close()
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 8
+        assert store.schema_version == SCHEMA_VERSION == 9
         assert store.get_job("old") == old
         new = dataclasses.replace(job("new"), submitted_by="alice")
         store.save_job(new, [event("new", 1, S.SUBMITTED)])
     with SqliteStateStore(db) as store:
         loaded = store.get_job("new")
         assert loaded is not None and loaded.submitted_by == "alice"
+
+
+def test_recent_jobs_walk_the_definition_index(db: Path) -> None:
+    assert_walks(plan(db, queries.SELECT_RECENT_JOBS, ("render", 20)), "jobs_by_definition")
+
+
+def test_an_attempts_usage_round_trips(db: Path) -> None:
+    from localbatch.core.usage import AttemptUsage
+
+    usage = AttemptUsage(samples=3, cpu_avg_percent=50.0, cpu_peak_percent=75.0, memory_peak_mib=12.5)
+    original = job("used")
+    attempt = Attempt(1, "t" * 32, "c", "s", started_at=1, stopped_at=2, usage=usage)
+    with SqliteStateStore(db) as store:
+        store.save_job(replace(original, attempts=(attempt,)))
+        loaded = store.get_job("used")
+    assert loaded is not None and loaded.attempts[0].usage == usage
