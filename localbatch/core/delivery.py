@@ -59,7 +59,7 @@ class Backoff:
 
     def delay_ms(self, attempt: int) -> int:
         """The wait after failed attempt number ``attempt`` (1, 2, ...)."""
-        return min(self.cap_ms, self.base_ms * 2 ** min(attempt - 1, 32))
+        return min(self.cap_ms, self.base_ms * (1 << min(attempt - 1, 32)))
 
     def next_try(self, attempt: int, failed_at: EpochMs, final: bool = False) -> EpochMs | None:
         """When to try again after attempt ``attempt`` failed at ``failed_at``; None when it

@@ -18,13 +18,11 @@ the field and what it allows.
 
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 _MINUTE_MS = 60_000
-UTC = timezone.utc
+_DAY_MINUTES = 1_440
 MIN_YEAR, MAX_YEAR = 1970, 2199
 _MONTHS = {"JAN": 1, "FEB": 2, "MAR": 3, "APR": 4, "MAY": 5, "JUN": 6}
 _MONTHS |= {"JUL": 7, "AUG": 8, "SEP": 9, "OCT": 10, "NOV": 11, "DEC": 12}
@@ -208,28 +206,57 @@ def _day_of_week(text: str) -> DaySpec:
     return DaySpec(False, frozenset(days), last_of=frozenset(last_of), nth=frozenset(nth))
 
 
-# -- evaluation ---------------------------------------------------------------------------------
+# -- evaluation (proleptic Gregorian calendar, UTC, in whole days since 1970-01-01) -------------
+
+
+def days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 (Howard Hinnant's algorithm)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146_097 + doe - 719_468
+
+
+def civil_from_days(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of a day number (``days_from_civil``'s inverse)."""
+    days += 719_468
+    era = days // 146_097
+    doe = days - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + (3 if mp < 10 else -9)
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def _month_length(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def _weekday(year: int, month: int, day: int) -> int:
-    """EventBridge's day-of-week number: SUN=1 ... SAT=7."""
-    return (calendar.weekday(year, month, day) + 1) % 7 + 1
+    """EventBridge's day-of-week number: SUN=1 ... SAT=7 (1970-01-01 was a Thursday)."""
+    return (days_from_civil(year, month, day) + 4) % 7 + 1
 
 
 def _nearest_weekday(year: int, month: int, day: int, last: int) -> int | None:
     if day > last:
         return None
-    wd = calendar.weekday(year, month, day)  # Monday=0
-    if wd < 5:
+    wd = _weekday(year, month, day)
+    if 2 <= wd <= 6:
         return day
-    if wd == 5:  # Saturday: Friday before, unless that leaves the month
+    if wd == 7:  # Saturday: Friday before, unless that leaves the month
         return day - 1 if day > 1 else day + 2
     return day + 1 if day < last else day - 2  # Sunday: Monday after, unless that leaves the month
 
 
 def month_days(cron: Cron, year: int, month: int) -> list[int]:
     """The days of ``month`` the expression fires on, in order."""
-    last = calendar.monthrange(year, month)[1]
+    last = _month_length(year, month)
     found: set[int] = set()
     dom, dow = cron.day_of_month, cron.day_of_week
     if not dom.any:
@@ -257,23 +284,21 @@ def month_days(cron: Cron, year: int, month: int) -> list[int]:
 def next_cron(cron: Cron, after_ms: int) -> int | None:
     """The first minute strictly after ``after_ms`` the expression fires at; None if none
     (its years are over)."""
-    start = datetime.fromtimestamp(after_ms // _MINUTE_MS * 60, UTC) + timedelta(minutes=1)
+    first = after_ms // _MINUTE_MS + 1  # in minutes since the epoch
+    start = (*civil_from_days(first // _DAY_MINUTES), (first % _DAY_MINUTES) // 60, first % 60)
     hours, minutes = sorted(cron.hours), sorted(cron.minutes)
-    for year in sorted(y for y in cron.years if y >= start.year):
+    for year in sorted(y for y in cron.years if y >= start[0]):
         for month in sorted(cron.months):
-            if (year, month) < (start.year, start.month):
+            if (year, month) < start[:2]:
                 continue
             for day in month_days(cron, year, month):
-                if (year, month, day) < (start.year, start.month, start.day):
+                if (year, month, day) < start[:3]:
                     continue
-                today = (year, month, day) == (start.year, start.month, start.day)
                 for hour in hours:
-                    if today and hour < start.hour:
-                        continue
                     for minute in minutes:
-                        if today and hour == start.hour and minute < start.minute:
-                            continue
-                        return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp()) * 1000
+                        if (year, month, day, hour, minute) >= start:
+                            at = days_from_civil(year, month, day) * _DAY_MINUTES + hour * 60 + minute
+                            return at * _MINUTE_MS
     return None
 
 

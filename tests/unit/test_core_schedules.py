@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 
 from localbatch.core import schedules
 from localbatch.core.delivery import Backoff, EventFilter, Verdict, verdict
-from localbatch.core.schedule_expr import Cron, ExpressionError, Rate, next_fire, parse
+from localbatch.core.schedule_expr import (
+    Cron,
+    ExpressionError,
+    Rate,
+    civil_from_days,
+    days_from_civil,
+    next_fire,
+    parse,
+)
 
 UTC = timezone.utc
 MINUTE = 60_000
@@ -190,6 +198,13 @@ def test_a_changed_expression_starts_over() -> None:
     changed = schedules.decide(parse("rate(2 days)"), True, state, NOW + 3 * 86_400_000)
     assert changed.fire_at == NOW + 3 * 86_400_000 and not changed.catch_up  # a new anchor, fired now
     assert changed.state.expression == "rate(2 days)"
+
+
+@given(st.integers(-700_000, 800_000))
+def test_civil_dates_match_the_standard_library(days: int) -> None:
+    day = date(1970, 1, 1) + timedelta(days=days)
+    assert civil_from_days(days) == (day.year, day.month, day.day)
+    assert days_from_civil(day.year, day.month, day.day) == days
 
 
 def test_state_records_round_trip() -> None:
