@@ -55,6 +55,10 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     share_identifier = "ml*"          # up to 255 characters; a trailing * is a prefix rule
     weight_factor = 0.5               # 0.0001..999.9999, default 1; lower gets more capacity
 
+    [[webhooks]]                      # job state change events, POSTed; also [[hooks]],
+    url = "http://127.0.0.1:9000/x"   # [[schedules]], [[triggers]], [events]
+                                      # (localbatch.automation_settings has every key)
+
     [aws]                             # what only the cloud has: export and deploy read it
     subnets = ["subnet-0abc"]         # (localbatch.cloud_settings has every key)
 
@@ -77,6 +81,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from localbatch.automation_settings import Automation, resolve_automation
 from localbatch.cloud_settings import CloudSettings, resolve_cloud
 from localbatch.core import queue_limits
 from localbatch.core.infra import (
@@ -201,6 +206,12 @@ class _ConfigFile(BaseModel):
     scheduling_policies: list[_PolicyFile] = Field(default_factory=list)
     store: dict[str, Any] = Field(default_factory=dict)  # checked by store_settings.resolve_store
     aws: Any = None  # checked by cloud_settings.resolve_cloud
+    # checked by automation_settings.resolve_automation
+    events: Any = None
+    webhooks: Any = None
+    hooks: Any = None
+    schedules: Any = None
+    triggers: Any = None
 
 
 # LOCALBATCH_* variable -> (section, key) in the config file.
@@ -250,6 +261,7 @@ class Settings:
     log_bucket: str | None = None  # each attempt's log is archived here ([store] log_bucket)
     cloud: CloudSettings = CloudSettings()  # [aws]: what export and deploy need (cloud_settings)
     listen: tuple[str, int] | None = None  # [api] listen: the SigV4 TCP listener's address
+    automation: Automation = Automation()  # [[webhooks]], [[hooks]], [[schedules]], [[triggers]]
 
     @property
     def warnings(self) -> list[str]:
@@ -387,6 +399,9 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         log_bucket=log_bucket,
         cloud=cloud,
         listen=_listen(parsed.api, where),
+        automation=resolve_automation(
+            {key: getattr(parsed, key) for key in ("events", "webhooks", "hooks", "schedules", "triggers")}, where
+        ),
     )
 
 

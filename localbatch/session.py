@@ -25,7 +25,7 @@ from localbatch.core.definition import JobDefinition, PlatformCapability
 from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.errors import JobDefinitionError, JobDefinitionNotFound, JobNotFound
-from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, Extensions
+from localbatch.extensions import EVENT_STREAM, EVENTS, INTERRUPT, LOGS, RESOURCES, SCHEDULES, STATUS, Extensions
 
 _LIST_PAGE = 100  # ListJobs' largest page with a filter
 TERMINAL = tuple(s.value for s in JobStatus if s.is_terminal)  # as the API spells them
@@ -67,6 +67,10 @@ class LocalBackend:
             return self._extensions.resources(_strings(params), {})
         if path == EVENTS:
             return self._extensions.events(_strings(params), {})
+        if path == EVENT_STREAM:
+            return self._extensions.event_stream(_strings(params), {})
+        if path == SCHEDULES:
+            return self._extensions.schedules(_strings(params), {})
         if path == STATUS:
             raise DaemonUnreachable(str(self._socket_path))
         raise ValueError(f"no extension at {path}")

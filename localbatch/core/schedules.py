@@ -10,17 +10,21 @@ at or before it is handled. ``decide(rule, state, now)`` says whether a firing i
   submits nothing for a firing more than ``LATE_MS`` late (EventBridge never backfills: a
   rule whose target was unavailable simply missed those runs);
 - a rate fires when the daemon first sees it, then every period from there;
-- a schedule whose expression changed starts over (a new anchor, no catch-up).
+- a schedule whose expression changed starts over (a new anchor, no catch-up);
+- a submission that fails (the job definition is not registered yet, say) is tried again
+  after ``RETRY``'s backoff, as EventBridge retries a target it could not invoke.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from localbatch.core.delivery import Backoff
 from localbatch.core.jobs import EpochMs
 from localbatch.core.schedule_expr import Expression, Rate, next_fire
 
 LATE_MS = 60_000  # a firing seen later than this after its time is a missed one
+RETRY = Backoff(max_attempts=5, base_ms=1_000, cap_ms=60_000)  # a failed submission's tries
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class ScheduleState:
     last_run_at: EpochMs | None = None  # when it last submitted (or tried to)
     last_outcome: str | None = None  # "submitted", "skipped: ...", "failed: ..."
     last_job_id: str | None = None
+    failures: int = 0  # failed tries of the firing being retried
+    retry_at: EpochMs | None = None  # when to try it again
 
     def as_record(self) -> dict[str, object]:
         return {
@@ -40,6 +46,8 @@ class ScheduleState:
             "lastRunAt": self.last_run_at,
             "lastOutcome": self.last_outcome,
             "lastJobId": self.last_job_id,
+            "failures": self.failures,
+            "retryAt": self.retry_at,
         }
 
     @classmethod
@@ -55,6 +63,8 @@ class ScheduleState:
                 _opt_int(record.get("lastRunAt")),
                 _opt_str(record.get("lastOutcome")),
                 _opt_str(record.get("lastJobId")),
+                int(str(record.get("failures") or 0)),
+                _opt_int(record.get("retryAt")),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -74,6 +84,7 @@ class Decision:
     fire_at: EpochMs | None = None  # the firing due now, if any
     submit: bool = False  # False with fire_at: a missed firing skipped (catch_up = false)
     catch_up: bool = False  # the firing is a late one (the daemon was down)
+    retry: bool = False  # a failed submission tried again
 
 
 def start(expression: Expression, now: EpochMs) -> ScheduleState:
@@ -86,6 +97,8 @@ def decide(expression: Expression, catch_up: bool, state: ScheduleState | None, 
     """What the schedule does at ``now``, given what it recorded."""
     if state is None or state.expression != expression.text:
         state = start(expression, now)
+    if state.retry_at is not None and state.retry_at <= now:
+        return Decision(state, state.retry_at, submit=True, retry=True)
     if now < state.cursor:  # the clock went back: wait until it passes the cursor again
         return Decision(state)
     due = next_fire(expression, state.cursor, state.anchor)
@@ -96,8 +109,27 @@ def decide(expression: Expression, catch_up: bool, state: ScheduleState | None, 
     return Decision(moved, due, submit=catch_up or not late, catch_up=late)
 
 
+def ran(state: ScheduleState, now: EpochMs, outcome: str, job_id: str | None, failed: bool) -> ScheduleState:
+    """``state`` once a firing's submission was tried at ``now``: a failure is tried again
+    after ``RETRY``'s wait, until its attempts are spent."""
+    failures = state.failures + 1 if failed else 0
+    retry_at = RETRY.next_try(failures, now) if failed else None
+    if failed and retry_at is None:
+        outcome += f" (gave up after {failures} tries)"
+    return replace(
+        state,
+        last_run_at=now,
+        last_outcome=outcome,
+        last_job_id=job_id,
+        failures=failures if retry_at is not None else 0,
+        retry_at=retry_at,
+    )
+
+
 def next_run(expression: Expression, state: ScheduleState | None, now: EpochMs) -> EpochMs | None:
     """When the schedule fires next, as ``decide`` will see it (None: never again)."""
     if state is None or state.expression != expression.text:
         state = start(expression, now)
+    if state.retry_at is not None:
+        return state.retry_at
     return next_fire(expression, state.cursor, state.anchor)

@@ -226,6 +226,7 @@ class ControlLoop:
         self._usage = UsageHistory()  # fair-share queues' consumption (scheduler rule 10)
         self._dirty = True
         self._next_timed_plan_ms: EpochMs | None = None  # when a waiting head crosses max_head_wait
+        self._saved_listeners: list[Callable[[], None]] = []
 
     # -- Notifier (called from API handler threads) ---------------------------------------------
 
@@ -247,6 +248,11 @@ class ControlLoop:
         when the job is not running by the time the loop takes it in."""
         self._inbox.put(("interrupt", job_id))
         self._wake.set()
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` on the loop's thread after each tick that saved changes (the
+        event log has new entries then). It must return at once (set an Event, say)."""
+        self._saved_listeners.append(listener)
 
     # -- what handlers may ask ------------------------------------------------------------------
 
@@ -350,6 +356,8 @@ class ControlLoop:
             except LocalbatchError:
                 self._unsaved = changes  # written first thing next tick; nothing launched before
                 raise
+            for listener in self._saved_listeners:
+                listener()
         placed, self._to_launch = self._to_launch, []
         for job in placed:
             self._launch(job)

@@ -251,3 +251,20 @@ def test_filters() -> None:
     assert not picky.matches("q", "RUNNING", "train-1", "train")
     assert not picky.matches("q", "FAILED", "eval-1", "train")
     assert not picky.matches("q", "FAILED", "train-1", "eval")
+
+
+def test_a_failed_submission_is_tried_again_with_backoff_then_given_up() -> None:
+    rate = parse("rate(1 day)")
+    decision = schedules.decide(rate, True, None, NOW)
+    state = schedules.ran(decision.state, NOW, "failed: no job definition", None, failed=True)
+    assert (state.failures, state.retry_at) == (1, NOW + 1_000)
+    assert schedules.next_run(rate, state, NOW) == NOW + 1_000
+    assert schedules.decide(rate, True, state, NOW + 999).fire_at is None
+    again = schedules.decide(rate, True, state, NOW + 1_000)
+    assert (again.fire_at, again.submit, again.retry) == (NOW + 1_000, True, True)
+    for _ in range(schedules.RETRY.max_attempts - 1):
+        state = schedules.ran(state, NOW, "failed", None, failed=True)
+    assert state.retry_at is None and state.last_outcome == "failed (gave up after 5 tries)"
+    done = schedules.ran(again.state, NOW + 1_000, "submitted", "job-1", failed=False)
+    assert (done.failures, done.retry_at, done.last_job_id) == (0, None, "job-1")
+    assert schedules.next_run(rate, done, NOW + 1_000) == NOW + 86_400_000
