@@ -78,10 +78,12 @@ def _job_detail(entry: LoggedEvent, arns: Arns, array_counts: ArrayCounts | None
         return {"jobId": entry.job_id, "jobQueue": arns.job_queue(entry.job_queue or ""), "status": entry.status}
     counts = array_counts(job.job_id) if array_counts is not None and job.is_array_parent else None
     detail = job_detail(job, arns, counts)
-    if event is not None:  # the save may have moved the job on past this change: say this one
+    if event is not None and event.to_status is not job.status:
+        # the save moved the job on past this change (two changes in one tick): say this one
         detail["status"] = event.to_status.value
-        if event.reason is not None:
-            detail["statusReason"] = event.reason
+        detail.pop("statusReason", None)
+    if event is not None and event.reason is not None:
+        detail["statusReason"] = event.reason
     return detail
 
 
