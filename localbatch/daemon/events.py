@@ -27,6 +27,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,15 +103,12 @@ class _Target:
         self._attempt = attempt
         self._store, self._clock, self._stopping = store, clock, stopping
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_size)
-        self._thread = threading.Thread(target=self._run, name=f"{kind}-{name}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"{kind}-{name}", daemon=True)
         self.idle = threading.Event()  # set while nothing is queued or being delivered
         self.idle.set()
 
     def start(self) -> None:
-        self._thread.start()
-
-    def join(self, timeout_s: float) -> None:
-        self._thread.join(timeout_s)
+        self.thread.start()
 
     def offer(self, item: _Item) -> bool:
         """Queue ``item``; False (and nothing queued) when the queue is full."""
@@ -254,12 +252,13 @@ class EventDispatcher:
         self._thread.start()
 
     def stop(self, timeout_s: float = 5) -> None:
+        """Stop reading and delivering; waits at most ``timeout_s`` in all (a delivery in
+        flight is abandoned, not waited out: the threads are daemon threads)."""
         self._stopping.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        for target in self._targets:
-            target.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for thread in ([self._thread] if self._thread is not None else []) + [t.thread for t in self._targets]:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def idle(self) -> bool:
         """Every target has delivered (or given up on) what it was handed."""
