@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from localbatch.extensions import EVENTS
+from localbatch.extensions import EVENT_STREAM, EVENTS, SCHEDULES
 from tests.integration.daemons import CONFIG, Daemon, started_daemon
 
 TERMINAL = ("SUCCEEDED", "FAILED")
@@ -79,7 +79,15 @@ def until(what: str, found: Callable[[], Any], timeout_s: float = 60) -> Any:
     raise AssertionError(f"never happened: {what}")
 
 
-def logged(daemon: Daemon, *args: str) -> list[dict[str, Any]]:
+def logged(daemon: Daemon, **filters: str) -> list[dict[str, Any]]:
+    """The whole event log as {seq, event}, through the daemon's socket (polling with a CLI
+    process per look would cost a second each); ``localbatch events`` is checked on its own."""
+    answer = daemon.api.get(EVENT_STREAM, {"after": 0, "limit": 1000, **filters})
+    entries: list[dict[str, Any]] = answer["events"]
+    return entries
+
+
+def cli_logged(daemon: Daemon, *args: str) -> list[dict[str, Any]]:
     """``localbatch events --json --since 0`` as a list of {seq, event}."""
     out = daemon.ok("events", "--json", "--since", "0", *args)
     return [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -127,13 +135,13 @@ statuses = ["SUCCEEDED", "FAILED"]
         hook_lines = until("the hook ran", lambda: hooked.exists() and hooked.read_text().strip().splitlines())
         assert [json.loads(line)["detail"]["status"] for line in hook_lines] == ["SUCCEEDED"]
 
-        entries = logged(daemon)
+        entries = cli_logged(daemon)
         mine = [e for e in entries if e["event"]["detail"].get("jobId") == job_id]
         assert [e["event"]["detail"]["status"] for e in mine] == statuses()
         assert [e["event"]["id"] for e in mine] == [b["id"] for b in receiver.got() if b["detail"]["jobId"] == job_id]
         seqs = [e["seq"] for e in entries]
         assert seqs == sorted(set(seqs))
-        only_ended = logged(daemon, "--status", "SUCCEEDED", "--job-queue", "default")
+        only_ended = cli_logged(daemon, "--status", "SUCCEEDED", "--job-queue", "default")
         assert [e["event"]["detail"]["status"] for e in only_ended] == ["SUCCEEDED"]
         assert daemon.ok("events", "--since", "0").count(job_id) == len(changes)
 
@@ -211,7 +219,7 @@ job_name = "tock"
         # A rate fires when first seen: at start, before `hello` is registered, so the first
         # try fails and is tried again (EventBridge retries a target it could not invoke).
         def schedule() -> dict[str, Any]:
-            answer: dict[str, Any] = json.loads(daemon.ok("schedules", "--json"))
+            answer: dict[str, Any] = daemon.api.get(SCHEDULES, {})
             return answer
 
         ticked = until("the schedule submitted its job", lambda: schedule()["schedules"][0]["lastJobId"])
@@ -224,7 +232,7 @@ job_name = "tock"
         assert followed["jobName"] == "tock" and followed["status"] == "SUCCEEDED"
         environment = {e["name"]: e["value"] for e in followed["container"]["environment"]}
         assert environment["LOCALBATCH_TRIGGER_JOB_ID"] == ticked
-        assert until("tock's SUCCEEDED is logged", lambda: logged(daemon, "--status", "SUCCEEDED")[1:])
+        assert until("tock's SUCCEEDED is logged", lambda: logged(daemon, status="SUCCEEDED")[1:])
 
         listed = schedule()
         assert listed["schedules"][0]["lastOutcome"] == "submitted"
@@ -237,5 +245,6 @@ job_name = "tock"
             "tick",
             "after-tick",
         ]
+        assert json.loads(daemon.ok("schedules", "--json")) == schedule()
         table = daemon.ok("schedules")
         assert "rate(1 day)" in table and "after-tick" in table and "submitted" in table
