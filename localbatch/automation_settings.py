@@ -30,6 +30,7 @@
     name = "evaluate-after-train"
     on_statuses = ["SUCCEEDED"]
     job_name_prefix = "train-"        # and/or job_queues, job_definitions
+    include_children = false          # true: each array child (and multi-node node) fires it too
     job_definition = "evaluate"       # what to submit: as a schedule's keys
     job_queue = "default"
 
@@ -106,6 +107,7 @@ class Trigger:
     filter: EventFilter  # its statuses are on_statuses
     submission: Submission
     enabled: bool = True
+    include_children: bool = False  # also array children and multi-node nodes (each fires it)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ class _ScheduleTable(_SubmitTable):
 
 class _TriggerTable(_SubmitTable, _Filter):
     on_statuses: list[Status] = Field(min_length=1)
+    include_children: bool = False
 
 
 class _EventsTable(BaseModel):
@@ -226,6 +229,7 @@ def resolve_automation(tables: Mapping[str, Any], where: str) -> Automation:
             ),
             _submission(t),
             t.state == "ENABLED",
+            t.include_children,
         )
         for t in parsed.triggers
     )

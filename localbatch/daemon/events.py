@@ -312,6 +312,12 @@ class EventDispatcher:
                 continue
             if job is not None and job.tags.get(TRIGGER_TAG) == trigger.name:
                 continue  # its own job: a trigger never feeds on its own output
+            if (
+                job is not None
+                and not trigger.include_children
+                and (job.array_index is not None or job.node_index is not None)
+            ):
+                continue  # an array fires it once, by its parent, not once per child
             self._fire(trigger, entry)
 
     def _dropped(self, target: _Target, item: _Item) -> None:

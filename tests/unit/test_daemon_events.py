@@ -162,6 +162,8 @@ def test_triggers_fire_on_matching_changes_but_never_on_their_own_jobs() -> None
     change(store, "b", S.FAILED)
     change(store, "c", S.SUCCEEDED, name="other")
     change(store, "d", S.SUCCEEDED, tags={TRIGGER_TAG: "after-train"})
+    child = dataclasses.replace(job("e:0", status=S.SUCCEEDED), job_name="train-1", array_index=0)
+    store.save_job(child, [JobEvent("e:0", 1_000, S.RUNNING, S.SUCCEEDED)])  # the parent speaks for it
     events.pump()
     assert len(submitted) == 1
     assert submitted[0]["jobDefinition"] == "evaluate" and submitted[0]["tags"] == {TRIGGER_TAG: "after-train"}
