@@ -16,6 +16,7 @@ from localbatch.core.schedule_expr import (
     Rate,
     civil_from_days,
     days_from_civil,
+    month_days,
     next_fire,
     parse,
 )
@@ -268,3 +269,42 @@ def test_a_failed_submission_is_tried_again_with_backoff_then_given_up() -> None
     done = schedules.ran(again.state, NOW + 1_000, "submitted", "job-1", failed=False)
     assert (done.failures, done.retry_at, done.last_job_id) == (0, None, "job-1")
     assert schedules.next_run(rate, done, NOW + 1_000) == NOW + 86_400_000
+
+
+day_of_month_forms = st.one_of(
+    st.just("L"), st.just("LW"), st.integers(1, 31).map(lambda d: f"{d}W"), st.integers(1, 31).map(str)
+)
+day_of_week_forms = st.one_of(
+    st.integers(1, 7).map(lambda d: f"{d}L"),
+    st.tuples(st.integers(1, 7), st.integers(1, 5)).map(lambda p: f"{p[0]}#{p[1]}"),
+    st.sampled_from(["MON-FRI", "SUN", "L", "2-6/2"]),
+)
+special_crons = st.builds(
+    lambda minute, hour, days, months: f"cron({minute} {hour} {days[0]} {months} {days[1]} *)",
+    st.integers(0, 59),
+    st.integers(0, 23),
+    st.one_of(day_of_month_forms.map(lambda d: (d, "?")), day_of_week_forms.map(lambda d: ("?", d))),
+    st.sampled_from(["*", "JAN,JUL", "2", "*/3"]),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(special_crons, st.integers(ms(2000, 1, 1), ms(2100, 1, 1)), st.integers(0, 400 * 86_400_000))
+def test_next_cron_with_special_days_fires_on_them_in_order(text: str, after: int, gap: int) -> None:
+    cron = parse(text)
+    assert isinstance(cron, Cron)
+    found = next_fire(cron, after, 0)
+    later = next_fire(cron, after + gap, 0)
+    if found is None:  # e.g. 30W in February only: never
+        assert later is None
+        return
+    when = datetime.fromtimestamp(found / 1000, UTC)
+    assert found > after and found % MINUTE == 0
+    assert when.minute in cron.minutes and when.hour in cron.hours and when.month in cron.months
+    assert when.day in month_days(cron, when.year, when.month)
+    assert later is not None and later >= found  # a later start never fires earlier
+    # no day between the start and the firing would have fired
+    day = datetime.fromtimestamp(after / 1000, UTC).date() + timedelta(days=1)
+    while day < when.date():
+        assert not (day.month in cron.months and day.day in month_days(cron, day.year, day.month)), day
+        day += timedelta(days=1)
