@@ -229,6 +229,7 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
                             )
                     yield server
                 finally:
+                    engine.extensions.close()  # long polls answer now, not at their deadline
                     if tcp is not None:
                         forget_endpoint(settings.home)
                         tcp.shutdown()

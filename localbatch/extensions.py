@@ -25,6 +25,7 @@ in-process (no allocations then: nothing runs that the store knows of).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
@@ -84,6 +85,11 @@ class Extensions:
         self._started_at = started_at
         self._now_ms = now_ms
         self._poll_s = poll_s
+        self._closing = threading.Event()  # set when the server stops: long polls answer at once
+
+    def close(self) -> None:
+        """The server is stopping: event-stream long polls answer now instead of waiting."""
+        self._closing.set()
 
     def status(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         now = self._now_ms()
@@ -181,7 +187,8 @@ class Extensions:
             entries = self._store.read_event_log(log_query)
             if entries or time.monotonic() >= deadline:
                 break
-            time.sleep(min(self._poll_s, max(0.0, deadline - time.monotonic())))
+            if self._closing.wait(min(self._poll_s, max(0.0, deadline - time.monotonic()))):
+                break
         arns = Arns(self._settings.region, self._settings.account_id)
         home_id = self._settings.home_id
 

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import json
+import select
 import shlex
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -87,6 +89,15 @@ def logged(daemon: Daemon, **filters: str) -> list[dict[str, Any]]:
     return entries
 
 
+def _line_from(process: subprocess.Popen[str]) -> dict[str, Any] | None:
+    """The next line ``process`` printed, parsed, or None when none came within a moment."""
+    ready, _, _ = select.select([process.stdout], [], [], 0.5)
+    if not ready or process.stdout is None:
+        return None
+    line = process.stdout.readline()
+    return json.loads(line) if line.strip() else None
+
+
 def cli_logged(daemon: Daemon, *args: str) -> list[dict[str, Any]]:
     """``localbatch events --json --since 0`` as a list of {seq, event}."""
     out = daemon.ok("events", "--json", "--since", "0", *args)
@@ -110,8 +121,16 @@ statuses = ["SUCCEEDED", "FAILED"]
 """
     )
     with receivers(receiver), started_daemon(tmp_path, docker_client, config) as daemon:
-        job_id = daemon.submit("hello")
-        daemon.wait_for(job_id, *TERMINAL)
+        follower = daemon.popen("events", "-f", "--json", "--status", "SUCCEEDED")  # long polls the daemon
+        try:
+            job_id = daemon.submit("hello")
+            daemon.wait_for(job_id, *TERMINAL)
+            followed = until("events -f printed the job's end", lambda: _line_from(follower))
+            assert followed["event"]["detail"]["jobId"] == job_id
+            assert followed["event"]["detail"]["status"] == "SUCCEEDED"
+        finally:
+            follower.kill()
+            follower.communicate(timeout=10)
 
         def statuses() -> list[str]:
             return [b["detail"]["status"] for b in receiver.got() if b["detail"]["jobId"] == job_id]

@@ -185,3 +185,8 @@ def test_schedules_lists_rules_with_next_and_last_run(world: Any, tmp_path: Any)
             "maxAttempts": 5,
         }
     ]
+
+
+def test_a_long_poll_answers_at_once_when_the_server_closes(world: Any) -> None:
+    world.ext.close()  # the server stops: a 20 s wait is not waited out
+    assert world.ext.event_stream({"waitSeconds": "20"}, {}) == {"events": [], "lastSeq": 0}
