@@ -104,33 +104,40 @@ class _Target:
         self._store, self._clock, self._stopping = store, clock, stopping
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_size)
         self.thread = threading.Thread(target=self._run, name=f"{kind}-{name}", daemon=True)
-        self.idle = threading.Event()  # set while nothing is queued or being delivered
-        self.idle.set()
+        self._pending = 0  # queued or being delivered
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self.thread.start()
 
     def offer(self, item: _Item) -> bool:
         """Queue ``item``; False (and nothing queued) when the queue is full."""
-        try:
-            self.idle.clear()
-            self._queue.put_nowait(item)
-        except queue.Full:
-            return False
+        with self._lock:
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:
+                return False
+            self._pending += 1
         return True
+
+    def idle(self) -> bool:
+        """Nothing queued and nothing being delivered."""
+        with self._lock:
+            return self._pending == 0
 
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
                 item = self._queue.get(timeout=0.2)
             except queue.Empty:
-                self.idle.set()
                 continue
             try:
                 self._deliver(item)
             except Exception:  # a bug must not stop the deliveries after it
                 logger.exception("%s %s: delivering event %d failed unexpectedly", self.kind, self.name, item.seq)
-        self.idle.set()
+            finally:
+                with self._lock:
+                    self._pending -= 1
 
     def _deliver(self, item: _Item) -> None:
         attempt = 1
@@ -262,7 +269,7 @@ class EventDispatcher:
 
     def idle(self) -> bool:
         """Every target has delivered (or given up on) what it was handed."""
-        return all(t.idle.is_set() for t in self._targets)
+        return all(t.idle() for t in self._targets)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
