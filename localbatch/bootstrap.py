@@ -12,7 +12,10 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
+from localbatch import events
+from localbatch.adapters import outbound
 from localbatch.adapters.clock import SystemClock
 from localbatch.adapters.docker_runtime import DockerRuntime
 from localbatch.adapters.host import NvmlGpuMeter, PsutilHostProbe
@@ -29,13 +32,24 @@ from localbatch.config import Settings, is_loopback
 from localbatch.core.inventory import HostInventory, capacity
 from localbatch.core.metrics import CONTENT_TYPE, exposition
 from localbatch.core.naming import Arns
+from localbatch.daemon.events import EventDispatcher, ScheduleRunner
 from localbatch.daemon.loop import ControlLoop
 from localbatch.daemon.metrics import Metrics
 from localbatch.daemon.process import HomeInUse, hold_engine_shared, hold_lock
 from localbatch.daemon.startup import apply_infrastructure, recover
 from localbatch.daemon.usage import UsageSampler
-from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, USAGE, Extensions
-from localbatch.ports import Clock, ContainerRuntime, HostProbe, ObjectStore, StateStore
+from localbatch.extensions import (
+    EVENT_STREAM,
+    EVENTS,
+    INTERRUPT,
+    LOGS,
+    RESOURCES,
+    SCHEDULES,
+    STATUS,
+    USAGE,
+    Extensions,
+)
+from localbatch.ports import Clock, ContainerRuntime, HostProbe, LoggedEvent, ObjectStore, StateStore
 from localbatch.session import Backend, LocalBackend
 from localbatch.store_server import Servers
 
@@ -164,6 +178,8 @@ def _engine(
         (LOGS, extensions.logs),
         (EVENTS, extensions.events),
         (USAGE, extensions.usage),
+        (EVENT_STREAM, extensions.event_stream),
+        (SCHEDULES, extensions.schedules),
     ):
         api.add_extension("GET", path, handler)
     api.add_extension("POST", INTERRUPT, extensions.interrupt)
@@ -175,6 +191,31 @@ def _engine(
 
         api.add_plain(METRICS_PATH, scrape)
     return _Engine(api, control, extensions)
+
+
+def _automation(settings: Settings, store: StateStore, engine: _Engine) -> tuple[EventDispatcher, ScheduleRunner]:
+    """The daemon's webhooks, hooks and triggers (fed from the event log) and its schedules;
+    their jobs are submitted through the API, as any client's."""
+    arns = Arns(settings.region, settings.account_id)
+    clock_ = clock()
+
+    def submit(body: dict[str, Any]) -> str:
+        return str(engine.api.invoke("SubmitJob", body)["jobId"])
+
+    def render(entry: LoggedEvent) -> dict[str, Any]:
+        return events.envelope(entry, arns, settings.home_id, lambda job_id: store.count_jobs(array_job_id=job_id))
+
+    dispatcher = EventDispatcher(
+        store=store,
+        automation=settings.automation,
+        render=render,
+        clock=clock_,
+        submit=submit,
+        post=outbound.post,
+        run_command=outbound.run_command,
+    )
+    runner = ScheduleRunner(store=store, automation=settings.automation, clock=clock_, submit=submit)
+    return dispatcher, runner
 
 
 @contextmanager
@@ -195,7 +236,13 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
                     tcp = TcpApiServer(
                         settings.listen, engine.api.with_authenticator(sigv4_authenticator(settings.home))
                     )
+                dispatcher, runner = _automation(settings, store, engine)
+                if dispatcher.needed:
+                    engine.loop.subscribe(dispatcher.wake)
+                    dispatcher.start()
                 engine.loop.start()
+                if runner.needed:
+                    runner.start()
                 server.start()
                 try:
                     if tcp is not None:
@@ -209,11 +256,14 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
                             )
                     yield server
                 finally:
+                    engine.extensions.close()  # long polls answer now, not at their deadline
                     if tcp is not None:
                         forget_endpoint(settings.home)
                         tcp.shutdown()
                     server.shutdown()
+                    runner.stop()
                     engine.loop.stop()
+                    dispatcher.stop()
         finally:
             runtime.close()
 

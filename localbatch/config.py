@@ -59,6 +59,9 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     name = "licences"
     total_quantity = 4                # set when the daemon first creates it; later changes are
     resource_type = "REPLENISHABLE"   # the API's (or NON_REPLENISHABLE: each attempt uses its quantity up)
+    [[webhooks]]                      # job state change events, POSTed; also [[hooks]],
+    url = "http://127.0.0.1:9000/x"   # [[schedules]], [[triggers]], [events]
+                                      # (localbatch.automation_settings has every key)
 
     [aws]                             # what only the cloud has: export and deploy read it
     subnets = ["subnet-0abc"]         # (localbatch.cloud_settings has every key)
@@ -82,6 +85,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from localbatch.automation_settings import Automation, resolve_automation
 from localbatch.cloud_settings import CloudSettings, resolve_cloud
 from localbatch.core import queue_limits
 from localbatch.core.consumables import ConsumableResource, ResourceType, resource_problems
@@ -215,6 +219,12 @@ class _ConfigFile(BaseModel):
     consumable_resources: list[_ConsumableFile] = Field(default_factory=list)
     store: dict[str, Any] = Field(default_factory=dict)  # checked by store_settings.resolve_store
     aws: Any = None  # checked by cloud_settings.resolve_cloud
+    # checked by automation_settings.resolve_automation
+    events: Any = None
+    webhooks: Any = None
+    hooks: Any = None
+    schedules: Any = None
+    triggers: Any = None
 
 
 # LOCALBATCH_* variable -> (section, key) in the config file.
@@ -265,6 +275,7 @@ class Settings:
     log_bucket: str | None = None  # each attempt's log is archived here ([store] log_bucket)
     cloud: CloudSettings = CloudSettings()  # [aws]: what export and deploy need (cloud_settings)
     listen: tuple[str, int] | None = None  # [api] listen: the SigV4 TCP listener's address
+    automation: Automation = Automation()  # [[webhooks]], [[hooks]], [[schedules]], [[triggers]]
 
     @property
     def warnings(self) -> list[str]:
@@ -403,6 +414,9 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         log_bucket=log_bucket,
         cloud=cloud,
         listen=_listen(parsed.api, where),
+        automation=resolve_automation(
+            {key: getattr(parsed, key) for key in ("events", "webhooks", "hooks", "schedules", "triggers")}, where
+        ),
     )
 
 

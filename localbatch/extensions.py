@@ -11,6 +11,13 @@
                                    it runs, the live readings; ?jobDefinition=&limit=  the
                                    definition's recent ended attempts with what each asked
                                    for (``advise``); neither: every running job's live usage
+    GET /v1/localbatch/event-stream ?after=SEQ&jobQueue=&status=S1,S2&since=MS&limit=&waitSeconds=
+                                   the event log after ``after``, oldest first, as EventBridge
+                                   events (``events``: [{"seq", "event"}], ``lastSeq``: where to
+                                   continue); with ``waitSeconds`` (at most 20) an empty answer
+                                   waits that long for the next entry (long poll)
+    GET /v1/localbatch/schedules   the configured schedules, triggers, webhooks and hooks, with
+                                   each rule's next and last run
     POST /v1/localbatch/interrupt  {"jobId": ...}  reclaim a RUNNING job's host as Spot would
                                    (rehearsal): the attempt fails with "Host EC2 (instance
                                    i-...) terminated." and its retry rules decide the rest
@@ -22,26 +29,36 @@ in-process (no allocations then: nothing runs that the store knows of).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from localbatch import __version__, logs
+from localbatch.automation_settings import Submission
 from localbatch.config import Settings
 from localbatch.core import spot, usage
+from localbatch.core.delivery import EventFilter
 from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.inventory import HostInventory
 from localbatch.core.jobs import EpochMs, Job, JobStatus
+from localbatch.core.naming import Arns
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import Allocation
+from localbatch.core.schedules import ScheduleState, next_run
 from localbatch.core.usage import AttemptUsage
 from localbatch.errors import InvalidRequest, JobNotFound, Problem, RuntimeUnavailable
-from localbatch.ports import ContainerRuntime, StateStore
+from localbatch.events import envelope
+from localbatch.ports import ContainerRuntime, EventLogQuery, StateStore
 
 STATUS = "/v1/localbatch/status"
 RESOURCES = "/v1/localbatch/resources"
 LOGS = "/v1/localbatch/logs"
 EVENTS = "/v1/localbatch/events"
+EVENT_STREAM = "/v1/localbatch/event-stream"
+SCHEDULES = "/v1/localbatch/schedules"
+MAX_WAIT_S = 20.0  # a long poll's longest wait: well inside the client's call timeout
+MAX_STREAM_PAGE = 1_000
 INTERRUPT = "/v1/localbatch/interrupt"
 USAGE = "/v1/localbatch/usage"
 MAX_HISTORY = 200  # the most attempts one usage history answer carries
@@ -78,6 +95,11 @@ class Extensions:
         self._started_at = started_at
         self._now_ms = now_ms
         self._poll_s = poll_s
+        self._closing = threading.Event()  # set when the server stops: long polls answer at once
+
+    def close(self) -> None:
+        """The server is stopping: event-stream long polls answer now instead of waiting."""
+        self._closing.set()
 
     def status(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         now = self._now_ms()
@@ -199,6 +221,83 @@ class Extensions:
                 )
         return {"jobDefinitionName": name.partition(":")[0], "runs": runs}
 
+    def event_stream(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        """A page of the event log (see the module's docstring)."""
+        statuses = tuple(s.strip().upper() for s in (query.get("status") or "").split(",") if s.strip())
+        unknown = [s for s in statuses if s not in {x.value for x in JobStatus}]
+        if unknown:
+            allowed = ", ".join(x.value for x in JobStatus)
+            raise InvalidRequest([Problem("status", f"{', '.join(unknown)}: not a job status; allowed: {allowed}")])
+        log_query = EventLogQuery(
+            after_seq=_whole(query, "after", 0, 0, 2**62),
+            job_queue=query.get("jobQueue") or None,
+            statuses=statuses,
+            since=_whole(query, "since", None, 0, 2**62),
+            limit=_whole(query, "limit", 100, 1, MAX_STREAM_PAGE),
+        )
+        wait_s = min(float(_whole(query, "waitSeconds", 0, 0, 3600)), MAX_WAIT_S)
+        deadline = time.monotonic() + wait_s
+        while True:
+            entries = self._store.read_event_log(log_query)
+            if entries or time.monotonic() >= deadline:
+                break
+            if self._closing.wait(min(self._poll_s, max(0.0, deadline - time.monotonic()))):
+                break
+        arns = Arns(self._settings.region, self._settings.account_id)
+        home_id = self._settings.home_id
+
+        def counts(job_id: str) -> dict[JobStatus, int]:
+            return self._store.count_jobs(array_job_id=job_id)
+
+        return {
+            "events": [{"seq": e.seq, "event": envelope(e, arns, home_id, counts)} for e in entries],
+            "lastSeq": entries[-1].seq if entries else log_query.after_seq,
+        }
+
+    def schedules(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        """The automation as configured, with each rule's record."""
+        automation = self._settings.automation
+        records = self._store.get_rule_states()
+        now = self._now_ms()
+        found = []
+        for schedule in automation.schedules:
+            state = ScheduleState.from_record(records.get(schedule.name))
+            found.append(
+                {
+                    "name": schedule.name,
+                    "expression": schedule.expression.text,
+                    "state": "ENABLED" if schedule.enabled else "DISABLED",
+                    "catchUp": schedule.catch_up,
+                    **_submits(schedule.submission),
+                    "nextRunAt": next_run(schedule.expression, state, now) if schedule.enabled else None,
+                    **_last_run(state.as_record() if state is not None else {}),
+                }
+            )
+        triggers = []
+        for trigger in automation.triggers:
+            rule = trigger.filter
+            triggers.append(
+                {
+                    "name": trigger.name,
+                    "state": "ENABLED" if trigger.enabled else "DISABLED",
+                    "onStatuses": sorted(rule.statuses),
+                    "jobQueues": sorted(rule.job_queues),
+                    "jobNamePrefix": rule.job_name_prefix,
+                    "jobDefinitions": sorted(rule.job_definitions),
+                    **_submits(trigger.submission),
+                    **_last_run(records.get(trigger.name) or {}),
+                }
+            )
+        return {
+            "schedules": found,
+            "triggers": triggers,
+            "webhooks": [
+                {"name": w.name, "url": w.url, **_filter(w.filter), "maxAttempts": w.backoff.max_attempts}
+                for w in automation.webhooks
+            ],
+            "hooks": [{"name": h.name, "command": list(h.command), **_filter(h.filter)} for h in automation.hooks],
+        }
+
     def _running_job(self, job_id: str) -> tuple[str, Job]:
         """The job whose container runs for ``job_id``: itself, or a multi-node job's main node."""
         job = self._store.get_job(job_id)
@@ -274,6 +373,36 @@ class Extensions:
 
     def _log(self, job_id: str, attempt: int) -> Any:
         return logs.attempt_log_path(self._settings.logs_dir, job_id, attempt)
+
+
+def _whole(query: dict[str, str], key: str, default: int | None, low: int, high: int) -> Any:
+    text = query.get(key)
+    if text is None or text == "":
+        return default
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise InvalidRequest([Problem(key, f"expected a whole number {low}..{high}, got {text!r}")])
+    return int(text)
+
+
+def _submits(submission: Submission) -> dict[str, Any]:
+    return {
+        "jobDefinition": submission.job_definition,
+        "jobQueue": submission.job_queue,
+        "jobName": submission.job_name,
+    }
+
+
+def _last_run(record: Mapping[str, object]) -> dict[str, Any]:
+    return {key: record.get(key) for key in ("lastRunAt", "lastOutcome", "lastJobId")}
+
+
+def _filter(rule: EventFilter) -> dict[str, Any]:
+    return {
+        "jobQueues": sorted(rule.job_queues),
+        "statuses": sorted(rule.statuses),
+        "jobNamePrefix": rule.job_name_prefix,
+        "jobDefinitions": sorted(rule.job_definitions),
+    }
 
 
 def _attempt_number(text: str | None, job: Job) -> int | None:

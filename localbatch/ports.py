@@ -206,6 +206,53 @@ class TagTarget:
     revision: int | None = None
 
 
+@dataclass(frozen=True)
+class LoggedEvent:
+    """One entry of the event log, in ``seq`` order (1, 2, 3 ... never reused).
+
+    ``kind`` ``"job"``: a job's state change (its ``event``; ``job`` the job as saved with
+    it). Any other kind is a note the daemon wrote (a failed delivery, say): ``note`` holds
+    what it says, and ``job_id``/``job_queue``/``status`` the job event it is about, if any.
+    """
+
+    seq: int
+    at: EpochMs
+    kind: str
+    job_id: str | None = None
+    job_queue: str | None = None
+    status: str | None = None
+    job: Job | None = None
+    event: JobEvent | None = None
+    note: Mapping[str, object] = field(default_factory=dict)
+
+
+JOB_EVENT = "job"  # LoggedEvent.kind of a job's state change
+
+
+@dataclass(frozen=True)
+class EventLogQuery:
+    """Which entries of the event log to read, oldest first: those after ``after_seq``."""
+
+    after_seq: int = 0
+    job_queue: str | None = None
+    statuses: tuple[str, ...] = ()  # empty: every status (and notes about no job event)
+    kinds: tuple[str, ...] = ()  # empty: every kind
+    since: EpochMs | None = None  # only entries at or after this time
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class Note:
+    """What the daemon appends to the event log besides state changes (``kind`` not "job")."""
+
+    at: EpochMs
+    kind: str
+    body: Mapping[str, object]
+    job_id: str | None = None
+    job_queue: str | None = None
+    status: str | None = None
+
+
 class StateStore(Protocol):
     def register_job_definition(self, name: str, document: Mapping[str, object], now: EpochMs) -> JobDefinitionRecord:
         """Store a new ACTIVE revision (1, 2, 3, ... per name; never reused)."""
@@ -276,6 +323,30 @@ class StateStore(Protocol):
     def recent_jobs(self, job_definition_name: str, limit: int) -> list[Job]:
         """Up to ``limit`` ended jobs of the definition (any revision) that ran containers
         (array and multi-node parents left out), most recently stopped first; ties by job id."""
+        ...
+
+    def read_event_log(self, query: EventLogQuery) -> list[LoggedEvent]:
+        """Entries after ``query.after_seq`` that match it, oldest first, at most ``limit``.
+
+        Every state change saved through ``save_job(s)`` is an entry of kind "job", written
+        in the same transaction, except a job's first event (its submission: AWS sends no
+        event for it either); its ``job`` is the job as that save left it."""
+        ...
+
+    def last_event_seq(self) -> int:
+        """The newest entry's ``seq``; 0 when the log is empty."""
+        ...
+
+    def append_notes(self, notes: Sequence[Note]) -> list[int]:
+        """Append ``notes`` in order, in one transaction; their ``seq`` numbers."""
+        ...
+
+    def get_rule_states(self) -> dict[str, Mapping[str, object]]:
+        """What the daemon's schedules and triggers recorded about themselves, by name."""
+        ...
+
+    def put_rule_state(self, name: str, state: Mapping[str, object]) -> None:
+        """Insert or replace one rule's record (a JSON object)."""
         ...
 
     def put_compute_environment(self, environment: ComputeEnvironment) -> None:

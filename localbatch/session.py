@@ -25,7 +25,17 @@ from localbatch.core.definition import JobDefinition, PlatformCapability
 from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.errors import JobDefinitionError, JobDefinitionNotFound, JobNotFound
-from localbatch.extensions import EVENTS, INTERRUPT, LOGS, RESOURCES, STATUS, USAGE, Extensions
+from localbatch.extensions import (
+    EVENT_STREAM,
+    EVENTS,
+    INTERRUPT,
+    LOGS,
+    RESOURCES,
+    SCHEDULES,
+    STATUS,
+    USAGE,
+    Extensions,
+)
 
 _LIST_PAGE = 100  # ListJobs' largest page with a filter
 TERMINAL = tuple(s.value for s in JobStatus if s.is_terminal)  # as the API spells them
@@ -69,6 +79,10 @@ class LocalBackend:
             return self._extensions.events(_strings(params), {})
         if path == USAGE:
             return self._extensions.usage(_strings(params), {})
+        if path == EVENT_STREAM:
+            return self._extensions.event_stream(_strings(params), {})
+        if path == SCHEDULES:
+            return self._extensions.schedules(_strings(params), {})
         if path == STATUS:
             raise DaemonUnreachable(str(self._socket_path))
         raise ValueError(f"no extension at {path}")

@@ -542,6 +542,37 @@ def decode_event(row: Row) -> JobEvent:
     )
 
 
+def log_row(event: JobEvent, job: dict[str, object] | None, attempts: list[dict[str, object]]) -> dict[str, object]:
+    """The ``event_log`` row of a state change, with the job (its ``jobs`` and ``attempts``
+    rows) as the save left it; ``job`` None when the save did not carry the job."""
+    body: dict[str, object] = {**event_row(event)}
+    if job is not None:
+        body.update(job=job, attempts=attempts)
+    return {
+        "at": event.at,
+        "kind": "job",
+        "job_id": event.job_id,
+        "job_queue": None if job is None else job["job_queue"],
+        "status": event.to_status.value,
+        "body": dumps(body),
+    }
+
+
+def decode_log(row: Row) -> tuple[dict[str, Any], JobEvent | None, Job | None]:
+    """An ``event_log`` row's body, and for a state change its event and job (if kept)."""
+    body = loads(row["body"])
+    if not isinstance(body, dict):
+        raise ValueError("an event log body is not a JSON object")
+    if row["kind"] != "job":
+        return body, None, None
+    event = decode_event(body)
+    job_row_ = body.get("job")
+    if not isinstance(job_row_, dict):
+        return body, event, None
+    attempts = body.get("attempts") or []
+    return body, event, decode_job(job_row_, [decode_attempt(a) for a in attempts])
+
+
 # ---------------------------------------------------------------------------------------
 # Compute environments and job queues: one row each, tuples as JSON lists.
 

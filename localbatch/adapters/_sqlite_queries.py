@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from localbatch.adapters import _sqlite_codec as codec
 from localbatch.core.jobs import JobStatus
-from localbatch.ports import JobQuery
+from localbatch.ports import EventLogQuery, JobQuery
 
 
 def _named(columns: Sequence[str]) -> tuple[str, str]:
@@ -49,6 +49,36 @@ INSERT_EVENT = (
     "VALUES (:job_id, :at, :from_status, :to_status, :reason, :detail)"
 )
 SELECT_EVENTS = "SELECT job_id, at, from_status, to_status, reason, detail FROM events WHERE job_id = ? ORDER BY at, id"
+INSERT_LOG = (
+    "INSERT INTO event_log (at, kind, job_id, job_queue, status, body) "
+    "VALUES (:at, :kind, :job_id, :job_queue, :status, :body)"
+)
+LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM event_log"
+SELECT_RULE_STATES = "SELECT name, state FROM rule_states ORDER BY name"
+UPSERT_RULE_STATE = (
+    "INSERT INTO rule_states (name, state) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET state = excluded.state"
+)
+
+
+def read_event_log(query: EventLogQuery) -> tuple[str, dict[str, object]]:
+    """Entries after ``after_seq`` in ``seq`` order: a walk of the primary key, filtered."""
+    where = ["seq > :after"]
+    args: dict[str, object] = {"after": query.after_seq, "limit": query.limit}
+    if query.job_queue is not None:
+        where.append("job_queue = :queue")
+        args["queue"] = query.job_queue
+    if query.since is not None:
+        where.append("at >= :since")
+        args["since"] = query.since
+    for name, values in (("status", query.statuses), ("kind", query.kinds)):
+        if values:
+            marks = ", ".join(f":{name}{i}" for i in range(len(values)))
+            where.append(f"{name} IN ({marks})")
+            args.update({f"{name}{i}": value for i, value in enumerate(values)})
+    text = "SELECT seq, at, kind, job_id, job_queue, status, body FROM event_log WHERE "
+    return text + " AND ".join(where) + " ORDER BY seq LIMIT :limit", args
+
+
 SELECT_JOB = f"SELECT {JOB_COLS} FROM jobs WHERE job_id = ?"
 # Walks jobs_by_definition (partial: its WHERE repeated word for word); parents never ran.
 SELECT_RECENT_JOBS = (

@@ -5,7 +5,7 @@ version N-1 to N inside one write transaction, so a database is at one version o
 next, never in between; a database newer than this code is refused, never downgraded.
 Steps are appended, never edited: a shipped step is what every existing file went through.
 
-Version 9 (after all nine steps)::
+Version 10 (after all ten steps)::
 
     job_definitions(name, revision, status ACTIVE|INACTIVE, document JSON, created_at)
         PK (name, revision): list_job_definitions reads it in order. Revisions count 1, 2,
@@ -68,6 +68,13 @@ Version 9 (after all nine steps)::
                          NON_REPLENISHABLE, created_at, tags JSON)             (step 8)
         A NON_REPLENISHABLE total drops in the transaction that saves a job leaving STARTING
         or RUNNING (``SqliteStateStore.save_jobs``).
+    event_log(seq AUTOINCREMENT, at, kind, job_id, job_queue, status, body JSON)   (step 10)
+        The event stream (``localbatch events``), read by ``seq``. Kind "job": a state change
+        written by save_jobs with the change, ``body`` the job as saved ({"job": row,
+        "attempts": [rows], "from", "to", "reason", "detail"}); other kinds are the daemon's
+        notes (a failed delivery), ``body`` what they say. Appended, never updated.
+    rule_states(name PK, state JSON)                                           (step 10)
+        What each schedule and trigger remembers (last run, cursor): the daemon's to read.
         No foreign keys between queues, environments, policies and jobs: which references are
         allowed (deleting an environment a queue still names, say) is the service's rule.
 
@@ -226,6 +233,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE attempts ADD COLUMN usage TEXT",
         """CREATE INDEX jobs_by_definition ON jobs (job_definition_name, stopped_at DESC, job_id)
            WHERE stopped_at IS NOT NULL""",
+    ),
+    (
+        """CREATE TABLE event_log (
+            seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+            at          INTEGER NOT NULL,
+            kind        TEXT    NOT NULL,
+            job_id      TEXT,
+            job_queue   TEXT,
+            status      TEXT,
+            body        TEXT    NOT NULL
+        )""",
+        """CREATE TRIGGER event_log_no_update BEFORE UPDATE ON event_log
+           BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+        """CREATE TABLE rule_states (
+            name        TEXT    PRIMARY KEY,
+            state       TEXT    NOT NULL
+        )""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

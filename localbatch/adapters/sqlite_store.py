@@ -50,7 +50,17 @@ from localbatch.core.consumables import ConsumableResource
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
 from localbatch.errors import StateStoreError
-from localbatch.ports import ACTIVE, INACTIVE, TAGGABLE, JobDefinitionRecord, JobQuery, TagTarget
+from localbatch.ports import (
+    ACTIVE,
+    INACTIVE,
+    TAGGABLE,
+    EventLogQuery,
+    JobDefinitionRecord,
+    JobQuery,
+    LoggedEvent,
+    Note,
+    TagTarget,
+)
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStateStore"]
 
@@ -225,6 +235,8 @@ class SqliteStateStore:
         job_rows: list[dict[str, object]] = []
         attempts: dict[str, list[dict[str, object]]] = {}  # each job's attempts as last saved
         event_rows: list[dict[str, object]] = []
+        saved: dict[str, dict[str, object]] = {}
+        changed: list[JobEvent] = []
         for job, events in changes:
             numbers = [a.number for a in job.attempts]
             if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
@@ -235,6 +247,12 @@ class SqliteStateStore:
                 raise StateStoreError(f"job {job.job_id}: cannot be encoded: {exc}") from exc
             attempts[job.job_id] = [codec.attempt_row(job.job_id, attempt) for attempt in job.attempts]
             event_rows.extend(codec.event_row(event) for event in events)
+            saved[job.job_id] = job_rows[-1]
+            changed.extend(e for e in events if e.from_status is not None)
+        try:  # each state change goes to the event log with the job as this save leaves it
+            log_rows = [codec.log_row(e, saved.get(e.job_id), attempts.get(e.job_id, [])) for e in changed]
+        except ValueError as exc:
+            raise StateStoreError(f"saving jobs: an event cannot be encoded: {exc}") from exc
         doing = f"saving job {next(iter(attempts))}" if len(attempts) == 1 else f"saving {len(attempts)} jobs"
         with self._transaction(doing, write=True) as conn:
             self._use_up(conn, changes)
@@ -242,6 +260,7 @@ class SqliteStateStore:
             conn.executemany(sql.DELETE_ATTEMPTS, [(job_id,) for job_id in attempts])
             conn.executemany(sql.INSERT_ATTEMPT, [row for rows in attempts.values() for row in rows])
             conn.executemany(sql.INSERT_EVENT, event_rows)
+            conn.executemany(sql.INSERT_LOG, log_rows)
 
     @staticmethod
     def _use_up(conn: sqlite3.Connection, changes: Sequence[tuple[Job, Sequence[JobEvent]]]) -> None:
@@ -323,6 +342,64 @@ class SqliteStateStore:
             return [codec.decode_event(row) for row in rows]
         except ValueError as exc:
             raise self._decode(f"events of job {job_id}", exc) from exc
+
+    # -- the event log and the rules' records -----------------------------------------
+
+    def read_event_log(self, query: EventLogQuery) -> list[LoggedEvent]:
+        statement, args = sql.read_event_log(query)
+        found = []
+        for row in self._read("reading the event log", statement, args):
+            try:
+                body, event, job = codec.decode_log(row)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise self._decode(f"event log entry {row['seq']}", ValueError(str(exc))) from exc
+            found.append(
+                LoggedEvent(
+                    seq=row["seq"],
+                    at=row["at"],
+                    kind=row["kind"],
+                    job_id=row["job_id"],
+                    job_queue=row["job_queue"],
+                    status=row["status"],
+                    job=job,
+                    event=event,
+                    note={} if event is not None else body,
+                )
+            )
+        return found
+
+    def last_event_seq(self) -> int:
+        return int(self._read("reading the event log", sql.LAST_SEQ)[0][0])
+
+    def append_notes(self, notes: Sequence[Note]) -> list[int]:
+        try:
+            rows = [
+                {
+                    "at": n.at,
+                    "kind": n.kind,
+                    "job_id": n.job_id,
+                    "job_queue": n.job_queue,
+                    "status": n.status,
+                    "body": codec.dumps(dict(n.body)),
+                }
+                for n in notes
+            ]
+        except ValueError as exc:
+            raise StateStoreError(f"a note cannot be encoded: {exc}") from exc
+        with self._transaction("appending to the event log", write=True) as conn:
+            return [int(conn.execute(sql.INSERT_LOG, row).lastrowid or 0) for row in rows]
+
+    def get_rule_states(self) -> dict[str, Mapping[str, object]]:
+        rows = self._read("reading the rules' records", sql.SELECT_RULE_STATES)
+        return {row["name"]: self._loads(row["state"], "reading the rules' records") for row in rows}
+
+    def put_rule_state(self, name: str, state: Mapping[str, object]) -> None:
+        try:
+            text = codec.dumps(dict(state))
+        except ValueError as exc:
+            raise StateStoreError(f"rule {name!r}: its record cannot be encoded: {exc}") from exc
+        with self._transaction(f"saving the record of rule {name!r}", write=True) as conn:
+            conn.execute(sql.UPSERT_RULE_STATE, (name, text))
 
     def _jobs(self, doing: str, query: str, args: Sequence[object] | Mapping[str, object] = ()) -> list[Job]:
         """The jobs ``query`` selects (``sql.JOB_COLS``), in its order, with their attempts."""

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from localbatch import __version__
-from localbatch.cli import cloud, consumables, definitions, host, jobs, store, watch
+from localbatch.cli import cloud, consumables, definitions, events, host, jobs, store, watch
 from localbatch.cli.run import run
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ def main(
 app.command()(run)
 definitions.register_commands(app)
 jobs.register_commands(app)
+events.register_commands(app)
 host.register_commands(app)
 store.register_commands(app)
 cloud.register_commands(app)

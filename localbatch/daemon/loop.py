@@ -242,6 +242,7 @@ class ControlLoop:
         self._usage = UsageHistory()  # fair-share queues' consumption (scheduler rule 10)
         self._dirty = True
         self._next_timed_plan_ms: EpochMs | None = None  # when a waiting head crosses max_head_wait
+        self._saved_listeners: list[Callable[[], None]] = []
 
     # -- Notifier (called from API handler threads) ---------------------------------------------
 
@@ -263,6 +264,11 @@ class ControlLoop:
         when the job is not running by the time the loop takes it in."""
         self._inbox.put(("interrupt", job_id))
         self._wake.set()
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` on the loop's thread after each tick that saved changes (the
+        event log has new entries then). It must return at once (set an Event, say)."""
+        self._saved_listeners.append(listener)
 
     # -- what handlers may ask ------------------------------------------------------------------
 
@@ -377,6 +383,8 @@ class ControlLoop:
             if self._using_up:  # the save lowered the NON_REPLENISHABLE totals
                 self._using_up = []
                 self._consumables = tuple(self._store.list_consumable_resources())
+            for listener in self._saved_listeners:
+                listener()
         placed, self._to_launch = self._to_launch, []
         for job in placed:
             self._launch(job)

@@ -48,7 +48,7 @@ from localbatch.core.spot import SpotRehearsal
 from localbatch.core.staging import StagedInput, StagedOutput
 from localbatch.core.usage import AttemptUsage
 from localbatch.errors import StateStoreError
-from localbatch.ports import JobDefinitionRecord, JobQuery, StateStore, TagTarget
+from localbatch.ports import JOB_EVENT, EventLogQuery, JobDefinitionRecord, JobQuery, Note, StateStore, TagTarget
 
 S = JobStatus
 
@@ -1048,6 +1048,70 @@ class StateStoreContract:
         assert store.update_tags(TagTarget("job-queue", "q"), {}, ()) is None
         store.put_job_queue(JobQueue("q", 1, ()))
         assert store.update_tags(TagTarget("job-queue", "q"), {}, ()) == {}
+
+    # -- the event log and the rules' records -----------------------------------------
+
+    def test_state_changes_are_logged_in_order_with_the_job_as_saved(self, store: StateStore) -> None:
+        submitted = job("job-1", queue="q1")
+        store.save_job(submitted, [event("job-1", 1, S.SUBMITTED)])  # a submission: not logged
+        pending = dataclasses.replace(submitted, status=S.PENDING)
+        runnable = dataclasses.replace(submitted, status=S.RUNNABLE)
+        store.save_jobs(
+            [
+                (pending, [event("job-1", 2, S.PENDING, S.SUBMITTED)]),
+                (runnable, [event("job-1", 3, S.RUNNABLE, S.PENDING, "ready")]),
+            ]
+        )
+        logged = store.read_event_log(EventLogQuery())
+        assert [(e.seq, e.kind, e.status, e.job_queue) for e in logged] == [
+            (1, JOB_EVENT, "PENDING", "q1"),
+            (2, JOB_EVENT, "RUNNABLE", "q1"),
+        ]
+        assert logged[1].event == event("job-1", 3, S.RUNNABLE, S.PENDING, "ready")
+        assert logged[0].job == runnable  # the job as the save left it
+        assert store.last_event_seq() == 2
+
+    def test_event_log_pages_and_filters(self, store: StateStore) -> None:
+        for i, queue in enumerate(["a", "b", "a", "b"]):
+            store.save_job(
+                job(f"j{i}", queue=queue, status=S.RUNNABLE), [event(f"j{i}", 10 + i, S.RUNNABLE, S.PENDING)]
+            )
+        store.save_job(job("j0", queue="a", status=S.FAILED), [event("j0", 20, S.FAILED, S.RUNNABLE)])
+        notes = [Note(30, "delivery-failed", {"webhook": "w", "error": "boom"}, "j0", "a", "FAILED"), Note(31, "x", {})]
+        assert store.append_notes(notes) == [6, 7]
+        assert [e.seq for e in store.read_event_log(EventLogQuery(after_seq=2, limit=2))] == [3, 4]
+        assert [e.seq for e in store.read_event_log(EventLogQuery(job_queue="a"))] == [1, 3, 5, 6]
+        assert [e.seq for e in store.read_event_log(EventLogQuery(statuses=("FAILED",)))] == [5, 6]
+        assert [e.seq for e in store.read_event_log(EventLogQuery(kinds=("x",)))] == [7]
+        assert [e.seq for e in store.read_event_log(EventLogQuery(since=20))] == [5, 6, 7]
+        note = store.read_event_log(EventLogQuery(after_seq=5, limit=1))[0]
+        assert (note.kind, note.note, note.job_id, note.job, note.event) == (
+            "delivery-failed",
+            {"webhook": "w", "error": "boom"},
+            "j0",
+            None,
+            None,
+        )
+        assert store.last_event_seq() == 7
+
+    def test_a_failed_save_logs_nothing(self, store: StateStore) -> None:
+        bad = dataclasses.replace(job("j1"), attempts=(rich_job().attempts[0], rich_job().attempts[0]))
+        with pytest.raises(StateStoreError):
+            store.save_jobs([(job("j0", status=S.PENDING), [event("j0", 1, S.PENDING, S.SUBMITTED)]), (bad, [])])
+        assert store.read_event_log(EventLogQuery()) == []
+        assert store.last_event_seq() == 0
+
+    def test_rule_states_round_trip(self, store: StateStore) -> None:
+        assert store.get_rule_states() == {}
+        store.put_rule_state("nightly", {"cursor": 5, "last": None})
+        store.put_rule_state("after-train", {"cursor": 1})
+        store.put_rule_state("nightly", {"cursor": 9, "outcome": "submitted"})
+        assert store.get_rule_states() == {
+            "after-train": {"cursor": 1},
+            "nightly": {"cursor": 9, "outcome": "submitted"},
+        }
+        with pytest.raises(StateStoreError):
+            store.put_rule_state("bad", {"x": math.nan})
 
     # -- lifetime ---------------------------------------------------------------------
 

@@ -22,7 +22,18 @@ from localbatch.core import consumables
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopKind, StopRequest
 from localbatch.errors import StateStoreError
-from localbatch.ports import ACTIVE, INACTIVE, TAGGABLE, JobDefinitionRecord, JobQuery, TagTarget
+from localbatch.ports import (
+    ACTIVE,
+    INACTIVE,
+    JOB_EVENT,
+    TAGGABLE,
+    EventLogQuery,
+    JobDefinitionRecord,
+    JobQuery,
+    LoggedEvent,
+    Note,
+    TagTarget,
+)
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -69,6 +80,8 @@ class InMemoryStateStore:
         self._definitions: dict[str, list[JobDefinitionRecord]] = {}  # revisions in order
         self._jobs: dict[str, Job] = {}
         self._events: list[JobEvent] = []  # every job's, in append order
+        self._log: list[LoggedEvent] = []  # the event log; seq = position + 1
+        self._rules: dict[str, str] = {}  # rule name -> its record as JSON text
         self._environments: dict[str, ComputeEnvironment] = {}
         self._queues: dict[str, JobQueue] = {}
         self._policies: dict[str, SchedulingPolicy] = {}
@@ -148,7 +161,23 @@ class InMemoryStateStore:
                     if consumables.holds(before) and not consumables.holds(job.status):
                         self._use_up(job.consumable_resources)
                 status[job.job_id] = job.status
+            given = {job.job_id: job for job, _ in changes}  # the log keeps each job as given
             for job, events in changes:
+                for e in events:
+                    if e.from_status is not None:
+                        kept = given.get(e.job_id)
+                        self._log.append(
+                            LoggedEvent(
+                                seq=len(self._log) + 1,
+                                at=e.at,
+                                kind=JOB_EVENT,
+                                job_id=e.job_id,
+                                job_queue=None if kept is None else kept.job_queue,
+                                status=e.to_status.value,
+                                job=kept,
+                                event=e,
+                            )
+                        )
                 stored = self._jobs.get(job.job_id)
                 if job.stop_request is None and stored is not None and stored.stop_request is not None:
                     job = replace(job, stop_request=stored.stop_request)  # never cleared by a save
@@ -249,6 +278,62 @@ class InMemoryStateStore:
         with self._lock:
             self._check_open()
             return sorted((e for e in self._events if e.job_id == job_id), key=lambda e: e.at)
+
+    # -- the event log and the rules' records -----------------------------------------
+
+    def read_event_log(self, query: EventLogQuery) -> list[LoggedEvent]:
+        with self._lock:
+            self._check_open()
+            found = [
+                entry
+                for entry in self._log[query.after_seq :]
+                if (query.job_queue is None or entry.job_queue == query.job_queue)
+                and (not query.statuses or entry.status in query.statuses)
+                and (not query.kinds or entry.kind in query.kinds)
+                and (query.since is None or entry.at >= query.since)
+            ]
+            return found[: query.limit]
+
+    def last_event_seq(self) -> int:
+        with self._lock:
+            self._check_open()
+            return len(self._log)
+
+    def append_notes(self, notes: Sequence[Note]) -> list[int]:
+        with self._lock:
+            self._check_open()
+            try:
+                bodies = [json.loads(json.dumps(dict(n.body), allow_nan=False)) for n in notes]
+            except (TypeError, ValueError) as exc:
+                raise StateStoreError(f"a note cannot be encoded: {exc}") from exc
+            seqs = []
+            for note, body in zip(notes, bodies, strict=True):
+                self._log.append(
+                    LoggedEvent(
+                        seq=len(self._log) + 1,
+                        at=note.at,
+                        kind=note.kind,
+                        job_id=note.job_id,
+                        job_queue=note.job_queue,
+                        status=note.status,
+                        note=body,
+                    )
+                )
+                seqs.append(len(self._log))
+            return seqs
+
+    def get_rule_states(self) -> dict[str, Mapping[str, object]]:
+        with self._lock:
+            self._check_open()
+            return {name: json.loads(text) for name, text in sorted(self._rules.items())}
+
+    def put_rule_state(self, name: str, state: Mapping[str, object]) -> None:
+        with self._lock:
+            self._check_open()
+            try:
+                self._rules[name] = json.dumps(dict(state), allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise StateStoreError(f"rule {name!r}: its record cannot be encoded: {exc}") from exc
 
     # -- compute environments and job queues ------------------------------------------
 

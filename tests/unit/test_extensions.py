@@ -118,3 +118,75 @@ def test_events_are_the_jobs_history(world: Any) -> None:
     assert world.ext.events({"jobId": "j1"}, {})["submittedBy"] is None  # not recorded for this job
     world.store.save_job(replace(JOB, job_id="j2", submitted_by="alice"), [JobEvent("j2", 1, None, S.SUBMITTED)])
     assert world.ext.events({"jobId": "j2"}, {})["submittedBy"] == "alice"
+
+
+# -- the event stream -------------------------------------------------------------------------
+
+
+def test_event_stream_pages_as_eventbridge_events_and_long_polls(world: Any) -> None:
+    world.store.save_job(JOB, [JobEvent("j1", 1, None, S.SUBMITTED)])  # no event for a submission
+    world.store.save_job(replace(JOB, status=S.RUNNABLE), [JobEvent("j1", 1_000, S.SUBMITTED, S.RUNNABLE)])
+    world.store.save_job(replace(JOB, status=S.FAILED), [JobEvent("j1", 2_000, S.RUNNABLE, S.FAILED, "Cancelled")])
+    page = world.ext.event_stream({"limit": "1"}, {})
+    assert page["lastSeq"] == 1 and [e["seq"] for e in page["events"]] == [1]
+    event = page["events"][0]["event"]
+    assert (event["detail-type"], event["source"], event["time"]) == (
+        "Batch Job State Change",
+        "aws.batch",
+        "1970-01-01T00:00:01Z",
+    )
+    # the job as saved was FAILED by then; the event says the change it is about
+    assert event["detail"]["status"] == "RUNNABLE" and event["detail"]["jobId"] == "j1"
+    failed = world.ext.event_stream({"after": "1", "status": "failed"}, {})["events"]
+    assert [e["event"]["detail"]["statusReason"] for e in failed] == ["Cancelled"]
+    assert world.ext.event_stream({"jobQueue": "other"}, {}) == {"events": [], "lastSeq": 0}
+    empty = world.ext.event_stream({"after": "2", "waitSeconds": "1"}, {})  # waits its second, then answers
+    assert empty == {"events": [], "lastSeq": 2}
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [({"status": "DONE"}, "DONE: not a job status"), ({"after": "-1"}, "after"), ({"limit": "0"}, "limit")],
+)
+def test_event_stream_refuses_bad_queries(world: Any, query: dict[str, str], says: str) -> None:
+    with pytest.raises(InvalidRequest, match=says):
+        world.ext.event_stream(query, {})
+
+
+def test_schedules_lists_rules_with_next_and_last_run(world: Any, tmp_path: Any) -> None:
+    (tmp_path / "localbatch.toml").write_text(
+        '[[schedules]]\nname = "nightly"\nexpression = "cron(0 2 * * ? *)"\njob_definition = "hello"\n'
+        '[[triggers]]\nname = "after"\non_statuses = ["FAILED"]\njob_definition = "hello"\nstate = "DISABLED"\n'
+        '[[webhooks]]\nurl = "http://127.0.0.1:9/x"\nstatuses = ["FAILED"]\n'
+    )
+    settings = config.resolve(env={"LOCALBATCH_HOME": str(tmp_path)}, cwd=tmp_path)
+    ext = Extensions(
+        settings=settings,
+        store=world.store,
+        host=HostInventory(cpus=1, memory_mib=1024),
+        capacity=Resources(1, 1024, 0),
+        runtime=FakeRuntime(),
+        now_ms=lambda: 0,
+    )
+    world.store.put_rule_state("after", {"lastRunAt": 5, "lastOutcome": "submitted", "lastJobId": "j9"})
+    found = ext.schedules({}, {})
+    [nightly] = found["schedules"]
+    assert (nightly["nextRunAt"], nightly["lastRunAt"], nightly["jobName"]) == (2 * 3_600_000, None, "nightly")
+    [after] = found["triggers"]
+    assert (after["state"], after["onStatuses"], after["lastJobId"]) == ("DISABLED", ["FAILED"], "j9")
+    assert found["webhooks"] == [
+        {
+            "name": "webhook-1",
+            "url": "http://127.0.0.1:9/x",
+            "jobQueues": [],
+            "statuses": ["FAILED"],
+            "jobNamePrefix": None,
+            "jobDefinitions": [],
+            "maxAttempts": 5,
+        }
+    ]
+
+
+def test_a_long_poll_answers_at_once_when_the_server_closes(world: Any) -> None:
+    world.ext.close()  # the server stops: a 20 s wait is not waited out
+    assert world.ext.event_stream({"waitSeconds": "20"}, {}) == {"events": [], "lastSeq": 0}

@@ -25,6 +25,7 @@ SDK_HOMES = {
         "_jobdef_rules.py",
         "config.py",
         "cloud_settings.py",
+        "automation_settings.py",
         "validation.py",
     },
     "pydantic_core": {"_jobdef_rules.py", "validation.py"},

@@ -305,7 +305,7 @@ def test_version_1_database_upgrades_in_place(db: Path) -> None:
     make_v1(db, [(old, [event("old", 1, S.SUBMITTED)]), (retried, history)])
 
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 9
+        assert store.schema_version == SCHEMA_VERSION == 10
         loaded = store.get_job("old")
         assert loaded == old
         assert loaded is not None and loaded.runnable_at is None and loaded.stop_request is None
@@ -529,7 +529,7 @@ def test_version_6_jobs_upgrade_with_no_submitter(db: Path) -> None:
     finally:
         conn.close()
     with SqliteStateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 9
+        assert store.schema_version == SCHEMA_VERSION == 10
         assert store.get_job("old") == old
         new = dataclasses.replace(job("new"), submitted_by="alice")
         store.save_job(new, [event("new", 1, S.SUBMITTED)])

@@ -246,3 +246,26 @@ def test_an_oversized_request_is_refused_before_it_is_read_or_checked(listener):
         answer = raw.recv(65536)
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert dispatcher.calls == []
+
+
+def test_extensions_refuse_unsigned_requests_too(tmp_path):
+    """The event stream (and every /v1/localbatch/ extension) is behind the same signature."""
+    api_credentials.ensure_keyring(tmp_path)
+    api = Api(FakeDispatcher(), supported=SUPPORTED)
+    served: list[str] = []
+    api.add_extension("GET", "/v1/localbatch/event-stream", lambda query, body: served.append("x") or {})
+    server = TcpApiServer(
+        ("127.0.0.1", 0), api.with_authenticator(sigv4_authenticator(tmp_path)), poll_interval_s=FAST_POLL_S
+    )
+    server.start()
+    try:
+        host, port = server.address
+        connection = http.client.HTTPConnection(host, port, timeout=WAIT_S)
+        connection.request("GET", "/v1/localbatch/event-stream?after=0")
+        response = connection.getresponse()
+        assert response.status == 403
+        assert json.loads(response.read())["__type"] == "MissingAuthenticationTokenException"
+        connection.close()
+    finally:
+        server.shutdown(timeout_s=WAIT_S)
+    assert served == []
