@@ -21,6 +21,8 @@ from localbatch.adapters.docker_runtime import DockerRuntime
 from localbatch.adapters.host import NvmlGpuMeter, PsutilHostProbe
 from localbatch.adapters.sqlite_store import SqliteStateStore
 from localbatch.api.auth import sigv4_authenticator
+from localbatch.api.dashboard import PREFIX as DASHBOARD_PREFIX
+from localbatch.api.dashboard import Dashboard
 from localbatch.api.dispatch import BatchDispatcher
 from localbatch.api.logs_api import TARGET_PREFIX as LOGS_TARGET
 from localbatch.api.logs_api import LogsApi
@@ -190,6 +192,9 @@ def _engine(
             return CONTENT_TYPE, exposition(metrics.families(store, allocations, host)).encode()
 
         api.add_plain(METRICS_PATH, scrape)
+        # read-only pages on the same API, called in-process (the request was authenticated)
+        dashboard = Dashboard(LocalBackend(api, extensions, settings.socket_path))
+        api.add_pages(DASHBOARD_PREFIX, dashboard.handle)
     return _Engine(api, control, extensions)
 
 

@@ -179,11 +179,21 @@ def describe(backend: Backend, job_id: str) -> dict[str, Any]:
 
 
 def list_jobs(
-    backend: Backend, queues: Sequence[str], statuses: Sequence[str], limit: int, array_job_id: str | None = None
+    backend: Backend,
+    queues: Sequence[str],
+    statuses: Sequence[str],
+    limit: int,
+    array_job_id: str | None = None,
+    *,
+    name_prefix: str | None = None,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` job summaries, newest first, across ``queues`` (default: every queue)
     and ``statuses`` (default: every status), each with its ``jobQueue``: ListJobs per queue
-    and status, following ``nextToken``. With ``array_job_id``, that array's children by index."""
+    and status, following ``nextToken``. With ``array_job_id``, that array's children by index.
+    With ``name_prefix``: only jobs whose name starts with it (ListJobs' JOB_NAME filter,
+    case-insensitive, which takes every status: ``statuses`` are then kept from its answer)."""
+    if name_prefix is not None:
+        return _list_by_name(backend, queues, statuses, limit, name_prefix)
     if array_job_id is not None:
         scopes = [{"arrayJobId": array_job_id}]
     else:
@@ -198,6 +208,31 @@ def list_jobs(
         jobs.sort(key=lambda j: j["arrayProperties"]["index"])
     else:
         jobs.sort(key=lambda j: (-j["createdAt"], j["jobId"]))
+    return jobs[:limit]
+
+
+def _list_by_name(
+    backend: Backend, queues: Sequence[str], statuses: Sequence[str], limit: int, prefix: str
+) -> list[dict[str, Any]]:
+    names = queues or [q["jobQueueName"] for q in backend.call("DescribeJobQueues", {})["jobQueues"]]
+    wanted = set(statuses)
+    jobs: list[dict[str, Any]] = []
+    for name in names:
+        body: dict[str, Any] = {
+            "jobQueue": name,
+            "maxResults": _LIST_PAGE,
+            "filters": [{"name": "JOB_NAME", "values": [prefix + "*"]}],
+        }
+        while True:  # bounded by the queue's matching jobs, one page at a time
+            page = backend.call("ListJobs", body)
+            for job in page["jobSummaryList"]:
+                job.setdefault("jobQueue", name)
+                if not wanted or job["status"] in wanted:
+                    jobs.append(job)
+            if "nextToken" not in page or len(jobs) >= limit:
+                break
+            body["nextToken"] = page["nextToken"]
+    jobs.sort(key=lambda j: (-j["createdAt"], j["jobId"]))
     return jobs[:limit]
 
 

@@ -1,10 +1,12 @@
 """Who may call the TCP listener: every request signed with SigV4 by a key of the home's
 keyring (``api_credentials``), checked with botocore's signer (``awsbatch.sigv4``).
 
-One exception, for scrapers that cannot sign: ``GET /metrics`` (read-only counters) also
-accepts a key sent whole, as HTTP Basic (user = access key id, password = secret) or as
-``Authorization: Bearer <access key id>:<secret>``, compared in constant time. Nothing else
-accepts it, so a leaked scrape config can read metrics and do nothing more.
+One exception, for clients that cannot sign: ``GET /metrics`` (read-only counters, for
+scrapers) and ``GET /dashboard`` and its pages (read-only HTML, for browsers) also accept a key
+sent whole, as HTTP Basic (user = access key id, password = secret) or as ``Authorization:
+Bearer <access key id>:<secret>``, compared in constant time. Nothing else accepts it, so a
+leaked scrape config can read metrics and do nothing more. A dashboard request without a valid
+key gets 401 with ``WWW-Authenticate: Basic``, so a browser asks for the key.
 
 Batch operations are signed for service ``batch``, the CloudWatch Logs subset (an
 ``X-Amz-Target: Logs_20140328.*`` request) for ``logs``. A refused request gets 403 in AWS's
@@ -38,10 +40,11 @@ def sigv4_authenticator(home: Path, now: Callable[[], datetime] = lambda: dateti
     keys = _CachedKeyring(home)
 
     def authenticate(request: ApiRequest) -> str:
-        if request.method == "GET" and request.target.partition("?")[0] in PLAIN_KEY_PATHS:
+        path = request.target.partition("?")[0]
+        if request.method == "GET" and (path in PLAIN_KEY_PATHS or _is_dashboard(path)):
             header = request.headers.get("authorization", "")
             if not header.startswith("AWS4-"):
-                return _plain_key(header, keys.current())
+                return _plain_key(header, keys.current(), path)
         logs = request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX + ".")
         keyring = keys.current()
         try:
@@ -63,10 +66,15 @@ def sigv4_authenticator(home: Path, now: Callable[[], datetime] = lambda: dateti
     return authenticate
 
 
-PLAIN_KEY_PATHS = frozenset({"/metrics"})  # the only paths a key sent whole may read
+PLAIN_KEY_PATHS = frozenset({"/metrics"})  # with the dashboard's, the only paths a key sent whole may read
+DASHBOARD = "/dashboard"
 
 
-def _plain_key(header: str, keyring: Keyring) -> str:
+def _is_dashboard(path: str) -> bool:
+    return path == DASHBOARD or path.startswith(DASHBOARD + "/")
+
+
+def _plain_key(header: str, keyring: Keyring, path: str) -> str:
     """The name of the key ``header`` (Basic or Bearer) carries; 403 for anything else."""
     scheme, _, value = header.partition(" ")
     pair = ""
@@ -80,6 +88,13 @@ def _plain_key(header: str, keyring: Keyring) -> str:
     key_id, _, secret = pair.partition(":")
     key = keyring.find(key_id) if key_id else None
     if key is None or not hmac.compare_digest(secret.encode(), key.secret_access_key.encode()):
+        if _is_dashboard(path):
+            raise ApiError(
+                "UnrecognizedClientException",
+                401,
+                "the dashboard needs a key of `localbatch credentials` as HTTP Basic (user = access key id, "
+                "password = secret); `localbatch dashboard` prints them",
+            )
         raise ApiError(
             "UnrecognizedClientException",
             403,

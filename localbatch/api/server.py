@@ -80,6 +80,7 @@ STREAM_TYPE: Final = "application/octet-stream"
 _MAX_SOCKET_PATH_BYTES: Final = 107
 _EXTENSION_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE"})
 _PHRASES: Final = {status.value: status.phrase for status in HTTPStatus}
+_NO_STORE: Final = ("Cache-Control: no-store",)
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
@@ -109,6 +110,10 @@ class ApiRequest:
 # () -> (content type, body): a plain GET endpoint outside AWS's API (``/metrics``).
 PlainHandler: TypeAlias = "Callable[[], tuple[str, bytes]]"
 
+# (path, query parameters, last value wins) -> (HTTP status, content type, body): pages under a
+# prefix outside AWS's API (the web dashboard).
+PageHandler: TypeAlias = "Callable[[str, dict[str, str]], tuple[int, str, bytes]]"
+
 # Raises ApiError (e.g. 403) to refuse a request before anything else looks at it; else
 # returns who is calling (an access key's name), which ``principal.current_principal()``
 # gives the dispatcher while the request is handled.
@@ -126,6 +131,7 @@ class ApiResponse:
     content_type: str = JSON_TYPE
     error_code: str | None = None
     stream: Iterator[bytes] | None = None
+    headers: tuple[str, ...] = ()  # more header lines ("Name: value")
     operation: str = field(default="-", compare=False)  # for the request log
 
 
@@ -156,6 +162,7 @@ class Api:
         self._extensions: dict[tuple[str, str], ExtensionHandler] = {}
         self._targets: dict[str, Dispatcher] = {}
         self._plain: dict[str, PlainHandler] = {}
+        self._pages: dict[str, PageHandler] = {}
         if self._supported is not None and not self._supported <= self._routes.operations:
             unknown = ", ".join(sorted(self._supported - self._routes.operations))
             raise ValueError(f"not AWS Batch operations: {unknown}")
@@ -167,6 +174,7 @@ class Api:
         api._extensions = self._extensions
         api._targets = self._targets
         api._plain = self._plain
+        api._pages = self._pages
         return api
 
     def add_json_target(self, prefix: str, handler: Dispatcher) -> None:
@@ -180,6 +188,13 @@ class Api:
         if path.startswith((EXTENSION_PREFIX, "/v1/")) or "?" in path or path in self._plain:
             raise ValueError(f"not a free plain path: {path!r}")
         self._plain[path] = handler
+
+    def add_pages(self, prefix: str, handler: PageHandler) -> None:
+        """Serve ``handler`` at ``GET prefix`` and every ``GET prefix/...`` (the dashboard's
+        HTML), behind the same authenticator as every request."""
+        if prefix.startswith("/v1") or "?" in prefix or prefix.endswith("/") or prefix in self._pages:
+            raise ValueError(f"not a free page prefix: {prefix!r}")
+        self._pages[prefix] = handler
 
     def add_extension(self, method: str, path: str, handler: ExtensionHandler) -> None:
         """Serve ``handler`` at ``method`` + exact ``path`` (under ``/v1/localbatch/``)."""
@@ -230,6 +245,14 @@ class Api:
                         raise client_error(f"{request.method} is not allowed on {path}; use GET", 405)
                     content_type, body = plain()
                     return ApiResponse(200, request_id, body, content_type, operation=path)
+                page = self._page(path)
+                if page is not None:
+                    operation = path
+                    if request.method != "GET":
+                        raise client_error(f"{request.method} is not allowed on {path}; use GET", 405)
+                    params = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+                    status, content_type, body = page(path, params)
+                    return ApiResponse(status, request_id, body, content_type, operation=path, headers=_NO_STORE)
                 if path.startswith(EXTENSION_PREFIX):
                     operation = path
                     return self._extension(request, path, query, request_id)
@@ -244,10 +267,17 @@ class Api:
             return self.error_response(to_api_error(exc, request_id=request_id), request_id, operation)
 
     def error_response(self, error: ApiError, request_id: str | None = None, operation: str = "-") -> ApiResponse:
-        """``error`` in AWS's shape."""
+        """``error`` in AWS's shape (a 401 asks for HTTP Basic, as a browser needs)."""
         body = _encode({"__type": error.code, "message": error.message})
         rid = request_id if request_id is not None else str(uuid.uuid4())
-        return ApiResponse(error.status, rid, body, error_code=error.code, operation=operation)
+        headers = ('WWW-Authenticate: Basic realm="localbatch", charset="UTF-8"',) if error.status == 401 else ()
+        return ApiResponse(error.status, rid, body, error_code=error.code, operation=operation, headers=headers)
+
+    def _page(self, path: str) -> PageHandler | None:
+        for prefix, handler in self._pages.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return handler
+        return None
 
     def _extension(self, request: ApiRequest, path: str, query: str, request_id: str) -> ApiResponse:
         handler = self._extensions.get((request.method, path))
@@ -570,6 +600,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             f"HTTP/1.1 {response.status} {_PHRASES.get(response.status, 'Unknown')}",
             f"Content-Type: {response.content_type}",
             f"x-amzn-RequestId: {response.request_id}",
+            *response.headers,
             *extra,
         ]
         if response.error_code is not None:

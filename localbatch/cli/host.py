@@ -193,8 +193,43 @@ def credentials(
             )
 
 
+@handles_errors
+def dashboard(
+    name: Annotated[str, typer.Option(help="Log in with this key (default: the owner's).")] = api_credentials.OWNER,
+    json_: Annotated[bool, typer.Option("--json", help="Print URL, user and password as JSON.")] = False,
+) -> None:
+    """Where the running daemon serves its read-only web dashboard, and how to log in.
+
+    The dashboard is on the daemon's TCP listener (``[api] listen`` or ``daemon start
+    --listen``), at /dashboard; the browser logs in with HTTP Basic: user = access key id,
+    password = secret access key (`localbatch credentials`)."""
+    current = settings()
+    current.prepare_home()
+    endpoint = api_credentials.read_endpoint(current.home)
+    if endpoint is None or not bootstrap.daemon_answers(current):
+        raise UsageError(
+            "no daemon serves a TCP listener for this home: start one with "
+            "`localbatch daemon start --listen 127.0.0.1:8750` (or `[api] listen` in the config)"
+        )
+    key = api_credentials.ensure_keyring(current.home).named(name)
+    if key is None:
+        raise UsageError(f"--name {name}: no such key; add one with `localbatch credentials --add {name}`")
+    url = f"{endpoint}/dashboard"
+    if json_:
+        print_json({"url": url, "user": key.access_key_id, "password": key.secret_access_key})
+        return
+    typer.echo(url)
+    typer.echo(f"user:     {key.access_key_id}")
+    typer.echo(f"password: {key.secret_access_key}")
+    render.stderr().print(
+        "log in with HTTP Basic when the browser asks; the listener has no TLS: keep it on loopback",
+        highlight=False,
+    )
+
+
 def register_commands(app: typer.Typer) -> None:
     app.command()(queues)
     app.command()(resources)
     app.add_typer(daemon_app, name="daemon")
     app.command()(credentials)
+    app.command()(dashboard)
