@@ -39,7 +39,13 @@ def test_every_user_value_is_escaped() -> None:
     listing = text(render_jobs(jobs, [EVIL], queue=EVIL, prefix=EVIL))
     detail = text(
         render_job(
-            {"jobId": EVIL, "jobName": EVIL, "status": "RUNNING", "statusReason": EVIL, "container": {"command": [EVIL]}},
+            {
+                "jobId": EVIL,
+                "jobName": EVIL,
+                "status": "RUNNING",
+                **{"statusReason": EVIL},
+                "container": {"command": [EVIL]},
+            },
             EVIL,
         )
     )
@@ -157,7 +163,8 @@ def test_a_browser_gets_a_basic_challenge_then_the_page_with_the_key(listener: A
     status, _, _ = get(server, "/dashboard", basic(key.access_key_id, "wrong"))
     assert status == 401
     assert served == []
-    status, headers, body = get(server, "/dashboard/jobs?queue=default", basic(key.access_key_id, key.secret_access_key))
+    login = basic(key.access_key_id, key.secret_access_key)
+    status, headers, body = get(server, "/dashboard/jobs?queue=default", login)
     assert (status, body) == (200, b"<p>ok</p>")
     assert headers["content-type"].startswith("text/html") and headers["cache-control"] == "no-store"
     assert served == ["/dashboard/jobs"]
