@@ -248,6 +248,10 @@ class ControlLoop:
         self._inbox.put(("interrupt", job_id))
         self._wake.set()
 
+    def _woken(self, _: object = None) -> None:
+        """A launch finished or a container's output ended: tick now rather than at the next poll."""
+        self._wake.set()
+
     # -- what handlers may ask ------------------------------------------------------------------
 
     def waiting_reason(self, job_id: str) -> str | None:
@@ -509,6 +513,7 @@ class ControlLoop:
         )
         abandoned = threading.Event()
         future = self._pool.submit(self._create_and_start, request, abandoned, main_container, self._staging(job))
+        future.add_done_callback(self._woken)  # the job is RUNNING (or failed) at once, not at the next poll
         self._launching[job.job_id] = _Launching(future, abandoned)
 
     def _staging(self, job: Job) -> _Staging | None:
@@ -635,8 +640,9 @@ class ControlLoop:
         if fresh_log:  # re-adopted: the engine still has everything; rewrite the file from it
             path.unlink(missing_ok=True)
         try:
+            # Its output ends when the container stops: the loop looks at once, not at its next poll.
             pump: logs.LogPump | None = logs.LogPump(
-                self._runtime.logs(container_id), path, name=f"log-{job.job_id[:8]}"
+                self._runtime.logs(container_id), path, name=f"log-{job.job_id[:8]}", on_end=self._woken
             )
         except ContainerRuntimeError as exc:  # the job runs on; only its output is lost
             logger.warning("job=%s: cannot read its container's output: %s", job.job_id, exc)
