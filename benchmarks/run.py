@@ -23,18 +23,23 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-BENCHMARKS = ("scheduler", "store", "api", "daemon", "endpoint", "transfer")
+BENCHMARKS = ("scheduler", "store", "api", "daemon", "endpoint", "transfer", "overhead", "packing", "peer")
+# What ``make bench-quick`` runs: everyday figures, under 3 minutes (the S3 transfers are left out).
+QUICK = ("scheduler", "store", "api", "daemon", "endpoint", "overhead", "packing", "peer")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs, fewer repeats")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: " + ", ".join(BENCHMARKS))
+    parser.add_argument("--only", help="comma-separated: " + ", ".join(BENCHMARKS))
     args = parser.parse_args()
+    if args.only is None:
+        args.only = ",".join(QUICK if args.quick else BENCHMARKS)
     console = Console()
     figures: dict[str, float] = {}
     seconds: dict[str, float] = {}
+    load_before = os.getloadavg()
     for name in [n.strip() for n in args.only.split(",") if n.strip()]:
         if name not in BENCHMARKS:
             parser.error(f"--only: no benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
@@ -54,6 +59,9 @@ def main() -> None:
         "quick": args.quick,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "seconds": seconds,
+        # The machine may be shared: how busy it was, 1-minute load average before and after.
+        "load_average_before": round(load_before[0], 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
         **figures,
     }
     RESULTS.mkdir(exist_ok=True)
