@@ -9,9 +9,8 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -50,8 +49,9 @@ def definition(name: str, command: Sequence[str], vcpus: float, memory_mib: int)
     }
 
 
-def wait_all(describe: Callable[[list[str]], list[dict[str, Any]]], ids: Sequence[str], timeout_s: float,
-             every_s: float = 0.1) -> tuple[float, dict[str, dict[str, Any]]]:
+def wait_all(
+    describe: Callable[[list[str]], list[dict[str, Any]]], ids: Sequence[str], timeout_s: float, every_s: float = 0.1
+) -> tuple[float, dict[str, dict[str, Any]]]:
     """Poll ``describe`` (at most 100 ids a call) until every job ended: when the last was seen
     ended (``time.perf_counter()``) and every job's detail. Raises after ``timeout_s``."""
     deadline = time.perf_counter() + timeout_s

@@ -47,6 +47,7 @@ from localbatch.extensions import STATUS
 REPO = Path(__file__).resolve().parents[1]
 HELLO = REPO / "jobdefs" / "hello.toml"
 IDLE_S = 30
+ACTIVE_STORED = 1_500  # the smallest store bench_store.fill makes (its 1,000 jobs in flight, and more)
 CONFIG = '[[compute_environments]]\nname = "parked"\nmax_vcpus = 2\nstate = "DISABLED"\n' + "".join(
     f'\n[[job_queues]]\nname = "{q}"\npriority = {i}\ncompute_environments = ["parked"]\n' for i, q in enumerate(QUEUES)
 )
@@ -185,6 +186,11 @@ def run(submits: int, stored: int, idle_s: float, array: int, chains: tuple[int,
         with daemon(home):
             results["cli_ls_s_100k_daemon"] = round(_ls_s(env, home.parent), 3)
     return results
+
+
+def smoke() -> dict[str, float]:
+    """Tiny inputs, for ``pytest -m bench_smoke``: the harness runs; the figures mean nothing."""
+    return run(submits=20, stored=ACTIVE_STORED, idle_s=0.5, array=20, chains=(5, 10))
 
 
 if __name__ == "__main__":

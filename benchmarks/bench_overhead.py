@@ -60,7 +60,9 @@ def direct(client: docker.DockerClient, n: int, workers: int, label: str) -> tup
     spec = ContainerSpec(image=_batch.IMAGE, command=("true",), resources=Resources(VCPUS, MEMORY_MIB))
 
     def one(i: int) -> float:
-        request = ContainerRequest(name=f"lbbench-direct-{label}-{i}", spec=spec, environment={}, labels={_batch.BENCH_LABEL: label})
+        request = ContainerRequest(
+            name=f"lbbench-direct-{label}-{i}", spec=spec, environment={}, labels={_batch.BENCH_LABEL: label}
+        )
         kwargs = container_create_kwargs(request, network_mode="host", cpu_limit="shares")
         container = client.containers.create(**kwargs)
         container.start()
@@ -154,6 +156,11 @@ def run(n: int, repeats: int, idle_jobs: int) -> dict[str, float]:
 
 def measure(quick: bool) -> dict[str, float]:
     return run(n=20 if quick else 100, repeats=2 if quick else 3, idle_jobs=3 if quick else 10)
+
+
+def smoke() -> dict[str, float]:
+    """Tiny inputs, for ``pytest -m bench_smoke``: the harness runs; the figures mean nothing."""
+    return run(n=2, repeats=1, idle_jobs=1)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Repeats: 3 (quick: 1), localbatch and FIFO alternating; median, ``_min``/``_max`
 from __future__ import annotations
 
 import json
-import math
 import random
 import shlex
 import subprocess
@@ -155,6 +154,11 @@ def measure(quick: bool) -> dict[str, float]:
     if quick:
         return run(count=12, longest_s=3, repeats=1)
     return run(count=40, longest_s=6, repeats=3)
+
+
+def smoke() -> dict[str, float]:
+    """Tiny inputs, for ``pytest -m bench_smoke``: the harness runs; the figures mean nothing."""
+    return run(count=3, longest_s=1, repeats=1)
 
 
 if __name__ == "__main__":

@@ -179,5 +179,10 @@ def measure(quick: bool) -> dict[str, float]:
     return run(n=5 if quick else 100)
 
 
+def smoke() -> dict[str, float]:
+    """Tiny inputs, for ``pytest -m bench_smoke``: the harness runs; the figures mean nothing."""
+    return run(n=2)
+
+
 if __name__ == "__main__":
     print(json.dumps(measure("--quick" in sys.argv[1:]), indent=2))

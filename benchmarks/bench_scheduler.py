@@ -95,9 +95,7 @@ def with_distinct_sizes(runnable: list[RunnableJob], seed: int = 11) -> list[Run
     ]
 
 
-def _time_ms(
-    settings: SchedulerSettings, repeats: int, distinct_sizes: bool = False, count: int = JOBS
-) -> list[float]:
+def _time_ms(settings: SchedulerSettings, repeats: int, distinct_sizes: bool = False, count: int = JOBS) -> list[float]:
     runnable, allocations = build_input(count=count)
     if distinct_sizes:
         runnable = with_distinct_sizes(runnable)
@@ -199,6 +197,11 @@ def run(repeats: int, sizes: tuple[int, ...], large_repeats: int, count: int = J
         "scheduler_pass_ms_10k_array_children": round(statistics.median(_array_pass_ms(repeats)), 2),
         "scheduler_pass_ms_10k_fair_share": round(statistics.median(_fair_share_pass_ms(repeats)), 2),
     }
+
+
+def smoke() -> dict[str, float]:
+    """Tiny inputs, for ``pytest -m bench_smoke``: the harness runs; the figures mean nothing."""
+    return run(repeats=1, sizes=(1_000,), large_repeats=1, count=500)
 
 
 if __name__ == "__main__":
