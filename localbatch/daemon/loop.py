@@ -5,7 +5,9 @@ the loop through its ``Notifier`` methods. Each ``tick(now)`` then runs, in orde
 
 1. take in what handlers recorded;
 2. collect finished container launches (running, or failed to start);
-3. collect exits (one engine listing per tick, not one waiter per container);
+3. collect exits: one engine listing per poll (``poll_s``), not one waiter per container; a
+   tick woken between polls (a launch finished, a container's output ended, so it stopped)
+   inspects only the containers whose output ended;
 4. apply stop requests (an array parent's pass to its children), attempt timeouts and Spot
    reclaims (``core.spot``);
 5. move SUBMITTED jobs on, and the PENDING ones whose dependencies ended (``core.dependencies``:
@@ -74,7 +76,7 @@ from localbatch.core.scheduler import (
 )
 from localbatch.daemon import staging as transfers
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
-from localbatch.ports import Bind, Clock, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
+from localbatch.ports import Bind, Clock, ContainerExit, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +228,7 @@ class ControlLoop:
         self._usage = UsageHistory()  # fair-share queues' consumption (scheduler rule 10)
         self._dirty = True
         self._next_timed_plan_ms: EpochMs | None = None  # when a waiting head crosses max_head_wait
+        self._listed_at: EpochMs | None = None  # when _collect_exits last listed the engine's containers
 
     # -- Notifier (called from API handler threads) ---------------------------------------------
 
@@ -662,12 +665,19 @@ class ControlLoop:
     def _collect_exits(self, now: EpochMs, changes: dict[str, Change]) -> None:
         if not self._flights:
             return
-        try:
-            listed = self._runtime.list_containers({naming.LABEL_HOME: self._settings.home_id})
-        except ContainerRuntimeError as exc:  # the engine is restarting, say: look again next tick
-            logger.warning("cannot list containers: %s", exc)
-            return
-        running = {c.container_id: c.running for c in listed}
+        exits: dict[str, ContainerExit] = {}
+        if self._listed_at is not None and now - self._listed_at < self._poll_s * 1000:
+            # Woken between polls (a launch finished, a container's output ended): no listing,
+            # only the containers whose output ended are looked at, one inspect each.
+            running = self._exits_of_ended_output(exits)
+        else:
+            try:
+                listed = self._runtime.list_containers({naming.LABEL_HOME: self._settings.home_id})
+            except ContainerRuntimeError as exc:  # the engine is restarting, say: look again next tick
+                logger.warning("cannot list containers: %s", exc)
+                return
+            self._listed_at = now
+            running = {c.container_id: c.running for c in listed}
         for job_id, flight in list(self._flights.items()):
             if running.get(flight.container_id, False):
                 continue
@@ -680,7 +690,7 @@ class ControlLoop:
             if flight.pump is not None and flight.pump.is_alive() and now - flight.exited_at < _DRAIN_MS:
                 continue  # its last output is still on its way to the log file
             try:
-                ending = self._ending(flight, flight.container_id in running)
+                ending = self._ending(flight, flight.container_id in running, exits.get(flight.container_id))
             except ContainerRuntimeError as exc:
                 logger.warning("job=%s: cannot read its container's exit yet: %s", job_id, exc)
                 continue
@@ -749,8 +759,27 @@ class ControlLoop:
             if job is not None:
                 self._attempt_over(job, uploading.flight, ending, changes)
 
-    def _ending(self, flight: Flight, exists: bool) -> AttemptOutcome:
-        exit_ = self._runtime.wait(flight.container_id, 0) if exists else None
+    def _exits_of_ended_output(self, exits: dict[str, ContainerExit]) -> dict[str, bool]:
+        """Between listings: every flight counts as running but those whose output ended and
+        whose container has an exit, which goes into ``exits``. One that cannot be read yet
+        waits for the next listing."""
+        running: dict[str, bool] = {}
+        for flight in self._flights.values():
+            running[flight.container_id] = True
+            if flight.pump is None or flight.pump.is_alive():
+                continue
+            try:
+                exit_ = self._runtime.wait(flight.container_id, 0)
+            except ContainerRuntimeError:
+                continue
+            if exit_ is not None:
+                running[flight.container_id] = False
+                exits[flight.container_id] = exit_
+        return running
+
+    def _ending(self, flight: Flight, exists: bool, exit_: ContainerExit | None = None) -> AttemptOutcome:
+        if exit_ is None and exists:
+            exit_ = self._runtime.wait(flight.container_id, 0)
         if exit_ is None:
             return outcome.lost("Container vanished: it was removed from the engine while the job ran")
         if flight.stop_cause is Ending.TIMED_OUT:
