@@ -17,6 +17,7 @@ measured is SigV4 verification, validation, the store and the loop.
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -51,6 +52,7 @@ def _submits(client: Any, count: int, queue: str, definition: str) -> float:
 
 
 def _moto(count: int) -> float:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # not a line per request in the table
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
