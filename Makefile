@@ -85,10 +85,10 @@ test-unit: install ## Fast tests only (no Docker)
 test-integration: install images browser ## Tests on the real engine only
 	$(BIN)/pytest tests/integration
 
-bench: install images ## Measure: scheduler, store, API, daemon, S3 transfers (figures in benchmarks/results/)
+bench: install images ## Measure: against raw Docker, FIFO and moto; scheduler, store, API, daemon, S3 (benchmarks/results/)
 	$(BIN)/python -m benchmarks.run
 
-bench-quick: install images ## The same with smaller inputs (a few minutes)
+bench-quick: install images ## The same with smaller inputs, without the S3 transfers (under 3 minutes)
 	$(BIN)/python -m benchmarks.run --quick
 
 lint: install ## ruff check and format check

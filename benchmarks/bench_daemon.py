@@ -5,7 +5,9 @@ socket, on this machine's Docker engine. Its one compute environment is DISABLED
 queue and nothing runs: what is measured is the API, the store and the control loop.
 
     daemon_idle_cpu_percent     CPU of an idle daemon (no jobs), over ``IDLE_S`` seconds
-    daemon_idle_rss_mib         its resident memory then
+    daemon_idle_rss_mib         its resident memory then (quick: over 5 s)
+    daemon_rss_mib_10k_queued   its resident memory with every job below waiting: the submits and
+                                the array's 10,000 children, all RUNNABLE (``daemon_queued_jobs``)
     daemon_submit_s_10k         10,000 SubmitJob calls, one client on one keep-alive connection,
                                 through validation, the store and the loop (quick: 2,000, scaled)
     daemon_submits_per_s        the same, as a rate
@@ -44,7 +46,8 @@ from localbatch.extensions import STATUS
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = REPO / "jobdefs" / "hello.toml"
-IDLE_S = 10
+IDLE_S = 30
+ACTIVE_STORED = 1_500  # the smallest store bench_store.fill makes (its 1,000 jobs in flight, and more)
 CONFIG = '[[compute_environments]]\nname = "parked"\nmax_vcpus = 2\nstate = "DISABLED"\n' + "".join(
     f'\n[[job_queues]]\nname = "{q}"\npriority = {i}\ncompute_environments = ["parked"]\n' for i, q in enumerate(QUEUES)
 )
@@ -145,29 +148,37 @@ def _ls_s(env: dict[str, str], cwd: Path, repeats: int = 3) -> float:
 
 
 def measure(quick: bool) -> dict[str, float]:
-    submits = 2_000 if quick else 10_000
-    stored = 20_000 if quick else 100_000
+    if quick:
+        return run(submits=2_000, stored=20_000, idle_s=IDLE_S / 6, array=10_000, chains=(1_000, 2_000))
+    return run(submits=10_000, stored=100_000, idle_s=IDLE_S, array=10_000, chains=(1_000, 2_000))
+
+
+def run(submits: int, stored: int, idle_s: float, array: int, chains: tuple[int, int]) -> dict[str, float]:
+    """The figures above at these sizes; the names keep their nominal sizes (``_10k``)."""
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="lb-bench-") as tmp:
         home = Path(tmp) / "a" / "home"
         home.parent.mkdir(parents=True)
         with daemon(home) as (client, pid):
             time.sleep(2)  # past start-up
-            cpu, rss = _idle(pid, IDLE_S / 2 if quick else IDLE_S)
+            cpu, rss = _idle(pid, idle_s)
             results["daemon_idle_cpu_percent"] = round(cpu, 2)
             results["daemon_idle_rss_mib"] = round(rss, 1)
             seconds = _submits(client, submits)
-            response_s, runnable_s = _array(client, 10_000)
+            response_s, runnable_s = _array(client, array)
             results["array_submit_s_10k"] = round(response_s, 3)
             results["array_runnable_s_10k"] = round(runnable_s, 3)
-            results["chain_fail_ms_1k"] = round(_chain_ms(client, 1_000), 1)
-            results["chain_fail_ms_2k"] = round(_chain_ms(client, 2_000), 1)
+            # Every job so far waits (the environment is DISABLED): the submits and the array's children.
+            results["daemon_queued_jobs"] = submits + array
+            results["daemon_rss_mib_10k_queued"] = round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+            results["chain_fail_ms_1k"] = round(_chain_ms(client, chains[0]), 1)
+            results["chain_fail_ms_2k"] = round(_chain_ms(client, chains[1]), 1)
         results["daemon_submit_s_10k"] = round(seconds * 10_000 / submits, 2)
         results["daemon_submits_per_s"] = round(submits / seconds, 1)
 
         home = Path(tmp) / "b" / "home"
         home.parent.mkdir(parents=True)
-        env = _environment(home)
+        env = _environment(home, CONFIG)
         store = SqliteStateStore(config.resolve(env=env, cwd=home.parent).database_path)
         fill(store, stored)
         store.close()
@@ -175,6 +186,11 @@ def measure(quick: bool) -> dict[str, float]:
         with daemon(home):
             results["cli_ls_s_100k_daemon"] = round(_ls_s(env, home.parent), 3)
     return results
+
+
+def smoke() -> dict[str, float]:
+    """Tiny inputs, for ``pytest -m bench_smoke``: the harness runs; the figures mean nothing."""
+    return run(submits=20, stored=ACTIVE_STORED, idle_s=0.5, array=20, chains=(5, 10))
 
 
 if __name__ == "__main__":

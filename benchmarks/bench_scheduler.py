@@ -1,4 +1,5 @@
-"""One scheduling pass over 10,000 runnable jobs in 5 queues (issue 3: under 50 ms).
+"""One scheduling pass over 10,000 runnable jobs in 5 queues (issue 3: under 50 ms; issue 8: also
+1,000 and 100,000 jobs, ``scheduler_pass_ms_1k`` / ``_100k``, 100k under 0.5 s).
 
 The input is seeded and realistic for a big workstation: a 32-vCPU, 128 GiB, 4-GPU host cut into
 three compute environments whose sum exceeds it, five queues of different priorities sharing
@@ -54,13 +55,13 @@ SIZES = (
 GPU_SIZES: tuple[tuple[float, int, int], ...] = ((1, 4096, 1), (2, 8192, 1), (4, 16_384, 2))
 
 
-def build_input(seed: int = 7) -> tuple[list[RunnableJob], list[Allocation]]:
-    """10,000 runnable jobs, plus the allocations a first pass over a larger set started."""
+def build_input(seed: int = 7, count: int = JOBS) -> tuple[list[RunnableJob], list[Allocation]]:
+    """``count`` runnable jobs, plus the allocations a first pass over a larger set started."""
     rng = random.Random(seed)
     sizes = [size for size, _ in SIZES]
     weights = [weight for _, weight in SIZES]
     jobs = []
-    for n in range(JOBS + 200):
+    for n in range(count + 200):
         queue = rng.choice(QUEUES)
         vcpus: float
         if queue.name == "training":
@@ -77,7 +78,7 @@ def build_input(seed: int = 7) -> tuple[list[RunnableJob], list[Allocation]]:
         Allocation(p.job_id, p.compute_environment, by_id[p.job_id].resources, p.gpu_ids) for p in first.placements
     ]
     started = {p.job_id for p in first.placements}
-    runnable = [job for job in jobs if job.job_id not in started][:JOBS]
+    runnable = [job for job in jobs if job.job_id not in started][:count]
     # A third of them have just ended, so this pass has room to place jobs, and to backfill.
     return runnable, allocations[::3] + allocations[1::3]
 
@@ -94,8 +95,8 @@ def with_distinct_sizes(runnable: list[RunnableJob], seed: int = 11) -> list[Run
     ]
 
 
-def _time_ms(settings: SchedulerSettings, repeats: int, distinct_sizes: bool = False) -> list[float]:
-    runnable, allocations = build_input()
+def _time_ms(settings: SchedulerSettings, repeats: int, distinct_sizes: bool = False, count: int = JOBS) -> list[float]:
+    runnable, allocations = build_input(count=count)
     if distinct_sizes:
         runnable = with_distinct_sizes(runnable)
     plan(runnable, QUEUES, ENVIRONMENTS, allocations, HOST, NOW, settings)  # warm-up
@@ -158,19 +159,36 @@ def _fair_share_pass_ms(repeats: int, seed: int = 5) -> list[float]:
     return sorted(times_ms[1:])  # the first is a warm-up
 
 
+def _size_name(size: int) -> str:
+    return f"{size // 1000}k" if size >= 1000 else str(size)
+
+
 def _p95(sorted_ms: list[float]) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, math.ceil(0.95 * len(sorted_ms)) - 1)]
 
 
 def measure(quick: bool) -> dict[str, float]:
-    """Median and p95 of one pass; also without hold-backs (backfill scans every queue to its end)
-    and, on top of that, with every job of a different size (no reason can be shared).
+    return run(repeats=15 if quick else 100, sizes=(1_000, 100_000), large_repeats=3 if quick else 10)
+
+
+def run(repeats: int, sizes: tuple[int, ...], large_repeats: int, count: int = JOBS) -> dict[str, float]:
+    """Median and p95 of one pass over ``count`` jobs; also without hold-backs (backfill scans every
+    queue to its end) and, on top of that, with every job of a different size (no reason can be
+    shared). Then the default pass over each of ``sizes`` jobs (issue 8: 1k and 100k), median of
+    ``repeats`` (``large_repeats`` above 10,000 jobs), each figure named by its size (``_1k``).
     """
-    repeats = 15 if quick else 100
-    default = _time_ms(SchedulerSettings(), repeats)
-    scan_all = _time_ms(SchedulerSettings(max_head_wait_s=math.inf), repeats)
-    worst = _time_ms(SchedulerSettings(max_head_wait_s=math.inf), repeats, distinct_sizes=True)
+    default = _time_ms(SchedulerSettings(), repeats, count=count)
+    scan_all = _time_ms(SchedulerSettings(max_head_wait_s=math.inf), repeats, count=count)
+    worst = _time_ms(SchedulerSettings(max_head_wait_s=math.inf), repeats, distinct_sizes=True, count=count)
+    by_size = {
+        f"scheduler_pass_ms_{_size_name(size)}": round(
+            statistics.median(_time_ms(SchedulerSettings(), repeats if size <= JOBS else large_repeats, count=size)),
+            2,
+        )
+        for size in sizes
+    }
     return {
+        **by_size,
         "scheduler_pass_ms_10k": round(statistics.median(default), 2),
         "scheduler_pass_ms_10k_p95": round(_p95(default), 2),
         "scheduler_pass_ms_10k_no_holdback": round(statistics.median(scan_all), 2),
@@ -179,6 +197,11 @@ def measure(quick: bool) -> dict[str, float]:
         "scheduler_pass_ms_10k_array_children": round(statistics.median(_array_pass_ms(repeats)), 2),
         "scheduler_pass_ms_10k_fair_share": round(statistics.median(_fair_share_pass_ms(repeats)), 2),
     }
+
+
+def smoke() -> dict[str, float]:
+    """Tiny inputs, for ``pytest -m bench_smoke``: the harness runs; the figures mean nothing."""
+    return run(repeats=1, sizes=(1_000,), large_repeats=1, count=500)
 
 
 if __name__ == "__main__":

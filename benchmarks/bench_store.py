@@ -140,9 +140,9 @@ def save_one_ms(store: SqliteStateStore, count: int, repeats: int) -> float:
     return round(statistics.median(times), 3)
 
 
-def measure(quick: bool) -> dict[str, float]:
-    count = 20_000 if quick else 100_000
-    repeats = 15 if quick else 50
+def measure(quick: bool, count: int | None = None, repeats: int | None = None) -> dict[str, float]:
+    count = count or (20_000 if quick else 100_000)
+    repeats = repeats or (15 if quick else 50)
     suffix = f"{count // 1000}k"
     with tempfile.TemporaryDirectory(prefix="localbatch-bench-") as home:
         store = SqliteStateStore(Path(home) / "state.db")
@@ -179,6 +179,11 @@ def measure(quick: bool) -> dict[str, float]:
         finally:
             store.close()
     return {f"{name}_{suffix}": value for name, value in figures.items()}
+
+
+def smoke() -> dict[str, float]:
+    """Tiny inputs, for ``pytest -m bench_smoke``: the harness runs; the figures mean nothing."""
+    return measure(True, count=ACTIVE + 500, repeats=2)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ class LogPump(threading.Thread):
     output live. The file and the tee fail independently: a closed terminal
     (``localbatch run ... | head``) does not stop the file, and a full disk does not stop the
     terminal. The pump reads the stream to its end either way, and ends by itself when the
-    container's output ends. ``error`` says what was lost, if anything.
+    container's output ends. ``error`` says what was lost, if anything. ``on_end`` (if given) is
+    called once the pump has ended and closed the file: the control loop's wake-up, since a
+    container's output ends when the container stops.
     """
 
     def __init__(
@@ -41,9 +43,11 @@ class LogPump(threading.Thread):
         tee: Callable[[bytes], None] | None = None,
         *,
         name: str = "log-pump",
+        on_end: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._chunks = chunks
+        self._on_end = on_end
         self._path = path
         self._tee = tee
         self._file: BinaryIO | None = None
@@ -61,6 +65,8 @@ class LogPump(threading.Thread):
         finally:
             if self._file is not None:
                 self._file.close()
+            if self._on_end is not None:
+                self._on_end()
 
     def _open(self) -> None:
         try:

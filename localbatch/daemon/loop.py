@@ -5,7 +5,9 @@ the loop through its ``Notifier`` methods. Each ``tick(now)`` then runs, in orde
 
 1. take in what handlers recorded;
 2. collect finished container launches (running, or failed to start);
-3. collect exits (one engine listing per tick, not one waiter per container);
+3. collect exits: one engine listing per poll (``poll_s``), not one waiter per container; a
+   tick woken between polls (a launch finished, a container's output ended, so it stopped)
+   inspects only the containers whose output ended;
 4. apply stop requests (an array parent's pass to its children), attempt timeouts and Spot
    reclaims (``core.spot``);
 5. move SUBMITTED jobs on, and the PENDING ones whose dependencies ended (``core.dependencies``:
@@ -79,7 +81,7 @@ from localbatch.daemon import staging as transfers
 from localbatch.daemon.metrics import Metrics
 from localbatch.daemon.usage import UsageSampler
 from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
-from localbatch.ports import Bind, Clock, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
+from localbatch.ports import Bind, Clock, ContainerExit, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +245,7 @@ class ControlLoop:
         self._dirty = True
         self._next_timed_plan_ms: EpochMs | None = None  # when a waiting head crosses max_head_wait
         self._saved_listeners: list[Callable[[], None]] = []
+        self._listed_at: EpochMs | None = None  # when _collect_exits last listed the engine's containers
 
     # -- Notifier (called from API handler threads) ---------------------------------------------
 
@@ -269,6 +272,10 @@ class ControlLoop:
         """Call ``listener`` on the loop's thread after each tick that saved changes (the
         event log has new entries then). It must return at once (set an Event, say)."""
         self._saved_listeners.append(listener)
+
+    def _woken(self, _: object = None) -> None:
+        """A launch finished or a container's output ended: tick now rather than at the next poll."""
+        self._wake.set()
 
     # -- what handlers may ask ------------------------------------------------------------------
 
@@ -548,6 +555,7 @@ class ControlLoop:
         )
         abandoned = threading.Event()
         future = self._pool.submit(self._create_and_start, request, abandoned, main_container, self._staging(job))
+        future.add_done_callback(self._woken)  # the job is RUNNING (or failed) at once, not at the next poll
         self._launching[job.job_id] = _Launching(future, abandoned)
 
     def _staging(self, job: Job) -> _Staging | None:
@@ -674,8 +682,9 @@ class ControlLoop:
         if fresh_log:  # re-adopted: the engine still has everything; rewrite the file from it
             path.unlink(missing_ok=True)
         try:
+            # Its output ends when the container stops: the loop looks at once, not at its next poll.
             pump: logs.LogPump | None = logs.LogPump(
-                self._runtime.logs(container_id), path, name=f"log-{job.job_id[:8]}"
+                self._runtime.logs(container_id), path, name=f"log-{job.job_id[:8]}", on_end=self._woken
             )
         except ContainerRuntimeError as exc:  # the job runs on; only its output is lost
             logger.warning("job=%s: cannot read its container's output: %s", job.job_id, exc)
@@ -697,12 +706,19 @@ class ControlLoop:
     def _collect_exits(self, now: EpochMs, changes: dict[str, Change]) -> None:
         if not self._flights:
             return
-        try:
-            listed = self._runtime.list_containers({naming.LABEL_HOME: self._settings.home_id})
-        except ContainerRuntimeError as exc:  # the engine is restarting, say: look again next tick
-            logger.warning("cannot list containers: %s", exc)
-            return
-        running = {c.container_id: c.running for c in listed}
+        exits: dict[str, ContainerExit] = {}
+        if self._listed_at is not None and now - self._listed_at < self._poll_s * 1000:
+            # Woken between polls (a launch finished, a container's output ended): no listing,
+            # only the containers whose output ended are looked at, one inspect each.
+            running = self._exits_of_ended_output(exits)
+        else:
+            try:
+                listed = self._runtime.list_containers({naming.LABEL_HOME: self._settings.home_id})
+            except ContainerRuntimeError as exc:  # the engine is restarting, say: look again next tick
+                logger.warning("cannot list containers: %s", exc)
+                return
+            self._listed_at = now
+            running = {c.container_id: c.running for c in listed}
         for job_id, flight in list(self._flights.items()):
             if running.get(flight.container_id, False):
                 continue
@@ -715,7 +731,7 @@ class ControlLoop:
             if flight.pump is not None and flight.pump.is_alive() and now - flight.exited_at < _DRAIN_MS:
                 continue  # its last output is still on its way to the log file
             try:
-                ending = self._ending(flight, flight.container_id in running)
+                ending = self._ending(flight, flight.container_id in running, exits.get(flight.container_id))
             except ContainerRuntimeError as exc:
                 logger.warning("job=%s: cannot read its container's exit yet: %s", job_id, exc)
                 continue
@@ -784,8 +800,27 @@ class ControlLoop:
             if job is not None:
                 self._attempt_over(job, uploading.flight, ending, changes)
 
-    def _ending(self, flight: Flight, exists: bool) -> AttemptOutcome:
-        exit_ = self._runtime.wait(flight.container_id, 0) if exists else None
+    def _exits_of_ended_output(self, exits: dict[str, ContainerExit]) -> dict[str, bool]:
+        """Between listings: every flight counts as running but those whose output ended and
+        whose container has an exit, which goes into ``exits``. One that cannot be read yet
+        waits for the next listing."""
+        running: dict[str, bool] = {}
+        for flight in self._flights.values():
+            running[flight.container_id] = True
+            if flight.pump is None or flight.pump.is_alive():
+                continue
+            try:
+                exit_ = self._runtime.wait(flight.container_id, 0)
+            except ContainerRuntimeError:
+                continue
+            if exit_ is not None:
+                running[flight.container_id] = False
+                exits[flight.container_id] = exit_
+        return running
+
+    def _ending(self, flight: Flight, exists: bool, exit_: ContainerExit | None = None) -> AttemptOutcome:
+        if exit_ is None and exists:
+            exit_ = self._runtime.wait(flight.container_id, 0)
         if exit_ is None:
             return outcome.lost("Container vanished: it was removed from the engine while the job ran")
         if flight.stop_cause is Ending.TIMED_OUT:
