@@ -8,7 +8,7 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,25 +117,33 @@ def load_average() -> float:
 
 
 class RunningSampler(threading.Thread):
-    """Counts the engine's running containers matching ``filters`` every ``every_s`` while it
-    runs; ``peak`` is the most seen at once (a lower bound: a short container can fall between
-    two looks). Use as a context manager."""
+    """Looks at the engine's running containers matching ``filters`` every ``every_s`` while it
+    runs; ``peak`` is the most seen at once, each container counting ``weight(its docker ps
+    entry)`` (default 1; a lower bound: a short container can fall between two looks). Use as a
+    context manager."""
 
-    def __init__(self, client: docker.DockerClient, filters: dict[str, Any], every_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        filters: dict[str, Any],
+        every_s: float = 0.1,
+        weight: Callable[[Mapping[str, Any]], float] = lambda _: 1,
+    ) -> None:
         super().__init__(name="running-sampler", daemon=True)
         self._client = client
         self._filters = filters
         self._every_s = every_s
+        self._weight = weight
         self._done = threading.Event()
-        self.peak = 0
+        self.peak: float = 0
 
     def run(self) -> None:
         while not self._done.wait(self._every_s):
             try:
-                running = len(self._client.api.containers(filters={**self._filters, "status": "running"}))
+                running = self._client.api.containers(filters={**self._filters, "status": "running"})
             except docker.errors.APIError:
                 continue
-            self.peak = max(self.peak, running)
+            self.peak = max(self.peak, round(sum(self._weight(c) for c in running), 3))
 
     def __enter__(self) -> RunningSampler:
         self.start()

@@ -18,6 +18,12 @@ Repeats: 3 (quick: 1), localbatch and FIFO alternating; median, ``_min``/``_max`
     packing_ratio               localbatch makespan / lower bound (target <= 1.10)
     fifo_packing_ratio          the FIFO runner's makespan / lower bound
     packing_lower_bound_s       the bound, and packing_makespan_s / fifo_makespan_s
+    packing_policy_ratio        what localbatch's own policy (``core.scheduler.plan``: FIFO with
+                                backfill) achieves with no overhead at all, over the bound: a
+                                simulation, each job ending exactly D seconds after it is placed.
+                                packing_ratio / packing_policy_ratio is what launching costs.
+    packing_peak_reserved_vcpus / fifo_peak_reserved_vcpus   the most vCPUs the running
+                                containers had asked for at once (``docker ps`` every 0.1 s)
 
     python -m benchmarks.bench_packing [--quick]
 """
@@ -40,11 +46,15 @@ import docker
 from benchmarks import _batch
 from benchmarks.bench_daemon import daemon
 from localbatch.client import DaemonClient
+from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.resources import Resources
+from localbatch.core.scheduler import Allocation, RunnableJob, plan
 
 VCPUS = 2
 MEMORY_MIB = 4096
 QUEUE = "pack"
 SEED = 8
+VCPUS_LABEL = "localbatch.bench.vcpus"  # on the FIFO runner's containers
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,34 @@ def fifo_parallelism(jobs: list[Job]) -> int:
     return max(1, round(min(VCPUS / mean_vcpus, MEMORY_MIB / mean_mib)))
 
 
-def through_localbatch(client: DaemonClient, jobs: list[Job], timeout_s: float) -> float:
+def policy_makespan(jobs: list[Job]) -> float:
+    """The makespan of ``core.scheduler.plan`` on ``jobs`` with no overhead: a discrete-event
+    simulation in which a placed job holds its resources for exactly its seconds."""
+    environment = ComputeEnvironment(QUEUE, max_vcpus=VCPUS, max_memory_mib=MEMORY_MIB)
+    queue = JobQueue(QUEUE, priority=1, compute_environments=(QUEUE,))
+    waiting = [
+        RunnableJob(str(n), QUEUE, Resources(j.vcpus, j.memory_mib), created_at=n, runnable_at=n)
+        for n, j in enumerate(jobs)
+    ]
+    running: dict[str, tuple[float, Allocation]] = {}
+    now = 0.0
+    while waiting or running:
+        allocations = [a for _, a in running.values()]
+        placed = plan(waiting, (queue,), (environment,), allocations, environment.capacity, round(now * 1000))
+        for p in placed.placements:
+            job = jobs[int(p.job_id)]
+            running[p.job_id] = (now + job.seconds, Allocation(p.job_id, QUEUE, Resources(job.vcpus, job.memory_mib)))
+        taken = {p.job_id for p in placed.placements}
+        waiting = [w for w in waiting if w.job_id not in taken]
+        if not running:
+            raise RuntimeError("the simulated scheduler placed nothing on an empty environment")
+        now = min(end for end, _ in running.values())
+        running = {k: v for k, v in running.items() if v[0] > now}
+    return now
+
+
+def through_localbatch(client: DaemonClient, jobs: list[Job], timeout_s: float, vcpus_of: dict[str, float]) -> float:
+    """Makespan through the daemon; ``vcpus_of`` gets each job id's vCPUs as it is submitted."""
     started = time.perf_counter()
     ids = []
     for n, job in enumerate(jobs):
@@ -93,6 +130,7 @@ def through_localbatch(client: DaemonClient, jobs: list[Job], timeout_s: float) 
             },
         }
         ids.append(client.call("SubmitJob", body)["jobId"])
+        vcpus_of[ids[-1]] = job.vcpus
     seen, details = _batch.wait_all(
         lambda batch: client.call("DescribeJobs", {"jobs": batch})["jobs"], ids, timeout_s, every_s=0.1
     )
@@ -105,7 +143,7 @@ def through_localbatch(client: DaemonClient, jobs: list[Job], timeout_s: float) 
 def through_fifo(jobs: list[Job], parallelism: int, label: str, timeout_s: float) -> float:
     lines = "".join(f"{j.vcpus:g} {j.memory_mib} {j.seconds}\n" for j in jobs)
     run = (
-        f"docker run --rm --network host --label {_batch.BENCH_LABEL}={label} "
+        f"docker run --rm --network host --label {_batch.BENCH_LABEL}={label} --label {VCPUS_LABEL}=$0 "
         f'--cpus "$0" --memory "$1"m {shlex.quote(_batch.IMAGE)} sleep "$2" >/dev/null'
     )
     started = time.perf_counter()
@@ -127,14 +165,26 @@ def run(count: int, longest_s: int, repeats: int) -> dict[str, float]:
     engine = docker.from_env()
     ours: list[float] = []
     fifo: list[float] = []
+    peaks: list[float] = []
+    fifo_peaks: list[float] = []
+    vcpus_of: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="lb-bench-") as tmp:
             config = _batch.config((QUEUE, VCPUS, MEMORY_MIB))
-            with daemon(Path(tmp) / "home", config) as (client, _):
+            home = Path(tmp) / "home"
+            ours_filter = {"label": f"localbatch.home={_batch.home_id(home)}"}
+            fifo_filter = {"label": f"{_batch.BENCH_LABEL}={label}"}
+            with daemon(home, config) as (client, _):
                 client.call("RegisterJobDefinition", _batch.definition("sleeper", ["sleep", "1"], 1, 128))
                 for _ in range(repeats):
-                    ours.append(through_localbatch(client, jobs, timeout_s))
-                    fifo.append(through_fifo(jobs, parallelism, label, timeout_s))
+                    weight = lambda c: vcpus_of.get(c["Labels"].get("localbatch.job_id", ""), 0)  # noqa: E731
+                    with _batch.RunningSampler(engine, ours_filter, weight=weight) as sampler:
+                        ours.append(through_localbatch(client, jobs, timeout_s, vcpus_of))
+                    peaks.append(sampler.peak)
+                    weight = lambda c: float(c["Labels"].get(VCPUS_LABEL, 0))  # noqa: E731
+                    with _batch.RunningSampler(engine, fifo_filter, weight=weight) as sampler:
+                        fifo.append(through_fifo(jobs, parallelism, label, timeout_s))
+                    fifo_peaks.append(sampler.peak)
     finally:
         _batch.remove_labelled(engine, _batch.BENCH_LABEL, label)
         engine.close()
@@ -144,6 +194,9 @@ def run(count: int, longest_s: int, repeats: int) -> dict[str, float]:
         "packing_lower_bound_s": round(bound, 3),
         **_batch.summary("packing_ratio", [m / bound for m in ours]),
         **_batch.summary("packing_makespan_s", ours),
+        "packing_policy_ratio": round(policy_makespan(jobs) / bound, 3),
+        "packing_peak_reserved_vcpus": max(peaks),
+        "fifo_peak_reserved_vcpus": max(fifo_peaks),
         "fifo_parallelism": parallelism,
         **_batch.summary("fifo_packing_ratio", [m / bound for m in fifo]),
         **_batch.summary("fifo_makespan_s", fifo),

@@ -55,7 +55,7 @@ def _client(service: str, url: str, key_id: str = "x", secret: str = "y") -> Any
 
 def _jobs(batch: Any, n: int, label: str, filters: dict[str, Any], engine: docker.DockerClient) -> dict[str, float]:
     """Submit N trivial jobs, wait for all; jobs/s, peak running containers, how many succeeded."""
-    with _batch.RunningSampler(engine, filters) as sampler:
+    with _batch.RunningSampler(engine, filters, weight=lambda _: VCPUS) as sampler:
         started = time.perf_counter()
         ids = [
             batch.submit_job(jobName=f"lbbench-{label}-{i}", jobQueue=QUEUE, jobDefinition="trivial")["jobId"]
@@ -64,7 +64,7 @@ def _jobs(batch: Any, n: int, label: str, filters: dict[str, Any], engine: docke
         seen, jobs = _batch.wait_all(lambda b: batch.describe_jobs(jobs=b)["jobs"], ids, 60 + 2 * n, every_s=0.2)
     return {
         "jobs_per_s": round(n / (seen - started), 3),
-        "peak_reserved_vcpus": sampler.peak * VCPUS,
+        "peak_reserved_vcpus": sampler.peak,
         "succeeded": sum(j["status"] == "SUCCEEDED" for j in jobs.values()),
     }
 

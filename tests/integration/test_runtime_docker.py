@@ -395,7 +395,9 @@ def locally_tagged(docker_kit: DockerKit) -> Iterator[str]:
     name = f"127.0.0.1:9/localbatch-present:{uuid.uuid4().hex[:8]}"
     docker_kit.client.api.tag(docker_kit.image, *name.rsplit(":", 1))
     yield name
-    remove_all = [c["Id"] for c in docker_kit.client.api.containers(all=True, filters={"ancestor": name})]
+    # "ancestor" matches by image id, so every busybox container on the engine: only this test's.
+    mine = {"ancestor": name, "label": [f"{k}={v}" for k, v in docker_kit.labels.items()]}
+    remove_all = [c["Id"] for c in docker_kit.client.api.containers(all=True, filters=mine)]
     for container_id in remove_all:
         docker_kit.client.api.remove_container(container_id, force=True, v=True)
     docker_kit.client.api.remove_image(name, noprune=True)
