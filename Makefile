@@ -4,8 +4,8 @@
 # installed and started when none answers AND we are root on Debian (a fresh CI or dev
 # machine): then Debian's docker.io runs as `dockerd --bridge=none --iptables=false`.
 # On a machine where Docker already runs, nothing of the system is touched. Likewise Debian's
-# chromium and chromium-driver (the dashboard's browser test) are installed only when missing,
-# as root on Debian.
+# chromium, chromium-driver (the dashboard's browser test) and tmux (`top` in a terminal) are
+# installed only when missing, as root on Debian.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -15,7 +15,7 @@ DEMO_IMAGE := busybox:1.36
 DOCKERD_LOG ?= /var/log/localbatch-dockerd.log
 
 .DEFAULT_GOAL := help
-.PHONY: help install docker images browser demo test test-unit test-integration bench bench-quick lint fmt typecheck check clean
+.PHONY: help install docker images tools demo test test-unit test-integration bench bench-quick lint fmt typecheck check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -57,14 +57,14 @@ images: docker ## Make sure the images the demo and tests use exist (built local
 	  docker pull $(DEMO_IMAGE); \
 	fi
 
-browser: ## Make sure headless Chromium and its driver exist (installs Debian's as root) for the dashboard test
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+tools: ## Make sure headless Chromium, its driver and tmux exist (installs Debian's as root) for the UI tests
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v tmux >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then \
-	  echo "No chromium/chromedriver: install them (Debian: apt-get install chromium chromium-driver) and retry." >&2; \
+	  echo "Missing chromium, chromedriver or tmux: install them (Debian: apt-get install chromium chromium-driver tmux) and retry." >&2; \
 	  exit 1; \
 	fi; \
-	echo "installing Debian's chromium and chromium-driver ..." >&2; \
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+	echo "installing Debian's chromium, chromium-driver and tmux ..." >&2; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver tmux >/dev/null
 
 demo: install images ## Set up everything, then run jobdefs/hello.toml
 	$(BIN)/localbatch validate jobdefs/*.toml
@@ -74,15 +74,15 @@ test: install ## Run every test: unit, and integration on the real engine (CI re
 	@$(MAKE) --no-print-directory images || { \
 	  if [ "$$LOCALBATCH_REQUIRE_DOCKER" = 1 ]; then exit 1; fi; \
 	  echo "no Docker engine: the integration tests will be skipped" >&2; }
-	@$(MAKE) --no-print-directory browser || { \
+	@$(MAKE) --no-print-directory tools || { \
 	  if [ "$$LOCALBATCH_REQUIRE_DOCKER" = 1 ]; then exit 1; fi; \
-	  echo "no chromium: the dashboard's browser test will be skipped" >&2; }
+	  echo "no chromium or tmux: the dashboard's browser test and top's terminal test will be skipped" >&2; }
 	$(BIN)/pytest
 
 test-unit: install ## Fast tests only (no Docker)
 	$(BIN)/pytest tests/unit
 
-test-integration: install images browser ## Tests on the real engine only
+test-integration: install images tools ## Tests on the real engine only
 	$(BIN)/pytest tests/integration
 
 bench: install images ## Measure: against raw Docker, FIFO and moto; scheduler, store, API, daemon, S3 (benchmarks/results/)

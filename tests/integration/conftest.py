@@ -55,7 +55,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.docker)
 
 
-def _unreachable(reason: str) -> NoReturn:
+def unavailable(reason: str) -> NoReturn:
+    """Something an integration test needs is missing: skip, but fail where CI runs
+    (LOCALBATCH_REQUIRE_DOCKER=1, whose `make test` installs the engine, Chromium and tmux)."""
     if os.environ.get("LOCALBATCH_REQUIRE_DOCKER") == "1":
         pytest.fail(f"{reason} (LOCALBATCH_REQUIRE_DOCKER=1)", pytrace=False)
     pytest.skip(reason)
@@ -66,7 +68,7 @@ def docker_client() -> Iterator[Any]:
     try:
         client = client_from_env()  # asks the engine its API version: fails when none answers
     except RuntimeUnavailable as exc:
-        _unreachable(f"no Docker engine: {exc}")
+        unavailable(f"no Docker engine: {exc}")
     yield client
     client.close()
 
@@ -79,7 +81,7 @@ def busybox_image(docker_client: Any) -> str:
     except docker.errors.ImageNotFound:
         pass
     if not HOST_BUSYBOX.is_file():
-        _unreachable(f"{BUSYBOX_IMAGE} is missing and there is no static {HOST_BUSYBOX} to build it from")
+        unavailable(f"{BUSYBOX_IMAGE} is missing and there is no static {HOST_BUSYBOX} to build it from")
     build_busybox(docker_client, BUSYBOX_IMAGE)
     return BUSYBOX_IMAGE
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import unavailable
 from tests.integration.daemons import CONFIG, Daemon, started_daemon
 from tests.integration.s3 import free_port
 
@@ -29,21 +30,15 @@ CHROMEDRIVER = shutil.which("chromedriver")
 TICKER = "i=0; while [ $i -lt 300 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done"
 
 
-def _browser_missing(reason: str) -> None:
-    if os.environ.get("LOCALBATCH_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"{reason} (LOCALBATCH_REQUIRE_DOCKER=1; `make test` installs it as root on Debian)")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def browser() -> Iterator[Any]:
     if CHROMIUM is None or CHROMEDRIVER is None:
-        _browser_missing("no chromium and chromedriver (apt-get install chromium chromium-driver)")
+        unavailable("no chromium and chromedriver (apt-get install chromium chromium-driver)")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        _browser_missing("selenium is not installed (pip install -e '.[dev]')")
+        unavailable("selenium is not installed (pip install -e '.[dev]')")
     os.environ.setdefault("SE_OFFLINE", "true")  # selenium manager must not fetch anything
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)

@@ -13,9 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import unavailable
+
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+@pytest.fixture(autouse=True)
+def _tmux() -> None:
+    if shutil.which("tmux") is None:
+        unavailable("tmux is not installed (apt-get install tmux; `make test` does it as root on Debian)")
 
 
 def pane(session: str) -> str:
