@@ -38,6 +38,7 @@ from localbatch.core import schedules
 from localbatch.core.delivery import Backoff, EventFilter, Verdict, verdict
 from localbatch.core.jobs import EpochMs
 from localbatch.core.lifecycle import JobOverrides
+from localbatch.daemon.ticker import Ticker
 from localbatch.errors import LocalbatchError
 from localbatch.events import DELIVERY_DROPPED, DELIVERY_FAILED, RULE_SUBMISSION
 from localbatch.ports import JOB_EVENT, Clock, EventLogQuery, LoggedEvent, Note, StateStore
@@ -381,30 +382,17 @@ class ScheduleRunner:
         self, *, store: StateStore, automation: Automation, clock: Clock, submit: Submit, poll_s: float = 1.0
     ) -> None:
         self._store, self._automation, self._clock, self._submit = store, automation, clock, submit
-        self._poll_s = poll_s
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("schedules", lambda: self.tick(self._clock.now_ms()), poll_s)
 
     @property
     def needed(self) -> bool:
         return any(s.enabled for s in self._automation.schedules)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="schedules", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self, timeout_s: float = 5) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.tick(self._clock.now_ms())
-            except Exception:
-                logger.exception("a schedules tick failed; the next one tries again")
-            self._stopping.wait(self._poll_s)
+        self._ticker.stop(timeout_s)
 
     def tick(self, now: EpochMs) -> None:
         records = self._store.get_rule_states()

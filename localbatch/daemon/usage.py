@@ -17,6 +17,7 @@ from typing import Protocol
 
 from localbatch.core import usage
 from localbatch.core.usage import AttemptUsage, Tally, UsageSample
+from localbatch.daemon.ticker import Ticker
 from localbatch.errors import LocalbatchError
 from localbatch.ports import Clock, ContainerRuntime
 
@@ -54,12 +55,10 @@ class UsageSampler:
         self._runtime = runtime
         self._clock = clock
         self._gpus = gpus or NoGpus()
-        self._interval_s = interval_s
         self._pace_s = 1 / max_per_s if max_per_s > 0 else 0.0
         self._lock = threading.Lock()
         self._watched: dict[str, _Watched] = {}
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("usage-sampler", lambda: self.sample_once(self._ticker.stopping.wait), interval_s)
 
     # -- the control loop's side ------------------------------------------------------------
 
@@ -111,18 +110,7 @@ class UsageSampler:
         return read
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="usage-sampler", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.sample_once(self._stopping.wait)
-            except Exception:  # a bug must not end sampling for good
-                logger.exception("usage sampling failed; trying again next round")
-            self._stopping.wait(self._interval_s)
+        self._ticker.stop(timeout_s)
