@@ -41,14 +41,9 @@ from localbatch.daemon.process import HomeInUse, hold_engine_shared, hold_lock
 from localbatch.daemon.startup import apply_infrastructure, recover
 from localbatch.daemon.usage import UsageSampler
 from localbatch.extensions import (
-    EVENT_STREAM,
-    EVENTS,
     INTERRUPT,
     LOGS,
-    RESOURCES,
-    SCHEDULES,
     STATUS,
-    USAGE,
     Extensions,
 )
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, LoggedEvent, ObjectStore, StateStore
@@ -174,15 +169,9 @@ def _engine(
         started_at=clock_.now_ms(),
         now_ms=clock_.now_ms,
     )
-    for path, handler in (
-        (STATUS, extensions.status),
-        (RESOURCES, extensions.resources),
-        (LOGS, extensions.logs),
-        (EVENTS, extensions.events),
-        (USAGE, extensions.usage),
-        (EVENT_STREAM, extensions.event_stream),
-        (SCHEDULES, extensions.schedules),
-    ):
+    api.add_extension("GET", STATUS, extensions.status)
+    api.add_extension("GET", LOGS, extensions.logs)
+    for path, handler in extensions.reads().items():
         api.add_extension("GET", path, handler)
     api.add_extension("POST", INTERRUPT, extensions.interrupt)
     if control is not None:

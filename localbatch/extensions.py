@@ -101,6 +101,17 @@ class Extensions:
         """The server is stopping: event-stream long polls answer now instead of waiting."""
         self._closing.set()
 
+    def reads(self) -> dict[str, Callable[[dict[str, str], dict[str, Any]], dict[str, Any]]]:
+        """The GET extensions that answer JSON from the store, by path: what the daemon serves
+        and what the CLI answers in-process when no daemon runs."""
+        return {
+            RESOURCES: self.resources,
+            EVENTS: self.events,
+            USAGE: self.usage,
+            EVENT_STREAM: self.event_stream,
+            SCHEDULES: self.schedules,
+        }
+
     def status(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         now = self._now_ms()
         return {

@@ -26,12 +26,10 @@ from localbatch.core.jobs import JobStatus
 from localbatch.core.lifecycle import JobOverrides
 from localbatch.errors import JobDefinitionError, JobDefinitionNotFound, JobNotFound
 from localbatch.extensions import (
-    EVENT_STREAM,
     EVENTS,
     INTERRUPT,
     LOGS,
     RESOURCES,
-    SCHEDULES,
     STATUS,
     USAGE,
     Extensions,
@@ -73,16 +71,9 @@ class LocalBackend:
         return self._api.invoke(operation, dict(body or {}))
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        if path == RESOURCES:
-            return self._extensions.resources(_strings(params), {})
-        if path == EVENTS:
-            return self._extensions.events(_strings(params), {})
-        if path == USAGE:
-            return self._extensions.usage(_strings(params), {})
-        if path == EVENT_STREAM:
-            return self._extensions.event_stream(_strings(params), {})
-        if path == SCHEDULES:
-            return self._extensions.schedules(_strings(params), {})
+        handler = self._extensions.reads().get(path)
+        if handler is not None:
+            return handler(_strings(params), {})
         if path == STATUS:
             raise DaemonUnreachable(str(self._socket_path))
         raise ValueError(f"no extension at {path}")
