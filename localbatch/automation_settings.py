@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from localbatch.core.delivery import Backoff, EventFilter
 from localbatch.core.jobs import JobStatus
+from localbatch.core.lifecycle import JobOverrides
 from localbatch.core.naming import AWS_NAME
 from localbatch.core.schedule_expr import Expression, ExpressionError, parse
 from localbatch.errors import ConfigError
@@ -65,13 +66,7 @@ class Submission:
     job_definition: str
     job_queue: str
     job_name: str
-    parameters: Mapping[str, str] = field(default_factory=dict)
-    command: tuple[str, ...] | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
-    vcpus: float | None = None
-    memory_mib: int | None = None
-    gpus: int | None = None
-    timeout_s: int | None = None
+    overrides: JobOverrides = field(default_factory=JobOverrides)  # parameters, command, environment, resources
 
 
 @dataclass(frozen=True)
@@ -274,11 +269,13 @@ def _submission(table: _SubmitTable) -> Submission:
         job_definition=table.job_definition,
         job_queue=table.job_queue,
         job_name=table.job_name or table.name,
-        parameters=dict(table.parameters),
-        command=None if table.command is None else tuple(table.command),
-        environment=dict(table.environment),
-        vcpus=table.vcpus,
-        memory_mib=table.memory_mib,
-        gpus=table.gpus,
-        timeout_s=table.timeout_seconds,
+        overrides=JobOverrides(
+            parameters=dict(table.parameters),
+            command=None if table.command is None else tuple(table.command),
+            environment=dict(table.environment),
+            vcpus=table.vcpus,
+            memory_mib=table.memory_mib,
+            gpus=table.gpus,
+            timeout_s=table.timeout_seconds,
+        ),
     )

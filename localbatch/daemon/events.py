@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from localbatch.automation_settings import Automation, Hook, Submission, Trigger, Webhook
@@ -37,7 +37,6 @@ from localbatch.awsbatch.requests import SubmitRequest, submit_body
 from localbatch.core import schedules
 from localbatch.core.delivery import Backoff, EventFilter, Verdict, verdict
 from localbatch.core.jobs import EpochMs
-from localbatch.core.lifecycle import JobOverrides
 from localbatch.daemon.ticker import Ticker
 from localbatch.errors import LocalbatchError
 from localbatch.events import DELIVERY_DROPPED, DELIVERY_FAILED, RULE_SUBMISSION
@@ -60,16 +59,8 @@ Submit = Callable[[dict[str, Any]], str]  # a SubmitJob body -> the job id
 
 def submission_body(submission: Submission, tags: Mapping[str, str], environment: Mapping[str, str]) -> dict[str, Any]:
     """The SubmitJob request of a schedule's or trigger's job."""
-    overrides = JobOverrides(
-        parameters=dict(submission.parameters),
-        command=submission.command,
-        environment={**submission.environment, **environment},
-        vcpus=submission.vcpus,
-        memory_mib=submission.memory_mib,
-        gpus=submission.gpus,
-        timeout_s=submission.timeout_s,
-        tags=dict(tags),
-    )
+    given = submission.overrides
+    overrides = replace(given, environment={**given.environment, **environment}, tags=dict(tags))
     request = SubmitRequest(submission.job_name, submission.job_queue, submission.job_definition, overrides)
     return submit_body(request)
 

@@ -68,7 +68,7 @@ job_name = "evaluation"
     assert hook.filter.statuses == {"FAILED"} and automation.hooks[0].command == ("sh", "-c", "cat")
     nightly, often = automation.schedules
     assert isinstance(nightly.expression, Cron) and isinstance(often.expression, Rate)
-    assert (nightly.catch_up, nightly.submission.job_name, nightly.submission.vcpus) == (False, "nightly", 2)
+    assert (nightly.catch_up, nightly.submission.job_name, nightly.submission.overrides.vcpus) == (False, "nightly", 2)
     assert not often.enabled
     [trigger] = automation.triggers
     assert trigger.filter.job_name_prefix == "train-" and trigger.submission.job_name == "evaluation"
