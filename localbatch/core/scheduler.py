@@ -738,8 +738,7 @@ def plan(
     (``core.fairshare.UsageHistory``; rule 10). ``consumable_quantities`` is each consumable
     resource's available quantity (rule 12).
     """
-    fifo = _fifo_by_queue(runnable)
-    needs = {job.job_id: job.consumables for job in runnable if job.consumables}
+    fifo, needs = _fifo_by_queue(runnable)
     fair = _fair_queues(queues, policies)
     shares = _by_share(runnable, fair) if fair else {}
     state = _Pass(environments, allocations, host, now, settings, needs, consumable_quantities or {})
@@ -762,11 +761,17 @@ def plan(
     return Plan(tuple(state.placements), state.waiting, next_starving_at, state.heads)
 
 
-def _fifo_by_queue(runnable: Sequence[RunnableJob]) -> dict[str, list[_Item]]:
+def _fifo_by_queue(
+    runnable: Sequence[RunnableJob],
+) -> tuple[dict[str, list[_Item]], dict[str, tuple[consumables.Need, ...]]]:
     """Each queue's jobs in FIFO order, with their requests in integers (``fifo_item``, made
-    once per RunnableJob)."""
+    once per RunnableJob); and the consumable resources of the jobs that need any (rule 12),
+    gathered in the same walk."""
     fifo: dict[str, list[_Item]] = {}
+    needs: dict[str, tuple[consumables.Need, ...]] = {}
     for job in runnable:
+        if job.consumables:
+            needs[job.job_id] = job.consumables
         item = job.fifo_item
         items = fifo.get(job.job_queue)
         if items is None:
@@ -775,7 +780,7 @@ def _fifo_by_queue(runnable: Sequence[RunnableJob]) -> dict[str, list[_Item]]:
             items.append(item)
     for items in fifo.values():
         items.sort()
-    return fifo
+    return fifo, needs
 
 
 # ---------------------------------------------------------------------------------------------
