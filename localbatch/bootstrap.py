@@ -9,16 +9,19 @@ when a command needs state.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from localbatch import events
-from localbatch.adapters import outbound
+from localbatch.adapters import outbound, sqlite_backup
 from localbatch.adapters.clock import SystemClock
 from localbatch.adapters.docker_runtime import DockerRuntime
 from localbatch.adapters.host import NvmlGpuMeter, PsutilHostProbe
+from localbatch.adapters.sqlite_backup import BackupSummary
 from localbatch.adapters.sqlite_store import SqliteStateStore
 from localbatch.api.auth import sigv4_authenticator
 from localbatch.api.dashboard import PREFIX as DASHBOARD_PREFIX
@@ -37,9 +40,10 @@ from localbatch.core.naming import Arns
 from localbatch.daemon.events import EventDispatcher, ScheduleRunner
 from localbatch.daemon.loop import ControlLoop
 from localbatch.daemon.metrics import Metrics
-from localbatch.daemon.process import HomeInUse, hold_engine_shared, hold_lock
+from localbatch.daemon.process import DaemonAlreadyRunning, HomeInUse, hold_engine_shared, hold_lock
 from localbatch.daemon.startup import apply_infrastructure, recover
 from localbatch.daemon.usage import UsageSampler
+from localbatch.errors import UsageError
 from localbatch.extensions import (
     INTERRUPT,
     LOGS,
@@ -64,6 +68,24 @@ def state_store(settings: Settings) -> Iterator[StateStore]:
         yield store
     finally:
         store.close()
+
+
+def backup_state(settings: Settings, destination: Path) -> BackupSummary:
+    """Copy the home's state database to ``destination``, consistent even while the daemon
+    writes it (``localbatch daemon backup``)."""
+    return sqlite_backup.backup(settings.database_path, destination)
+
+
+def restore_state(settings: Settings, backup_file: Path, now: float | None = None) -> tuple[BackupSummary, Path | None]:
+    """Make ``backup_file`` the home's state database (``localbatch daemon restore``); returns
+    what was restored and where the replaced database was kept. It holds the home's lock
+    throughout, so it refuses while a daemon or ``localbatch run`` has the home."""
+    try:
+        with hold_lock(settings):
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+            return sqlite_backup.restore(backup_file, settings.database_path, stamp)
+    except (DaemonAlreadyRunning, HomeInUse) as exc:
+        raise UsageError(f"cannot restore while the home is in use: {exc}; stop it first") from exc
 
 
 def container_runtime(settings: Settings) -> ContainerRuntime:

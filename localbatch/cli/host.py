@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -143,6 +144,37 @@ def daemon_status(json_: Annotated[bool, typer.Option("--json", help="Print as J
         print_json(status)
     else:
         render.stdout().print(render.daemon_status(status))
+
+
+@daemon_app.command("backup")
+@handles_errors
+def daemon_backup(
+    file: Annotated[Path, typer.Argument(help="The backup file to write (one SQLite file, mode 0600).")],
+) -> None:
+    """Back up the state (jobs, definitions, queues, events) to FILE; safe while the daemon runs."""
+    summary = bootstrap.backup_state(settings(), file)
+    render.stdout().print(
+        f"backed up {summary.jobs} jobs and {summary.job_definitions} job definitions "
+        f"(schema {summary.schema_version}, {summary.size_bytes} bytes) to {summary.path}",
+        highlight=False,
+    )
+
+
+@daemon_app.command("restore")
+@handles_errors
+def daemon_restore(
+    file: Annotated[Path, typer.Argument(help="A file written by `localbatch daemon backup`.")],
+) -> None:
+    """Replace the state with FILE's (the daemon must be stopped); the old state is kept beside it."""
+    summary, kept = bootstrap.restore_state(settings(), file)
+    console = render.stdout()
+    console.print(
+        f"restored {summary.jobs} jobs and {summary.job_definitions} job definitions "
+        f"(schema {summary.schema_version}) from {file}",
+        highlight=False,
+    )
+    if kept is not None:
+        console.print(f"the state it replaced is kept as {kept}", highlight=False)
 
 
 @handles_errors

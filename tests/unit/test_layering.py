@@ -15,7 +15,7 @@ SDK_HOMES = {
     "urllib3": {"adapters/docker_runtime.py", "adapters/minio_store.py"},
     "psutil": {"adapters/host.py"},
     "pynvml": {"adapters/host.py"},
-    "sqlite3": {"adapters/sqlite_store.py"},
+    "sqlite3": {"adapters/sqlite_store.py", "adapters/sqlite_backup.py"},
     "minio": {"adapters/minio_store.py"},
     "boto3": {"awsbatch/aws_client.py"},
     "botocore": {"awsbatch/model.py", "awsbatch/aws_client.py", "awsbatch/sigv4.py"},
