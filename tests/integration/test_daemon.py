@@ -116,6 +116,26 @@ def test_stopping_the_daemon_leaves_containers_running_and_start_readopts_them(d
     assert daemon.ok("logs", job_id) == "survived\n"
 
 
+def test_a_backup_taken_while_jobs_run_restores_and_its_jobs_in_flight_end_clearly(daemon: Daemon) -> None:
+    done = daemon.submit("hello", "--command", "echo before")
+    daemon.wait_for(done, "SUCCEEDED")
+    running = daemon.submit("hello", "--command", "sleep 3")
+    daemon.wait_for(running, "RUNNING")
+    backup = daemon.home.parent / "state.backup"
+    assert "backed up 2 jobs" in daemon.ok("daemon", "backup", str(backup))
+    assert daemon("daemon", "restore", str(backup)).returncode == 2  # the daemon has the home
+    later = daemon.submit("hello", "--command", "echo later")
+    daemon.wait_for(running, "SUCCEEDED")
+    daemon.ok("daemon", "stop")
+    assert "restored 2 jobs" in daemon.ok("daemon", "restore", str(backup))
+    daemon.ok("daemon", "start")
+    # Restored as RUNNING: collected if its exited container is still there, else ended clearly.
+    ended = daemon.wait_for(running, "SUCCEEDED", "FAILED")
+    assert ended["status"] == "SUCCEEDED" or ended["statusReason"] == "Container vanished while the daemon was down"
+    assert daemon.detail(done)["status"] == "SUCCEEDED"
+    assert daemon("describe", later).returncode == 2  # submitted after the backup
+
+
 def test_run_goes_through_the_daemon_and_follows_output(daemon: Daemon) -> None:
     result = daemon("run", str(HELLO), "--param", "greeting=queued")
     assert result.returncode == 0, result.stderr
