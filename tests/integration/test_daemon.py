@@ -169,14 +169,19 @@ def test_a_launch_cut_short_by_kill_9_is_queued_again_without_spending_an_attemp
 
 def test_the_daemon_will_not_start_while_an_offline_run_drives_the_home(daemon: Daemon) -> None:
     daemon.ok("daemon", "stop")
-    offline = daemon.popen("run", str(HELLO), "--command", "sh -c 'sleep 3; echo done'")
+    # The job runs until the test lets it end, so the refusal is seen however loaded the machine.
+    waits = "sh -c 'until [ -e /go ]; do sleep 0.1; done; echo done'"
+    offline = daemon.popen("run", str(HELLO), "--command", waits, "--timeout", "600")
     try:
-        deadline = time.monotonic() + 30
-        while "RUNNING" not in daemon("ls").stdout and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while not [c for c in daemon.containers() if c["State"] == "running"]:
+            assert offline.poll() is None and time.monotonic() < deadline, "the offline run never started its job"
             time.sleep(0.2)
         refused = daemon("daemon", "start")
         assert refused.returncode == 1
         assert "`localbatch run` is running jobs in" in refused.stderr and "without a daemon" in refused.stderr
+        (container,) = daemon.containers()
+        daemon.client.api.exec_start(daemon.client.api.exec_create(container["Id"], ["touch", "/go"]))
         stdout, stderr = offline.communicate(timeout=60)
     finally:
         offline.kill()
