@@ -152,9 +152,10 @@ def _engine(
         gpu_ids=tuple(g.device_id for g in inventory.gpus),
         notifier=control,
         live=control,
+        host_policy=settings.policy,
     )
     arns = Arns(settings.region, settings.account_id)
-    dispatcher = BatchDispatcher(service, arns, host, read_only=control is None)
+    dispatcher = BatchDispatcher(service, arns, host, read_only=control is None, policy=settings.policy)
     api = Api(dispatcher, supported=dispatcher.operations)
     api.add_json_target(LOGS_TARGET, LogsApi(store=store, logs_dir=settings.logs_dir, arns=arns))
     extensions = Extensions(
@@ -223,7 +224,7 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
             with state_store(settings) as store:
                 engine = _engine(settings, store, runtime, host_probe().probe(), loop=True, recovering=True)
                 assert engine.loop is not None
-                server = ApiServer(settings.socket_path, engine.api)
+                server = ApiServer(settings.socket_path, engine.api, group=settings.policy.socket_group)
                 tcp = None
                 if settings.listen is not None:
                     ensure_keyring(settings.home)
