@@ -219,7 +219,12 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
     and API socket. Leaving the block stops serving and scheduling; containers keep running."""
     with hold_lock(settings):
         runtime = container_runtime(settings)
-        runtime.engine_info()  # no engine: one clear error before anything starts
+        engine_info = runtime.engine_info()  # no engine: one clear error before anything starts
+        if settings.policy.shared and engine_info.network_mode == "host":
+            logger.warning(
+                "[policy]: containers use the host's network ([docker] network_mode resolves to host): "
+                "every user's jobs reach the services this host offers on 127.0.0.1; docs/policy.md"
+            )
         try:
             with state_store(settings) as store:
                 engine = _engine(settings, store, runtime, host_probe().probe(), loop=True, recovering=True)
