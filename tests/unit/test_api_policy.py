@@ -7,13 +7,26 @@ from __future__ import annotations
 import copy
 import json
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from localbatch.api.principal import daemon_owner, peer_user, user_name
+import pytest
+
+from localbatch import config
+from localbatch.api.principal import acting_as, daemon_owner, peer_user, user_name
 from localbatch.api.server import ApiRequest
+from localbatch.core.infra import ComputeEnvironment
+from localbatch.core.inventory import HostInventory
+from localbatch.core.jobs import Attempt, Job, JobStatus
 from localbatch.core.policy import Policy, UserLimits
+from localbatch.core.resources import Resources
+from localbatch.core.spec import ContainerSpec
+from localbatch.errors import InvalidRequest
+from localbatch.extensions import Extensions
 from tests.fakes.api_world import RENDER, World, make_world, wire_request
+from tests.fakes.runtime import FakeRuntime
+from tests.fakes.store import InMemoryStateStore
 
 SUBMIT = {"jobName": "j", "jobQueue": "default", "jobDefinition": "render"}
 
@@ -112,3 +125,28 @@ def test_the_peer_of_a_unix_socket_is_named_by_its_uid() -> None:
     with left, right:
         assert peer_user(left) == daemon_owner()
     assert user_name(2**31 - 7) == f"uid {2**31 - 7}"  # no passwd entry
+
+
+def test_a_spot_interrupt_of_someone_elses_job_is_refused_on_a_shared_host(tmp_path: Path) -> None:
+    (tmp_path / "localbatch.toml").write_text("[policy]\n")
+    settings = config.resolve(env={"LOCALBATCH_HOME": str(tmp_path / "home")}, cwd=tmp_path)
+    store = InMemoryStateStore()
+    store.put_compute_environment(ComputeEnvironment("local", 2, 4096))
+    attempt = Attempt(1, "t1", "c1", "s1", started_at=10)
+    container = ContainerSpec(image="i", resources=Resources(1, 512))
+    job = Job("j1", "train", "train", 1, "default", container, 1, JobStatus.RUNNING, attempts=(attempt,))
+    store.save_job(replace(job, submitted_by="alice"))
+    asked: list[str] = []
+    extensions = Extensions(
+        settings=settings,
+        store=store,
+        host=HostInventory(cpus=2, memory_mib=4096),
+        capacity=Resources(2, 4096),
+        runtime=FakeRuntime(),
+        interrupt=asked.append,
+    )
+    with acting_as("bob"), pytest.raises(InvalidRequest, match="policy.admins: the job belongs to user alice"):
+        extensions.interrupt({}, {"jobId": "j1"})
+    with acting_as("alice"):
+        extensions.interrupt({}, {"jobId": "j1"})
+    assert asked == ["j1"]
