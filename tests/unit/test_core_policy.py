@@ -1,9 +1,14 @@
 """The shared host's policy (``core.policy``): plain values in, violations naming their rule out;
-and rule 13 of the scheduler, per-user limits."""
+and rule 13 of the scheduler, per-user limits, also as the control loop applies it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from localbatch.awsbatch.requests import SubmitRequest
 from localbatch.core.infra import ComputeEnvironment, JobQueue
+from localbatch.core.jobs import JobStatus
+from localbatch.core.lifecycle import JobOverrides
 from localbatch.core.policy import (
     NO_POLICY,
     USER_LIMIT,
@@ -19,6 +24,7 @@ from localbatch.core.policy import (
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import Allocation, RunnableJob, WaitReason, plan
 from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, Volume
+from tests.unit.test_daemon_loop import make_rig
 
 SHARED = Policy(shared=True, allowed_mount_paths=("/srv/data",), scratch_root="/var/lb/scratch")
 
@@ -141,3 +147,21 @@ def test_without_limits_owners_change_nothing() -> None:
     unlimited = plan(runnable, QUEUES, ENVS, [], HOST, 10, user_limits=UserLimits())
     assert plan(runnable, QUEUES, ENVS, [], HOST, 10) == unlimited
     assert len(plan(runnable, QUEUES, ENVS, [], HOST, 10).placements) == 2
+
+
+def test_the_control_loop_holds_a_users_second_job_until_the_first_ends(tmp_path: Path) -> None:
+    (tmp_path / "localbatch.toml").write_text("[policy]\nmax_running_jobs = 1\n")
+    rig = make_rig(tmp_path)
+    rig.runtime.script("busybox:1.36", runs_for_s=1)
+    request = SubmitRequest("work", "default", "work", JobOverrides(vcpus=0.5, memory_mib=256))
+    alice = [rig.service.submit_job(request, submitted_by="alice").job_id for _ in range(2)]
+    bob = rig.service.submit_job(request, submitted_by="bob").job_id
+    rig.tick()
+    rig.tick()
+    assert {j.job_id for j in rig.holding()} == {alice[0], bob}
+    reason = rig.service.job(alice[1]).status_reason
+    assert reason == "POLICY:USER_LIMIT - user alice runs 1 of max_running_jobs 1; needs 1"
+    rig.settle()
+    assert [rig.job(j).status for j in alice] == [JobStatus.SUCCEEDED, JobStatus.SUCCEEDED]
+    started, ended = rig.job(alice[1]).attempts[0].started_at, rig.job(alice[0]).stopped_at
+    assert started is not None and ended is not None and started >= ended
