@@ -260,7 +260,7 @@ class BatchService:
 
     def _policy_problems(self, job: Job, nodes: Sequence[Job], user: str) -> list[Problem]:
         """What the job (each node of a multi-node job) asks of the host that the policy does
-        not allow ``user``; host paths are checked as given and with symlinks resolved."""
+        not allow ``user``; host paths are checked with their symlinks resolved, as Docker mounts them."""
         problems = []
         for container, where in [(n.container, f"node {n.node_index}: ") for n in nodes] or [(job.container, "")]:
             real = {

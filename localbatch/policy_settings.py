@@ -69,7 +69,7 @@ def resolve_policy(table: Any, where: str, home: Path) -> Policy:
             problems.append(f"policy.allowed_mount_paths[{i}]: {path!r} is not an absolute path")
         elif posixpath.normpath(path) == "/":
             problems.append(f"policy.allowed_mount_paths[{i}]: '/' would allow every host path; name directories")
-        else:  # as given and with symlinks resolved: a job's paths are checked both ways
+        else:  # a job's paths are checked resolved; so is the list, and as given (what users read)
             paths += [posixpath.normpath(path), os.path.realpath(path)]
     for key in ("admins", "admin_groups"):
         for i, name in enumerate(getattr(parsed, key)):

@@ -88,25 +88,24 @@ def violations(
     spec: ContainerSpec, user: str, policy: Policy, real_paths: Mapping[str, str] | None = None, where: str = ""
 ) -> list[Problem]:
     """What ``spec`` asks of the host that ``policy`` does not allow ``user``, each naming its rule.
-    ``real_paths``: each host path with its symlinks resolved (the adapter's ``realpath``); a
-    path must be allowed both as given and as resolved. ``where`` prefixes messages (a node range)."""
+    ``real_paths``: each host path with its symlinks resolved (the adapter's ``realpath``), which
+    is what gets mounted and so what is checked. ``where`` prefixes messages (a node's)."""
     problems = []
     real_paths = real_paths or {}
     for volume in spec.volumes:
         given = volume.host_source_path
         if given is None:
             continue
-        for path in dict.fromkeys((given, real_paths.get(given, given))):
-            if not mount_allowed(path, user, policy):
-                shown = path if path == given else f"{given} (resolves to {path})"
-                problems.append(
-                    Problem(
-                        "policy.allowed_mount_paths",
-                        f"{where}host path {shown} of volume {volume.name} is not allowed; allowed: "
-                        f"{_allowed_text(policy, user)}",
-                    )
+        path = real_paths.get(given, given)
+        if not mount_allowed(path, user, policy):
+            shown = given if path == given else f"{given} (resolves to {path})"
+            problems.append(
+                Problem(
+                    "policy.allowed_mount_paths",
+                    f"{where}host path {shown} of volume {volume.name} is not allowed; allowed: "
+                    f"{_allowed_text(policy, user)}",
                 )
-                break
+            )
     if spec.privileged and not policy.allow_privileged:
         text = f"{where}privileged containers are not allowed on this host"
         problems.append(Problem("policy.allow_privileged", text))

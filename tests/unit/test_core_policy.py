@@ -154,8 +154,13 @@ def test_the_control_loop_holds_a_users_second_job_until_the_first_ends(tmp_path
     rig = make_rig(tmp_path)
     rig.runtime.script("busybox:1.36", runs_for_s=1)
     request = SubmitRequest("work", "default", "work", JobOverrides(vcpus=0.5, memory_mib=256))
-    alice = [rig.service.submit_job(request, submitted_by="alice").job_id for _ in range(2)]
-    bob = rig.service.submit_job(request, submitted_by="bob").job_id
+
+    def submit(user: str) -> str:
+        rig.clock.advance(0.001)  # FIFO is by submission time; give each its own millisecond
+        return rig.service.submit_job(request, submitted_by=user).job_id
+
+    alice = [submit("alice"), submit("alice")]
+    bob = submit("bob")
     rig.tick()
     rig.tick()
     assert {j.job_id for j in rig.holding()} == {alice[0], bob}
