@@ -152,7 +152,7 @@ def test_a_forbidden_mount_is_refused_at_submit_and_a_user_at_max_running_jobs_w
         first = d.submit_api(jobName="first", containerOverrides={"command": ["sleep", "2"]})
         second = d.submit_api(jobName="second", containerOverrides={"command": ["true"]})
         d.wait_for(first, "RUNNING", "SUCCEEDED")
-        waiting = d.detail(second)
+        waiting = d.wait_for(second, "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
         if waiting["status"] == "RUNNABLE":  # while the first runs (it may have ended already on a slow host)
             assert waiting["statusReason"] == (
                 f"POLICY:USER_LIMIT - user {daemon_owner()} runs 1 of max_running_jobs 1; needs 1"
