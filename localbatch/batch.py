@@ -12,6 +12,7 @@ Used by the daemon's API dispatcher, and in-process by the CLI for reads when no
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from typing import Protocol
 from localbatch import jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref
 from localbatch.consumable_service import ConsumableService
-from localbatch.core import arrays, dependencies, lifecycle, multinode, queue_limits, staging
+from localbatch.core import arrays, dependencies, lifecycle, multinode, policy, queue_limits, staging
 from localbatch.core.definition import MAX_TAG_VALUE_CHARS, MAX_TAGS, JobDefinition, tag_key_problem
 from localbatch.core.infra import (
     MAX_ACTIVE_SHARES,
@@ -130,8 +131,10 @@ class BatchService:
         notifier: Notifier | None = None,
         live: LiveView | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        host_policy: policy.Policy = policy.NO_POLICY,
     ) -> None:
         self._live = live
+        self._host_policy = host_policy
         self._gpu_ids = gpu_ids  # the host's GPU device ids
         self._store = store
         self._clock = clock
@@ -198,7 +201,8 @@ class BatchService:
     def submit_job(self, request: SubmitRequest, *, submitted_by: str | None = None) -> Job:
         """Record a SUBMITTED job, submitted by ``submitted_by`` (its array children and nodes
         too). Refused, with nothing written, when the queue is unknown or DISABLED, the
-        definition unknown or INACTIVE, or the job could never fit the queue."""
+        definition unknown or INACTIVE, the job could never fit the queue, or it asks what the
+        host's policy does not allow (``core.policy``: each problem names the rule)."""
         queue = self._queue(request.job_queue)
         if not queue.enabled:
             raise InvalidRequest([Problem("jobQueue", f"job queue {queue.name} is DISABLED; it accepts no new jobs")])
@@ -231,6 +235,7 @@ class BatchService:
             problems.append(Problem("arrayProperties.size", text))
         job, nodes, node_problems = _multinode_parts(job, definition, request)
         problems += node_problems
+        problems += self._policy_problems(job, [n for n, _ in nodes], submitted_by or "")
         overridden = request.overrides.consumable_resources is not None
         where = "consumableResourcePropertiesOverride" if overridden else "jobDefinition"
         if nodes and job.consumable_resources:
@@ -241,6 +246,7 @@ class BatchService:
         if why is not None and not node_problems:
             what = f"the job's {len(nodes)} nodes together" if nodes else "the job"
             problems.append(Problem("resourceRequirements", f"{what} can never run in job queue {queue.name}: {why}"))
+        problems += policy.too_big(need, len(nodes) or 1, self._host_policy.limits)
         if problems:
             raise InvalidRequest(problems)
         changes = [(job, [event])]
@@ -251,6 +257,19 @@ class BatchService:
         for submitted, _ in changes:
             self._notifier.job_submitted(submitted)
         return job
+
+    def _policy_problems(self, job: Job, nodes: Sequence[Job], user: str) -> list[Problem]:
+        """What the job (each node of a multi-node job) asks of the host that the policy does
+        not allow ``user``; host paths are checked with their symlinks resolved, as Docker mounts them."""
+        problems = []
+        for container, where in [(n.container, f"node {n.node_index}: ") for n in nodes] or [(job.container, "")]:
+            real = {
+                v.host_source_path: os.path.realpath(v.host_source_path)
+                for v in container.volumes
+                if v.host_source_path is not None
+            }
+            problems += policy.violations(container, user, self._host_policy, real, where)
+        return problems
 
     def _share_problems(self, queue: JobQueue, share: str | None) -> list[Problem]:
         """AWS's shareIdentifier rules: required on a fair-share queue, refused on a FIFO one,
@@ -348,16 +367,24 @@ class BatchService:
             jobs = [job for job in jobs if job.job_name.lower() == wanted]
         return Page(jobs, next_after)
 
-    def cancel_job(self, job_id: str, reason: str) -> None:
+    def cancel_job(self, job_id: str, reason: str, *, caller: str | None = None, admin: bool = True) -> None:
         """AWS's CancelJob: jobs not yet STARTING end FAILED; on a STARTING or RUNNING job it
-        has no effect (and is still a success)."""
-        self._request_stop(job_id, StopKind.CANCEL, reason)
+        has no effect (and is still a success). ``caller`` (an ``admin`` or not) must be allowed
+        to stop the job by the host's policy (``core.policy.may_stop``)."""
+        self._request_stop(job_id, StopKind.CANCEL, reason, caller, admin)
 
-    def terminate_job(self, job_id: str, reason: str) -> None:
+    def terminate_job(self, job_id: str, reason: str, *, caller: str | None = None, admin: bool = True) -> None:
         """AWS's TerminateJob: a running container is stopped; an unstarted job is cancelled."""
-        self._request_stop(job_id, StopKind.TERMINATE, reason)
+        self._request_stop(job_id, StopKind.TERMINATE, reason, caller, admin)
 
-    def _request_stop(self, job_id: str, kind: StopKind, reason: str) -> None:
+    def _request_stop(self, job_id: str, kind: StopKind, reason: str, caller: str | None, admin: bool) -> None:
+        if caller is not None and not admin and self._host_policy.shared:
+            found = self._store.get_job(job_id)
+            if found is None:
+                raise JobNotFound(job_id)
+            refused = policy.may_stop(found.submitted_by, caller, self._host_policy, admin)
+            if refused is not None:
+                raise InvalidRequest([refused])
         job = self._store.request_stop(job_id, StopRequest(kind, reason, self._clock.now_ms()))
         if job is None:
             raise JobNotFound(job_id)

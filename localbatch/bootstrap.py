@@ -174,9 +174,10 @@ def _engine(
         gpu_ids=tuple(g.device_id for g in inventory.gpus),
         notifier=control,
         live=control,
+        host_policy=settings.policy,
     )
     arns = Arns(settings.region, settings.account_id)
-    dispatcher = BatchDispatcher(service, arns, host, read_only=control is None)
+    dispatcher = BatchDispatcher(service, arns, host, read_only=control is None, policy=settings.policy)
     api = Api(dispatcher, supported=dispatcher.operations)
     api.add_json_target(LOGS_TARGET, LogsApi(store=store, logs_dir=settings.logs_dir, arns=arns))
     extensions = Extensions(
@@ -240,12 +241,17 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
     and API socket. Leaving the block stops serving and scheduling; containers keep running."""
     with hold_lock(settings):
         runtime = container_runtime(settings)
-        runtime.engine_info()  # no engine: one clear error before anything starts
+        engine_info = runtime.engine_info()  # no engine: one clear error before anything starts
+        if settings.policy.shared and engine_info.network_mode == "host":
+            logger.warning(
+                "[policy]: containers use the host's network ([docker] network_mode resolves to host): "
+                "every user's jobs reach the services this host offers on 127.0.0.1; docs/policy.md"
+            )
         try:
             with state_store(settings) as store:
                 engine = _engine(settings, store, runtime, host_probe().probe(), loop=True, recovering=True)
                 assert engine.loop is not None
-                server = ApiServer(settings.socket_path, engine.api)
+                server = ApiServer(settings.socket_path, engine.api, group=settings.policy.socket_group)
                 tcp = None
                 if settings.listen is not None:
                     ensure_keyring(settings.home)

@@ -11,6 +11,7 @@ UntagResource's ``tagKeys`` in the query. Extensions under ``/v1/localbatch/`` a
 Errors, each one line meant for users as is:
 
 - ``DaemonUnreachable``: no socket file, nobody listening on it, or it cannot be connected to;
+- ``DaemonForbidden``: the socket's permissions keep this user out (names its group);
 - ``RequestRejected``: the daemon answered ClientException (bad input, unknown job, ...);
 - ``DaemonError``: the daemon answered ServerException, broke a connection or a stream off,
   sent something that is not AWS's shape, or did not answer in time.
@@ -20,10 +21,12 @@ Timeouts: connecting 5 s; calls 60 s by default; streams unbounded.
 
 from __future__ import annotations
 
+import grp
 import http.client
 import json
 import os
 import socket
+import stat
 import threading
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -33,7 +36,7 @@ from urllib.parse import urlencode
 from localbatch.api.routes import query_text, route_table
 from localbatch.errors import LocalbatchError
 
-__all__ = ["DaemonClient", "DaemonError", "DaemonStream", "DaemonUnreachable", "RequestRejected"]
+__all__ = ["DaemonClient", "DaemonError", "DaemonForbidden", "DaemonStream", "DaemonUnreachable", "RequestRejected"]
 
 CONNECT_TIMEOUT_S: Final = 5.0
 CALL_TIMEOUT_S: Final = 60.0
@@ -55,6 +58,31 @@ class DaemonUnreachable(LocalbatchError):
         else:
             message = f"cannot connect to the localbatch daemon at {socket_path}: {reason}"
         super().__init__(message)
+
+
+class DaemonForbidden(LocalbatchError):
+    """Raised when the socket's file permissions keep this user out (a shared host's daemon
+    lets in its owner and the members of ``[policy] socket_group``)."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        try:
+            info = os.stat(socket_path)
+            group = _group_name(info.st_gid)
+            who = f"its owner and group {group} (mode {stat.S_IMODE(info.st_mode):04o})"
+        except OSError:  # not even its directory can be searched
+            who = "users allowed into its directory"
+        super().__init__(
+            f"permission denied on the localbatch daemon's socket {socket_path}: only {who} may use it; "
+            "ask the host's operator to add you ([policy] socket_group, docs/policy.md)"
+        )
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"gid {gid}"
 
 
 class RequestRejected(LocalbatchError):
@@ -208,6 +236,8 @@ class DaemonClient:
             connection.connect()
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonUnreachable(self.socket_path) from exc
+        except PermissionError as exc:
+            raise DaemonForbidden(self.socket_path) from exc
         except TimeoutError as exc:
             raise DaemonUnreachable(self.socket_path, f"no answer within {self.connect_timeout_s} s") from exc
         except OSError as exc:

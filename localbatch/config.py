@@ -63,6 +63,9 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     url = "http://127.0.0.1:9000/x"   # [[schedules]], [[triggers]], [events]
                                       # (localbatch.automation_settings has every key)
 
+    [policy]                          # a host shared by several users (docs/policy.md)
+    allowed_mount_paths = ["/srv/data"] # (localbatch.policy_settings has every key)
+
     [aws]                             # what only the cloud has: export and deploy read it
     subnets = ["subnet-0abc"]         # (localbatch.cloud_settings has every key)
 
@@ -100,8 +103,10 @@ from localbatch.core.infra import (
 )
 from localbatch.core.inventory import Reserve
 from localbatch.core.naming import AWS_NAME
+from localbatch.core.policy import Policy
 from localbatch.core.spot import SpotRehearsal
 from localbatch.errors import ConfigError
+from localbatch.policy_settings import resolve_policy
 from localbatch.store_server import ServerOptions, read_credentials, server_options
 from localbatch.store_settings import StoreSettings, resolve_log_bucket, resolve_store
 from localbatch.validation import problems_from
@@ -219,6 +224,7 @@ class _ConfigFile(BaseModel):
     consumable_resources: list[_ConsumableFile] = Field(default_factory=list)
     store: dict[str, Any] = Field(default_factory=dict)  # checked by store_settings.resolve_store
     aws: Any = None  # checked by cloud_settings.resolve_cloud
+    policy: Any = None  # checked by policy_settings.resolve_policy
     # checked by automation_settings.resolve_automation
     events: Any = None
     webhooks: Any = None
@@ -276,6 +282,7 @@ class Settings:
     cloud: CloudSettings = CloudSettings()  # [aws]: what export and deploy need (cloud_settings)
     listen: tuple[str, int] | None = None  # [api] listen: the SigV4 TCP listener's address
     automation: Automation = Automation()  # [[webhooks]], [[hooks]], [[schedules]], [[triggers]]
+    policy: Policy = Policy()  # [policy]: a shared host's rules (policy_settings)
 
     @property
     def warnings(self) -> list[str]:
@@ -417,6 +424,7 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         automation=resolve_automation(
             {key: getattr(parsed, key) for key in ("events", "webhooks", "hooks", "schedules", "triggers")}, where
         ),
+        policy=resolve_policy(parsed.policy, where, home),
     )
 
 

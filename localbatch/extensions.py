@@ -35,9 +35,10 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from localbatch import __version__, logs
+from localbatch.api.principal import current_principal, daemon_owner, is_admin
 from localbatch.automation_settings import Submission
 from localbatch.config import Settings
-from localbatch.core import spot, usage
+from localbatch.core import policy, spot, usage
 from localbatch.core.delivery import EventFilter
 from localbatch.core.infra import ComputeEnvironment, JobQueue
 from localbatch.core.inventory import HostInventory
@@ -332,6 +333,11 @@ class Extensions:
             )
         if self._interrupt is None:  # no control loop here: nothing runs that could be stopped
             raise InvalidRequest([Problem("jobId", "interrupting a job needs the daemon")])
+        host_policy = self._settings.policy
+        caller = current_principal() or daemon_owner()
+        refused = policy.may_stop(job.submitted_by, caller, host_policy, is_admin(caller, host_policy))
+        if refused is not None:  # it stops the job's container, as TerminateJob would
+            raise InvalidRequest([refused])
         self._interrupt(job_id)
         return {
             "jobId": job_id,

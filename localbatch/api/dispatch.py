@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from localbatch.api.errors import CLIENT_ERRORS, client_error, to_api_error, unsupported_operation
-from localbatch.api.principal import current_principal, daemon_owner
+from localbatch.api.principal import current_principal, daemon_owner, is_admin
 from localbatch.awsbatch import consumables, infra, requests
 from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
 from localbatch.awsbatch.jobdetail import job_detail, job_summary
@@ -20,6 +20,7 @@ from localbatch.awsbatch.requests import is_digits, job_definition_ref
 from localbatch.batch import BatchService
 from localbatch.core.definition import JobDefinition
 from localbatch.core.naming import Arns
+from localbatch.core.policy import NO_POLICY, Policy
 from localbatch.core.resources import Resources
 from localbatch.errors import NotFound
 from localbatch.ports import ACTIVE, INACTIVE, TAGGABLE, JobDefinitionRecord, TagTarget
@@ -51,8 +52,11 @@ MAX_BULK_JOBS = 50  # CancelJobs, TerminateJobs
 
 
 class BatchDispatcher:
-    def __init__(self, service: BatchService, arns: Arns, host: Resources, *, read_only: bool = False) -> None:
+    def __init__(
+        self, service: BatchService, arns: Arns, host: Resources, *, read_only: bool = False, policy: Policy = NO_POLICY
+    ) -> None:
         self._service = service
+        self._policy = policy
         self._arns = arns
         self._host = host
         self._read_only = read_only
@@ -107,7 +111,8 @@ class BatchDispatcher:
     # -- jobs ---------------------------------------------------------------------------------
 
     def _submit_job(self, body: Body) -> dict[str, Any]:
-        # The key's name on the TCP listener; the daemon's own user on its Unix socket.
+        # The key's name on the TCP listener; the peer's OS user on the Unix socket; the
+        # daemon's own user for calls inside it.
         submitter = current_principal() or daemon_owner()
         job = self._service.submit_job(requests.submit_request(body), submitted_by=submitter)
         return {"jobArn": self._arns.job(job.job_id), "jobName": job.job_name, "jobId": job.job_id}
@@ -127,18 +132,28 @@ class BatchDispatcher:
         return response
 
     def _cancel_job(self, body: Body) -> dict[str, Any]:
-        self._service.cancel_job(str(body["jobId"]), str(body["reason"]))
+        self._stopper(self._service.cancel_job)(str(body["jobId"]), str(body["reason"]))
         return {}
 
     def _terminate_job(self, body: Body) -> dict[str, Any]:
-        self._service.terminate_job(str(body["jobId"]), str(body["reason"]))
+        self._stopper(self._service.terminate_job)(str(body["jobId"]), str(body["reason"]))
         return {}
 
     def _cancel_jobs(self, body: Body) -> dict[str, Any]:
-        return self._bulk(body, self._service.cancel_job)
+        return self._bulk(body, self._stopper(self._service.cancel_job))
 
     def _terminate_jobs(self, body: Body) -> dict[str, Any]:
-        return self._bulk(body, self._service.terminate_job)
+        return self._bulk(body, self._stopper(self._service.terminate_job))
+
+    def _stopper(self, stop: Callable[..., None]) -> Callable[[str, str], None]:
+        """``stop`` on behalf of the caller, whom the host's policy may allow only their own jobs."""
+        caller = current_principal() or daemon_owner()
+        admin = is_admin(caller, self._policy)
+
+        def call(job_id: str, reason: str) -> None:
+            stop(job_id, reason, caller=caller, admin=admin)
+
+        return call
 
     def _bulk(self, body: Body, stop: Callable[[str, str], None]) -> dict[str, Any]:
         """CancelJobs/TerminateJobs: CancelJob/TerminateJob on each id, each reported on its

@@ -11,7 +11,8 @@ Requests under ``/v1/localbatch/`` go to extension handlers registered with
 ``add_extension``; a handler returns a JSON object, or an iterator of bytes that is streamed
 with chunked transfer encoding (``logs --follow``).
 
-``ApiServer`` serves an ``Api`` on a Unix socket (mode 0600: file permissions are the auth):
+``ApiServer`` serves an ``Api`` on a Unix socket (mode 0600, or 0660 with a group: file
+permissions are the auth; each request is handled as the peer's OS user, from SO_PEERCRED):
 stdlib ``socketserver`` with one daemon thread per connection, HTTP/1.1 keep-alive, a clean
 ``shutdown()`` that lets in-flight requests finish and closes idle connections. The request
 handler only needs ``server.api``, ``server.closing`` and ``server.max_body_bytes``, so a TCP
@@ -28,6 +29,7 @@ the client can tell the two apart.
 
 from __future__ import annotations
 
+import grp
 import json
 import logging
 import os
@@ -49,7 +51,7 @@ from typing import Any, Final, Protocol, TypeAlias
 from urllib.parse import parse_qs
 
 from localbatch.api.errors import ApiError, client_error, to_api_error, unsupported_operation
-from localbatch.api.principal import acting_as
+from localbatch.api.principal import acting_as, peer_user
 from localbatch.api.routes import RouteTable, route_table
 from localbatch.awsbatch.jobdefinition import LOCAL_MEMBER
 from localbatch.awsbatch.model import validate_request
@@ -105,6 +107,7 @@ class ApiRequest:
     target: str  # raw request target: path and query, still percent-encoded
     headers: Mapping[str, str]  # names lower-cased
     body: bytes
+    peer: str | None = None  # the OS user at the other end of a Unix socket (SO_PEERCRED)
 
 
 # () -> (content type, body): a plain GET endpoint outside AWS's API (``/metrics``).
@@ -223,11 +226,11 @@ class Api:
     def handle(self, request: ApiRequest) -> ApiResponse:
         """The response to ``request``; never raises (errors become AWS error responses).
         While it is dispatched, ``principal.current_principal()`` is who the authenticator
-        said is calling (None without one)."""
+        said is calling, or without one the request's ``peer``."""
         request_id = str(uuid.uuid4())
         operation = "-"
         try:
-            principal = self._authenticate(request) if self._authenticate is not None else None
+            principal = self._authenticate(request) if self._authenticate is not None else request.peer
             with acting_as(principal):
                 target = request.headers.get("x-amz-target")
                 if target is not None:
@@ -302,7 +305,8 @@ class Api:
 
 
 class ApiServer:
-    """An ``Api`` served over HTTP/1.1 on a Unix socket (mode 0600), on a background thread.
+    """An ``Api`` served over HTTP/1.1 on a Unix socket (mode 0600; 0660 and owned by ``group``
+    when one is given), on a background thread.
 
     ``start()`` removes a stale socket file (one nobody listens on) and refuses to touch a live
     one or a path that is not a socket; ``shutdown()`` stops accepting, lets in-flight requests
@@ -318,10 +322,13 @@ class ApiServer:
         supported: Collection[str] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_interval_s: float = 0.2,
+        group: str | None = None,
     ) -> None:
         """``dispatcher``: what executes operations (an ``Api`` is built around it with
-        ``supported``), or an ``Api`` to serve as it is (shared with another listener)."""
+        ``supported``), or an ``Api`` to serve as it is (shared with another listener).
+        ``group``: the socket's group (``[policy] socket_group``), whose members may connect."""
         self.socket_path = Path(socket_path)
+        self.group = group
         if isinstance(dispatcher, Api):
             if supported is not None:
                 raise ValueError("give `supported` to the Api, not to the server that serves it")
@@ -365,6 +372,12 @@ class ApiServer:
             raise ApiServerError(
                 f"socket path too long ({len(os.fsencode(path))} bytes, the limit is {_MAX_SOCKET_PATH_BYTES}): {path}"
             )
+        gid = None
+        if self.group is not None:
+            try:
+                gid = grp.getgrnam(self.group).gr_gid
+            except KeyError:
+                raise ApiServerError(f"policy.socket_group: this host has no group named {self.group!r}") from None
         _clear_stale_socket(path)
         server = _UnixHttpServer(path, self.api, self.max_body_bytes)
         try:
@@ -374,7 +387,9 @@ class ApiServer:
                 server.server_bind()
             finally:
                 os.umask(previous)
-            os.chmod(path, 0o600)
+            if gid is not None:
+                os.chown(path, -1, gid)
+            os.chmod(path, 0o600 if gid is None else 0o660)
             self._inode = os.stat(path).st_ino
             server.server_activate()
         except OSError as exc:
@@ -529,6 +544,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.peer = peer_user(self.connection)
         self.server.track(self.connection)
 
     def finish(self) -> None:
@@ -543,7 +559,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if body is None:
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        response = self.server.api.handle(ApiRequest(self.command, self.path, headers, body))
+        response = self.server.api.handle(ApiRequest(self.command, self.path, headers, body, self.peer))
         if self.server.closing.is_set():
             self.close_connection = True
         if response.stream is None:

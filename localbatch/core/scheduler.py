@@ -106,6 +106,12 @@ applies the plan; nothing here reads a clock, a store or an engine. The rules, e
     code is localbatch's) and, as with backfill, does not block the jobs behind it. It never
     becomes a starving head: holding capacity back would not make the resource come back
     sooner.
+13. **Per-user limits gate a job before anything else** (``[policy]``'s ``max_running_vcpus``,
+    ``max_running_gpus``, ``max_running_jobs``; ``core.policy``). A job whose owner would go
+    over a limit by starting it waits with ``POLICY:USER_LIMIT - user alice runs 6 of
+    max_running_vcpus 8; needs 4`` (localbatch's code: AWS has no such limit) and does not
+    block the jobs behind it; this pass's placements count at once. A job that alone exceeds a
+    limit is refused at submit. A multi-node job counts its nodes as jobs.
 
 Deterministic: inputs are sorted, so their order does not matter (names of jobs, queues and
 environments are assumed unique). Fast: one pass is O(n log n) for the FIFO sort and O(n) after
@@ -122,7 +128,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from localbatch.core import consumables
+from localbatch.core import consumables, policy
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs
 from localbatch.core.resources import Resources
@@ -155,6 +161,8 @@ class RunnableJob:
     scheduling_priority: int = 0  # higher first among jobs of one share (rule 10); FIFO queues ignore it
     array_index: int = 0  # an array's children, submitted together, run in index order
     consumables: tuple[consumables.Need, ...] = ()  # consumable resources it needs (rule 12)
+    owner: str | None = None  # who submitted it: per-user limits apply to them (rule 13)
+    jobs: int = 1  # how many running jobs it counts as under the per-user limits: its nodes (rule 13)
     # The job's FIFO entry, made once: the daemon keeps a RunnableJob for as long as the job
     # waits, so a pass over 10,000 waiting jobs does not convert 10,000 requests again.
     fifo_item: _Item = field(init=False, repr=False, compare=False)
@@ -175,6 +183,7 @@ class Allocation:
     gpu_ids: tuple[str, ...] = ()
     job_queue: str = ""  # with share_identifier: what a fair-share queue's share holds now (rule 10)
     share_identifier: str | None = None
+    owner: str | None = None  # who submitted it (rule 13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +518,34 @@ class _Pass:
         self.placements: list[Placement] = []
         self.waiting: dict[str, WaitReason] = {}
         self.heads: dict[str, str] = {}
+        self.limits: policy.UserLimits | None = None  # rule 13, with the two maps below
+        self.owners: dict[str, tuple[str, Resources, int]] = {}  # job id -> (owner, request, jobs)
+        self.running: dict[str, policy.Running] = {}  # owner -> what they hold, this pass's placements too
+
+    def limit_users(
+        self, limits: policy.UserLimits, runnable: Sequence[RunnableJob], allocations: Sequence[Allocation]
+    ) -> None:
+        """Apply per-user limits (rule 13) in this pass."""
+        self.limits = limits
+        self.owners = {job.job_id: (job.owner, job.resources, job.jobs) for job in runnable if job.owner is not None}
+        for alloc in allocations:
+            if alloc.owner is not None:
+                self.running[alloc.owner] = self.running.get(alloc.owner, policy.Running()).plus(alloc.resources)
+
+    def _over_limit(self, job_id: str) -> WaitReason | None:
+        assert self.limits is not None
+        found = self.owners.get(job_id)
+        if found is None:
+            return None
+        owner, need, jobs = found
+        why = policy.limit_reason(owner, self.running.get(owner, policy.Running()), need, jobs, self.limits)
+        return None if why is None else WaitReason(policy.USER_LIMIT, why)
+
+    def _took(self, job_id: str) -> None:
+        found = self.owners.get(job_id)
+        if found is not None:
+            owner, need, jobs = found
+            self.running[owner] = self.running.get(owner, policy.Running()).plus(need, jobs)
 
     # -- serving a queue ----------------------------------------------------------------------
 
@@ -539,7 +576,15 @@ class _Pass:
         starving_since = self.starving_since
         first_unstarved = self.first_unstarved
         needs_of = self.needs
+        limited = self.limits is not None
         for _, _, job_id, need, runnable_at in items:
+            if limited:
+                over = self._over_limit(job_id)
+                if over is not None:
+                    waiting[job_id] = over
+                    if head_id is None:
+                        head_id = self.heads[queue.name] = job_id
+                    continue
             wanted = needs_of.get(job_id) if needs_of else None
             if wanted is not None:
                 short = consumables.shortfall(wanted, self.free_consumables)
@@ -550,6 +595,8 @@ class _Pass:
                     continue
             if need[0] <= room_vcpu and need[1] <= room_memory and need not in failed:
                 if self._try_place(job_id, need, open_envs):
+                    if limited:
+                        self._took(job_id)
                     if wanted is not None:
                         consumables.take(wanted, self.free_consumables)
                     if fair is not None:
@@ -728,6 +775,7 @@ def plan(
     policies: Sequence[SchedulingPolicy] = (),
     usage: Mapping[tuple[str, str], float] | None = None,
     consumable_quantities: Mapping[str, int] | None = None,
+    user_limits: policy.UserLimits | None = None,
 ) -> Plan:
     """Decide which runnable jobs start now and where; say why each of the others waits.
 
@@ -736,12 +784,17 @@ def plan(
     ``policies`` are the scheduling policies fair-share queues name; ``usage`` is, per (queue,
     share identifier), the vCPU-seconds its ended attempts consumed, decayed to ``now``
     (``core.fairshare.UsageHistory``; rule 10). ``consumable_quantities`` is each consumable
-    resource's available quantity (rule 12).
+    resource's available quantity (rule 12). ``user_limits``: what each job's owner may run at
+    once (``[policy]``, rule 13).
     """
     fifo, needs = _fifo_by_queue(runnable)
+    limited = user_limits is not None and user_limits.any
     fair = _fair_queues(queues, policies)
     shares = _by_share(runnable, fair) if fair else {}
     state = _Pass(environments, allocations, host, now, settings, needs, consumable_quantities or {})
+    if limited:
+        assert user_limits is not None
+        state.limit_users(user_limits, runnable, allocations)
     for queue in sorted(queues, key=lambda q: (-q.priority, q.name)):
         items = fifo.pop(queue.name, None)
         if not items:

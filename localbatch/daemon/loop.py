@@ -185,6 +185,7 @@ class ControlLoop:
         # Each queue's head job, its wait reason code and since when (core.queue_limits).
         self._heads: dict[str, queue_limits.HeadWait] = {}
         self._scheduler = SchedulerSettings(max_head_wait_s=settings.max_head_wait_s)
+        self._user_limits = settings.policy.limits if settings.policy.limits.any else None
         # Launches (image pulls included) and removals run here, never on the loop's thread.
         self._pool = executor or ThreadPerTask()
         # Stops wait out their grace period, so each gets a thread of its own.
@@ -433,6 +434,8 @@ class ControlLoop:
                     share_identifier=job.share_identifier,
                     scheduling_priority=job.scheduling_priority or 0,
                     consumables=job.consumable_resources,
+                    owner=job.submitted_by,
+                    jobs=job.num_nodes or 1 if job.is_multinode_parent else 1,
                 )
             else:
                 self._runnable.pop(job_id, None)
@@ -448,6 +451,7 @@ class ControlLoop:
                     job.gpu_ids,
                     job_queue=job.job_queue,
                     share_identifier=job.share_identifier,
+                    owner=job.submitted_by,
                 )
             elif self._placed.pop(job_id, None) is not None and job.consumable_resources:
                 self._using_up += job.consumable_resources
@@ -1116,6 +1120,7 @@ class ControlLoop:
             policies=self._policies,
             usage=self._usage.at(now) if self._policies else None,
             consumable_quantities=self._consumable_quantities() if self._consumables else None,
+            user_limits=self._user_limits,
         )
         placed = []
         for placement in decided.placements:

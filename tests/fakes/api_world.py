@@ -20,6 +20,7 @@ from localbatch.batch import BatchService
 from localbatch.core import lifecycle, outcome
 from localbatch.core.jobs import EpochMs, Job, JobStatus, transition
 from localbatch.core.naming import Arns, container_name, log_stream_name
+from localbatch.core.policy import NO_POLICY, Policy
 from localbatch.core.resources import Resources
 from localbatch.core.scheduler import FrontEntry
 from tests.fakes.clock import FakeClock
@@ -180,10 +181,10 @@ class World:
         return len(self.store.all_jobs()), self.store.saves, list(self.notifier.calls)
 
 
-def make_world(*, host: Resources = HOST, infrastructure: bool = True) -> World:
-    """The service on an in-memory store; with ``infrastructure``, the compute environment
-    ``local`` (2 vCPU, 4096 MiB) and the queue ``default`` made through the API, and the
-    notifications they caused forgotten."""
+def make_world(*, host: Resources = HOST, infrastructure: bool = True, policy: Policy = NO_POLICY) -> World:
+    """The service on an in-memory store, under the host ``policy``; with ``infrastructure``, the
+    compute environment ``local`` (2 vCPU, 4096 MiB) and the queue ``default`` made through the
+    API, and the notifications they caused forgotten."""
     store, clock, notifier, live = InMemoryStateStore(), FakeClock(T0), RecordingNotifier(), FakeLiveView()
     service = BatchService(
         store=store,
@@ -193,8 +194,9 @@ def make_world(*, host: Resources = HOST, infrastructure: bool = True) -> World:
         notifier=notifier,
         live=live,
         new_id=SequentialIds(),
+        host_policy=policy,
     )
-    dispatcher = BatchDispatcher(service, ARNS, host)
+    dispatcher = BatchDispatcher(service, ARNS, host, policy=policy)
     world = World(store, clock, notifier, live, service, Api(dispatcher, supported=dispatcher.operations))
     if infrastructure:
         environment = {

@@ -8,6 +8,7 @@ bounds below only keep a broken server from hanging the suite.
 
 from __future__ import annotations
 
+import grp
 import http.client
 import json
 import logging
@@ -28,7 +29,7 @@ from botocore.parsers import RestJSONParser  # type: ignore[import-untyped]
 from botocore.serialize import create_serializer  # type: ignore[import-untyped]
 
 from localbatch.api.errors import ApiError, client_error, server_error, to_api_error, unsupported_operation
-from localbatch.api.principal import current_principal
+from localbatch.api.principal import current_principal, daemon_owner
 from localbatch.api.server import Api, ApiRequest, ApiServer, ApiServerError
 from localbatch.awsbatch.model import service_model
 from localbatch.client import DaemonClient, DaemonError, DaemonUnreachable, RequestRejected
@@ -189,6 +190,28 @@ def test_the_socket_file_is_mode_0600_and_removed_on_shutdown(sock, dispatcher):
         api_server.shutdown()
     assert not sock.exists()
     api_server.shutdown()  # idempotent
+
+
+def test_with_a_group_the_socket_is_mode_0660_in_that_group(sock, dispatcher):
+    group = grp.getgrgid(os.getgid()).gr_name
+    with ApiServer(sock, dispatcher, poll_interval_s=FAST_POLL_S, group=group):
+        info = os.stat(sock)
+        assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o660, os.getgid())
+    with pytest.raises(ApiServerError, match="policy.socket_group: this host has no group named 'no-such-group-x'"):
+        ApiServer(sock, dispatcher, poll_interval_s=FAST_POLL_S, group="no-such-group-x").start()
+
+
+def test_a_request_on_the_socket_is_handled_as_its_peers_os_user(sock):
+    seen: list[str | None] = []
+
+    class Recorder:
+        def handle(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+            seen.append(current_principal())
+            return {"jobSummaryList": []}
+
+    with ApiServer(sock, Recorder(), poll_interval_s=FAST_POLL_S), DaemonClient(sock) as daemon_client:
+        daemon_client.call("ListJobs", {"jobQueue": "default"})
+    assert seen == [daemon_owner()]
 
 
 def test_a_stale_socket_file_is_replaced(sock, dispatcher):

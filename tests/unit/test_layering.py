@@ -26,6 +26,7 @@ SDK_HOMES = {
         "config.py",
         "cloud_settings.py",
         "automation_settings.py",
+        "policy_settings.py",
         "validation.py",
     },
     "pydantic_core": {"_jobdef_rules.py", "validation.py"},
