@@ -73,11 +73,13 @@ class LogPump(threading.Thread):
         self._lost = 0  # bytes that failed to be written, not yet marked in the file
         self._lost_why = ""
         self.error: str | None = None
+        self.received = 0  # bytes read from the stream so far
 
     def run(self) -> None:
         self._open()
         try:
             for chunk in self._chunks:
+                self.received += len(chunk)
                 self._take(chunk)
                 self._send(chunk)
         except LocalbatchError as exc:  # the engine stopped streaming

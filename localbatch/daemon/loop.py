@@ -149,6 +149,7 @@ _DRAIN_MS = 2_000
 # SIGTERM/SIGKILL nobody asked for ends its attempt only once the engine has kept answering this long.
 _ENGINE_GRACE_MS = 12_000
 _SIGNAL_EXITS = (128 + 9, 128 + 15)
+_PUMP_STALL_MS = 10_000  # an exited container's pump that reads nothing this long is cut off
 _ENGINE_RETRY_FIRST_MS = 500
 _ENGINE_RETRY_MAX_MS = 5_000
 
@@ -238,6 +239,7 @@ class ControlLoop:
         self._uploading: dict[str, _Uploading] = {}
         self._staged: dict[str, Path] = {}  # container id -> its attempt's staging directory
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
+        self._pumped: dict[str, int] = {}  # container id -> what its pump had read at the last look
         self._waiting: dict[str, WaitReason] = {}
         # Each queue's front (core.scheduler.fronts) as the last plan found it, and when.
         self._fronts: dict[str, tuple[FrontEntry, ...]] = {}
@@ -974,12 +976,18 @@ class ControlLoop:
             self._usage.record(key, job.container.resources.vcpus, ran_ms, now, policy.decay_window_s)
 
     def _remove_finished(self, now: EpochMs) -> None:
-        """Remove exited containers once their output is read (or after 10 s regardless)."""
+        """Remove exited containers once their output is read (or once their pump has read
+        nothing for 10 s: removing the container ends its output stream)."""
         keep: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         for container_id, pump, since in self._removals:
-            if pump is not None and pump.is_alive() and now - since < 10_000:
+            if pump is not None and pump.is_alive() and now - since < _PUMP_STALL_MS:
                 keep.append((container_id, pump, since))
                 continue
+            if pump is not None and pump.is_alive() and pump.received != self._pumped.get(container_id):
+                self._pumped[container_id] = pump.received  # still reading (a flood of output): wait on
+                keep.append((container_id, pump, now))
+                continue
+            self._pumped.pop(container_id, None)
             if pump is not None and pump.error is not None:
                 logger.warning("container %s: its output was not all saved: %s", container_id, pump.error)
             self._pool.submit(self._remove_container, container_id)
