@@ -103,3 +103,52 @@ def test_a_full_logs_disk_leaves_a_marked_gap_and_scheduling_and_the_database_in
 
     with sqlite3.connect(daemon.home / "home" / "state.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+@pytest.fixture
+def small_home(tmp_path: Path) -> Iterator[Path]:
+    """The whole home (database, logs, socket) on a 16 MiB tmpfs."""
+    home = tmp_path / "home"
+    home.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(home)], capture_output=True)
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a tmpfs for the home: {mounted.stderr.decode().strip()}")
+    try:
+        yield home
+    finally:
+        subprocess.run(["umount", "-l", str(home)], capture_output=True, check=False)
+
+
+def _fill(directory: Path) -> Path:
+    """Take every free byte of ``directory``'s file system."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as out:
+        for _ in range(64 * 16):  # at most 64 MiB, in 64 KiB blocks
+            try:
+                out.write(b"\0" * 65536)
+            except OSError:
+                break
+        for _ in range(64):  # and what a 64 KiB block did not fit
+            try:
+                out.write(b"\0" * 1024)
+            except OSError:
+                break
+    return filler
+
+
+def test_a_full_database_disk_refuses_changes_clearly_and_resumes_without_corruption(  # the home on one disk
+    tmp_path: Path, small_home: Path, own_engine: PrivateEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with daemon_on(own_engine, tmp_path, CONFIG, monkeypatch) as daemon:
+        before = daemon.submit("hello")
+        daemon.wait_for(before, "SUCCEEDED")
+        filler = _fill(small_home)
+        refused = daemon("submit", "hello", "--json")
+        assert refused.returncode != 0
+        assert "the state store's disk is full: free space under LOCALBATCH_HOME (request id" in refused.stderr
+        filler.unlink()  # space is back: the daemon goes on as if nothing happened
+        after = daemon.submit("hello")
+        assert daemon.wait_for(after, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+        assert daemon.detail(before)["status"] == "SUCCEEDED"
+    with sqlite3.connect(small_home / "state.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
