@@ -279,6 +279,7 @@ class ControlLoop:
         self._listed_at: EpochMs | None = None  # when _collect_exits last listed the engine's containers
         self._outage: _Outage | None = None  # the engine does not answer (see the module docstring)
         self._engine_error: str | None = None  # why it last stopped answering
+        self._last_failure: str | None = None  # the last tick's error, logged once while it repeats
         self._unremoved: set[str] = set()  # containers whose removal found the engine gone (under _lock)
 
     # -- Notifier (called from API handler threads) ---------------------------------------------
@@ -394,8 +395,11 @@ class ControlLoop:
         while not self._stopping.is_set():
             try:
                 self.tick(self._clock.now_ms())
-            except LocalbatchError:
-                logger.exception("tick failed; the next tick retries")
+                self._last_failure = None
+            except LocalbatchError as exc:
+                if str(exc) != self._last_failure:  # a full disk fails every tick: say it once
+                    logger.exception("tick failed; the next ticks retry (said once until it changes)")
+                self._last_failure = str(exc)
             except Exception:  # a bug must not kill the daemon: log it and keep serving
                 logger.exception("tick failed unexpectedly; the next tick retries")
             busy = self._flights or self._launching or self._removals or self._uploading

@@ -9,7 +9,9 @@ import pytest
 from tests.faults.engine import PrivateEngine, private_engine
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def own_engine() -> Iterator[PrivateEngine]:
+    """One for the session: it costs a dockerd start and an image build. A test that stops it
+    starts it again; each daemon removes its own containers."""
     with private_engine() as running:
         yield running
