@@ -20,7 +20,7 @@ import pytest
 from tests.faults.engine import PrivateEngine, daemon_on, long_fault, until
 from tests.integration.daemons import Daemon
 
-pytestmark = [pytest.mark.faults, pytest.mark.docker, long_fault]
+pytestmark = [pytest.mark.faults, pytest.mark.docker, long_fault, pytest.mark.timeout(400)]
 
 CONFIG = """
 [[compute_environments]]

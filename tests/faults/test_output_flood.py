@@ -20,7 +20,7 @@ import pytest
 from tests.faults.engine import PrivateEngine, daemon_on, until
 from tests.integration.daemons import Daemon
 
-pytestmark = [pytest.mark.faults, pytest.mark.docker]
+pytestmark = [pytest.mark.faults, pytest.mark.docker, pytest.mark.timeout(600)]  # 1 GiB: ~2 min here
 
 MIB = 1024 * 1024
 FLOOD_MIB = int(os.environ.get("LOCALBATCH_FLOOD_MIB") or (1024 if os.environ.get("LOCALBATCH_FAULTS") == "1" else 64))
