@@ -5,7 +5,7 @@ or starve, never the shared one other tests run on.
 and pid file under ``/tmp/lbfault-<id>`` (short: unix socket paths are limited), with its own
 managed containerd, no bridge and no iptables; builds ``busybox:1.36`` in it from the host's
 static busybox (nothing is pulled); and, whatever happens, kills it, unmounts what it mounted
-and removes the directory.
+and removes the directory. One serves a whole session (tests.faults.conftest).
 """
 
 from __future__ import annotations
@@ -100,15 +100,6 @@ class PrivateEngine:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
-        self.process = None
-
-    def kill(self) -> None:
-        """SIGKILL dockerd and its containerd (its own process group)."""
-        if self.process is None:
-            return
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
         self.process = None
 
     def containers(self, **labels: str) -> list[dict[str, Any]]:
