@@ -15,7 +15,7 @@ DEMO_IMAGE := busybox:1.36
 DOCKERD_LOG ?= /var/log/localbatch-dockerd.log
 
 .DEFAULT_GOAL := help
-.PHONY: help install docker images tools demo test test-unit test-integration bench bench-quick lint fmt typecheck check clean
+.PHONY: help install docker images tools demo test test-unit test-integration faults bench bench-quick lint fmt typecheck check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ test-unit: install ## Fast tests only (no Docker)
 
 test-integration: install images tools ## Tests on the real engine only
 	$(BIN)/pytest tests/integration
+
+faults: install images ## Fault tests, the long ones too: engine restart, full disk, 1 GiB of output (tests/faults)
+	LOCALBATCH_FAULTS=1 $(BIN)/pytest -m faults tests/faults
 
 bench: install images ## Measure: against raw Docker, FIFO and moto; scheduler, store, API, daemon, S3 (benchmarks/results/)
 	$(BIN)/python -m benchmarks.run

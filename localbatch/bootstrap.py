@@ -189,6 +189,7 @@ def _engine(
         allocations=control.allocations if control is not None else tuple,
         interrupt=control.interrupt if control is not None else None,
         live_usage=control.live_usage if control is not None else dict,
+        engine_outage=control.engine_outage if control is not None else (lambda: None),
         started_at=clock_.now_ms(),
         now_ms=clock_.now_ms,
     )

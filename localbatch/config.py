@@ -20,6 +20,11 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
     [scheduler]
     max_head_wait_seconds = 60        # then the head of a queue stops backfill past it
 
+    [logs]
+    max_attempt_mib = 1024            # cap on one attempt's log file: beyond it, the first and the
+                                      # last half are kept, with a marker line saying how much was
+                                      # dropped between them; 0 = no cap
+
     [api]
     listen = "127.0.0.1:8750"         # also serve AWS Batch's API on TCP, SigV4-signed (default: socket only)
     allow_remote = false              # true: a non-loopback listen address is allowed (no TLS!)
@@ -148,6 +153,11 @@ def _aws_name(value: str) -> str:
 AwsName = Annotated[str, AfterValidator(_aws_name)]
 
 
+class _LogsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_attempt_mib: int = Field(default=1024, ge=0)
+
+
 class _ApiFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     listen: str | None = None  # HOST:PORT (or PORT, on 127.0.0.1) for the SigV4 TCP listener
@@ -218,6 +228,7 @@ class _ConfigFile(BaseModel):
     host: _HostFile = Field(default_factory=_HostFile)
     scheduler: _SchedulerFile = Field(default_factory=_SchedulerFile)
     api: _ApiFile = Field(default_factory=_ApiFile)
+    logs: _LogsFile = Field(default_factory=_LogsFile)
     compute_environments: list[_EnvironmentFile] = Field(default_factory=list)
     job_queues: list[_QueueFile] = Field(default_factory=list)
     scheduling_policies: list[_PolicyFile] = Field(default_factory=list)
@@ -244,6 +255,7 @@ ENV_KEYS: Mapping[str, tuple[str | None, str]] = {
     "LOCALBATCH_RESERVE_VCPUS": ("host", "reserve_vcpus"),
     "LOCALBATCH_RESERVE_MEMORY_MIB": ("host", "reserve_memory_mib"),
     "LOCALBATCH_LISTEN": ("api", "listen"),
+    "LOCALBATCH_MAX_ATTEMPT_LOG_MIB": ("logs", "max_attempt_mib"),
     "LOCALBATCH_ALLOW_REMOTE": ("api", "allow_remote"),
 }
 
@@ -274,6 +286,7 @@ class Settings:
     compute_environments: tuple[EnvironmentSettings, ...] = (EnvironmentSettings(DEFAULT_COMPUTE_ENVIRONMENT),)
     job_queues: tuple[JobQueue, ...] = (JobQueue(DEFAULT_QUEUE, 1, (DEFAULT_COMPUTE_ENVIRONMENT,)),)
     max_head_wait_s: float = 60.0
+    max_attempt_log_mib: int = 1024  # [logs] max_attempt_mib: each attempt's log file's cap (0: none)
     scheduling_policies: tuple[SchedulingPolicy, ...] = ()
     consumable_resources: tuple[ConsumableResource, ...] = ()  # created at start when missing
     store: StoreSettings = StoreSettings("127.0.0.1:9000", secure=False, region="us-east-1")
@@ -414,6 +427,7 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         compute_environments=environments,
         job_queues=queues,
         max_head_wait_s=parsed.scheduler.max_head_wait_seconds,
+        max_attempt_log_mib=parsed.logs.max_attempt_mib,
         scheduling_policies=policies,
         consumable_resources=_consumable_resources(parsed, where),
         store=resolve_store(env, store_table, where, read_credentials(home)),

@@ -21,6 +21,7 @@ one place.
     │   ├── RuntimeUnavailable    the engine does not answer
     │   └── ImageError            the image is missing and cannot be pulled
     ├── StateStoreError           the SQLite state store failed
+    │   └── StateStoreFull        its disk is full: nothing was written
     ├── ObjectStoreError          the S3-compatible object store refused or failed an operation
     │   ├── StoreUnreachable      nothing answers at the endpoint
     │   ├── StoreAccessDenied     the credentials are missing, unknown or not allowed
@@ -162,6 +163,10 @@ class ImageError(ContainerRuntimeError):
 
 class StateStoreError(LocalbatchError):
     """Raised when the state store cannot be read or written."""
+
+
+class StateStoreFull(StateStoreError):
+    """Raised when the state database's disk is full; the transaction was rolled back whole."""
 
 
 class ObjectStoreError(LocalbatchError):

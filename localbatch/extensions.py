@@ -81,6 +81,7 @@ class Extensions:
         allocations: Allocations = tuple,
         interrupt: Interrupt | None = None,
         live_usage: LiveUsage = dict,
+        engine_outage: Callable[[], tuple[EpochMs, str] | None] = lambda: None,
         started_at: EpochMs | None = None,
         now_ms: Callable[[], EpochMs] = lambda: int(time.time() * 1000),
         poll_s: float = 0.2,
@@ -93,6 +94,7 @@ class Extensions:
         self._allocations = allocations
         self._interrupt = interrupt
         self._live_usage = live_usage
+        self._engine_outage = engine_outage
         self._started_at = started_at
         self._now_ms = now_ms
         self._poll_s = poll_s
@@ -124,7 +126,16 @@ class Extensions:
             "uptimeSeconds": None if self._started_at is None else round((now - self._started_at) / 1000, 1),
             "capacity": _resources(self._capacity),
             "jobs": {status.value: n for status, n in self._store.count_jobs().items()},
+            "engine": self._engine_state(),
         }
+
+    def _engine_state(self) -> dict[str, Any]:
+        """Whether the control loop finds the container engine answering, as it last asked."""
+        outage = self._engine_outage()
+        if outage is None:
+            return {"available": True}
+        since, error = outage
+        return {"available": False, "unavailableSince": since, "error": error}
 
     def resources(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         allocations = self._allocations()

@@ -395,6 +395,11 @@ def daemon_status(status_doc: Doc) -> Table:
         ("jobs", jobs),
     ):
         grid.add_row(key, value)
+    engine = status_doc.get("engine") or {"available": True}
+    if engine["available"]:
+        grid.add_row("engine", "answering")
+    else:
+        grid.add_row("engine", Text(f"UNAVAILABLE: {engine['error']}", style="red"))
     return grid
 
 

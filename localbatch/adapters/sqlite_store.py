@@ -49,7 +49,7 @@ from localbatch.core import consumables
 from localbatch.core.consumables import ConsumableResource
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus, StopRequest
-from localbatch.errors import StateStoreError
+from localbatch.errors import StateStoreError, StateStoreFull
 from localbatch.ports import (
     ACTIVE,
     INACTIVE,
@@ -63,6 +63,8 @@ from localbatch.ports import (
 )
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStateStore"]
+
+_SQLITE_FULL = 13  # SQLite's result code for a full disk (sqlite3.SQLITE_FULL, which mypy does not know)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ class SqliteStateStore:
             text += f" (another process is writing to it; busy timeout {self._busy_timeout_s:g} s)"
         elif isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
             text += " (the file is corrupt or not a SQLite database)"
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return StateStoreFull(f"state database {self.path}: {doing} failed: {text} (nothing was written)")
         return StateStoreError(f"state database {self.path}: {doing} failed: {text}")
 
     def _configure(self) -> None:

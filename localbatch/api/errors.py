@@ -29,6 +29,7 @@ from localbatch.errors import (
     NotFound,
     RuntimeUnavailable,
     StateStoreError,
+    StateStoreFull,
     UsageError,
 )
 
@@ -60,6 +61,7 @@ CLIENT_ERRORS: Final = (
 # Server faults whose kind (not their details) helps the caller; checked in order.
 _SERVER_HINTS: Final[tuple[tuple[type[LocalbatchError], str], ...]] = (
     (RuntimeUnavailable, "the container engine does not answer"),
+    (StateStoreFull, "the state store's disk is full: free space under LOCALBATCH_HOME"),
     (StateStoreError, "the state store failed"),
 )
 

@@ -31,6 +31,7 @@ class Ending(str, Enum):
     LOST = "LOST"  # the container vanished or the engine failed under it
     HOST_TERMINATED = "HOST_TERMINATED"  # its host went away: a Spot reclaim (rehearsed, core.spot)
     OUTPUTS_FAILED = "OUTPUTS_FAILED"  # the container exited, but its [[outputs]] could not be uploaded
+    ENGINE_UNAVAILABLE = "ENGINE_UNAVAILABLE"  # the engine did not answer at launch: the attempt never ran
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,21 @@ def host_terminated(status_reason: str) -> AttemptOutcome:
     AWS, the attempt has no exit code and no container reason: only the statusReason, which
     ``evaluateOnExit``'s ``onStatusReason`` sees; it is retried like any other failure."""
     return AttemptOutcome(Ending.HOST_TERMINATED, None, None, _clip(status_reason))
+
+
+def engine_lost(status_reason: str, detail: str) -> AttemptOutcome:
+    """The container engine went away while the attempt ran and took the container with it
+    (Docker stops its containers when it stops, unless live-restore is on): to the job, its
+    host went away. The statusReason is AWS's host-terminated one, so ``onStatusReason: Host
+    EC2*`` rules work unchanged; ``container.reason`` says it was the engine. No exit code:
+    the engine's kill is not the job's."""
+    return AttemptOutcome(Ending.HOST_TERMINATED, None, _clip(detail), _clip(status_reason))
+
+
+def engine_unavailable(detail: str) -> AttemptOutcome:
+    """The engine did not answer when the attempt's container was to be made: it never ran,
+    so the caller queues the job again rather than spending an attempt."""
+    return AttemptOutcome(Ending.ENGINE_UNAVAILABLE, None, _clip(detail), TASK_FAILED_TO_START)
 
 
 def inputs_failed(detail: str) -> AttemptOutcome:

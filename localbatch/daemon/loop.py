@@ -26,6 +26,16 @@ uploaded them (``_uploading``); only then does its attempt end.
 
 Persist-then-act means a daemon killed at any point leaves a state ``recover`` can repair
 on the next start. Stops run on helper threads (a graceful stop waits out its grace).
+
+When the engine stops answering (``RuntimeUnavailable``), the loop logs it once, stops placing
+jobs, and asks again with a growing pause (0.5 s doubling to 5 s); a launch that found it gone
+is queued again without spending an attempt. A stopping Docker engine stops its containers
+(unless live-restore is on), so every attempt in flight then is marked: once the engine
+answers again, those whose container did not survive end as if their host went away
+(``outcome.engine_lost``) and the retry strategy decides. A stopping engine kills its
+containers while it still answers (SIGTERM, then SIGKILL after 10 s), so an exit by SIGTERM or
+SIGKILL (143, 137) that localbatch did not ask for is held for ``_ENGINE_GRACE_MS`` before it
+counts: if the engine goes away meanwhile, it was the engine's doing.
 """
 
 from __future__ import annotations
@@ -80,7 +90,7 @@ from localbatch.core.usage import AttemptUsage
 from localbatch.daemon import staging as transfers
 from localbatch.daemon.metrics import Metrics
 from localbatch.daemon.usage import UsageSampler
-from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError
+from localbatch.errors import ContainerRuntimeError, ImageError, LocalbatchError, RuntimeUnavailable
 from localbatch.ports import Bind, Clock, ContainerExit, ContainerRequest, ContainerRuntime, ObjectStore, StateStore
 
 logger = logging.getLogger(__name__)
@@ -101,6 +111,18 @@ class Flight:
     stop_reason: str = ""
     killed: bool = False
     exited_at: EpochMs | None = None  # when the loop first saw the container stopped
+    engine_lost: bool = False  # the engine went away while it ran (see the module docstring)
+    held: AttemptOutcome | None = None  # a signal exit waiting out _ENGINE_GRACE_MS
+
+
+@dataclass
+class _Outage:
+    """The engine stopped answering at ``since``; the loop asks again at ``retry_at``."""
+
+    since: EpochMs
+    error: str
+    retry_at: EpochMs
+    backoff_ms: int
 
 
 # The endings after which [[outputs]] are uploaded: the container exited (by itself, or killed
@@ -122,6 +144,14 @@ class _Staging:
 # How long an exited container's output may take to reach its log file before the job is
 # marked ended anyway: `logs` right after a job ends then shows all of it.
 _DRAIN_MS = 2_000
+
+# A stopping Docker engine gives its containers 10 s to stop, and then kills them; an exit by
+# SIGTERM/SIGKILL nobody asked for ends its attempt only once the engine has kept answering this long.
+_ENGINE_GRACE_MS = 12_000
+_SIGNAL_EXITS = (128 + 9, 128 + 15)
+_PUMP_STALL_MS = 10_000  # an exited container's pump that reads nothing this long is cut off
+_ENGINE_RETRY_FIRST_MS = 500
+_ENGINE_RETRY_MAX_MS = 5_000
 
 
 @dataclass
@@ -210,6 +240,7 @@ class ControlLoop:
         self._uploading: dict[str, _Uploading] = {}
         self._staged: dict[str, Path] = {}  # container id -> its attempt's staging directory
         self._removals: list[tuple[str, logs.LogPump | None, EpochMs]] = []
+        self._pumped: dict[str, int] = {}  # container id -> what its pump had read at the last look
         self._waiting: dict[str, WaitReason] = {}
         # Each queue's front (core.scheduler.fronts) as the last plan found it, and when.
         self._fronts: dict[str, tuple[FrontEntry, ...]] = {}
@@ -247,6 +278,10 @@ class ControlLoop:
         self._next_timed_plan_ms: EpochMs | None = None  # when a waiting head crosses max_head_wait
         self._saved_listeners: list[Callable[[], None]] = []
         self._listed_at: EpochMs | None = None  # when _collect_exits last listed the engine's containers
+        self._outage: _Outage | None = None  # the engine does not answer (see the module docstring)
+        self._engine_error: str | None = None  # why it last stopped answering
+        self._last_failure: str | None = None  # the last tick's error, logged once while it repeats
+        self._unremoved: set[str] = set()  # containers whose removal found the engine gone (under _lock)
 
     # -- Notifier (called from API handler threads) ---------------------------------------------
 
@@ -293,6 +328,11 @@ class ControlLoop:
                 return None
             entries = tuple(e for e in self._fronts.get(job_queue, ()) if e.job_id in self._waiting)
             return entries, self._fronts_at
+
+    def engine_outage(self) -> tuple[EpochMs, str] | None:
+        """Since when, and why, the engine does not answer; None while it does."""
+        outage = self._outage
+        return None if outage is None else (outage.since, outage.error)
 
     def allocations(self) -> tuple[Allocation, ...]:
         """What the STARTING and RUNNING jobs hold, for the resources endpoint."""
@@ -356,8 +396,11 @@ class ControlLoop:
         while not self._stopping.is_set():
             try:
                 self.tick(self._clock.now_ms())
-            except LocalbatchError:
-                logger.exception("tick failed; the next tick retries")
+                self._last_failure = None
+            except LocalbatchError as exc:
+                if str(exc) != self._last_failure:  # a full disk fails every tick: say it once
+                    logger.exception("tick failed; the next ticks retry (said once until it changes)")
+                self._last_failure = str(exc)
             except Exception:  # a bug must not kill the daemon: log it and keep serving
                 logger.exception("tick failed unexpectedly; the next tick retries")
             busy = self._flights or self._launching or self._removals or self._uploading
@@ -373,6 +416,7 @@ class ControlLoop:
         changes, self._unsaved = self._unsaved, {}
         self._take_inbox(changes)
         self._resync_multinode(now, changes)
+        self._check_engine(now)
         self._collect_launches(now, changes)
         self._collect_exits(now, changes)
         self._collect_uploads(changes)
@@ -381,7 +425,8 @@ class ControlLoop:
         self._apply_spot(now)
         self._promote(now, changes)
         self._apply_time_limits(now, changes)
-        self._to_launch += self._plan(now, changes)
+        if self._outage is None:  # nothing starts on an engine that is away
+            self._to_launch += self._plan(now, changes)
         if changes:
             try:
                 self._store.save_jobs(list(changes.values()))
@@ -621,6 +666,8 @@ class ControlLoop:
                 request = replace(request, environment={**request.environment, naming.MAIN_NODE_ADDRESS: address})
             request = self._with_store_access(request)
             container_id = self._runtime.create(request)
+        except RuntimeUnavailable as exc:
+            return outcome.engine_unavailable(str(exc))
         except ImageError as exc:
             return outcome.failed_to_start(exc.detail, image_missing=True)
         except ContainerRuntimeError as exc:
@@ -632,6 +679,8 @@ class ControlLoop:
             self._runtime.start(container_id)
         except ContainerRuntimeError as exc:
             self._remove_quietly(container_id)
+            if isinstance(exc, RuntimeUnavailable):
+                return outcome.engine_unavailable(str(exc))
             return outcome.failed_to_start(str(exc), image_missing=False)
         return container_id
 
@@ -666,7 +715,10 @@ class ControlLoop:
                 if isinstance(result, str):
                     self._remove_quietly(result)
                 continue
-            if isinstance(result, AttemptOutcome):
+            if isinstance(result, AttemptOutcome) and result.ending is Ending.ENGINE_UNAVAILABLE:
+                self._engine_failed(now, result.reason or "")
+                self._record(changes, *lifecycle.requeue(job, now, f"Queued again: {result.reason}"))
+            elif isinstance(result, AttemptOutcome):
                 self._finish(job, result, now, changes)
             elif lifecycle.stop_effect(job) is StopEffect.STOP_CONTAINER:
                 self._remove_quietly(result)
@@ -688,7 +740,11 @@ class ControlLoop:
         try:
             # Its output ends when the container stops: the loop looks at once, not at its next poll.
             pump: logs.LogPump | None = logs.LogPump(
-                self._runtime.logs(container_id), path, name=f"log-{job.job_id[:8]}", on_end=self._woken
+                self._runtime.logs(container_id),
+                path,
+                name=f"log-{job.job_id[:8]}",
+                on_end=self._woken,
+                max_bytes=self._settings.max_attempt_log_mib * 1024 * 1024 or None,
             )
         except ContainerRuntimeError as exc:  # the job runs on; only its output is lost
             logger.warning("job=%s: cannot read its container's output: %s", job.job_id, exc)
@@ -708,7 +764,7 @@ class ControlLoop:
         return self._watch(job, container_id, fresh_log=True)
 
     def _collect_exits(self, now: EpochMs, changes: dict[str, Change]) -> None:
-        if not self._flights:
+        if not self._flights or self._outage is not None:
             return
         exits: dict[str, ContainerExit] = {}
         if self._listed_at is not None and now - self._listed_at < self._poll_s * 1000:
@@ -718,13 +774,17 @@ class ControlLoop:
         else:
             try:
                 listed = self._runtime.list_containers({naming.LABEL_HOME: self._settings.home_id})
-            except ContainerRuntimeError as exc:  # the engine is restarting, say: look again next tick
+            except RuntimeUnavailable as exc:
+                self._engine_failed(now, str(exc))
+                return
+            except ContainerRuntimeError as exc:  # the engine refused, once: look again next tick
                 logger.warning("cannot list containers: %s", exc)
                 return
             self._listed_at = now
             running = {c.container_id: c.running for c in listed}
         for job_id, flight in list(self._flights.items()):
             if running.get(flight.container_id, False):
+                flight.engine_lost = False  # it survived the engine's restart (live-restore)
                 continue
             job = self._active.get(job_id)
             if job is None:
@@ -735,9 +795,18 @@ class ControlLoop:
             if flight.pump is not None and flight.pump.is_alive() and now - flight.exited_at < _DRAIN_MS:
                 continue  # its last output is still on its way to the log file
             try:
-                ending = self._ending(flight, flight.container_id in running, exits.get(flight.container_id))
+                exit_ = exits.get(flight.container_id)
+                ending = flight.held or self._ending(flight, flight.container_id in running, exit_)
+            except RuntimeUnavailable as exc:
+                self._engine_failed(now, str(exc))
+                return
             except ContainerRuntimeError as exc:
                 logger.warning("job=%s: cannot read its container's exit yet: %s", job_id, exc)
+                continue
+            if flight.engine_lost and not ending.succeeded and ending.ending in (Ending.EXITED, Ending.LOST):
+                ending = self._engine_took(job)
+            elif _maybe_the_engines(flight, ending) and now - flight.exited_at < _ENGINE_GRACE_MS:
+                flight.held = ending  # the engine may be stopping: see whether it goes away
                 continue
             del self._flights[job_id]
             staged = self._staging(job)
@@ -751,6 +820,58 @@ class ControlLoop:
                 self._uploading[job_id] = _Uploading(future, ending, flight)
                 continue
             self._attempt_over(job, flight, ending, changes)
+
+    def _engine_took(self, job: Job) -> AttemptOutcome:
+        attempt = job.current_attempt
+        number = attempt.number if attempt is not None else 1
+        error = self._engine_error or "it stopped answering"
+        return outcome.engine_lost(
+            spot.host_terminated_reason(job.job_id, number),
+            f"EngineUnavailable: the Docker engine went away while the container ran ({error})",
+        )
+
+    # -- the engine going away and coming back ----------------------------------------------------
+
+    def _check_engine(self, now: EpochMs) -> None:
+        """While the engine is away: ask again when due; and retry removals it missed."""
+        if self._outage is not None and now >= self._outage.retry_at:
+            try:
+                self._runtime.list_containers({naming.LABEL_HOME: self._settings.home_id})
+            except RuntimeUnavailable as exc:
+                self._engine_failed(now, str(exc))
+            except ContainerRuntimeError:
+                self._engine_back(now)  # it answers, if only to refuse
+            else:
+                self._engine_back(now)
+        if self._outage is None and self._unremoved:
+            with self._lock:
+                retry, self._unremoved = self._unremoved, set()
+            for container_id in retry:
+                self._pool.submit(self._remove_container, container_id)
+
+    def _engine_failed(self, now: EpochMs, error: str) -> None:
+        outage = self._outage
+        if outage is None:
+            logger.warning(
+                "%s. No job starts until it answers again; attempts it stops meanwhile will fail as "
+                "if their host went away, and their retry strategy decides. Asking again every %g s at most.",
+                error,
+                _ENGINE_RETRY_MAX_MS / 1000,
+            )
+            self._engine_error = error
+            self._outage = _Outage(now, error, now + _ENGINE_RETRY_FIRST_MS, _ENGINE_RETRY_FIRST_MS)
+            for flight in self._flights.values():
+                flight.engine_lost = True
+            return
+        outage.backoff_ms = min(outage.backoff_ms * 2, _ENGINE_RETRY_MAX_MS)
+        outage.retry_at = now + outage.backoff_ms
+
+    def _engine_back(self, now: EpochMs) -> None:
+        outage, self._outage = self._outage, None
+        assert outage is not None
+        logger.warning("the Docker engine answers again, after %.1f s away", (now - outage.since) / 1000)
+        self._listed_at = None  # list at once: what survived, what did not
+        self._dirty = True  # plan again
 
     def _attempt_over(self, job: Job, flight: Flight, ending: AttemptOutcome, changes: dict[str, Change]) -> None:
         assert flight.exited_at is not None
@@ -863,12 +984,18 @@ class ControlLoop:
             self._usage.record(key, job.container.resources.vcpus, ran_ms, now, policy.decay_window_s)
 
     def _remove_finished(self, now: EpochMs) -> None:
-        """Remove exited containers once their output is read (or after 10 s regardless)."""
+        """Remove exited containers once their output is read (or once their pump has read
+        nothing for 10 s: removing the container ends its output stream)."""
         keep: list[tuple[str, logs.LogPump | None, EpochMs]] = []
         for container_id, pump, since in self._removals:
-            if pump is not None and pump.is_alive() and now - since < 10_000:
+            if pump is not None and pump.is_alive() and now - since < _PUMP_STALL_MS:
                 keep.append((container_id, pump, since))
                 continue
+            if pump is not None and pump.is_alive() and pump.received != self._pumped.get(container_id):
+                self._pumped[container_id] = pump.received  # still reading (a flood of output): wait on
+                keep.append((container_id, pump, now))
+                continue
+            self._pumped.pop(container_id, None)
             if pump is not None and pump.error is not None:
                 logger.warning("container %s: its output was not all saved: %s", container_id, pump.error)
             self._pool.submit(self._remove_container, container_id)
@@ -900,7 +1027,14 @@ class ControlLoop:
             logger.debug("archived the log %s to s3://%s/%s", name, bucket, key)
 
     def _remove_quietly(self, container_id: str) -> None:
-        remove_quietly(self._runtime, container_id)
+        """Remove a container; when the engine is away, again once it answers."""
+        try:
+            self._runtime.remove(container_id)
+        except RuntimeUnavailable:
+            with self._lock:
+                self._unremoved.add(container_id)
+        except ContainerRuntimeError as exc:
+            logger.warning("could not remove container %s: %s", container_id, exc)
 
     def _remove_container(self, container_id: str) -> None:
         """Remove an attempt's container, then its staging directory (which it mounted)."""
@@ -1315,6 +1449,17 @@ class ControlLoop:
             elif (node.is_main_node or effect is StopEffect.FAIL) and node.stop_request is None:
                 terminate = StopRequest(StopKind.TERMINATE, request.reason, request.requested_at)
                 self._record(changes, replace(node, stop_request=terminate))
+
+
+def _maybe_the_engines(flight: Flight, ending: AttemptOutcome) -> bool:
+    """An exit by SIGTERM or SIGKILL that localbatch did not ask for (not an OOM kill): a
+    stopping engine does that to every container."""
+    return (
+        flight.stop_cause is None
+        and ending.ending is Ending.EXITED
+        and ending.exit_code in _SIGNAL_EXITS
+        and ending.reason is None
+    )
 
 
 _ENDED_KEPT = 100_000  # ended jobs whose status the loop remembers (beyond it: the store)

@@ -1,0 +1,17 @@
+"""Fixtures of the fault tests: ``own_engine``, a dockerd of the test's own (tests.faults.engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.faults.engine import PrivateEngine, private_engine
+
+
+@pytest.fixture(scope="session")
+def own_engine() -> Iterator[PrivateEngine]:
+    """One for the session: it costs a dockerd start and an image build. A test that stops it
+    starts it again; each daemon removes its own containers."""
+    with private_engine() as running:
+        yield running
