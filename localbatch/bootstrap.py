@@ -33,7 +33,7 @@ from localbatch.api.server import Api, ApiServer, TcpApiServer
 from localbatch.api_credentials import ensure_keyring, forget_endpoint, remember_endpoint
 from localbatch.batch import BatchService
 from localbatch.client import DaemonClient, DaemonUnreachable
-from localbatch.config import Settings, is_loopback
+from localbatch.config import Settings
 from localbatch.core.inventory import HostInventory, capacity
 from localbatch.core.metrics import CONTENT_TYPE, exposition
 from localbatch.core.naming import Arns
@@ -53,6 +53,7 @@ from localbatch.extensions import (
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, LoggedEvent, ObjectStore, StateStore
 from localbatch.session import Backend, LocalBackend
 from localbatch.store_server import Servers
+from localbatch.tls import certificate_summary, server_context
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +257,12 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
                 tcp = None
                 if settings.listen is not None:
                     ensure_keyring(settings.home)
+                    tls = settings.tls
                     tcp = TcpApiServer(
-                        settings.listen, engine.api.with_authenticator(sigv4_authenticator(settings.home))
+                        settings.listen,
+                        engine.api.with_authenticator(sigv4_authenticator(settings.home)),
+                        tls=server_context(tls) if tls is not None else None,
+                        tls_summary=certificate_summary(tls.certificate) if tls is not None else "",
                     )
                 dispatcher, runner = _automation(settings, store, engine)
                 if dispatcher.needed:
@@ -271,12 +276,6 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
                     if tcp is not None:
                         tcp.start()
                         remember_endpoint(settings.home, tcp.where)
-                        if not is_loopback(tcp.address[0]):
-                            logger.warning(
-                                "the API listens on %s, reachable from other machines: requests must be signed, "
-                                "but travel unencrypted (no TLS)",
-                                tcp.where,
-                            )
                     yield server
                 finally:
                     engine.extensions.close()  # long polls answer now, not at their deadline

@@ -36,6 +36,7 @@ import os
 import select
 import socket
 import socketserver
+import ssl
 import stat
 import sys
 import threading
@@ -358,7 +359,12 @@ class ApiServer:
         )
         self._server, self._thread = server, thread
         thread.start()
-        logger.info("API listening on %s", self.where)
+        logger.info("API listening on %s", self.description)
+
+    @property
+    def description(self) -> str:
+        """Where it listens and how (for the start line)."""
+        return self.where
 
     @property
     def where(self) -> str:
@@ -433,7 +439,13 @@ class ApiServer:
 class TcpApiServer(ApiServer):
     """An ``Api`` served over HTTP/1.1 on a TCP address (issue 7's listener): the same server,
     minus the socket file. Whoever builds it puts the ``Api`` behind an authenticator
-    (``Api.with_authenticator``): a TCP port has no file permissions to protect it."""
+    (``Api.with_authenticator``): a TCP port has no file permissions to protect it.
+
+    With ``tls`` (a server ``ssl.SSLContext``) it speaks https: each connection's handshake runs
+    on that connection's own thread, bounded by ``handshake_timeout_s``, so a slow or silent
+    client never holds up accepting others; a plain-HTTP request is answered, unencrypted, with
+    a 400 that says to use https. ``tls_summary`` (the certificate's subject and fingerprint)
+    goes into the start line."""
 
     def __init__(
         self,
@@ -442,17 +454,30 @@ class TcpApiServer(ApiServer):
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_interval_s: float = 0.2,
+        tls: ssl.SSLContext | None = None,
+        tls_summary: str = "",
+        handshake_timeout_s: float = 10.0,
     ) -> None:
         super().__init__("", api, max_body_bytes=max_body_bytes, poll_interval_s=poll_interval_s)
         self.address = address
+        self.tls = tls
+        self._tls_summary = tls_summary
+        self._handshake_timeout_s = handshake_timeout_s
 
     @property
     def where(self) -> str:
         host, port = self.address
-        return f"http://{host}:{port}"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls is not None else 'http'}://{shown}:{port}"
+
+    @property
+    def description(self) -> str:
+        if self.tls is None:
+            return f"{self.where} (no TLS)"
+        return f"{self.where} (TLS on{', certificate ' + self._tls_summary if self._tls_summary else ''})"
 
     def _listen(self) -> _HttpServer:
-        server = _TcpHttpServer(self.api, self.max_body_bytes)
+        server = _TcpHttpServer(self.api, self.max_body_bytes, self.tls, self._handshake_timeout_s)
         try:
             server.server_bind_to(self.address)
             server.server_activate()
@@ -524,13 +549,42 @@ class _TcpHttpServer(_Connections, socketserver.ThreadingMixIn, socketserver.TCP
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, api: Api, max_body_bytes: int) -> None:
+    def __init__(self, api: Api, max_body_bytes: int, tls: ssl.SSLContext | None, handshake_timeout_s: float) -> None:
         socketserver.TCPServer.__init__(self, ("127.0.0.1", 0), _RequestHandler, bind_and_activate=False)
         self._track_init(api, max_body_bytes)
+        self._tls = tls
+        self._handshake_timeout_s = handshake_timeout_s
 
     def server_bind_to(self, address: tuple[str, int]) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+            self.socket.close()
+            self.socket = socket.socket(self.address_family, self.socket_type)
         self.server_address = address
         self.server_bind()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """On the connection's own thread: the TLS handshake (when there is TLS), then HTTP."""
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(self._handshake_timeout_s)
+        secure = self._tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        try:
+            try:
+                secure.do_handshake()
+            except ssl.SSLError as exc:
+                logger.debug("TLS handshake with %s failed: %s", client_address, exc)
+                if exc.reason == "HTTP_REQUEST":
+                    _answer_plain_http(secure, self.api)
+                return
+            except OSError as exc:  # timed out, or the client went away
+                logger.debug("TLS handshake with %s failed: %s", client_address, exc)
+                return
+            secure.settimeout(None)
+            super().finish_request(secure, client_address)
+        finally:
+            secure.close()
 
 
 _HttpServer: TypeAlias = "_UnixHttpServer | _TcpHttpServer"
@@ -678,7 +732,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             poller.register(connection, select.POLLIN)
             if not poller.poll(0):
                 return False
-            return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            # the raw socket's recv (an SSLSocket refuses flags): any byte, TLS or not, means alive
+            return socket.socket.recv(connection, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
             return False
         except OSError:
@@ -716,9 +771,25 @@ def _close(stream: Iterator[bytes]) -> None:
         close()
 
 
+def _answer_plain_http(connection: socket.socket, api: Api) -> None:
+    """A plain-HTTP request to the TLS listener: one unencrypted 400 saying to use https."""
+    response = api.error_response(client_error("this listener speaks https (TLS): use an https:// endpoint URL"))
+    head = (
+        f"HTTP/1.1 400 Bad Request\r\nContent-Type: {response.content_type}\r\n"
+        f"x-amzn-RequestId: {response.request_id}\r\nx-amzn-ErrorType: {response.error_code}\r\n"
+        f"Content-Length: {len(response.body)}\r\nConnection: close\r\n\r\n"
+    )
+    try:
+        socket.socket.sendall(connection, head.encode("latin-1") + response.body)  # under the TLS layer
+    except OSError:
+        pass
+
+
 def _shutdown_read(connection: socket.socket) -> None:
     try:
-        connection.shutdown(socket.SHUT_RD)
+        # socket.socket's own shutdown: an SSLSocket's would drop its TLS state and let the
+        # response that is still being written go out unencrypted.
+        socket.socket.shutdown(connection, socket.SHUT_RD)
     except OSError:  # already closed by the peer or by its handler
         pass
 
