@@ -26,11 +26,12 @@ from localbatch.adapters.sqlite_store import SqliteStateStore
 from localbatch.api.auth import sigv4_authenticator
 from localbatch.api.dashboard import PREFIX as DASHBOARD_PREFIX
 from localbatch.api.dashboard import Dashboard
-from localbatch.api.dispatch import BatchDispatcher
+from localbatch.api.dispatch import READ_OPERATIONS, BatchDispatcher
 from localbatch.api.logs_api import TARGET_PREFIX as LOGS_TARGET
 from localbatch.api.logs_api import LogsApi
 from localbatch.api.server import Api, ApiServer, TcpApiServer
 from localbatch.api_credentials import ensure_keyring, forget_endpoint, remember_endpoint
+from localbatch.audit import AuditLog
 from localbatch.batch import BatchService
 from localbatch.client import DaemonClient, DaemonUnreachable
 from localbatch.config import Settings
@@ -253,6 +254,8 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
             with state_store(settings) as store:
                 engine = _engine(settings, store, runtime, host_probe().probe(), loop=True, recovering=True)
                 assert engine.loop is not None
+                audit_log = AuditLog(settings.audit_log_path, max_bytes=settings.audit_max_bytes)
+                engine.api.set_audit(audit_log.record, READ_OPERATIONS)  # both listeners: the TCP one copies it
                 server = ApiServer(settings.socket_path, engine.api, group=settings.policy.socket_group)
                 tcp = None
                 if settings.listen is not None:

@@ -70,7 +70,8 @@ def test_bad_certificate_files_are_refused_with_the_key_named(tmp_path, pair):
 
 def test_relative_paths_in_the_file_are_the_files(tmp_path, pair):
     (tmp_path / "localbatch.toml").write_text(
-        '[api]\nlisten = "127.0.0.1:8750"\ntls_certificate = "tls/localbatch-test.crt"\ntls_key = "tls/localbatch-test.key"\n'
+        '[api]\nlisten = "127.0.0.1:8750"\n'
+        'tls_certificate = "tls/localbatch-test.crt"\ntls_key = "tls/localbatch-test.key"\n'
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
