@@ -165,3 +165,34 @@ def test_an_unsigned_request_is_recorded_as_refused_with_its_key_id_and_never_th
     assert ok["principal"] == "owner" and ok["outcome"] == "ok"
     text = json.dumps(entries)
     assert key.secret_access_key not in text and "Signature=" not in text
+
+
+# -- localbatch audit ----------------------------------------------------------------------
+
+
+def test_the_cli_filters_and_prints_the_file_without_a_daemon(tmp_path):
+    from typer.testing import CliRunner
+
+    from localbatch.cli import app
+
+    home = tmp_path / "home"
+    home.mkdir()
+    log = AuditLog(home / "audit.log", clock=Clock())
+    log.record({"principal": "alice", "operation": "SubmitJob", "target": {"jobName": "a"}, "outcome": "ok"})
+    log.record({"principal": "bob", "operation": "CancelJob", "outcome": "ClientException", "message": "no job"})
+    log.record({"principal": "alice", "operation": "CancelJob", "outcome": "ok"})
+    env = {"LOCALBATCH_HOME": str(home), "LOCALBATCH_CONFIG": str(tmp_path / "none.toml")}
+    (tmp_path / "none.toml").write_text("")
+
+    def run(*args: str) -> list[dict[str, Any]]:
+        result = CliRunner().invoke(app, ["audit", "--json", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in result.output.splitlines()]
+
+    assert [e["principal"] for e in run()] == ["alice", "bob", "alice"]
+    assert [e["operation"] for e in run("--principal", "alice")] == ["SubmitJob", "CancelJob"]
+    assert [e["principal"] for e in run("--operation", "canceljob")] == ["bob", "alice"]
+    assert [e["principal"] for e in run("-n", "1")] == ["alice"]
+    assert run("--since", "2026-12-01T00:00:00Z") == []
+    table = CliRunner().invoke(app, ["audit"], env={**env, "COLUMNS": "200"})
+    assert table.exit_code == 0 and "ClientException: no job" in table.output
