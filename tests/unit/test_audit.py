@@ -196,3 +196,18 @@ def test_the_cli_filters_and_prints_the_file_without_a_daemon(tmp_path):
     assert run("--since", "2026-12-01T00:00:00Z") == []
     table = CliRunner().invoke(app, ["audit"], env={**env, "COLUMNS": "200"})
     assert table.exit_code == 0 and "ClientException: no job" in table.output
+
+
+def test_a_failing_sink_never_breaks_the_request(tmp_path):
+    dispatcher = FakeDispatcher()
+    api = Api(dispatcher, supported=SUPPORTED)
+    log = AuditLog(tmp_path / "gone" / "audit.log")  # its directory does not exist: every write fails
+
+    def sink(entry: dict[str, Any]) -> None:
+        log.record(entry)
+        raise RuntimeError("a sink that raises")
+
+    api.set_audit(sink, READ_OPERATIONS)
+    body = {"jobName": "r", "jobQueue": "default", "jobDefinition": "render:1"}
+    assert api.handle(request("/v1/submitjob", body)).status == 200
+    assert log.failures == 1 and len(dispatcher.calls) == 1
