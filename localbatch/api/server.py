@@ -337,6 +337,13 @@ class Api:
             # response; to_api_error logs server faults with their traceback (logger.error, exc_info).
             return self.error_response(to_api_error(exc, request_id=request_id), request_id, call.operation)
 
+    def audit_refused(self, request: ApiRequest, response: ApiResponse) -> None:
+        """Audit a request the transport refused before ``handle`` (body too large, bad
+        framing): recorded like any refused request when it would change state."""
+        sink = self._audit.get("sink")
+        if sink is not None:
+            self._audit_entry(sink, request, _Call(response.request_id), response, time.monotonic())
+
     def _audit_entry(
         self, sink: AuditSink, request: ApiRequest, call: _Call, response: ApiResponse, started: float
     ) -> None:
@@ -786,6 +793,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         response = self.server.api.error_response(client_error(text, status))
         logger.debug("%s %s -> %d (%s)", response.request_id, self.command or "-", status, text)
         self._send(response)
+        if self.command and isinstance(self.path, str):  # the request line was read: say what was refused
+            found = getattr(self, "headers", None)
+            headers = {name.lower(): value for name, value in found.items()} if found is not None else {}
+            transport, peer = self.server.transport_of(self.client_address)
+            self.server.api.audit_refused(ApiRequest(self.command, self.path, headers, b"", transport, peer), response)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("http: " + format, *args)

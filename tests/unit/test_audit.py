@@ -5,6 +5,7 @@ reads) with who, what, outcome and no secrets."""
 from __future__ import annotations
 
 import json
+import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,17 @@ import pytest
 from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
 from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 from botocore.credentials import Credentials  # type: ignore[import-untyped]
+from typer.testing import CliRunner
 
 from localbatch import api_credentials
 from localbatch.api.auth import sigv4_authenticator
 from localbatch.api.dispatch import READ_OPERATIONS
 from localbatch.api.errors import client_error
 from localbatch.api.principal import daemon_owner
-from localbatch.api.server import Api, ApiRequest
+from localbatch.api.server import Api, ApiRequest, TcpApiServer
 from localbatch.audit import AuditLog, iso_time, read_entries, rotated_path
-from tests.unit.test_api_server import SUPPORTED, FakeDispatcher
+from localbatch.cli import app
+from tests.unit.test_api_server import FAST_POLL_S, SUPPORTED, WAIT_S, FakeDispatcher
 
 T0 = 1_795_000_000.0  # 2026-11-18T...
 
@@ -171,10 +174,6 @@ def test_an_unsigned_request_is_recorded_as_refused_with_its_key_id_and_never_th
 
 
 def test_the_cli_filters_and_prints_the_file_without_a_daemon(tmp_path):
-    from typer.testing import CliRunner
-
-    from localbatch.cli import app
-
     home = tmp_path / "home"
     home.mkdir()
     log = AuditLog(home / "audit.log", clock=Clock())
@@ -211,3 +210,20 @@ def test_a_failing_sink_never_breaks_the_request(tmp_path):
     body = {"jobName": "r", "jobQueue": "default", "jobDefinition": "render:1"}
     assert api.handle(request("/v1/submitjob", body)).status == 200
     assert log.failures == 1 and len(dispatcher.calls) == 1
+
+
+def test_a_write_refused_by_the_transport_is_recorded_too(tmp_path):
+    """A SubmitJob whose body is over the limit never reaches ``handle``: still audited."""
+    api = Api(FakeDispatcher(), supported=SUPPORTED)
+    entries: list[dict[str, Any]] = []
+    api.set_audit(entries.append, READ_OPERATIONS)
+    server = TcpApiServer(("127.0.0.1", 0), api, poll_interval_s=FAST_POLL_S)
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=WAIT_S) as raw:
+            raw.sendall(f"POST /v1/submitjob HTTP/1.1\r\nHost: x\r\nContent-Length: {9 * 2**20}\r\n\r\n".encode())
+            assert raw.recv(65536).startswith(b"HTTP/1.1 413 ")
+    finally:
+        server.shutdown(timeout_s=WAIT_S)
+    (entry,) = entries
+    assert entry["operation"] == "SubmitJob" and entry["status"] == 413 and entry["transport"] == "tcp"
