@@ -36,7 +36,7 @@ from localbatch.batch import BatchService
 from localbatch.client import DaemonClient, DaemonUnreachable
 from localbatch.config import Settings
 from localbatch.core.inventory import HostInventory, capacity
-from localbatch.core.metrics import CONTENT_TYPE, exposition
+from localbatch.core.metrics import CONTENT_TYPE, Family, Sample, exposition
 from localbatch.core.naming import Arns
 from localbatch.daemon.events import EventDispatcher, ScheduleRunner
 from localbatch.daemon.loop import ControlLoop
@@ -202,9 +202,18 @@ def _engine(
     api.add_extension("POST", INTERRUPT, extensions.interrupt)
     if control is not None:
         allocations = control.allocations
+        # every request of the daemon's listeners that changes state (the TCP one copies this)
+        audit_log = AuditLog(settings.audit_log_path, max_bytes=settings.audit_max_bytes)
+        api.set_audit(audit_log.record, READ_OPERATIONS)
 
         def scrape() -> tuple[str, bytes]:
-            return CONTENT_TYPE, exposition(metrics.families(store, allocations, host)).encode()
+            dropped = Family(
+                "localbatch_audit_write_failures_total",
+                "counter",
+                "Audit log entries dropped because writing failed, since the daemon started.",
+                (Sample((), audit_log.failures),),
+            )
+            return CONTENT_TYPE, exposition([*metrics.families(store, allocations, host), dropped]).encode()
 
         api.add_plain(METRICS_PATH, scrape)
         # read-only pages on the same API, called in-process (the request was authenticated)
@@ -254,8 +263,6 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
             with state_store(settings) as store:
                 engine = _engine(settings, store, runtime, host_probe().probe(), loop=True, recovering=True)
                 assert engine.loop is not None
-                audit_log = AuditLog(settings.audit_log_path, max_bytes=settings.audit_max_bytes)
-                engine.api.set_audit(audit_log.record, READ_OPERATIONS)  # both listeners: the TCP one copies it
                 server = ApiServer(settings.socket_path, engine.api, group=settings.policy.socket_group)
                 tcp = None
                 if settings.listen is not None:

@@ -796,8 +796,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command and isinstance(self.path, str):  # the request line was read: say what was refused
             found = getattr(self, "headers", None)
             headers = {name.lower(): value for name, value in found.items()} if found is not None else {}
-            transport, peer = self.server.transport_of(self.client_address)
-            self.server.api.audit_refused(ApiRequest(self.command, self.path, headers, b"", transport, peer), response)
+            transport, address = self.server.transport_of(self.client_address)
+            peer = getattr(self, "peer", None)  # the socket's OS user, when setup() got that far
+            refused = ApiRequest(self.command, self.path, headers, b"", peer, transport=transport, address=address)
+            self.server.api.audit_refused(refused, response)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("http: " + format, *args)

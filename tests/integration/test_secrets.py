@@ -152,6 +152,7 @@ def test_no_output_and_no_file_holds_a_secret(tmp_path: Path, docker_client: Any
                 for args, text in zip(commands, pool.map(lambda args: _both(daemon, *args), commands), strict=True):
                     outputs[" ".join(args)] = text
             outputs["metrics"] = _get_socket(Path(daemon.api.socket_path), "/metrics")
+            assert "\nlocalbatch_audit_write_failures_total 0\n" in outputs["metrics"]
             for page in ("/dashboard", "/dashboard/jobs", f"/dashboard/job?id={staged}", f"/dashboard/log?id={broken}"):
                 outputs[page] = _get_basic(port, page, carol["AWS_ACCESS_KEY_ID"], carol["AWS_SECRET_ACCESS_KEY"])
         outputs["daemon start"] = daemon.start_stderr
