@@ -26,7 +26,7 @@ S3_ACCESS = "AKIALEAKCHECK7F3A9C"
 STAGED = """\
 name = "staged"
 image = "busybox:1.36"
-command = ["sh", "-c", "cat /data/in.txt"]
+command = ["sh", "-c", 'cat /data/in.txt; test -n "$AWS_SECRET_ACCESS_KEY" && echo credentials-injected']
 
 [resources]
 vcpus = 0.5
@@ -135,6 +135,7 @@ def test_no_output_and_no_file_holds_a_secret(tmp_path: Path, docker_client: Any
             outputs["boto3 refusals"] = "\n".join(refusals)
             commands = [
                 ("describe", staged, "--json"),
+                ("logs", staged),
                 ("describe", broken),
                 ("-v", "ls", "--json"),
                 ("logs", broken),
@@ -159,6 +160,8 @@ def test_no_output_and_no_file_holds_a_secret(tmp_path: Path, docker_client: Any
     home = tmp_path / "home"
     # `credentials` and `dashboard` print a key's secret on purpose, to its owner: nothing else may
     assert owner["AWS_SECRET_ACCESS_KEY"] in outputs.pop("dashboard --json")
+    # the staged job was given the store's credentials (at launch, never stored with it)
+    assert "staged input\ncredentials-injected" in outputs[f"logs {staged}"]
     private = {home / "api" / "credentials.json", home / "store" / "credentials.json"}
     for path in private:
         if path.exists():

@@ -9,6 +9,8 @@ import http.client
 import json
 import os
 import pwd
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from tests.certificates import self_signed
 from tests.integration.conftest import LocalbatchCli, home_environment
 from tests.integration.daemons import CONFIG, started_daemon
 from tests.integration.s3 import free_port
+
+AWS_CLI = Path(sys.executable).with_name("aws")
 
 
 def test_boto3_over_tls_is_served_plain_http_is_not_and_the_audit_names_the_key(tmp_path: Path, docker_client: Any):
@@ -40,6 +44,18 @@ def test_boto3_over_tls_is_served_plain_http_is_not_and_the_audit_names_the_key(
         )
         job_id = batch.submit_job(jobName="over-tls", jobQueue="default", jobDefinition="hello")["jobId"]
         assert batch.describe_jobs(jobs=[job_id])["jobs"][0]["jobName"] == "over-tls"
+
+        # the AWS CLI reads AWS_CA_BUNDLE (and the rest) from the environment `credentials` prints
+        aws = subprocess.run(
+            [str(AWS_CLI), "batch", "describe-jobs", "--jobs", job_id],
+            env={**os.environ, **credentials},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert aws.returncode == 0, aws.stderr
+        assert json.loads(aws.stdout)["jobs"][0]["jobId"] == job_id
 
         plain = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         plain.request("POST", "/v1/submitjob", body=json.dumps({"jobName": "plain"}))
