@@ -29,6 +29,8 @@ def test_boto3_over_tls_is_served_plain_http_is_not_and_the_audit_names_the_key(
     port = free_port()
     config = CONFIG + f'\n[api]\nlisten = "127.0.0.1:{port}"\ntls_certificate = "{cert}"\ntls_key = "{key}"\n'
     with started_daemon(tmp_path, docker_client, config) as daemon:
+        started = " ".join(daemon.start_stdout.split())  # the start line, unwrapped
+        assert f"API https://127.0.0.1:{port} (TLS on, certificate subject CN=localbatch-test, SHA-256 " in started
         log = (daemon.home / "home" / "daemon.log").read_text()
         assert f"API listening on https://127.0.0.1:{port} (TLS on, certificate subject CN=localbatch-test" in log
         credentials = json.loads(daemon.ok("credentials", "--json"))
