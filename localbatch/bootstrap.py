@@ -26,16 +26,17 @@ from localbatch.adapters.sqlite_store import SqliteStateStore
 from localbatch.api.auth import sigv4_authenticator
 from localbatch.api.dashboard import PREFIX as DASHBOARD_PREFIX
 from localbatch.api.dashboard import Dashboard
-from localbatch.api.dispatch import BatchDispatcher
+from localbatch.api.dispatch import READ_OPERATIONS, BatchDispatcher
 from localbatch.api.logs_api import TARGET_PREFIX as LOGS_TARGET
 from localbatch.api.logs_api import LogsApi
 from localbatch.api.server import Api, ApiServer, TcpApiServer
 from localbatch.api_credentials import ensure_keyring, forget_endpoint, remember_endpoint
+from localbatch.audit import AuditLog
 from localbatch.batch import BatchService
 from localbatch.client import DaemonClient, DaemonUnreachable
-from localbatch.config import Settings, is_loopback
+from localbatch.config import Settings
 from localbatch.core.inventory import HostInventory, capacity
-from localbatch.core.metrics import CONTENT_TYPE, exposition
+from localbatch.core.metrics import CONTENT_TYPE, Family, Sample, exposition
 from localbatch.core.naming import Arns
 from localbatch.daemon.events import EventDispatcher, ScheduleRunner
 from localbatch.daemon.loop import ControlLoop
@@ -53,6 +54,7 @@ from localbatch.extensions import (
 from localbatch.ports import Clock, ContainerRuntime, HostProbe, LoggedEvent, ObjectStore, StateStore
 from localbatch.session import Backend, LocalBackend
 from localbatch.store_server import Servers
+from localbatch.tls import certificate_summary, server_context
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +202,18 @@ def _engine(
     api.add_extension("POST", INTERRUPT, extensions.interrupt)
     if control is not None:
         allocations = control.allocations
+        # every request of the daemon's listeners that changes state (the TCP one copies this)
+        audit_log = AuditLog(settings.audit_log_path, max_bytes=settings.audit_max_bytes)
+        api.set_audit(audit_log.record, READ_OPERATIONS)
 
         def scrape() -> tuple[str, bytes]:
-            return CONTENT_TYPE, exposition(metrics.families(store, allocations, host)).encode()
+            dropped = Family(
+                "localbatch_audit_write_failures_total",
+                "counter",
+                "Audit log entries dropped because writing failed, since the daemon started.",
+                (Sample((), audit_log.failures),),
+            )
+            return CONTENT_TYPE, exposition([*metrics.families(store, allocations, host), dropped]).encode()
 
         api.add_plain(METRICS_PATH, scrape)
         # read-only pages on the same API, called in-process (the request was authenticated)
@@ -256,8 +267,12 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
                 tcp = None
                 if settings.listen is not None:
                     ensure_keyring(settings.home)
+                    tls = settings.tls
                     tcp = TcpApiServer(
-                        settings.listen, engine.api.with_authenticator(sigv4_authenticator(settings.home))
+                        settings.listen,
+                        engine.api.with_authenticator(sigv4_authenticator(settings.home)),
+                        tls=server_context(tls) if tls is not None else None,
+                        tls_summary=certificate_summary(tls.certificate) if tls is not None else "",
                     )
                 dispatcher, runner = _automation(settings, store, engine)
                 if dispatcher.needed:
@@ -271,12 +286,6 @@ def running_daemon(settings: Settings) -> Iterator[ApiServer]:
                     if tcp is not None:
                         tcp.start()
                         remember_endpoint(settings.home, tcp.where)
-                        if not is_loopback(tcp.address[0]):
-                            logger.warning(
-                                "the API listens on %s, reachable from other machines: requests must be signed, "
-                                "but travel unencrypted (no TLS)",
-                                tcp.where,
-                            )
                     yield server
                 finally:
                     engine.extensions.close()  # long polls answer now, not at their deadline

@@ -27,7 +27,13 @@ the caller's back. The config file is ``./localbatch.toml`` if present, else
 
     [api]
     listen = "127.0.0.1:8750"         # also serve AWS Batch's API on TCP, SigV4-signed (default: socket only)
-    allow_remote = false              # true: a non-loopback listen address is allowed (no TLS!)
+    tls_certificate = "/etc/localbatch/cert.pem"  # PEM; with tls_key: the listener speaks https
+    tls_key = "/etc/localbatch/key.pem"           # (required for an address other machines can reach)
+    tls_ca = "/etc/localbatch/ca.pem" # what clients verify with (default: the certificate itself)
+                                      # (relative paths: to this file's directory)
+
+    [audit]
+    max_mib = 16                      # audit.log moves to audit.log.1 at this size
 
     [[compute_environments]]          # default: one, "local" = the host minus the reserve
     name = "local"
@@ -114,6 +120,7 @@ from localbatch.errors import ConfigError
 from localbatch.policy_settings import resolve_policy
 from localbatch.store_server import ServerOptions, read_credentials, server_options
 from localbatch.store_settings import StoreSettings, resolve_log_bucket, resolve_store
+from localbatch.tls import TlsSettings, server_context
 from localbatch.validation import problems_from
 
 if sys.version_info >= (3, 11):
@@ -161,7 +168,15 @@ class _LogsFile(BaseModel):
 class _ApiFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     listen: str | None = None  # HOST:PORT (or PORT, on 127.0.0.1) for the SigV4 TCP listener
-    allow_remote: bool = False  # a non-loopback listen address needs this
+    allow_remote: bool = False  # no longer needed: a non-loopback address needs TLS (accepted for old configs)
+    tls_certificate: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+
+
+class _AuditFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_mib: float = Field(default=16, gt=0, le=1024)
 
 
 class _SchedulerFile(BaseModel):
@@ -229,6 +244,7 @@ class _ConfigFile(BaseModel):
     scheduler: _SchedulerFile = Field(default_factory=_SchedulerFile)
     api: _ApiFile = Field(default_factory=_ApiFile)
     logs: _LogsFile = Field(default_factory=_LogsFile)
+    audit: _AuditFile = Field(default_factory=_AuditFile)
     compute_environments: list[_EnvironmentFile] = Field(default_factory=list)
     job_queues: list[_QueueFile] = Field(default_factory=list)
     scheduling_policies: list[_PolicyFile] = Field(default_factory=list)
@@ -257,6 +273,9 @@ ENV_KEYS: Mapping[str, tuple[str | None, str]] = {
     "LOCALBATCH_LISTEN": ("api", "listen"),
     "LOCALBATCH_MAX_ATTEMPT_LOG_MIB": ("logs", "max_attempt_mib"),
     "LOCALBATCH_ALLOW_REMOTE": ("api", "allow_remote"),
+    "LOCALBATCH_TLS_CERTIFICATE": ("api", "tls_certificate"),
+    "LOCALBATCH_TLS_KEY": ("api", "tls_key"),
+    "LOCALBATCH_TLS_CA": ("api", "tls_ca"),
 }
 
 
@@ -294,6 +313,8 @@ class Settings:
     log_bucket: str | None = None  # each attempt's log is archived here ([store] log_bucket)
     cloud: CloudSettings = CloudSettings()  # [aws]: what export and deploy need (cloud_settings)
     listen: tuple[str, int] | None = None  # [api] listen: the SigV4 TCP listener's address
+    tls: TlsSettings | None = None  # [api] tls_*: the listener speaks https (checked: the files load)
+    audit_max_bytes: int = 16 * 1024 * 1024  # [audit] max_mib
     automation: Automation = Automation()  # [[webhooks]], [[hooks]], [[schedules]], [[triggers]]
     policy: Policy = Policy()  # [policy]: a shared host's rules (policy_settings)
 
@@ -352,6 +373,10 @@ class Settings:
         """Held exclusively by the daemon, shared by ``localbatch run`` without one: one
         engine owns the home's jobs and containers at a time."""
         return self.home / "engine.lock"
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.home / "audit.log"
 
     @property
     def daemon_log_path(self) -> Path:
@@ -414,6 +439,11 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
                 for name in unknown
             )
         )
+    listen = _listen(parsed.api, where)
+    # a path from the environment is relative to the current directory, one in the file to the file's
+    from_file = config_file.parent if config_file is not None else cwd
+    bases = {key: (cwd if env.get(var) else from_file) for var, (_, key) in ENV_KEYS.items() if key.startswith("tls_")}
+    tls = _tls(parsed.api, where, listen, bases)
     return Settings(
         home=home,
         config_file=config_file,
@@ -434,7 +464,9 @@ def resolve(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Se
         store_server=server_options(store_table, where),
         log_bucket=log_bucket,
         cloud=cloud,
-        listen=_listen(parsed.api, where),
+        listen=listen,
+        tls=tls,
+        audit_max_bytes=int(parsed.audit.max_mib * 1024 * 1024),
         automation=resolve_automation(
             {key: getattr(parsed, key) for key in ("events", "webhooks", "hooks", "schedules", "triggers")}, where
         ),
@@ -537,7 +569,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _listen(table: _ApiFile, where: str) -> tuple[str, int] | None:
-    """``[api] listen`` as (host, port): loopback unless ``allow_remote`` says otherwise."""
+    """``[api] listen`` as (host, port); ``_tls`` decides whether the address needs TLS."""
     if table.listen is None:
         return None
     host, sep, port_text = table.listen.rpartition(":")
@@ -548,17 +580,41 @@ def _listen(table: _ApiFile, where: str) -> tuple[str, int] | None:
             f"{where}: api.listen (or LOCALBATCH_LISTEN, --listen): expected HOST:PORT, got {table.listen!r}"
         )
     try:
-        loopback = is_loopback(host)
+        is_loopback(host)
     except ValueError:
         raise ConfigError(
             f"{where}: api.listen (or --listen): {host!r} is not an IP address; give one, e.g. 127.0.0.1:8750"
         ) from None
-    if not loopback and not table.allow_remote:
-        raise ConfigError(
-            f"{where}: api.listen (or --listen) {table.listen}: reachable from other machines; say so with "
-            "--allow-remote (or [api] allow_remote = true). Requests are still signed (SigV4), but travel unencrypted"
-        )
     return host, int(port_text)
+
+
+def _tls(table: _ApiFile, where: str, listen: tuple[str, int] | None, bases: Mapping[str, Path]) -> TlsSettings | None:
+    """``[api] tls_*`` as loaded, checked files; a listen address other machines can reach
+    needs them (the signatures protect requests from forgery, not from being read)."""
+    paths = {name: getattr(table, name) for name in ("tls_certificate", "tls_key", "tls_ca")}
+    given = {name: (bases[name] / Path(value).expanduser()) for name, value in paths.items() if value}
+    if listen is None:
+        return None
+    if not given.keys() & {"tls_certificate", "tls_key"}:
+        if not is_loopback(listen[0]):
+            raise ConfigError(
+                f"{where}: api.listen (or --listen) {listen[0]}:{listen[1]} is reachable from other machines, "
+                "so it needs TLS: set [api] tls_certificate and [api] tls_key (PEM files; or "
+                "LOCALBATCH_TLS_CERTIFICATE / LOCALBATCH_TLS_KEY, --tls-certificate / --tls-key)"
+            )
+        if "tls_ca" in given:
+            raise ConfigError(f"{where}: [api] tls_ca is set, but [api] tls_certificate and tls_key are not")
+        return None
+    for name in ("tls_certificate", "tls_key"):
+        if name not in given:
+            other = "tls_key" if name == "tls_certificate" else "tls_certificate"
+            raise ConfigError(f"{where}: [api] {name} is missing: [api] {other} needs it")
+    tls = TlsSettings(given["tls_certificate"], given["tls_key"], given.get("tls_ca"))
+    try:
+        server_context(tls)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return tls
 
 
 def _spot(declared: _EnvironmentFile) -> SpotRehearsal | None:

@@ -36,6 +36,7 @@ import os
 import select
 import socket
 import socketserver
+import ssl
 import stat
 import sys
 import threading
@@ -51,7 +52,7 @@ from typing import Any, Final, Protocol, TypeAlias
 from urllib.parse import parse_qs
 
 from localbatch.api.errors import ApiError, client_error, to_api_error, unsupported_operation
-from localbatch.api.principal import acting_as, peer_user
+from localbatch.api.principal import acting_as, current_principal, daemon_owner, peer_user
 from localbatch.api.routes import RouteTable, route_table
 from localbatch.awsbatch.jobdefinition import LOCAL_MEMBER
 from localbatch.awsbatch.model import validate_request
@@ -108,6 +109,8 @@ class ApiRequest:
     headers: Mapping[str, str]  # names lower-cased
     body: bytes
     peer: str | None = None  # the OS user at the other end of a Unix socket (SO_PEERCRED)
+    transport: str = "socket"  # socket | tcp (for the audit log)
+    address: str = ""  # the client's network address, where the transport has one (tcp)
 
 
 # () -> (content type, body): a plain GET endpoint outside AWS's API (``/metrics``).
@@ -121,6 +124,32 @@ PageHandler: TypeAlias = "Callable[[str, dict[str, str]], tuple[int, str, bytes]
 # returns who is calling (an access key's name), which ``principal.current_principal()``
 # gives the dispatcher while the request is handled.
 Authenticator: TypeAlias = "Callable[[ApiRequest], str | None]"
+
+# Receives one audit entry (a JSON object) per request that changes state (``audit.AuditLog.record``).
+AuditSink: TypeAlias = "Callable[[dict[str, Any]], None]"
+
+# Members that name what a request acts on (the audit log's ``target``), in the request or its answer.
+_TARGET_MEMBERS: Final = (
+    "jobId",
+    "jobName",
+    "jobArn",
+    "jobDefinition",
+    "jobDefinitionName",
+    "jobDefinitionArn",
+    "jobQueue",
+    "jobQueueName",
+    "jobQueueArn",
+    "computeEnvironment",
+    "computeEnvironmentName",
+    "computeEnvironmentArn",
+    "consumableResource",
+    "consumableResourceName",
+    "consumableResourceArn",
+    "name",
+    "arn",
+    "resourceArn",
+)
+_READ_TARGET_PREFIXES: Final = ("Get", "Describe", "List", "Filter", "Test")
 
 
 @dataclass
@@ -136,6 +165,19 @@ class ApiResponse:
     stream: Iterator[bytes] | None = None
     headers: tuple[str, ...] = ()  # more header lines ("Name: value")
     operation: str = field(default="-", compare=False)  # for the request log
+
+
+@dataclass
+class _Call:
+    """What ``Api.handle`` learnt about a request, for its audit entry."""
+
+    request_id: str
+    operation: str = "-"
+    kind: str = "-"  # aws | target | other; "-": not looked at (refused first)
+    principal: str | None = None
+    authenticated: bool = False
+    params: dict[str, Any] | None = None
+    result: Any = None
 
 
 class ApiServerError(LocalbatchError):
@@ -166,6 +208,7 @@ class Api:
         self._targets: dict[str, Dispatcher] = {}
         self._plain: dict[str, PlainHandler] = {}
         self._pages: dict[str, PageHandler] = {}
+        self._audit: dict[str, Any] = {}  # "sink", "reads"; shared with with_authenticator's copies
         if self._supported is not None and not self._supported <= self._routes.operations:
             unknown = ", ".join(sorted(self._supported - self._routes.operations))
             raise ValueError(f"not AWS Batch operations: {unknown}")
@@ -178,7 +221,16 @@ class Api:
         api._targets = self._targets
         api._plain = self._plain
         api._pages = self._pages
+        api._audit = self._audit
         return api
+
+    def set_audit(self, sink: AuditSink, reads: Collection[str]) -> None:
+        """Send an entry to ``sink`` for every request that changes state, refused or not, on
+        this API and every ``with_authenticator`` copy: the AWS operations not in ``reads``,
+        JSON-target operations not named Get/Describe/List/Filter..., and any other request
+        whose method is not GET (extensions' POST/PUT/DELETE)."""
+        self._audit["sink"] = sink
+        self._audit["reads"] = frozenset(reads)
 
     def add_json_target(self, prefix: str, handler: Dispatcher) -> None:
         """Serve the JSON 1.1 protocol's ``POST /`` with ``X-Amz-Target: <prefix>.<Operation>``
@@ -226,48 +278,135 @@ class Api:
     def handle(self, request: ApiRequest) -> ApiResponse:
         """The response to ``request``; never raises (errors become AWS error responses).
         While it is dispatched, ``principal.current_principal()`` is who the authenticator
-        said is calling, or without one the request's ``peer``."""
-        request_id = str(uuid.uuid4())
-        operation = "-"
+        said is calling, or without one the request's ``peer``. A request that changes state is
+        audited."""
+        started = time.monotonic()
+        call = _Call(str(uuid.uuid4()))
+        response = self._handle(request, call)
+        sink = self._audit.get("sink")
+        if sink is not None:
+            self._audit_entry(sink, request, call, response, started)
+        return response
+
+    def _handle(self, request: ApiRequest, call: _Call) -> ApiResponse:
+        request_id = call.request_id
         try:
             principal = self._authenticate(request) if self._authenticate is not None else request.peer
             with acting_as(principal):
+                call.principal = current_principal() or daemon_owner()
+                call.authenticated = True
                 target = request.headers.get("x-amz-target")
                 if target is not None:
-                    prefix, _, operation = target.partition(".")
+                    prefix, _, call.operation = target.partition(".")
+                    call.kind = "target"
                     handler = self._targets.get(prefix)
                     if handler is None or request.method != "POST":
                         raise client_error(f"no service here answers X-Amz-Target {target[:100]!r}", 400)
-                    result = handler.handle(operation, _parse_body(request.body))
-                    return ApiResponse(200, request_id, _encode(result), AMZ_JSON_TYPE, operation=operation)
+                    call.params = _parse_body(request.body)
+                    result = handler.handle(call.operation, call.params)
+                    call.result = result
+                    return ApiResponse(200, request_id, _encode(result), AMZ_JSON_TYPE, operation=call.operation)
                 path, _, query = request.target.partition("?")
+                call.kind = "other"
                 plain = self._plain.get(path)
                 if plain is not None:
-                    operation = path
+                    call.operation = path
                     if request.method != "GET":
                         raise client_error(f"{request.method} is not allowed on {path}; use GET", 405)
                     content_type, body = plain()
                     return ApiResponse(200, request_id, body, content_type, operation=path)
                 page = self._page(path)
                 if page is not None:
-                    operation = path
+                    call.operation = path
                     if request.method != "GET":
                         raise client_error(f"{request.method} is not allowed on {path}; use GET", 405)
                     params = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
                     status, content_type, body = page(path, params)
                     return ApiResponse(status, request_id, body, content_type, operation=path, headers=_NO_STORE)
                 if path.startswith(EXTENSION_PREFIX):
-                    operation = path
-                    return self._extension(request, path, query, request_id)
+                    call.operation = path
+                    return self._extension(request, path, query, call)
                 match = self._routes.resolve(request.method, path, query)
-                operation = match.operation
-                params = _parse_body(request.body)
-                params.update(match.params)
-                result = self.invoke(operation, params)
-                return ApiResponse(200, request_id, _encode(result), operation=operation)
+                call.operation, call.kind = match.operation, "aws"
+                call.params = _parse_body(request.body)
+                call.params.update(match.params)
+                result = self.invoke(call.operation, call.params)
+                call.result = result
+                return ApiResponse(200, request_id, _encode(result), operation=call.operation)
         except Exception as exc:  # the request boundary: every failure becomes an AWS error
             # response; to_api_error logs server faults with their traceback (logger.error, exc_info).
-            return self.error_response(to_api_error(exc, request_id=request_id), request_id, operation)
+            return self.error_response(to_api_error(exc, request_id=request_id), request_id, call.operation)
+
+    def audit_refused(self, request: ApiRequest, response: ApiResponse) -> None:
+        """Audit a request the transport refused before ``handle`` (body too large, bad
+        framing): recorded like any refused request when it would change state."""
+        sink = self._audit.get("sink")
+        if sink is not None:
+            self._audit_entry(sink, request, _Call(response.request_id), response, time.monotonic())
+
+    def _audit_entry(
+        self, sink: AuditSink, request: ApiRequest, call: _Call, response: ApiResponse, started: float
+    ) -> None:
+        """Hand ``sink`` the entry for ``request`` when it changes state; never raises."""
+        try:
+            if call.kind == "-":  # refused before it was looked at (authentication): look now
+                self._classify(request, call)
+            if call.kind == "aws":
+                changes = call.operation not in self._audit.get("reads", frozenset())
+            elif call.kind == "target":
+                changes = not call.operation.startswith(_READ_TARGET_PREFIXES)
+            else:
+                changes = request.method != "GET"
+            if not changes:
+                return
+            if call.params is None:
+                try:
+                    call.params = _parse_body(request.body)
+                except Exception:
+                    call.params = {}
+            entry: dict[str, Any] = {
+                "principal": call.principal if call.authenticated else None,
+                "transport": request.transport,
+                "peer": request.address,
+                "operation": call.operation if call.operation != "-" else f"{request.method} {request.target[:200]}",
+                "target": _audit_target(call.params, call.result),
+                "request_id": call.request_id,
+                "outcome": "ok" if response.error_code is None else response.error_code,
+                "status": response.status,
+                "duration_ms": round((time.monotonic() - started) * 1000, 3),
+            }
+            if not call.authenticated:
+                key_id = _signing_key_id(request.headers.get("authorization", ""))
+                if key_id:
+                    entry["access_key_id"] = key_id
+            if response.error_code is not None:
+                try:
+                    entry["message"] = str(json.loads(response.body).get("message", ""))
+                except (ValueError, AttributeError):
+                    pass
+            sink(entry)
+        except Exception:  # the audit never breaks the API
+            logger.exception("cannot build the audit entry of request %s", call.request_id)
+
+    def _classify(self, request: ApiRequest, call: _Call) -> None:
+        target = request.headers.get("x-amz-target")
+        if target is not None:
+            call.kind, call.operation = "target", target.partition(".")[2]
+            return
+        path, _, query = request.target.partition("?")
+        call.kind = "other"
+        if path in self._plain or self._page(path) is not None or path.startswith(EXTENSION_PREFIX):
+            call.operation = path
+            return
+        try:
+            match = self._routes.resolve(request.method, path, query)
+        except Exception:
+            return
+        call.kind, call.operation = "aws", match.operation
+        try:
+            call.params = {**_parse_body(request.body), **match.params}
+        except Exception:
+            call.params = dict(match.params)
 
     def error_response(self, error: ApiError, request_id: str | None = None, operation: str = "-") -> ApiResponse:
         """``error`` in AWS's shape (a 401 asks for HTTP Basic, as a browser needs)."""
@@ -282,7 +421,8 @@ class Api:
                 return handler
         return None
 
-    def _extension(self, request: ApiRequest, path: str, query: str, request_id: str) -> ApiResponse:
+    def _extension(self, request: ApiRequest, path: str, query: str, call: _Call) -> ApiResponse:
+        request_id = call.request_id
         handler = self._extensions.get((request.method, path))
         if handler is None:
             allowed = sorted(m for m, p in self._extensions if p == path)
@@ -290,8 +430,11 @@ class Api:
                 raise client_error(f"{request.method} is not allowed on {path}; use {', '.join(allowed)}", 405)
             raise client_error(f"no localbatch extension at {path[:200]!r}", 404)
         params = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
-        result = handler(params, _parse_body(request.body))
+        body = _parse_body(request.body)
+        call.params = {**params, **body}
+        result = handler(params, body)
         if isinstance(result, dict):
+            call.result = result
             return ApiResponse(200, request_id, _encode(result), operation=path)
         stream = iter(result)
         try:
@@ -358,7 +501,12 @@ class ApiServer:
         )
         self._server, self._thread = server, thread
         thread.start()
-        logger.info("API listening on %s", self.where)
+        logger.info("API listening on %s", self.description)
+
+    @property
+    def description(self) -> str:
+        """Where it listens and how (for the start line)."""
+        return self.where
 
     @property
     def where(self) -> str:
@@ -433,7 +581,13 @@ class ApiServer:
 class TcpApiServer(ApiServer):
     """An ``Api`` served over HTTP/1.1 on a TCP address (issue 7's listener): the same server,
     minus the socket file. Whoever builds it puts the ``Api`` behind an authenticator
-    (``Api.with_authenticator``): a TCP port has no file permissions to protect it."""
+    (``Api.with_authenticator``): a TCP port has no file permissions to protect it.
+
+    With ``tls`` (a server ``ssl.SSLContext``) it speaks https: each connection's handshake runs
+    on that connection's own thread, bounded by ``handshake_timeout_s``, so a slow or silent
+    client never holds up accepting others; a plain-HTTP request is answered, unencrypted, with
+    a 400 that says to use https. ``tls_summary`` (the certificate's subject and fingerprint)
+    goes into the start line."""
 
     def __init__(
         self,
@@ -442,17 +596,30 @@ class TcpApiServer(ApiServer):
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_interval_s: float = 0.2,
+        tls: ssl.SSLContext | None = None,
+        tls_summary: str = "",
+        handshake_timeout_s: float = 10.0,
     ) -> None:
         super().__init__("", api, max_body_bytes=max_body_bytes, poll_interval_s=poll_interval_s)
         self.address = address
+        self.tls = tls
+        self._tls_summary = tls_summary
+        self._handshake_timeout_s = handshake_timeout_s
 
     @property
     def where(self) -> str:
         host, port = self.address
-        return f"http://{host}:{port}"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls is not None else 'http'}://{shown}:{port}"
+
+    @property
+    def description(self) -> str:
+        if self.tls is None:
+            return f"{self.where} (no TLS)"
+        return f"{self.where} (TLS on{', certificate ' + self._tls_summary if self._tls_summary else ''})"
 
     def _listen(self) -> _HttpServer:
-        server = _TcpHttpServer(self.api, self.max_body_bytes)
+        server = _TcpHttpServer(self.api, self.max_body_bytes, self.tls, self._handshake_timeout_s)
         try:
             server.server_bind_to(self.address)
             server.server_activate()
@@ -482,6 +649,13 @@ class _Connections:
             self._connections[connection] = threading.current_thread()
             if self.closing.is_set():
                 _shutdown_read(connection)
+
+    def transport_of(self, client_address: Any) -> tuple[str, str]:
+        """(transport, peer) for the audit log."""
+        if isinstance(client_address, tuple) and len(client_address) >= 2:
+            host, port = client_address[0], client_address[1]
+            return "tcp", f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return "socket", ""
 
     def untrack(self, connection: socket.socket) -> None:
         with self._lock:
@@ -524,13 +698,42 @@ class _TcpHttpServer(_Connections, socketserver.ThreadingMixIn, socketserver.TCP
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, api: Api, max_body_bytes: int) -> None:
+    def __init__(self, api: Api, max_body_bytes: int, tls: ssl.SSLContext | None, handshake_timeout_s: float) -> None:
         socketserver.TCPServer.__init__(self, ("127.0.0.1", 0), _RequestHandler, bind_and_activate=False)
         self._track_init(api, max_body_bytes)
+        self._tls = tls
+        self._handshake_timeout_s = handshake_timeout_s
 
     def server_bind_to(self, address: tuple[str, int]) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+            self.socket.close()
+            self.socket = socket.socket(self.address_family, self.socket_type)
         self.server_address = address
         self.server_bind()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """On the connection's own thread: the TLS handshake (when there is TLS), then HTTP."""
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(self._handshake_timeout_s)
+        secure = self._tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        try:
+            try:
+                secure.do_handshake()
+            except ssl.SSLError as exc:
+                logger.debug("TLS handshake with %s failed: %s", client_address, exc)
+                if exc.reason == "HTTP_REQUEST":
+                    _answer_plain_http(secure, self.api)
+                return
+            except OSError as exc:  # timed out, or the client went away
+                logger.debug("TLS handshake with %s failed: %s", client_address, exc)
+                return
+            secure.settimeout(None)
+            super().finish_request(secure, client_address)
+        finally:
+            secure.close()
 
 
 _HttpServer: TypeAlias = "_UnixHttpServer | _TcpHttpServer"
@@ -559,7 +762,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if body is None:
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        response = self.server.api.handle(ApiRequest(self.command, self.path, headers, body, self.peer))
+        transport, address = self.server.transport_of(self.client_address)
+        response = self.server.api.handle(
+            ApiRequest(self.command, self.path, headers, body, self.peer, transport=transport, address=address)
+        )
         if self.server.closing.is_set():
             self.close_connection = True
         if response.stream is None:
@@ -587,6 +793,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         response = self.server.api.error_response(client_error(text, status))
         logger.debug("%s %s -> %d (%s)", response.request_id, self.command or "-", status, text)
         self._send(response)
+        if self.command and isinstance(self.path, str):  # the request line was read: say what was refused
+            found = getattr(self, "headers", None)
+            headers = {name.lower(): value for name, value in found.items()} if found is not None else {}
+            transport, address = self.server.transport_of(self.client_address)
+            peer = getattr(self, "peer", None)  # the socket's OS user, when setup() got that far
+            refused = ApiRequest(self.command, self.path, headers, b"", peer, transport=transport, address=address)
+            self.server.api.audit_refused(refused, response)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("http: " + format, *args)
@@ -678,11 +891,31 @@ class _RequestHandler(BaseHTTPRequestHandler):
             poller.register(connection, select.POLLIN)
             if not poller.poll(0):
                 return False
-            return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            # the raw socket's recv (an SSLSocket refuses flags): any byte, TLS or not, means alive
+            return socket.socket.recv(connection, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
             return False
         except OSError:
             return True
+
+
+def _audit_target(params: Mapping[str, Any] | None, result: Any) -> dict[str, str]:
+    """The members that name what was acted on, from the request then its answer (strings only,
+    each cut at 256 characters): never the rest of the body."""
+    found: dict[str, str] = {}
+    for source in (params or {}, result if isinstance(result, Mapping) else {}):
+        for member in _TARGET_MEMBERS:
+            value = source.get(member)
+            if isinstance(value, str) and member not in found:
+                found[member] = value[:256]
+    return found
+
+
+def _signing_key_id(authorization: str) -> str | None:
+    """The access key id of a SigV4 ``Authorization`` header (not a secret: CloudTrail logs it too)."""
+    _, found, rest = authorization.partition("Credential=")
+    key_id = rest.partition("/")[0] if found else ""
+    return key_id[:128] if key_id.isalnum() else None
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:
@@ -716,9 +949,32 @@ def _close(stream: Iterator[bytes]) -> None:
         close()
 
 
+def _answer_plain_http(connection: socket.socket, api: Api) -> None:
+    """A plain-HTTP request to the TLS listener: one unencrypted 400 saying to use https."""
+    response = api.error_response(client_error("this listener speaks https (TLS): use an https:// endpoint URL"))
+    head = (
+        f"HTTP/1.1 400 Bad Request\r\nContent-Type: {response.content_type}\r\n"
+        f"x-amzn-RequestId: {response.request_id}\r\nx-amzn-ErrorType: {response.error_code}\r\n"
+        f"Content-Length: {len(response.body)}\r\nConnection: close\r\n\r\n"
+    )
+    try:
+        socket.socket.sendall(connection, head.encode("latin-1") + response.body)  # under the TLS layer
+        socket.socket.shutdown(connection, socket.SHUT_WR)
+        # read what is left of the request (bounded), else closing with unread data resets the
+        # connection and the client may lose the answer
+        connection.settimeout(1.0)
+        for _ in range(64):
+            if not socket.socket.recv(connection, 65536):
+                break
+    except OSError:
+        pass
+
+
 def _shutdown_read(connection: socket.socket) -> None:
     try:
-        connection.shutdown(socket.SHUT_RD)
+        # socket.socket's own shutdown: an SSLSocket's would drop its TLS state and let the
+        # response that is still being written go out unencrypted.
+        socket.socket.shutdown(connection, socket.SHUT_RD)
     except OSError:  # already closed by the peer or by its handler
         pass
 

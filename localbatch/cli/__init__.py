@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from localbatch import __version__
-from localbatch.cli import cloud, consumables, definitions, events, host, jobs, store, watch
+from localbatch.cli import audit, cloud, consumables, definitions, events, host, jobs, store, watch
 from localbatch.cli.run import run
 
 app = typer.Typer(
@@ -58,3 +58,4 @@ store.register_commands(app)
 cloud.register_commands(app)
 consumables.register_commands(app)
 watch.register_commands(app)
+audit.register_commands(app)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from localbatch import api_credentials, bootstrap, config, render
+from localbatch import api_credentials, bootstrap, render, tls
 from localbatch.cli._common import handles_errors, print_json, settings
 from localbatch.client import DaemonClient, DaemonUnreachable
 from localbatch.config import Settings
@@ -61,33 +61,45 @@ def daemon_start(
             help="Also serve AWS Batch's API on TCP at HOST:PORT (SigV4-signed; see `localbatch credentials`)."
         ),
     ] = None,
+    tls_certificate: Annotated[
+        str | None,
+        typer.Option(help="PEM certificate: the --listen listener speaks https (needed off loopback)."),
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option(help="PEM private key of --tls-certificate.")] = None,
     allow_remote: Annotated[
-        bool, typer.Option(help="Allow a --listen address other machines can reach (no TLS: trusted networks only).")
+        bool, typer.Option(hidden=True, help="No longer needed: an address off loopback needs TLS instead.")
     ] = False,
 ) -> None:
     """Start the daemon in the background; it serves this home's socket until stopped."""
-    if listen is not None:  # as LOCALBATCH_LISTEN: the background daemon reads it from its environment
-        os.environ["LOCALBATCH_LISTEN"] = listen
-    if allow_remote:
-        os.environ["LOCALBATCH_ALLOW_REMOTE"] = "true"
+    # as LOCALBATCH_*: the background daemon reads them from its environment
+    for variable, value in (
+        ("LOCALBATCH_LISTEN", listen),
+        ("LOCALBATCH_TLS_CERTIFICATE", tls_certificate and os.path.abspath(tls_certificate)),
+        ("LOCALBATCH_TLS_KEY", tls_key and os.path.abspath(tls_key)),
+    ):
+        if value is not None:
+            os.environ[variable] = value
     current = settings()
     for warning in current.warnings:
         render.stderr().print(f"warning: {warning}")
-    if current.listen is not None and not config.is_loopback(current.listen[0]):
-        render.stderr().print(
-            render.warning_lines(
-                f"the API listens on {current.listen[0]}:{current.listen[1]}, reachable from other machines: "
-                "requests must be signed, but travel unencrypted (no TLS)"
-            )
-        )
     if foreground:
         _serve(current)
         return
     started = process.start_background(current, answers=lambda: bootstrap.daemon_answers(current))
-    tcp = f", API http://{current.listen[0]}:{current.listen[1]}" if current.listen is not None else ""
+    tcp = f", API {_listener(current)}" if current.listen is not None else ""
     render.stdout().print(
         f"daemon started: pid {started.pid}, socket {current.socket_path}{tcp}, log {started.log_path}", highlight=False
     )
+
+
+def _listener(current: Settings) -> str:
+    """The TCP listener's URL and whether it speaks TLS (with which certificate)."""
+    assert current.listen is not None
+    host, port = current.listen
+    shown = f"[{host}]" if ":" in host else host
+    if current.tls is None:
+        return f"http://{shown}:{port} (no TLS)"
+    return f"https://{shown}:{port} (TLS on, certificate {tls.certificate_summary(current.tls.certificate)})"
 
 
 @daemon_app.command("run")
@@ -200,7 +212,7 @@ def credentials(
         key = found
     endpoint = api_credentials.read_endpoint(current.home)
     if endpoint is None and current.listen is not None:
-        endpoint = f"http://{current.listen[0]}:{current.listen[1]}"
+        endpoint = _listener(current).partition(" ")[0]
     values = {
         "AWS_ACCESS_KEY_ID": key.access_key_id,
         "AWS_SECRET_ACCESS_KEY": key.secret_access_key,
@@ -210,6 +222,8 @@ def credentials(
     if endpoint is not None:
         values["AWS_ENDPOINT_URL_BATCH"] = endpoint
         values["AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"] = endpoint
+    if current.tls is not None:  # what boto3 and the AWS CLI verify the listener's certificate with
+        values["AWS_CA_BUNDLE"] = str(current.tls.ca_bundle)
     if json_:
         print_json({"name": key.name, **values})
     elif export:
@@ -253,10 +267,8 @@ def dashboard(
     typer.echo(url)
     typer.echo(f"user:     {key.access_key_id}")
     typer.echo(f"password: {key.secret_access_key}")
-    render.stderr().print(
-        "log in with HTTP Basic when the browser asks; the listener has no TLS: keep it on loopback",
-        highlight=False,
-    )
+    note = "" if endpoint.startswith("https:") else "; the listener has no TLS: keep it on loopback"
+    render.stderr().print(f"log in with HTTP Basic when the browser asks{note}", highlight=False)
 
 
 def register_commands(app: typer.Typer) -> None:

@@ -35,6 +35,7 @@ compute_environments = ["local"]
 class Daemon(LocalbatchCli):
     api: DaemonClient  # the daemon's socket, for polling without a CLI process per look
     start_stderr: str = ""
+    start_stdout: str = ""
 
     def ok(self, *args: str) -> str:
         result = self(*args)
@@ -75,14 +76,14 @@ def started_daemon(
     tmp_path: Path, docker_client: Any, config: str = CONFIG, *, register: bool = True
 ) -> Iterator[Daemon]:
     """A daemon started with ``config`` (``hello`` registered unless ``register`` is False);
-    ``start_stderr`` keeps what ``daemon start`` printed."""
+    ``start_stdout``/``start_stderr`` keep what ``daemon start`` printed."""
     (tmp_path / "localbatch.toml").write_text(config)
     env, settings = home_environment(tmp_path, tmp_path / "localbatch.toml")
     labels = {"localbatch.home": settings.home_id}
     running = Daemon(tmp_path, env, labels, docker_client, DaemonClient(str(settings.socket_path)))
     started = running("daemon", "start")
     assert started.returncode == 0, started.stderr
-    running.start_stderr = started.stderr
+    running.start_stderr, running.start_stdout = started.stderr, started.stdout
     if register:
         running.ok("register", str(HELLO))
     try:

@@ -164,11 +164,10 @@ def test_a_loopback_listen_address_needs_nothing_more(tmp_path, listen, allow_re
     assert config.resolve(env={"LOCALBATCH_LISTEN": listen}, cwd=tmp_path).listen == expected
 
 
-def test_another_address_needs_allow_remote_and_a_bad_one_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="reachable from other machines; say so with --allow-remote"):
+def test_another_address_needs_tls_and_a_bad_one_is_named(tmp_path):
+    # test_tls_listener has the rest: what TLS needs and how a wrong file is named
+    with pytest.raises(ConfigError, match="reachable from other machines, so it needs TLS"):
         config.resolve(env={"LOCALBATCH_LISTEN": "0.0.0.0:8750"}, cwd=tmp_path)
-    env = {"LOCALBATCH_LISTEN": "0.0.0.0:8750", "LOCALBATCH_ALLOW_REMOTE": "true"}
-    assert config.resolve(env=env, cwd=tmp_path).listen == ("0.0.0.0", 8750)
     with pytest.raises(ConfigError, match="expected HOST:PORT"):
         config.resolve(env={"LOCALBATCH_LISTEN": "127.0.0.1:http"}, cwd=tmp_path)
     with pytest.raises(ConfigError, match="is not an IP address"):
