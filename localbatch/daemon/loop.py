@@ -293,6 +293,13 @@ class ControlLoop:
             entries = tuple(e for e in self._fronts.get(job_queue, ()) if e.job_id in self._waiting)
             return entries, self._fronts_at
 
+    def footprint(self) -> dict[str, int]:
+        """How many entries each of the loop's records holds, by name. With no job left but
+        ended ones, every figure but ``ended`` (the statuses of the last ``_ENDED_KEPT`` ended
+        jobs) is 0; anything else is a leak (``benchmarks.soak`` checks this)."""
+        with self._lock:
+            return {name: len(getattr(self, f"_{name}")) for name in _FOOTPRINT}
+
     def allocations(self) -> tuple[Allocation, ...]:
         """What the STARTING and RUNNING jobs hold, for the resources endpoint."""
         with self._lock:
@@ -1313,6 +1320,32 @@ class ControlLoop:
 
 
 _ENDED_KEPT = 100_000  # ended jobs whose status the loop remembers (beyond it: the store)
+# The loop's records that grow with the jobs it handles (``ControlLoop.footprint``).
+_FOOTPRINT = (
+    "active",
+    "runnable",
+    "placed",
+    "submitted",
+    "stop_requested",
+    "flights",
+    "launching",
+    "uploading",
+    "staged",
+    "removals",
+    "waiting",
+    "dependents",
+    "to_resolve",
+    "arrays",
+    "arrays_done",
+    "passed_on",
+    "early_stops",
+    "archives",
+    "gangs",
+    "heads",
+    "unsaved",
+    "to_launch",
+    "ended",
+)
 
 
 @dataclass

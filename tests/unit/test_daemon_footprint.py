@@ -1,0 +1,39 @@
+"""The control loop forgets what it no longer needs (issue 10's soak): once every job has
+ended, its records (``ControlLoop.footprint``) are empty but for the bounded ``ended``. On fakes;
+each step is a ``tick(now)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from localbatch.core.jobs import JobStatus
+from localbatch.core.retry import RetryStrategy
+from tests.unit.test_daemon_arrays import after, submit
+from tests.unit.test_daemon_loop import Rig, make_rig
+
+S = JobStatus
+
+
+@pytest.fixture
+def rig(tmp_path: Any) -> Rig:
+    return make_rig(tmp_path)
+
+
+def left(rig: Rig) -> dict[str, int]:
+    """What the loop still holds, beyond the statuses of ended jobs."""
+    return {name: n for name, n in rig.loop.footprint().items() if n and name != "ended"}
+
+
+def test_a_mix_of_jobs_leaves_nothing_behind_once_all_ended(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=1)
+    first = submit(rig)
+    array = submit(rig, size=3)
+    chain = submit(rig, depends_on=after(first, array))
+    retried = submit(rig, retry_strategy=RetryStrategy(attempts=2))
+    rig.settle(ticks=60)
+    assert {rig.job(j).status for j in (first, array, chain, retried)} == {S.SUCCEEDED}
+    assert left(rig) == {}
+    assert rig.loop.footprint()["ended"] == 7
+
