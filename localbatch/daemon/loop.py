@@ -227,7 +227,7 @@ class ControlLoop:
         # how each array parent's children stand; the parents whose children have all ended;
         # the stop request each parent last passed to its children; and how recently ended jobs
         # ended (bounded), so resolving a dependency rarely needs the store.
-        self._dependents: dict[str, list[str]] = {}
+        self._dependents: dict[str, dict[str, None]] = {}
         self._to_resolve: dict[str, None] = {}
         self._arrays: dict[str, _Tally] = {}
         self._arrays_done: dict[str, None] = {}
@@ -419,14 +419,17 @@ class ControlLoop:
         their indexes and the waiting reasons cannot disagree."""
         job_id, status = job.job_id, job.status
         with self._lock:
+            previous = self._active.get(job_id)
+            if previous is None and status in _WAITING:
+                for other in job.waits_for:
+                    self._dependents.setdefault(other, {})[job_id] = None
+            elif previous is not None and previous.status in _WAITING and status not in _WAITING:
+                self._unwait(job)
             if status.is_terminal:
                 if self._active.pop(job_id, None) is not None:
                     self._ended_now(job)
                 self._waiting.pop(job_id, None)
             else:
-                if job_id not in self._active and status in (JobStatus.SUBMITTED, JobStatus.PENDING):
-                    for other in job.waits_for:
-                        self._dependents.setdefault(other, []).append(job_id)
                 self._active[job_id] = job
             if status is JobStatus.RUNNABLE and job.stop_request is None and self._schedulable(job):
                 resources = multinode.request(job) if job.is_multinode_parent else job.container.resources
@@ -464,6 +467,16 @@ class ControlLoop:
         parent = self._active.get(job.multinode_job_id or "")
         if parent is not None and parent.status is JobStatus.RUNNABLE:  # may be placeable now
             self._remember(parent)
+
+    def _unwait(self, job: Job) -> None:
+        """``job`` waits no more (it became RUNNABLE, or failed unstarted): the jobs it waited
+        for forget it, even those that had ended before it came or have not ended yet."""
+        for other in job.waits_for:
+            waiting = self._dependents.get(other)
+            if waiting is not None:
+                waiting.pop(job.job_id, None)
+                if not waiting:
+                    del self._dependents[other]
 
     def _ended_now(self, job: Job) -> None:
         """``job`` just ended: the jobs waiting for it, and its array's parent, hear of it."""
@@ -1319,6 +1332,7 @@ class ControlLoop:
                 self._record(changes, replace(node, stop_request=terminate))
 
 
+_WAITING = (JobStatus.SUBMITTED, JobStatus.PENDING)  # the statuses in which a job waits for others
 _ENDED_KEPT = 100_000  # ended jobs whose status the loop remembers (beyond it: the store)
 # The loop's records that grow with the jobs it handles (``ControlLoop.footprint``).
 _FOOTPRINT = (

@@ -37,3 +37,25 @@ def test_a_mix_of_jobs_leaves_nothing_behind_once_all_ended(rig: Rig) -> None:
     assert left(rig) == {}
     assert rig.loop.footprint()["ended"] == 7
 
+
+def test_a_job_depending_on_one_that_already_ended_leaves_no_record_of_the_wait(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=1)
+    done = submit(rig)
+    rig.settle(ticks=20)
+    assert rig.job(done).status is S.SUCCEEDED
+    later = [submit(rig, depends_on=after(done)) for _ in range(3)]
+    rig.settle(ticks=20)
+    assert [rig.job(j).status for j in later] == [S.SUCCEEDED] * 3
+    assert left(rig) == {}
+
+
+def test_a_waiting_job_cancelled_before_its_dependency_ends_is_forgotten_at_once(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    running = submit(rig)
+    waiting = submit(rig, depends_on=after(running))
+    rig.settle(ticks=4)
+    rig.service.cancel_job(waiting, "no longer wanted")
+    rig.settle(ticks=4)
+    assert rig.job(waiting).status is S.FAILED
+    assert left(rig).get("dependents", 0) == 0
+
