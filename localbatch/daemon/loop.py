@@ -520,12 +520,19 @@ class ControlLoop:
         loop's own saves would otherwise write back without it."""
         current = self._active.get(job_id)
         if current is None:
-            self._early_stops.add(job_id)  # its submission's notice is still on its way
+            # Its submission's notice is still on its way; or the job ended after the handler
+            # read it and before this tick (then there is nothing to stop, and nothing to keep).
+            if job_id not in self._ended and not self._ended_in_store(job_id):
+                self._early_stops.add(job_id)
             return
         stored = self._store.get_job(job_id)
         if stored is None or stored.stop_request is None:
             return
         self._remember(replace(current, stop_request=stored.stop_request))  # the store has it already
+
+    def _ended_in_store(self, job_id: str) -> bool:
+        stored = self._store.get_job(job_id)
+        return stored is None or stored.status.is_terminal
 
     def _escalate(self, job_id: str) -> None:
         """A TerminateJob for a job whose container is already stopping (waiting out its grace)

@@ -59,3 +59,15 @@ def test_a_waiting_job_cancelled_before_its_dependency_ends_is_forgotten_at_once
     assert rig.job(waiting).status is S.FAILED
     assert left(rig).get("dependents", 0) == 0
 
+
+def test_a_stop_that_arrives_after_its_job_ended_is_not_kept(rig: Rig) -> None:
+    """TerminateJob reads the job still RUNNING in the store, the loop ends it and saves, and
+    only then takes in the stop: the stop has nothing left to act on and must not wait forever
+    for a submission notice that came long ago."""
+    rig.runtime.script("busybox:1.36", runs_for_s=1)
+    job_id = submit(rig)
+    rig.settle(ticks=20)
+    assert rig.job(job_id).status is S.SUCCEEDED
+    rig.loop.stop_requested(job_id)  # what the handler does when it saw the job not yet ended
+    rig.settle(ticks=2)
+    assert left(rig) == {}
