@@ -14,6 +14,8 @@ Afterwards (every job ended, finished containers removed) it checks:
 - every job is SUCCEEDED or FAILED, and ListJobs finds no job in any other status;
 - SUCCEEDED + FAILED = submitted, and each job's status and attempt count are the oracle's;
 - no container labelled with this home is left (``docker ps -a``), nothing in ``staging/``;
+- the control loop holds no record of any job but the bounded statuses of ended ones
+  (``GET /v1/localbatch/status``: ``loop``);
 - the daemon's threads and open files are back within ``THREADS_SLACK``/``FDS_SLACK`` of their
   idle count, and its resident memory within ``RSS_SLACK_MIB`` of its idle figure.
 
@@ -42,6 +44,7 @@ import psutil
 from benchmarks import _batch
 from benchmarks.bench_daemon import daemon
 from localbatch.client import DaemonClient
+from localbatch.extensions import STATUS
 
 QUEUE = "soak"
 VCPUS = (0.25, 0.5, 1.0, 2.0)
@@ -66,7 +69,10 @@ CODES = (1, 2, 3, 25)
 THREADS_SLACK = 4
 FDS_SLACK = 16
 RSS_SLACK_MIB = 50.0
-WINDOW = 150  # jobs submitted but not seen ended, at most
+WARM_UP = 4  # jobs run before the idle figures are taken
+# Jobs submitted but not seen ended, at most: enough to keep the host busy, few enough that
+# later jobs depend on earlier ones that have already ended (even in a short soak).
+WINDOW = 30
 SETTLE_S = 60  # after the last job ended: for containers to be removed, threads to end
 
 
@@ -239,6 +245,7 @@ class Report:
     end: Sample | None = None
     load_average_before: float = 0.0
     load_average_after: float = 0.0
+    loop: dict[str, int] = field(default_factory=dict)  # the loop's records at the end (status "loop")
     problems: list[str] = field(default_factory=list)
 
 
@@ -377,6 +384,14 @@ def run(jobs: int, seed: int, timeout_s: float | None = None) -> Report:
                 if staged:
                     report.problems.append(f"{len(staged)} file(s) left in staging/: {staged[:3]}")
                 _compare(report)
+                status = client.get(STATUS)
+                report.loop = status["loop"]
+                stored = {k: n for k, n in status["jobs"].items() if n}
+                if stored != {"SUCCEEDED": report.succeeded + WARM_UP, "FAILED": report.failed}:
+                    report.problems.append(f"the store counts {stored}: not the soak's jobs and {WARM_UP} warm-ups")
+                held = {name: n for name, n in report.loop.items() if n and name != "ended"}
+                if held:
+                    report.problems.append(f"the control loop still holds records of ended jobs: {held}")
             _batch.remove_labelled(engine, "localbatch.home", home_id)
     finally:
         engine.close()
@@ -387,7 +402,7 @@ def run(jobs: int, seed: int, timeout_s: float | None = None) -> Report:
 def _warm_up(client: DaemonClient, pid: int) -> None:
     """A few jobs first, so the idle figures include what any first job sets up (the engine's
     connection, imports) and not what the soak is looking for."""
-    warm = [Submission(f"w{i}", "single", 0.25, 16) for i in range(4)]
+    warm = [Submission(f"w{i}", "single", 0.25, 16) for i in range(WARM_UP)]
     driver = Driver(client, pid, warm, 60)
     driver.run()
 

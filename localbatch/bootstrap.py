@@ -166,6 +166,7 @@ def _engine(
         allocations=control.allocations if control is not None else tuple,
         interrupt=control.interrupt if control is not None else None,
         live_usage=control.live_usage if control is not None else dict,
+        footprint=control.footprint if control is not None else dict,
         started_at=clock_.now_ms(),
         now_ms=clock_.now_ms,
     )
