@@ -13,7 +13,8 @@ Afterwards (every job ended, finished containers removed) it checks:
 
 - every job is SUCCEEDED or FAILED, and ListJobs finds no job in any other status;
 - SUCCEEDED + FAILED = submitted, and each job's status and attempt count are the oracle's;
-- no container labelled with this home is left (``docker ps -a``), nothing in ``staging/``;
+- no container labelled with this home is left (``docker ps -a``); no file in the home but the
+  daemon's own and the attempts' logs (nothing in ``staging/``, no temporary file);
 - the control loop holds no record of any job but the bounded statuses of ended ones
   (``GET /v1/localbatch/status``: ``loop``);
 - the daemon's threads and open files are back within ``THREADS_SLACK``/``FDS_SLACK`` of their
@@ -30,6 +31,7 @@ import json
 import os
 import platform
 import random
+import re
 import sys
 import tempfile
 import time
@@ -347,6 +349,25 @@ def settle(pid: int, idle: Sample, engine: docker.DockerClient, home_id: str) ->
         time.sleep(0.5)
 
 
+HOME_FILES = {"daemon.lock", "daemon.pid", "daemon.sock", "engine.lock", "state.db", "state.db-shm", "state.db-wal"}
+
+
+def stray_files(home: Path) -> list[str]:
+    """Files in the home that are neither the daemon's own nor an attempt's log
+    (``logs/<job>/<attempt>.log``): temporary files left behind, anything in ``staging/``."""
+    stray = []
+    for path in sorted(home.rglob("*")):
+        relative = path.relative_to(home).parts
+        if path.is_dir() and relative[0] in ("logs", "staging") and len(relative) <= 2:
+            continue
+        if len(relative) == 1 and relative[0] in HOME_FILES:
+            continue
+        if len(relative) == 3 and relative[0] == "logs" and re.fullmatch(r"[0-9]+\.log", relative[2]):
+            continue
+        stray.append("/".join(relative))
+    return stray
+
+
 def config(cpus: int) -> str:
     text = _batch.config((QUEUE, float(cpus), 2048))
     return text + '\n[docker]\nstop_timeout_seconds = 1\nnetwork_mode = "host"\n'
@@ -380,9 +401,9 @@ def run(jobs: int, seed: int, timeout_s: float | None = None) -> Report:
                 report.end, left = settle(pid, report.idle, engine, home_id)
                 if left:
                     report.problems.append(f"{left} container(s) of this home left behind")
-                staged = list((home / "staging").rglob("*")) if (home / "staging").exists() else []
-                if staged:
-                    report.problems.append(f"{len(staged)} file(s) left in staging/: {staged[:3]}")
+                stray = stray_files(home)
+                if stray:
+                    report.problems.append(f"{len(stray)} stray file(s) in the home: {stray[:3]}")
                 _compare(report)
                 status = client.get(STATUS)
                 report.loop = status["loop"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from benchmarks import soak
 
 
@@ -22,3 +24,10 @@ def test_the_oracle_follows_aws_retry_rules() -> None:
     found = soak.expected([array, after])
     assert [found[f"a:{i}"] for i in range(3)] == [{("FAILED", 2)}, {("SUCCEEDED", 1)}, {("FAILED", 2)}]
     assert found["a"] == {("FAILED", 0)} and found["d"] == {("FAILED", 0)}
+
+
+def test_stray_files_are_anything_but_the_daemons_own_and_attempt_logs(tmp_path: Path) -> None:
+    for name in ("state.db", "daemon.pid", "logs/j1/1.log", "logs/j1/2.log", "staging/j2/1/in/a", "logs/j1/x.tmp"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert soak.stray_files(tmp_path) == ["logs/j1/x.tmp", "staging/j2/1", "staging/j2/1/in", "staging/j2/1/in/a"]
