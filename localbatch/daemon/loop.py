@@ -296,9 +296,11 @@ class ControlLoop:
     def footprint(self) -> dict[str, int]:
         """How many entries each of the loop's records holds, by name. With no job left but
         ended ones, every figure but ``ended`` (the statuses of the last ``_ENDED_KEPT`` ended
-        jobs) is 0; anything else is a leak (``benchmarks.soak`` checks this)."""
+        jobs) is 0, as is ``sampled`` (the attempts the usage sampler watches); anything
+        else is a leak (``benchmarks.soak`` checks this)."""
         with self._lock:
-            return {name: len(getattr(self, f"_{name}")) for name in _FOOTPRINT}
+            found = {name: len(getattr(self, f"_{name}")) for name in _FOOTPRINT}
+        return {**found, "sampled": 0 if self._sampler is None else self._sampler.watching()}
 
     def allocations(self) -> tuple[Allocation, ...]:
         """What the STARTING and RUNNING jobs hold, for the resources endpoint."""

@@ -10,6 +10,7 @@ import pytest
 
 from localbatch.core.jobs import JobStatus
 from localbatch.core.retry import RetryStrategy
+from localbatch.daemon.usage import UsageSampler
 from tests.unit.test_daemon_arrays import after, submit
 from tests.unit.test_daemon_loop import Rig, make_rig
 
@@ -70,4 +71,17 @@ def test_a_stop_that_arrives_after_its_job_ended_is_not_kept(rig: Rig) -> None:
     assert rig.job(job_id).status is S.SUCCEEDED
     rig.loop.stop_requested(job_id)  # what the handler does when it saw the job not yet ended
     rig.settle(ticks=2)
+    assert left(rig) == {}
+
+
+def test_running_jobs_that_are_terminated_or_time_out_leave_nothing_sampled_or_held(tmp_path: Any) -> None:
+    rig = make_rig(tmp_path, sampler=UsageSampler)  # never started: nothing samples, it only watches
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    stopped = submit(rig)
+    timed_out = submit(rig, timeout_s=1)
+    rig.settle(ticks=4)
+    assert rig.loop.footprint()["sampled"] == 2
+    rig.service.terminate_job(stopped, "soak")
+    rig.settle(ticks=60)
+    assert {rig.job(j).status for j in (stopped, timed_out)} == {S.FAILED}
     assert left(rig) == {}
