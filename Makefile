@@ -91,7 +91,7 @@ bench: install images ## Measure: against raw Docker, FIFO and moto; scheduler, 
 bench-quick: install images ## The same with smaller inputs, without the S3 transfers (under 3 minutes)
 	$(BIN)/python -m benchmarks.run --quick
 
-soak: install images ## 5,000 seeded short jobs through one daemon; then no job unfinished, no leak (~20 min)
+soak: install images ## 5,000 seeded short jobs through one daemon; then every job ends as the seed says, nothing leaks (~25 min)
 	$(BIN)/python -m benchmarks.soak --jobs 5000 --json benchmarks/results/soak-latest.json
 
 lint: install ## ruff check and format check
