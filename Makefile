@@ -15,7 +15,7 @@ DEMO_IMAGE := busybox:1.36
 DOCKERD_LOG ?= /var/log/localbatch-dockerd.log
 
 .DEFAULT_GOAL := help
-.PHONY: help install docker images tools demo test test-unit test-integration faults bench bench-quick lint fmt typecheck check clean
+.PHONY: help install docker images tools demo test test-unit test-integration faults bench bench-quick soak lint fmt typecheck check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ bench: install images ## Measure: against raw Docker, FIFO and moto; scheduler, 
 
 bench-quick: install images ## The same with smaller inputs, without the S3 transfers (under 3 minutes)
 	$(BIN)/python -m benchmarks.run --quick
+
+soak: install images ## 5,000 seeded short jobs through one daemon; then every job ends as the seed says, nothing leaks (~25 min)
+	$(BIN)/python -m benchmarks.soak --jobs 5000 --json benchmarks/results/soak-latest.json
 
 lint: install ## ruff check and format check
 	$(BIN)/ruff check localbatch tests benchmarks

@@ -192,6 +192,7 @@ def _engine(
         interrupt=control.interrupt if control is not None else None,
         live_usage=control.live_usage if control is not None else dict,
         engine_outage=control.engine_outage if control is not None else (lambda: None),
+        footprint=control.footprint if control is not None else dict,
         started_at=clock_.now_ms(),
         now_ms=clock_.now_ms,
     )

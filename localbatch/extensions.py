@@ -67,6 +67,7 @@ MAX_HISTORY = 200  # the most attempts one usage history answer carries
 Allocations = Callable[[], "tuple[Allocation, ...]"]
 Interrupt = Callable[[str], None]
 LiveUsage = Callable[[], "Mapping[str, AttemptUsage]"]
+Footprint = Callable[[], "Mapping[str, int]"]
 
 
 class Extensions:
@@ -82,6 +83,7 @@ class Extensions:
         interrupt: Interrupt | None = None,
         live_usage: LiveUsage = dict,
         engine_outage: Callable[[], tuple[EpochMs, str] | None] = lambda: None,
+        footprint: Footprint = dict,
         started_at: EpochMs | None = None,
         now_ms: Callable[[], EpochMs] = lambda: int(time.time() * 1000),
         poll_s: float = 0.2,
@@ -95,6 +97,7 @@ class Extensions:
         self._interrupt = interrupt
         self._live_usage = live_usage
         self._engine_outage = engine_outage
+        self._footprint = footprint
         self._started_at = started_at
         self._now_ms = now_ms
         self._poll_s = poll_s
@@ -127,6 +130,9 @@ class Extensions:
             "capacity": _resources(self._capacity),
             "jobs": {status.value: n for status, n in self._store.count_jobs().items()},
             "engine": self._engine_state(),
+            # Entries in each of the control loop's records (ControlLoop.footprint): all 0 but
+            # "ended" once every job ended, or the daemon leaks (benchmarks.soak checks it).
+            "loop": dict(self._footprint()),
         }
 
     def _engine_state(self) -> dict[str, Any]:

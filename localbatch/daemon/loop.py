@@ -259,7 +259,7 @@ class ControlLoop:
         # how each array parent's children stand; the parents whose children have all ended;
         # the stop request each parent last passed to its children; and how recently ended jobs
         # ended (bounded), so resolving a dependency rarely needs the store.
-        self._dependents: dict[str, list[str]] = {}
+        self._dependents: dict[str, dict[str, None]] = {}
         self._to_resolve: dict[str, None] = {}
         self._arrays: dict[str, _Tally] = {}
         self._arrays_done: dict[str, None] = {}
@@ -333,6 +333,15 @@ class ControlLoop:
         """Since when, and why, the engine does not answer; None while it does."""
         outage = self._outage
         return None if outage is None else (outage.since, outage.error)
+
+    def footprint(self) -> dict[str, int]:
+        """How many entries each of the loop's records holds, by name. With no job left but
+        ended ones, every figure but ``ended`` (the statuses of the last ``_ENDED_KEPT`` ended
+        jobs) is 0, as is ``sampled`` (the attempts the usage sampler watches); anything
+        else is a leak (``benchmarks.soak`` checks this)."""
+        with self._lock:
+            found = {name: len(getattr(self, f"_{name}")) for name in _FOOTPRINT}
+        return {**found, "sampled": 0 if self._sampler is None else self._sampler.watching()}
 
     def allocations(self) -> tuple[Allocation, ...]:
         """What the STARTING and RUNNING jobs hold, for the resources endpoint."""
@@ -458,14 +467,17 @@ class ControlLoop:
         their indexes and the waiting reasons cannot disagree."""
         job_id, status = job.job_id, job.status
         with self._lock:
+            previous = self._active.get(job_id)
+            if previous is None and status in _WAITING:
+                for other in job.waits_for:
+                    self._dependents.setdefault(other, {})[job_id] = None
+            elif previous is not None and previous.status in _WAITING and status not in _WAITING:
+                self._unwait(job)
             if status.is_terminal:
                 if self._active.pop(job_id, None) is not None:
                     self._ended_now(job)
                 self._waiting.pop(job_id, None)
             else:
-                if job_id not in self._active and status in (JobStatus.SUBMITTED, JobStatus.PENDING):
-                    for other in job.waits_for:
-                        self._dependents.setdefault(other, []).append(job_id)
                 self._active[job_id] = job
             if status is JobStatus.RUNNABLE and job.stop_request is None and self._schedulable(job):
                 resources = multinode.request(job) if job.is_multinode_parent else job.container.resources
@@ -506,6 +518,16 @@ class ControlLoop:
         parent = self._active.get(job.multinode_job_id or "")
         if parent is not None and parent.status is JobStatus.RUNNABLE:  # may be placeable now
             self._remember(parent)
+
+    def _unwait(self, job: Job) -> None:
+        """``job`` waits no more (it became RUNNABLE, or failed unstarted): the jobs it waited
+        for forget it, even those that had ended before it came or have not ended yet."""
+        for other in job.waits_for:
+            waiting = self._dependents.get(other)
+            if waiting is not None:
+                waiting.pop(job.job_id, None)
+                if not waiting:
+                    del self._dependents[other]
 
     def _ended_now(self, job: Job) -> None:
         """``job`` just ended: the jobs waiting for it, and its array's parent, hear of it."""
@@ -549,12 +571,19 @@ class ControlLoop:
         loop's own saves would otherwise write back without it."""
         current = self._active.get(job_id)
         if current is None:
-            self._early_stops.add(job_id)  # its submission's notice is still on its way
+            # Its submission's notice is still on its way; or the job ended after the handler
+            # read it and before this tick (then there is nothing to stop, and nothing to keep).
+            if job_id not in self._ended and not self._ended_in_store(job_id):
+                self._early_stops.add(job_id)
             return
         stored = self._store.get_job(job_id)
         if stored is None or stored.stop_request is None:
             return
         self._remember(replace(current, stop_request=stored.stop_request))  # the store has it already
+
+    def _ended_in_store(self, job_id: str) -> bool:
+        stored = self._store.get_job(job_id)
+        return stored is None or stored.status.is_terminal
 
     def _escalate(self, job_id: str) -> None:
         """A TerminateJob for a job whose container is already stopping (waiting out its grace)
@@ -1462,7 +1491,36 @@ def _maybe_the_engines(flight: Flight, ending: AttemptOutcome) -> bool:
     )
 
 
+_WAITING = (JobStatus.SUBMITTED, JobStatus.PENDING)  # the statuses in which a job waits for others
 _ENDED_KEPT = 100_000  # ended jobs whose status the loop remembers (beyond it: the store)
+# The loop's records that grow with the jobs it handles (``ControlLoop.footprint``).
+_FOOTPRINT = (
+    "active",
+    "runnable",
+    "placed",
+    "submitted",
+    "stop_requested",
+    "flights",
+    "launching",
+    "uploading",
+    "staged",
+    "removals",
+    "unremoved",
+    "pumped",
+    "waiting",
+    "dependents",
+    "to_resolve",
+    "arrays",
+    "arrays_done",
+    "passed_on",
+    "early_stops",
+    "archives",
+    "gangs",
+    "heads",
+    "unsaved",
+    "to_launch",
+    "ended",
+)
 
 
 @dataclass

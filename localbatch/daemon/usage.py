@@ -76,6 +76,11 @@ class UsageSampler:
 
     # -- readers --------------------------------------------------------------------------------
 
+    def watching(self) -> int:
+        """How many attempts are sampled now (0 once none runs: see ``ControlLoop.footprint``)."""
+        with self._lock:
+            return len(self._watched)
+
     def live(self) -> dict[str, AttemptUsage]:
         """Each sampled running job's usage so far, with its latest readings."""
         with self._lock:
