@@ -350,7 +350,17 @@ def settle(pid: int, idle: Sample, engine: docker.DockerClient, home_id: str) ->
         time.sleep(0.5)
 
 
-HOME_FILES = {"daemon.lock", "daemon.pid", "daemon.sock", "engine.lock", "state.db", "state.db-shm", "state.db-wal"}
+HOME_FILES = {
+    "audit.log",
+    "audit.log.1",
+    "daemon.lock",
+    "daemon.pid",
+    "daemon.sock",
+    "engine.lock",
+    "state.db",
+    "state.db-shm",
+    "state.db-wal",
+}
 
 
 def stray_files(home: Path) -> list[str]:
