@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from localbatch import __version__, logs
+from localbatch import __version__, faults, logs
 from localbatch.config import Settings
 from localbatch.core import (
     arrays,
@@ -660,6 +660,7 @@ class ControlLoop:
         """On a launch thread: stage the inputs, pull if needed, create, start. The container
         id, or why not. A launch the loop gave up on (the job was terminated meanwhile) is not
         started. A multi-node job's non-main node first learns where its main node runs."""
+        faults.point("before_container_create")
         if staged is not None:
             try:
                 request = replace(request, binds=self._stage_in(staged))
@@ -695,6 +696,7 @@ class ControlLoop:
                 request = replace(request, environment={**request.environment, naming.MAIN_NODE_ADDRESS: address})
             request = self._with_store_access(request)
             container_id = self._runtime.create(request)
+            faults.point("after_container_create")
         except RuntimeUnavailable as exc:
             return outcome.engine_unavailable(str(exc))
         except ImageError as exc:
@@ -711,6 +713,7 @@ class ControlLoop:
             if isinstance(exc, RuntimeUnavailable):
                 return outcome.engine_unavailable(str(exc))
             return outcome.failed_to_start(str(exc), image_missing=False)
+        faults.point("after_container_start")
         return container_id
 
     def _with_store_access(self, request: ContainerRequest) -> ContainerRequest:
