@@ -318,6 +318,22 @@ def test_restart_adopts_running_collects_exited_and_retries_vanished(rig: Rig) -
     assert retried.status is S.SUCCEEDED and len(retried.attempts) == 2
 
 
+def test_a_terminate_recorded_before_a_restart_ends_the_attempt_terminated_not_retried(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    exits, vanishes = (rig.submit(vcpus=0.5, retry_strategy=RetryStrategy(attempts=2)) for _ in range(2))
+    rig.tick()
+    rig.tick()
+    for job_id in (exits, vanishes):  # recorded; the daemon dies before its loop stops them
+        rig.service.terminate_job(job_id, "no longer wanted")
+    rig.runtime.finish(rig.job(exits).attempts[0].container_id or "", exit_code=137)  # the grace ran out
+    rig.runtime.remove(rig.job(vanishes).attempts[0].container_id or "")
+    rig = restart(rig)
+    for job_id in (exits, vanishes):
+        job = rig.job(job_id)
+        assert (job.status, job.status_reason, job.is_terminated) == (S.FAILED, "no longer wanted", True)
+        assert len(job.attempts) == 1
+
+
 def test_restart_removes_containers_no_job_owns(rig: Rig) -> None:
     rig.runtime.script("busybox:1.36", runs_for_s=None)
     job_id = rig.submit()
