@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,23 @@ def test_a_terminate_request_survives_kill_9_and_the_job_ends_terminated_not_ret
     assert (detail["status"], detail["statusReason"], detail["isTerminated"]) == ("FAILED", "no longer wanted", True)
     assert len(detail["attempts"]) == 1
     no_containers_left(daemon)
+
+
+@pytest.mark.faults
+def test_a_daemon_killed_again_while_it_recovers_recovers_on_the_next_start(
+    tmp_path: Path, docker_client: Any, busybox_image: str
+) -> None:
+    with started_daemon(tmp_path, docker_client, start_env={ENV: "during_log_pump"}) as daemon:
+        job_id = daemon.submit_api(containerOverrides={"command": TWO_LINES})
+        wait_dead(daemon)
+        # The next start copies the output of the container it finds: killed there too.
+        # It dies while it recovers, before or just after its socket answers: `daemon start` may
+        # report either, so only what the third start makes of the home is checked.
+        replace(daemon, env={**daemon.env, ENV: "during_log_pump"})("daemon", "start")
+        wait_dead(daemon)
+        daemon.ok("daemon", "start")
+        detail = daemon.wait_for(job_id, "SUCCEEDED", "FAILED", timeout_s=BOUND_S)
+        assert detail["status"] == "SUCCEEDED" and len(detail["attempts"]) == 1
+        assert log_of(daemon, job_id) == "one\ntwo\n"
+        assert job_ids(daemon) == [job_id]
+        no_containers_left(daemon)
