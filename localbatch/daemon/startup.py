@@ -17,7 +17,7 @@ from localbatch.core.reconcile import Adopt, Collect, ObservedContainer, RemoveO
 from localbatch.daemon import staging as transfers
 from localbatch.daemon.loop import ControlLoop, Flight, remove_quietly
 from localbatch.errors import ConfigError
-from localbatch.ports import Clock, ContainerInfo, ContainerRuntime, StateStore
+from localbatch.ports import Clock, ContainerExit, ContainerInfo, ContainerRuntime, StateStore
 
 logger = logging.getLogger(__name__)
 VANISHED = "Container vanished while the daemon was down"
@@ -151,6 +151,16 @@ def _terminating(job: Job) -> str | None:
     return request.reason
 
 
+def _past_timeout(job: Job, exit_: ContainerExit) -> bool:
+    """The container stopped at or after its attempt's timeout: stopped for it by a daemon that
+    died before it could record why, or run past a deadline no daemon watched. Either way AWS
+    would have ended the attempt for its timeout."""
+    attempt = job.current_attempt
+    if job.timeout_s is None or attempt is None or attempt.started_at is None or exit_.finished_at_ms is None:
+        return False
+    return exit_.finished_at_ms >= attempt.started_at + job.timeout_s * 1000
+
+
 def _without_container(job: Job, now: EpochMs) -> tuple[Job, JobEvent]:
     """A job in flight with no container that ever ran: a launch that never started is queued
     again (that attempt never ran); a RUNNING job's container vanished, so its attempt failed;
@@ -171,7 +181,7 @@ def _collect(
 ) -> tuple[Job, list[JobEvent]]:
     """A container that stopped while the daemon was away: its output (all of it, from the
     engine) into the attempt's log and its exit into the outcome (terminated, when a TerminateJob
-    was recorded for it); a container that was created
+    was recorded for it; timed out, when it stopped past the attempt's timeout); a container that was created
     but never started means the attempt never ran, and the job is requeued. It is removed."""
     attempt = job.current_attempt
     assert attempt is not None
@@ -193,6 +203,8 @@ def _collect(
     reason = _terminating(job)
     if reason is not None:
         ending = outcome.terminated(exit_.exit_code, reason)
+    elif _past_timeout(job, exit_):
+        ending = outcome.timed_out(exit_.exit_code)
     else:
         ending = outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
     job, event, _ = lifecycle.finish_attempt(job, ending, now)
