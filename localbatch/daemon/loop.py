@@ -791,9 +791,12 @@ class ControlLoop:
             self._sampler.watch(job.job_id, container_id, attempt.started_at, job.gpu_ids)
         return Flight(container_id, pump, deadline)
 
-    def adopt(self, job: Job, container_id: str) -> Flight:
-        """A flight for a container found running at start (see ``startup.recover``)."""
-        return self._watch(job, container_id, fresh_log=True)
+    def adopt(self, job: Job, container_id: str, stopped_for: Ending | None = None) -> Flight:
+        """A flight for a container found at start (see ``startup.recover``); ``stopped_for``:
+        why it already stopped, when the daemon that stopped it died before recording that."""
+        flight = self._watch(job, container_id, fresh_log=True)
+        flight.stop_cause = stopped_for
+        return flight
 
     def _collect_exits(self, now: EpochMs, changes: dict[str, Change]) -> None:
         if not self._flights or self._outage is not None:

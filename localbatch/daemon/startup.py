@@ -13,6 +13,7 @@ from localbatch.core import lifecycle, naming, outcome
 from localbatch.core.inventory import HostInventory, environment_on, unknown_gpus
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus
 from localbatch.core.lifecycle import StopEffect
+from localbatch.core.outcome import Ending
 from localbatch.core.reconcile import Adopt, Collect, ObservedContainer, RemoveOrphan, reconcile
 from localbatch.daemon import staging as transfers
 from localbatch.daemon.loop import ControlLoop, Flight, remove_quietly
@@ -90,13 +91,14 @@ def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: C
         elif (
             isinstance(action, Collect)
             and _terminating(job) is None
-            and _has_outputs_to_upload(runtime, job, action.container_id)
+            and (ran := _exit_to_upload_after(runtime, job, action.container_id)) is not None
         ):
             # It exited while the daemon was away: the loop uploads its outputs, then ends it.
             if job.status is JobStatus.STARTING:
                 job, event = lifecycle.mark_running(job, now, action.container_id)
                 events.append(event)
-            flights[job.job_id] = loop.adopt(job, action.container_id)
+            stopped_for = Ending.TIMED_OUT if _past_timeout(job, ran) else None
+            flights[job.job_id] = loop.adopt(job, action.container_id, stopped_for)
         elif isinstance(action, Collect):
             job, events = _collect(settings, runtime, job, action.container_id, now)
         else:
@@ -110,9 +112,10 @@ def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: C
     loop.load(list(jobs.values()), flights)
 
 
-def _has_outputs_to_upload(runtime: ContainerRuntime, job: Job, container_id: str) -> bool:
-    """A stopped container of a job with [[outputs]] that did run (not one created, never started)."""
-    return bool(job.container.outputs) and runtime.wait(container_id, 0) is not None
+def _exit_to_upload_after(runtime: ContainerRuntime, job: Job, container_id: str) -> ContainerExit | None:
+    """The exit of a stopped container of a job with [[outputs]] that did run (not one created,
+    never started); None for any other."""
+    return runtime.wait(container_id, 0) if job.container.outputs else None
 
 
 def _sweep_staging(settings: Settings, in_flight: list[Job]) -> None:

@@ -334,7 +334,6 @@ def test_a_terminate_recorded_before_a_restart_ends_the_attempt_terminated_not_r
         assert len(job.attempts) == 1
 
 
-
 def test_a_container_that_stopped_past_its_timeout_while_the_daemon_was_down_timed_out(rig: Rig) -> None:
     rig.runtime.script("busybox:1.36", runs_for_s=None)
     late, early = (rig.submit(vcpus=0.5, timeout_s=60, retry_strategy=RetryStrategy(attempts=2)) for _ in range(2))
@@ -350,6 +349,7 @@ def test_a_container_that_stopped_past_its_timeout_while_the_daemon_was_down_tim
     timed_out = rig.job(late).attempts[0]
     assert (timed_out.status_reason, timed_out.exit_code) == (outcome.TIMEOUT, 137)
     assert rig.job(early).attempts[0].status_reason == "Essential container in task exited"
+
 
 def test_restart_removes_containers_no_job_owns(rig: Rig) -> None:
     rig.runtime.script("busybox:1.36", runs_for_s=None)
