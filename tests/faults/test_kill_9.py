@@ -184,7 +184,7 @@ def test_a_terminate_request_survives_kill_9_and_the_job_ends_terminated_not_ret
     no_containers_left(daemon)
 
 
-@pytest.mark.faults
+@long_fault
 def test_a_daemon_killed_again_while_it_recovers_recovers_on_the_next_start(
     tmp_path: Path, docker_client: Any, busybox_image: str
 ) -> None:
