@@ -53,10 +53,15 @@ def listed_offline(daemon: Daemon) -> list[dict[str, Any]]:
     return jobs
 
 
-def job_ids(daemon: Daemon, queue: str = "default") -> list[str]:
-    """Every job id the daemon lists in ``queue`` (ListJobs, each status, every page)."""
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+def job_ids(daemon: Daemon, queue: str = "default", statuses: tuple[str, ...] = STATUSES) -> list[str]:
+    """Every job id the daemon lists in ``queue`` (ListJobs, each status, every page). One call
+    per status: a job that moves meanwhile may show twice or not at all, so compare once the
+    jobs have settled."""
     found = []
-    for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
+    for status in statuses:
         body: dict[str, Any] = {"jobQueue": queue, "jobStatus": status, "maxResults": 1000}
         while True:
             page = daemon.api.call("ListJobs", body)
