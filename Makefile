@@ -85,7 +85,7 @@ test-unit: install ## Fast tests only (no Docker)
 test-integration: install images tools ## Tests on the real engine only
 	$(BIN)/pytest tests/integration
 
-faults: install images ## Fault tests, the long ones too: engine restart, full disk, 1 GiB of output (tests/faults)
+faults: install images ## Fault tests, the long ones too: engine restart, full disk, 1 GiB of output, kill -9 in every job state, 1,000 clients (tests/faults)
 	LOCALBATCH_FAULTS=1 $(BIN)/pytest -m faults tests/faults
 
 bench: install images ## Measure: against raw Docker, FIFO and moto; scheduler, store, API, daemon, S3 (benchmarks/results/)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from localbatch import jobdef
+from localbatch import faults, jobdef
 from localbatch.awsbatch.requests import ListRequest, SubmitRequest, job_definition_ref
 from localbatch.consumable_service import ConsumableService
 from localbatch.core import arrays, dependencies, lifecycle, multinode, policy, queue_limits, staging
@@ -254,6 +254,7 @@ class BatchService:
         if job.is_array_parent:  # its children are rows like any job's, written with it
             changes += [(child, [created]) for child, created in arrays.children(job)]
         self._store.save_jobs(changes)
+        faults.point("after_submit_commit")
         for submitted, _ in changes:
             self._notifier.job_submitted(submitted)
         return job

@@ -16,7 +16,7 @@ Errors, each one line meant for users as is:
 - ``DaemonError``: the daemon answered ServerException, broke a connection or a stream off,
   sent something that is not AWS's shape, or did not answer in time.
 
-Timeouts: connecting 5 s; calls 60 s by default; streams unbounded.
+Timeouts: connecting 5 s (a full listen queue is waited out, not an error); calls 60 s by default; streams unbounded.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final
@@ -40,6 +41,8 @@ __all__ = ["DaemonClient", "DaemonError", "DaemonForbidden", "DaemonStream", "Da
 
 CONNECT_TIMEOUT_S: Final = 5.0
 CALL_TIMEOUT_S: Final = 60.0
+_FULL_QUEUE_PAUSE_S: Final = 0.005  # first pause before connecting again to a full listen queue
+_FULL_QUEUE_MAX_PAUSE_S: Final = 0.1
 _STREAM_READ_BYTES: Final = 64 * 1024
 _JSON_HEADERS: Final = {"Content-Type": "application/json", "Accept": "application/json"}
 _BARE_HEADERS: Final = {"Accept": "application/json"}
@@ -114,15 +117,30 @@ class _UnixConnection(http.client.HTTPConnection):
         self.connect_timeout_s = connect_timeout_s
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.connect_timeout_s)
-            sock.connect(self.socket_path)
-            sock.settimeout(self.timeout)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+        """Connect within ``connect_timeout_s``. A socket with a timeout is non-blocking, and
+        connecting one to a Unix socket whose listen queue is full fails at once (EAGAIN)
+        instead of waiting its turn: that is tried again, with short pauses, until the timeout
+        (a thousand clients at once then queue up instead of being turned away)."""
+        deadline = time.monotonic() + self.connect_timeout_s
+        pause = _FULL_QUEUE_PAUSE_S
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.connect_timeout_s)
+                sock.connect(self.socket_path)
+                sock.settimeout(self.timeout)
+            except BlockingIOError:
+                sock.close()
+                if time.monotonic() + pause >= deadline:
+                    raise TimeoutError("the daemon's listen queue stayed full") from None
+                time.sleep(pause)
+                pause = min(pause * 2, _FULL_QUEUE_MAX_PAUSE_S)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+            return
 
 
 class DaemonClient:

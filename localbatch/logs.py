@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from localbatch import faults
 from localbatch.core import naming
 from localbatch.errors import LocalbatchError
 
@@ -82,6 +83,7 @@ class LogPump(threading.Thread):
                 self.received += len(chunk)
                 self._take(chunk)
                 self._send(chunk)
+                faults.point("during_log_pump")
         except LocalbatchError as exc:  # the engine stopped streaming
             self._lost_message(f"the engine stopped sending output: {exc}")
             self._write(f"\n[localbatch: log capture stopped: {exc}]\n".encode())

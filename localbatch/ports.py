@@ -51,6 +51,9 @@ class ContainerExit:
     exit_code: int
     oom_killed: bool = False
     error: str | None = None  # the engine's own error text, if it gave one
+    # When it stopped, as the engine recorded it (None: unknown). Not compared: two reads of one
+    # exit are the same exit.
+    finished_at_ms: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -656,7 +657,19 @@ def _exit_from_state(state: Mapping[str, Any]) -> ContainerExit | None:
         exit_code=int(state.get("ExitCode", -1)),
         oom_killed=bool(state.get("OOMKilled", False)),
         error=str(state.get("Error") or "") or None,
+        finished_at_ms=_epoch_ms(state.get("FinishedAt")),
     )
+
+
+def _epoch_ms(stamp: object) -> int | None:
+    """Docker's RFC 3339 time (nanoseconds, ``Z``) in epoch milliseconds; None for its zero
+    time (``0001-01-01T00:00:00Z``: never) or anything unreadable."""
+    if not isinstance(stamp, str) or stamp.startswith("0001-"):
+        return None
+    try:
+        return round(datetime.fromisoformat(stamp).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 def _explain(exc: docker.errors.APIError) -> str:

@@ -28,6 +28,7 @@ import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
 
+from localbatch import faults
 from localbatch.errors import NoSuchBucket, ObjectStoreError, StoreAccessDenied, StoreUnreachable
 from localbatch.ports import StoredObject
 from localbatch.store_settings import StoreSettings
@@ -116,6 +117,7 @@ class MinioObjectStore:
                     for chunk in response.stream(_CHUNK):
                         hasher.update(chunk)
                         file.write(chunk)
+                        faults.point("during_staging_download")
             finally:
                 response.close()
                 response.release_conn()

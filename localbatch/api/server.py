@@ -76,6 +76,9 @@ logger = logging.getLogger(__name__)
 
 EXTENSION_PREFIX: Final = "/v1/localbatch/"
 DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+# Connections the kernel queues before the server accepts them (capped by net.core.somaxconn);
+# a burst beyond it waits in the client (``client.DaemonClient`` connects again).
+LISTEN_BACKLOG: Final = 1024
 JSON_TYPE: Final = "application/json"
 AMZ_JSON_TYPE: Final = "application/x-amz-json-1.1"
 STREAM_TYPE: Final = "application/octet-stream"
@@ -685,7 +688,7 @@ class _Connections:
 class _UnixHttpServer(_Connections, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False  # shutdown() joins connections itself, with a deadline
-    request_queue_size = 128
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, path: str, api: Api, max_body_bytes: int) -> None:
         socketserver.UnixStreamServer.__init__(self, path, _RequestHandler, bind_and_activate=False)
@@ -695,7 +698,7 @@ class _UnixHttpServer(_Connections, socketserver.ThreadingMixIn, socketserver.Un
 class _TcpHttpServer(_Connections, socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     block_on_close = False
-    request_queue_size = 128
+    request_queue_size = LISTEN_BACKLOG
     allow_reuse_address = True
 
     def __init__(self, api: Api, max_body_bytes: int, tls: ssl.SSLContext | None, handshake_timeout_s: float) -> None:

@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from localbatch import __version__, logs
+from localbatch import __version__, faults, logs
 from localbatch.config import Settings
 from localbatch.core import (
     arrays,
@@ -660,6 +660,7 @@ class ControlLoop:
         """On a launch thread: stage the inputs, pull if needed, create, start. The container
         id, or why not. A launch the loop gave up on (the job was terminated meanwhile) is not
         started. A multi-node job's non-main node first learns where its main node runs."""
+        faults.point("before_container_create")
         if staged is not None:
             try:
                 request = replace(request, binds=self._stage_in(staged))
@@ -695,6 +696,7 @@ class ControlLoop:
                 request = replace(request, environment={**request.environment, naming.MAIN_NODE_ADDRESS: address})
             request = self._with_store_access(request)
             container_id = self._runtime.create(request)
+            faults.point("after_container_create")
         except RuntimeUnavailable as exc:
             return outcome.engine_unavailable(str(exc))
         except ImageError as exc:
@@ -711,6 +713,7 @@ class ControlLoop:
             if isinstance(exc, RuntimeUnavailable):
                 return outcome.engine_unavailable(str(exc))
             return outcome.failed_to_start(str(exc), image_missing=False)
+        faults.point("after_container_start")
         return container_id
 
     def _with_store_access(self, request: ContainerRequest) -> ContainerRequest:
@@ -788,9 +791,12 @@ class ControlLoop:
             self._sampler.watch(job.job_id, container_id, attempt.started_at, job.gpu_ids)
         return Flight(container_id, pump, deadline)
 
-    def adopt(self, job: Job, container_id: str) -> Flight:
-        """A flight for a container found running at start (see ``startup.recover``)."""
-        return self._watch(job, container_id, fresh_log=True)
+    def adopt(self, job: Job, container_id: str, stopped_for: Ending | None = None) -> Flight:
+        """A flight for a container found at start (see ``startup.recover``); ``stopped_for``:
+        why it already stopped, when the daemon that stopped it died before recording that."""
+        flight = self._watch(job, container_id, fresh_log=True)
+        flight.stop_cause = stopped_for
+        return flight
 
     def _collect_exits(self, now: EpochMs, changes: dict[str, Change]) -> None:
         if not self._flights or self._outage is not None:

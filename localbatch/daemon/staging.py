@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from localbatch import faults
 from localbatch.core import staging
 from localbatch.core.staging import InputPlan, OutputPlan
 from localbatch.errors import ObjectStoreError
@@ -108,6 +109,7 @@ def stage_out(
                 store.delete(url.bucket, staging.marker_key(plan, stale))
         pairs = staging.to_upload(plan, files)
         done = in_parallel([partial(store.upload, local / name, url.bucket, key) for name, key in pairs])
+        faults.point("during_staging_upload")
         if directory:
             manifest = where / f"{plan.local}.manifest.json"
             manifest.write_bytes(_manifest(job_id, attempt, exit_code, done))

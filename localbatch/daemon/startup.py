@@ -12,11 +12,13 @@ from localbatch.config import Settings
 from localbatch.core import lifecycle, naming, outcome
 from localbatch.core.inventory import HostInventory, environment_on, unknown_gpus
 from localbatch.core.jobs import EpochMs, Job, JobEvent, JobStatus
+from localbatch.core.lifecycle import StopEffect
+from localbatch.core.outcome import Ending
 from localbatch.core.reconcile import Adopt, Collect, ObservedContainer, RemoveOrphan, reconcile
 from localbatch.daemon import staging as transfers
 from localbatch.daemon.loop import ControlLoop, Flight, remove_quietly
 from localbatch.errors import ConfigError
-from localbatch.ports import Clock, ContainerInfo, ContainerRuntime, StateStore
+from localbatch.ports import Clock, ContainerExit, ContainerInfo, ContainerRuntime, StateStore
 
 logger = logging.getLogger(__name__)
 VANISHED = "Container vanished while the daemon was down"
@@ -61,8 +63,9 @@ def apply_infrastructure(settings: Settings, store: StateStore, host: HostInvent
 def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: ContainerRuntime, clock: Clock) -> None:
     """Take over the jobs in flight: adopt running containers, collect those that exited while
     the daemon was away, requeue jobs whose container never started (that attempt never ran),
-    fail the attempts whose container vanished after it started (retrying per strategy), and
-    remove containers of ours that belong to no job in flight."""
+    fail the attempts whose container vanished after it started (retrying per strategy), end
+    terminated those a TerminateJob had stopped (not retried), and remove containers of ours
+    that belong to no job in flight."""
     active = store.active_jobs()
     observed = runtime.list_containers({naming.LABEL_HOME: settings.home_id})
     jobs = {job.job_id: job for job in active}
@@ -85,12 +88,17 @@ def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: C
                 events.append(event)
             logger.info("job=%s re-adopting running container %s", job.job_id, action.container_id)
             flights[job.job_id] = loop.adopt(job, action.container_id)
-        elif isinstance(action, Collect) and _has_outputs_to_upload(runtime, job, action.container_id):
+        elif (
+            isinstance(action, Collect)
+            and _terminating(job) is None
+            and (ran := _exit_to_upload_after(runtime, job, action.container_id)) is not None
+        ):
             # It exited while the daemon was away: the loop uploads its outputs, then ends it.
             if job.status is JobStatus.STARTING:
                 job, event = lifecycle.mark_running(job, now, action.container_id)
                 events.append(event)
-            flights[job.job_id] = loop.adopt(job, action.container_id)
+            stopped_for = Ending.TIMED_OUT if _past_timeout(job, ran) else None
+            flights[job.job_id] = loop.adopt(job, action.container_id, stopped_for)
         elif isinstance(action, Collect):
             job, events = _collect(settings, runtime, job, action.container_id, now)
         else:
@@ -104,9 +112,10 @@ def recover(loop: ControlLoop, settings: Settings, store: StateStore, runtime: C
     loop.load(list(jobs.values()), flights)
 
 
-def _has_outputs_to_upload(runtime: ContainerRuntime, job: Job, container_id: str) -> bool:
-    """A stopped container of a job with [[outputs]] that did run (not one created, never started)."""
-    return bool(job.container.outputs) and runtime.wait(container_id, 0) is not None
+def _exit_to_upload_after(runtime: ContainerRuntime, job: Job, container_id: str) -> ContainerExit | None:
+    """The exit of a stopped container of a job with [[outputs]] that did run (not one created,
+    never started); None for any other."""
+    return runtime.wait(container_id, 0) if job.container.outputs else None
 
 
 def _sweep_staging(settings: Settings, in_flight: list[Job]) -> None:
@@ -136,9 +145,33 @@ def _observed(container: ContainerInfo) -> ObservedContainer:
     )
 
 
+def _terminating(job: Job) -> str | None:
+    """The reason of a TerminateJob recorded for the job's attempt in flight, whose container
+    the daemon went away before it saw stop: that attempt ends terminated, whatever its exit."""
+    request = job.stop_request
+    if request is None or lifecycle.stop_effect(job) is not StopEffect.STOP_CONTAINER:
+        return None
+    return request.reason
+
+
+def _past_timeout(job: Job, exit_: ContainerExit) -> bool:
+    """The container stopped at or after its attempt's timeout: stopped for it by a daemon that
+    died before it could record why, or run past a deadline no daemon watched. Either way AWS
+    would have ended the attempt for its timeout."""
+    attempt = job.current_attempt
+    if job.timeout_s is None or attempt is None or attempt.started_at is None or exit_.finished_at_ms is None:
+        return False
+    return exit_.finished_at_ms >= attempt.started_at + job.timeout_s * 1000
+
+
 def _without_container(job: Job, now: EpochMs) -> tuple[Job, JobEvent]:
     """A job in flight with no container that ever ran: a launch that never started is queued
-    again (that attempt never ran); a RUNNING job's container vanished, so its attempt failed."""
+    again (that attempt never ran); a RUNNING job's container vanished, so its attempt failed;
+    either one terminated meanwhile (TerminateJob) ends terminated."""
+    reason = _terminating(job)
+    if reason is not None:
+        job, event, _ = lifecycle.finish_attempt(job, outcome.terminated(None, reason), now)
+        return job, event
     if job.status is JobStatus.STARTING:
         return lifecycle.requeue(job, now, REQUEUED)
     logger.info("job=%s: its container is gone; the attempt failed", job.job_id)
@@ -150,7 +183,8 @@ def _collect(
     settings: Settings, runtime: ContainerRuntime, job: Job, container_id: str, now: EpochMs
 ) -> tuple[Job, list[JobEvent]]:
     """A container that stopped while the daemon was away: its output (all of it, from the
-    engine) into the attempt's log and its exit into the outcome; a container that was created
+    engine) into the attempt's log and its exit into the outcome (terminated, when a TerminateJob
+    was recorded for it; timed out, when it stopped past the attempt's timeout); a container that was created
     but never started means the attempt never ran, and the job is requeued. It is removed."""
     attempt = job.current_attempt
     assert attempt is not None
@@ -169,5 +203,12 @@ def _collect(
     if job.status is JobStatus.STARTING:  # it started and ended while the daemon was away
         job, event = lifecycle.mark_running(job, now, container_id)
         events.append(event)
-    job, event, _ = lifecycle.finish_attempt(job, outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error), now)
+    reason = _terminating(job)
+    if reason is not None:
+        ending = outcome.terminated(exit_.exit_code, reason)
+    elif _past_timeout(job, exit_):
+        ending = outcome.timed_out(exit_.exit_code)
+    else:
+        ending = outcome.exited(exit_.exit_code, exit_.oom_killed, exit_.error)
+    job, event, _ = lifecycle.finish_attempt(job, ending, now)
     return job, [*events, event]

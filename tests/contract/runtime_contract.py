@@ -115,6 +115,12 @@ class RuntimeContract:
         _, exit = self.run_to_exit(runtime, self.request(self.command_printing(runtime, b"", 0)))
         assert exit == ContainerExit(exit_code=0, oom_killed=False, error=None)
 
+    def test_an_exit_says_when_the_container_stopped_the_same_on_every_read(self, runtime: ContainerRuntime) -> None:
+        container_id, exit = self.run_to_exit(runtime, self.request(self.command_printing(runtime, b"", 0)))
+        again = runtime.wait(container_id, 0)
+        assert exit.finished_at_ms is not None
+        assert again is not None and again.finished_at_ms == exit.finished_at_ms
+
     def test_non_zero_exit_code(self, runtime: ContainerRuntime) -> None:
         _, exit = self.run_to_exit(runtime, self.request(self.command_printing(runtime, b"", 3)))
         assert exit.exit_code == 3

@@ -26,7 +26,7 @@ from __future__ import annotations
 import posixpath
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from localbatch.errors import ContainerRuntimeError, ImageError, RuntimeUnavailable
@@ -189,8 +189,8 @@ class FakeRuntime:
         with self._lock:
             self._answer()
             container = self._get(container_id, "wait for")
-            if container.exited(self.clock.now_ms()):
-                return container.exit
+            if container.exited(self.clock.now_ms()) and container.exit is not None:
+                return replace(container.exit, finished_at_ms=container.ends_at_ms)
             return None
 
     def stop(self, container_id: str, grace_s: float) -> None:

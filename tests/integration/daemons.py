@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +73,21 @@ class Daemon(LocalbatchCli):
 
 @contextmanager
 def started_daemon(
-    tmp_path: Path, docker_client: Any, config: str = CONFIG, *, register: bool = True
+    tmp_path: Path,
+    docker_client: Any,
+    config: str = CONFIG,
+    *,
+    register: bool = True,
+    start_env: Mapping[str, str] | None = None,
 ) -> Iterator[Daemon]:
-    """A daemon started with ``config`` (``hello`` registered unless ``register`` is False);
+    """A daemon started with ``config`` (``hello`` registered unless ``register`` is False) and
+    ``start_env`` added to its environment (this start only; a restart goes without);
     ``start_stdout``/``start_stderr`` keep what ``daemon start`` printed."""
     (tmp_path / "localbatch.toml").write_text(config)
     env, settings = home_environment(tmp_path, tmp_path / "localbatch.toml")
     labels = {"localbatch.home": settings.home_id}
     running = Daemon(tmp_path, env, labels, docker_client, DaemonClient(str(settings.socket_path)))
-    started = running("daemon", "start")
+    started = replace(running, env={**env, **(start_env or {})})("daemon", "start")
     assert started.returncode == 0, started.stderr
     running.start_stderr, running.start_stdout = started.stderr, started.stdout
     if register:

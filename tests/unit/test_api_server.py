@@ -742,6 +742,58 @@ def test_a_socket_that_cannot_be_used_is_unreachable_with_the_reason(tmp_path):
         DaemonClient(tmp_path / ("x" * 120)).call("SubmitJob", SUBMIT)
 
 
+def _full_listen_queue(sock: Path) -> tuple[socket.socket, list[socket.socket]]:
+    """A Unix socket that listens and never accepts, its queue filled: a non-blocking connect
+    to it now fails with EAGAIN."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock))
+    listener.listen(0)
+    queued: list[socket.socket] = []
+    for _ in range(64):
+        waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        waiting.setblocking(False)
+        try:
+            waiting.connect(str(sock))
+        except BlockingIOError:
+            waiting.close()
+            return listener, queued
+        queued.append(waiting)
+    raise AssertionError("the listen queue never filled")
+
+
+def test_a_full_listen_queue_is_waited_out_then_named_not_refused_at_once(sock):
+    listener, queued = _full_listen_queue(sock)
+    try:
+        with pytest.raises(DaemonUnreachable, match=r"cannot connect .*: no answer within 0.2 s$"):
+            DaemonClient(sock, connect_timeout_s=0.2).call("DescribeJobs", {"jobs": ["j"]})
+    finally:
+        for waiting in queued:
+            waiting.close()
+        listener.close()
+
+
+def test_a_client_queued_behind_a_full_listen_queue_connects_once_there_is_room(sock, dispatcher):
+    api_server = ApiServer(sock, dispatcher, poll_interval_s=FAST_POLL_S)
+    api_server.start()
+    blockers = []
+    try:
+        for _ in range(2048):  # fill the server's queue (LISTEN_BACKLOG) while it accepts: bounded
+            blocker = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            blocker.setblocking(False)
+            try:
+                blocker.connect(str(sock))
+            except BlockingIOError:
+                blocker.close()
+                break
+            blockers.append(blocker)
+        with DaemonClient(sock, timeout_s=WAIT_S, connect_timeout_s=WAIT_S) as daemon_client:
+            assert daemon_client.call("SubmitJob", SUBMIT)["jobName"] == SUBMIT["jobName"]
+    finally:
+        for blocker in blockers:
+            blocker.close()
+        api_server.shutdown(timeout_s=WAIT_S)
+
+
 def test_client_exceptions_become_request_rejected(server, client, dispatcher):
     dispatcher.raises["DescribeJobs"] = JobNotFound("j-9")
     with pytest.raises(RequestRejected) as raised:

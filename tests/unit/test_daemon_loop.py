@@ -13,7 +13,7 @@ import pytest
 from localbatch import __version__, config, jobdef, logs
 from localbatch.awsbatch.requests import SubmitRequest
 from localbatch.batch import BatchService
-from localbatch.core import naming
+from localbatch.core import naming, outcome
 from localbatch.core.definition import JobDefinition
 from localbatch.core.infra import ComputeEnvironment, JobQueue, SchedulingPolicy, State
 from localbatch.core.jobs import Job, JobStatus
@@ -316,6 +316,39 @@ def test_restart_adopts_running_collects_exited_and_retries_vanished(rig: Rig) -
     assert rig.job(keeps).status is S.SUCCEEDED
     retried = rig.job(vanishes)  # its second attempt has no script: it exits 0 at once
     assert retried.status is S.SUCCEEDED and len(retried.attempts) == 2
+
+
+def test_a_terminate_recorded_before_a_restart_ends_the_attempt_terminated_not_retried(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    exits, vanishes = (rig.submit(vcpus=0.5, retry_strategy=RetryStrategy(attempts=2)) for _ in range(2))
+    rig.tick()
+    rig.tick()
+    for job_id in (exits, vanishes):  # recorded; the daemon dies before its loop stops them
+        rig.service.terminate_job(job_id, "no longer wanted")
+    rig.runtime.finish(rig.job(exits).attempts[0].container_id or "", exit_code=137)  # the grace ran out
+    rig.runtime.remove(rig.job(vanishes).attempts[0].container_id or "")
+    rig = restart(rig)
+    for job_id in (exits, vanishes):
+        job = rig.job(job_id)
+        assert (job.status, job.status_reason, job.is_terminated) == (S.FAILED, "no longer wanted", True)
+        assert len(job.attempts) == 1
+
+
+def test_a_container_that_stopped_past_its_timeout_while_the_daemon_was_down_timed_out(rig: Rig) -> None:
+    rig.runtime.script("busybox:1.36", runs_for_s=None)
+    late, early = (rig.submit(vcpus=0.5, timeout_s=60, retry_strategy=RetryStrategy(attempts=2)) for _ in range(2))
+    rig.tick()
+    rig.tick()
+    # The daemon dies. One container exits on its own within its 60 s; the other is stopped at
+    # its deadline (by the daemon's stop, which the engine finished after the daemon died).
+    rig.clock.advance(30)
+    rig.runtime.finish(rig.job(early).attempts[0].container_id or "", exit_code=1)
+    rig.clock.advance(31)
+    rig.runtime.finish(rig.job(late).attempts[0].container_id or "", exit_code=137)
+    rig = restart(rig)
+    timed_out = rig.job(late).attempts[0]
+    assert (timed_out.status_reason, timed_out.exit_code) == (outcome.TIMEOUT, 137)
+    assert rig.job(early).attempts[0].status_reason == "Essential container in task exited"
 
 
 def test_restart_removes_containers_no_job_owns(rig: Rig) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from localbatch.core import staging
 from localbatch.core.jobs import JobStatus
-from localbatch.core.outcome import INPUT_STAGING_FAILED, OUTPUT_STAGING_FAILED
+from localbatch.core.outcome import INPUT_STAGING_FAILED, OUTPUT_STAGING_FAILED, TIMEOUT
 from localbatch.core.retry import RetryStrategy
 from localbatch.core.staging import StagedInput, StagedOutput
 from localbatch.daemon import staging as transfers
@@ -238,6 +238,26 @@ def test_a_restarted_daemon_uploads_the_outputs_of_a_container_that_exited_while
         rig.clock.advance(0.25)
     assert rig.job(job_id).status is S.SUCCEEDED
     assert store.objects["results"]["r/a"] == b"a" and "r/_SUCCESS" in store.objects["results"]
+
+
+def test_a_container_with_outputs_stopped_past_its_timeout_while_the_daemon_was_away_timed_out(
+    tmp_path: Path,
+) -> None:
+    rig, store = staged_rig(tmp_path, outputs=(StagedOutput("/out/", "s3://results/r/"),))
+    rig.runtime.script("busybox:1.36", runs_for_s=None, writes={"/out/a": b"a"})
+    job_id = rig.submit(timeout_s=60)
+    rig.settle(ticks=2)
+    rig.loop.stop()  # it dies; the container is stopped at its deadline (the engine ends the stop)
+    rig.clock.advance(61)
+    [container_id] = rig.runtime.running()
+    rig.runtime.finish(container_id, exit_code=137)
+    loop = new_loop(rig.settings, rig.runtime, rig.store, rig.clock, object_store=store)
+    recover(loop, rig.settings, rig.store, rig.runtime, rig.clock)
+    for _ in range(10):
+        loop.tick(rig.clock.now_ms())
+        rig.clock.advance(0.25)
+    job = rig.job(job_id)
+    assert job.status is S.FAILED and job.attempts[0].status_reason == TIMEOUT
 
 
 def test_placeholders_fill_and_plans_map_paths() -> None:
