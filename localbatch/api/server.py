@@ -790,6 +790,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         status = int(code)
         text = message or _PHRASES.get(status, "bad request")
+        # http.server says 501 for a method nothing here takes and 505 for HTTP/2: the client's
+        # fault, answered as such (a 5xx is a server error an AWS client would retry).
+        if status == HTTPStatus.NOT_IMPLEMENTED:
+            status, text = 405, f"method {str(self.command)[:40]!r} is not allowed; use GET, POST, PUT or DELETE"
+        elif status >= 500:
+            status = 400
         response = self.server.api.error_response(client_error(text, status))
         logger.debug("%s %s -> %d (%s)", response.request_id, self.command or "-", status, text)
         self._send(response)
@@ -809,19 +815,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if "Transfer-Encoding" in self.headers:
             self.send_error(411, "send the body with Content-Length, not Transfer-Encoding")
             return None
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1:
+            self.send_error(400, "more than one Content-Length")
+            return None
+        if not lengths:
             return b""
-        try:
-            length = int(length_header)
-            if length < 0:
-                raise ValueError(length)
-        except ValueError:
-            self.send_error(400, f"invalid Content-Length {length_header[:40]!r}")
+        length_header = lengths[0].strip()
+        if not (length_header.isascii() and length_header.isdigit()):  # int() would take "+2", "1_0", " ٣"
+            self.send_error(400, f"invalid Content-Length {length_header[:40]!r}: expected a number of bytes")
             return None
-        if length > self.server.max_body_bytes:
-            self.send_error(413, f"request body of {length} bytes; the limit is {self.server.max_body_bytes}")
+        limit = self.server.max_body_bytes
+        if len(length_header) > 18 or int(length_header) > limit:  # int() refuses over 4300 digits
+            size = length_header if len(length_header) <= 40 else f"{length_header[:40]}..."
+            self.send_error(413, f"request body of {size} bytes is over the limit of {limit} bytes{_mib(limit)}")
             return None
+        length = int(length_header)
         return self.rfile.read(length) if length else b""
 
     def _head(self, response: ApiResponse, *extra: str) -> list[str]:
@@ -916,6 +925,10 @@ def _signing_key_id(authorization: str) -> str | None:
     _, found, rest = authorization.partition("Credential=")
     key_id = rest.partition("/")[0] if found else ""
     return key_id[:128] if key_id.isalnum() else None
+
+
+def _mib(size: int) -> str:
+    return f" ({size // (1024 * 1024)} MiB)" if size % (1024 * 1024) == 0 and size else ""
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:
