@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
-from localbatch import render, safe_text
+from localbatch import bootstrap, render, safe_text
 from localbatch.api.dashboard import clean_log
+from localbatch.cli import app
+from tests.fakes.object_store import InMemoryObjectStore
 from tests.unit.test_watch import NOW, SNAPSHOT
 
 TITLE = "\x1b]0;pwned\x07"  # OSC 0: retitle the window
@@ -107,3 +110,13 @@ def test_error_messages_show_user_text_without_acting_on_it() -> None:
 
 def test_the_dashboard_shows_log_text_as_a_terminal_would_without_the_sequences() -> None:
     assert clean_log(f"a{TITLE}{CLEAR}b{C1_CSI}\n50%\r100%\n".encode()) == "a" + "b31m\n100%\n"
+
+
+def test_store_ls_shows_a_key_with_escape_sequences_without_acting_on_it(monkeypatch: Any, tmp_path: Any) -> None:
+    store = InMemoryObjectStore("bucket")
+    store.objects["bucket"][f"a{TITLE}b"] = b"12"
+    monkeypatch.setattr(bootstrap, "object_store", lambda _settings: store)
+    env = {"LOCALBATCH_HOME": str(tmp_path / "home"), "LOCALBATCH_CONFIG": ""}
+    result = CliRunner().invoke(app, ["store", "ls", "s3://bucket/"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output == "           2  s3://bucket/a\\x1b]0;pwned\\x07b\n"
