@@ -76,6 +76,10 @@ logger = logging.getLogger(__name__)
 
 EXTENSION_PREFIX: Final = "/v1/localbatch/"
 DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+# A connection that sends nothing for this long (a request begun and never finished, an idle
+# keep-alive) is closed, so that slow or stuck clients cannot hold the server's threads. A stream
+# waiting for a job's output sends nothing and is not affected; clients reconnect once.
+DEFAULT_IDLE_TIMEOUT_S: Final = 120.0
 JSON_TYPE: Final = "application/json"
 AMZ_JSON_TYPE: Final = "application/x-amz-json-1.1"
 STREAM_TYPE: Final = "application/octet-stream"
@@ -466,6 +470,7 @@ class ApiServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_interval_s: float = 0.2,
         group: str | None = None,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
         """``dispatcher``: what executes operations (an ``Api`` is built around it with
         ``supported``), or an ``Api`` to serve as it is (shared with another listener).
@@ -479,6 +484,7 @@ class ApiServer:
         else:
             self.api = Api(dispatcher, supported=supported)
         self.max_body_bytes = max_body_bytes
+        self.idle_timeout_s = idle_timeout_s
         self._poll_interval_s = poll_interval_s
         self._server: _HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -493,6 +499,7 @@ class ApiServer:
         if self._server is not None:
             raise RuntimeError("the API server is already running")
         server = self._listen()
+        server.idle_timeout_s = self.idle_timeout_s
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": self._poll_interval_s},
@@ -640,6 +647,7 @@ class _Connections:
     def _track_init(self, api: Api, max_body_bytes: int) -> None:
         self.api = api
         self.max_body_bytes = max_body_bytes
+        self.idle_timeout_s: float | None = None
         self.closing = threading.Event()
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
@@ -746,6 +754,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: _UnixHttpServer | _TcpHttpServer
 
     def setup(self) -> None:
+        self.timeout = self.server.idle_timeout_s  # StreamRequestHandler.setup applies it to the socket
         super().setup()
         self.peer = peer_user(self.connection)
         self.server.track(self.connection)

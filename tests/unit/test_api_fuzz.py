@@ -776,3 +776,26 @@ def test_bodies_the_server_cannot_frame_are_refused_naming_why(
     assert check_http(answer, head) == [status]
     assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"__type": "ClientException", "message": message}
     assert world_.state() == before
+
+
+def test_a_client_that_stops_halfway_is_disconnected_and_the_server_goes_on(tmp_path: Path) -> None:
+    world_ = FuzzWorld(InMemoryStateStore(), tmp_path)
+    directory = Path(tempfile.mkdtemp(prefix="lb-idle-", dir="/tmp"))
+    server = ApiServer(directory / "api.sock", world_.api, poll_interval_s=0.05, idle_timeout_s=0.3)
+    server.start()
+    try:
+        stuck = []
+        head = b"POST /v1/submitjob HTTP/1.1\r\n"
+        for begun in (b"", head, head + b"Content-Length: 9\r\n\r\n{"):
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.settimeout(SOCKET_TIMEOUT_S)
+            conn.connect(str(server.socket_path))
+            conn.sendall(begun)
+            stuck.append(conn)
+        for conn in stuck:
+            with conn:
+                assert conn.recv(65536) == b""  # closed by the server, nothing answered
+        assert check_http(exchange(server.socket_path, GOOD), "good") == [200]
+    finally:
+        server.shutdown(timeout_s=10)
+        shutil.rmtree(directory, ignore_errors=True)
