@@ -283,6 +283,7 @@ def _array_and_dependency_rows(detail: Doc) -> list[tuple[str, str | Text]]:
 
 
 def resources_view(report: Doc) -> list[Table | Text]:
+    report = safe_text.fields(report)
     host = report["host"]
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
@@ -330,6 +331,7 @@ def resources_view(report: Doc) -> list[Table | Text]:
 
 
 def queues_table(queues: Sequence[Doc], counts: Mapping[str, Mapping[str, int]]) -> Table:
+    queues = safe_text.fields(queues)
     table = Table(box=None, pad_edge=False)
     for column in (
         "NAME",

@@ -754,9 +754,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: _UnixHttpServer | _TcpHttpServer
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout_s  # StreamRequestHandler.setup applies it to the socket
         super().setup()
         self.peer = peer_user(self.connection)
+        self.connection.settimeout(self.server.idle_timeout_s)  # a read or write this long: closed
         self.server.track(self.connection)
 
     def finish(self) -> None:
