@@ -415,7 +415,7 @@ def write_output(chunks: Iterable[bytes], *, raw: bool = False) -> None:
     container prints cannot clear the screen, retitle the window or write the clipboard. A reader
     that went away (``| head``) raises BrokenPipeError once; stdout then points at /dev/null so
     Python's exit stays quiet."""
-    shown = None if raw or not _is_terminal(sys.stdout) else safe_text.OutputFilter()
+    shown = None if raw or not is_terminal(sys.stdout) else safe_text.OutputFilter()
     try:
         for chunk in chunks:
             sys.stdout.buffer.write(chunk if shown is None else shown.feed(chunk))
@@ -428,7 +428,7 @@ def write_output(chunks: Iterable[bytes], *, raw: bool = False) -> None:
         raise
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
