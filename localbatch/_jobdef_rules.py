@@ -199,6 +199,7 @@ TagValue = Annotated[str, max_chars(MAX_TAG_VALUE_CHARS)]
 AbsolutePath = Annotated[str, rule(_absolute)]
 S3Uri = Annotated[str, rule(_s3_uri)]
 StagingUri = Annotated[str, rule(_s3_uri), rule(staging.template_problem)]  # placeholders in the key only
+StagingSource = Annotated[StagingUri, rule(staging.object_name_problem)]
 Vcpus = Annotated[float, rule(vcpus_problem)]
 AwsInt = Annotated[int, at_least(0)]
 Limit = Annotated[int, between(-1, AWS_INT_MAX)]  # -1: unlimited, as Docker and ECS take it

@@ -111,7 +111,7 @@ class FargateModel(Strict):
 class InputModel(Strict):
     """``[[inputs]]``: localbatch only (``core.staging``); export leaves it out."""
 
-    source: rules.StagingUri
+    source: rules.StagingSource
     path: rules.AbsolutePath
 
 

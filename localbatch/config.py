@@ -90,7 +90,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,6 +98,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from localbatch import toml_input
 from localbatch.automation_settings import Automation, resolve_automation
 from localbatch.cloud_settings import CloudSettings, resolve_cloud
 from localbatch.core import queue_limits
@@ -122,11 +122,6 @@ from localbatch.store_server import ServerOptions, read_credentials, server_opti
 from localbatch.store_settings import StoreSettings, resolve_log_bucket, resolve_store
 from localbatch.tls import TlsSettings, server_context
 from localbatch.validation import problems_from
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 DEFAULT_QUEUE = "default"
 DEFAULT_COMPUTE_ENVIRONMENT = "local"
@@ -633,13 +628,11 @@ def _duplicates(table: str, names: list[str]) -> list[str]:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        return toml_input.parse(toml_input.read(path))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: cannot read: file not found") from None
+    except toml_input.TomlInputError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _describe(exc: ValidationError, config_file: Path | None) -> str:

@@ -17,8 +17,6 @@ jobs have no GPUs, ...), all at once.
 
 from __future__ import annotations
 
-import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -29,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from localbatch import _jobdef_rules as rules
 from localbatch import _jobdef_schema as schema
-from localbatch import validation
+from localbatch import toml_input, validation
 from localbatch.core import consumables, multinode, staging
 from localbatch.core.definition import (
     FargateSettings,
@@ -45,11 +43,6 @@ from localbatch.core.spec import ContainerSpec, Device, LinuxParameters, MountPo
 from localbatch.core.staging import StagedInput, StagedOutput
 from localbatch.errors import JobDefinitionError, Problem
 from localbatch.validation import BARE_KEY, describe, format_path, model_at, quote
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = [
     "LOCAL_ONLY_KEYS",
@@ -72,7 +65,6 @@ __all__ = [
 LOCAL_ONLY_KEYS = ("inputs", "outputs", "s3_access")
 _RANGES = ("node_properties", "node_range_properties")
 
-_TOML_POSITION = re.compile(r"(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)", re.DOTALL)
 _MAX_INLINE = 100  # longest line for an array written on one line
 
 
@@ -87,13 +79,11 @@ def read_document(path: Path) -> dict[str, Any]:
     Export writes from it, so what a file leaves out stays out (no defaults are added)."""
     source = str(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = toml_input.read(path)
     except FileNotFoundError:
         raise JobDefinitionError(source, [Problem("", "file not found")]) from None
-    except UnicodeDecodeError as exc:
-        raise JobDefinitionError(source, [Problem("", f"not UTF-8 text (byte {exc.start})")]) from None
-    except OSError as exc:
-        raise JobDefinitionError(source, [Problem("", f"cannot read the file: {exc.strerror or exc}")]) from exc
+    except toml_input.TomlInputError as exc:
+        raise JobDefinitionError(source, [Problem("", str(exc))]) from None
     return _toml_document(text, source)
 
 
@@ -104,22 +94,9 @@ def loads(text: str, source: str = "<string>") -> JobDefinition:
 
 def _toml_document(text: str, source: str) -> dict[str, Any]:
     try:
-        document: dict[str, Any] = tomllib.loads(text)
-        return document
-    except tomllib.TOMLDecodeError as exc:
-        raise JobDefinitionError(source, [Problem("", _toml_error(str(exc), text))]) from None
-
-
-def _toml_error(message: str, text: str) -> str:
-    """tomllib's message with the position always as line and column."""
-    found = _TOML_POSITION.fullmatch(message)
-    if found:
-        what, line, column = found["what"], int(found["line"]), int(found["column"])
-    else:  # "(at end of document)"
-        what = message.replace(" (at end of document)", "")
-        line = text.count("\n") + 1
-        column = len(text.rsplit("\n", 1)[-1]) + 1
-    return f"malformed TOML at line {line}, column {column}: {what[:1].lower()}{what[1:]}"
+        return toml_input.parse(text)
+    except toml_input.TomlInputError as exc:
+        raise JobDefinitionError(source, [Problem("", str(exc))]) from None
 
 
 def parse_document(document: Mapping[str, Any], source: str) -> JobDefinition:

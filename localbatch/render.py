@@ -11,13 +11,14 @@ import datetime as dt
 import os
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from localbatch import safe_text
 from localbatch.core.progress import STATES, Progress, duration_text
 from localbatch.storage import StoreStatus
 
@@ -50,7 +51,7 @@ def _labelled(label: str, style: str, message: str) -> Text:
     """``label`` on each line of ``message``, except indented lines: those continue the line
     above (a quoted log tail, say)."""
     text = Text()
-    for number, line in enumerate(message.splitlines() or [""]):
+    for number, line in enumerate(safe_text.visible(message, keep="\n\t").splitlines() or [""]):
         if number:
             text.append("\n")
         if line.startswith(" "):
@@ -87,6 +88,7 @@ def _definition(arn: str) -> str:
 def transition_line(detail: Doc, at_ms: int | None = None, attempt: int | None = None) -> Text:
     """One line for a job that just reached ``detail["status"]`` (``attempt``: the number of
     the attempt this line is about, when the detail is from later than the change)."""
+    detail = safe_text.fields(detail)
     state = detail["status"]
     line = Text(f"{when(at_ms)} ", style="dim")
     line.append(status(state))
@@ -134,6 +136,7 @@ def _requirements(container: Doc) -> str:
 
 
 def jobs_table(summaries: Sequence[Doc]) -> Table:
+    summaries = safe_text.fields(summaries)
     table = Table(box=None, pad_edge=False)
     widest = max((len(job["jobId"]) for job in summaries), default=36)
     table.add_column("JOB ID", no_wrap=True, min_width=widest)  # whole: people copy it (parent:index too)
@@ -159,6 +162,7 @@ def job_view(
 ) -> list[Table | Text]:
     """A job's detail, attempts and events; ``submitted_by`` (localbatch's events extension)
     is shown when known, and each attempt's usage (the usage extension's answer) when given."""
+    detail, events, usage = safe_text.fields(detail), safe_text.fields(events), safe_text.fields(usage)
     container = detail.get("container", {})
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -279,6 +283,7 @@ def _array_and_dependency_rows(detail: Doc) -> list[tuple[str, str | Text]]:
 
 
 def resources_view(report: Doc) -> list[Table | Text]:
+    report = safe_text.fields(report)
     host = report["host"]
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
@@ -326,6 +331,7 @@ def resources_view(report: Doc) -> list[Table | Text]:
 
 
 def queues_table(queues: Sequence[Doc], counts: Mapping[str, Mapping[str, int]]) -> Table:
+    queues = safe_text.fields(queues)
     table = Table(box=None, pad_edge=False)
     for column in (
         "NAME",
@@ -403,15 +409,30 @@ def daemon_status(status_doc: Doc) -> Table:
     return grid
 
 
-def write_output(chunk: bytes) -> None:
-    """Container output to stdout. A reader that went away (``| head``) raises
-    BrokenPipeError once; stdout then points at /dev/null so Python's exit stays quiet."""
+def write_output(chunks: Iterable[bytes], *, raw: bool = False) -> None:
+    """Container output to stdout: the exact bytes into a pipe or a file (or with ``raw``); on a
+    terminal its control characters shown, not obeyed (``safe_text.OutputFilter``), so that what a
+    container prints cannot clear the screen, retitle the window or write the clipboard. A reader
+    that went away (``| head``) raises BrokenPipeError once; stdout then points at /dev/null so
+    Python's exit stays quiet."""
+    shown = None if raw or not is_terminal(sys.stdout) else safe_text.OutputFilter()
     try:
-        sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+        for chunk in chunks:
+            sys.stdout.buffer.write(chunk if shown is None else shown.feed(chunk))
+            sys.stdout.buffer.flush()
+        if shown is not None:
+            sys.stdout.buffer.write(shown.end())
+            sys.stdout.buffer.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def store_status(found: StoreStatus) -> Table:
@@ -483,7 +504,9 @@ def _used(part: float, whole: float, unit: str = "") -> Text:
 
 def top_view(snapshot: Doc, now_ms: int) -> Group:
     """``localbatch top``'s screen from ``session.top_snapshot``: compute environments,
-    running jobs with their live usage, each queue's first waiting jobs and why they wait."""
+    running jobs with their live usage, each queue's first waiting jobs and why they wait.
+    Every string from the store is shown with its control characters ``visible``."""
+    snapshot = safe_text.fields(snapshot)
     environments = Table(title="compute environments", title_justify="left", box=None, pad_edge=False)
     for column in ("NAME", "STATE", "vCPU", "MEMORY MiB", "GPUs", "JOBS"):
         environments.add_column(column, no_wrap=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localbatch import jobdef
+from localbatch.awsbatch.jobdefinition import payload_problem, to_register_request
 from localbatch.core import portability
 from localbatch.errors import JobDefinitionError
 
@@ -27,8 +28,10 @@ def validate_files(paths: list[Path]) -> list[FileReport]:
     reports = []
     for path in paths:
         try:
-            portable = portability.definition_problems(jobdef.load_file(path))
-            reports.append(FileReport(path, [], [str(p) for p in portable]))
+            definition = jobdef.load_file(path)
+            portable = portability.definition_problems(definition)
+            too_big = payload_problem("RegisterJobDefinition", to_register_request(definition))
+            reports.append(FileReport(path, [too_big] if too_big else [], [str(p) for p in portable]))
         except JobDefinitionError as exc:
             reports.append(FileReport(path, [str(p) for p in exc.problems], []))
     return reports

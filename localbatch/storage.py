@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from localbatch.core.staging import object_name_problem
 from localbatch.errors import ObjectStoreError, UsageError
 from localbatch.ports import ObjectStore, StoredObject
 from localbatch.store_settings import StoreSettings
@@ -97,6 +98,9 @@ def _download(store: ObjectStore, source: S3Url, path: Path) -> list[StoredObjec
         if not transfers:
             raise ObjectStoreError(f"nothing under {source}")
         return in_parallel(transfers)
+    problem = object_name_problem(source.key)
+    if problem is not None and path.is_dir():
+        raise UsageError(f"SOURCE: {source}: {problem}")
     target = path / source.key.rpartition("/")[2] if path.is_dir() else path
     return [store.download(source.bucket, source.key, target)]
 
@@ -113,7 +117,7 @@ def prefix_downloads(store: ObjectStore, prefix: S3Url, directory: Path) -> list
 
 def _relative(key: str, prefix: str) -> str:
     relative = key[len(prefix) :]
-    if not relative or any(part in ("", ".", "..") for part in relative.split("/")):
+    if not relative or "\x00" in relative or any(part in ("", ".", "..") for part in relative.split("/")):
         raise ObjectStoreError(f"cannot copy s3 key {key!r} under {prefix!r}: it is not a plain relative file path")
     return relative
 

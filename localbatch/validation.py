@@ -17,14 +17,19 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from localbatch import safe_text
 from localbatch.errors import Problem
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_TO_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f-\x9f]')
+
+
 def quote(value: str) -> str:
-    """A string as TOML writes it (double quotes), for messages."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string as TOML writes it (double quotes, control characters escaped), for messages."""
+    return '"' + _TO_ESCAPE.sub(lambda m: _SHORT_ESCAPES.get(m[0], f"\\u{ord(m[0]):04X}"), value) + '"'
 
 
 _EXPECTED = {
@@ -89,7 +94,7 @@ def camel_to_snake(name: str) -> str:
 
 
 def unknown_key_message(key: str, allowed: Sequence[str]) -> str:
-    message = f"unknown key '{key}'; allowed: {', '.join(allowed)}"
+    message = f"unknown key '{safe_text.visible(key)}'; allowed: {', '.join(allowed)}"
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     snake = camel_to_snake(key)
     if snake != key and snake in allowed:  # an AWS camelCase name

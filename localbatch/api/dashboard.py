@@ -17,13 +17,12 @@ a ``Backend`` (the same API the CLI uses) and picks the page.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from localbatch import session
+from localbatch import safe_text, session
 from localbatch.core.jobs import JobStatus
 from localbatch.errors import LocalbatchError
 from localbatch.extensions import LOGS, RESOURCES
@@ -66,19 +65,10 @@ pre{background:#111;color:#ddd;padding:8px;max-height:60vh;overflow:auto;white-s
 .st{padding:1px 6px;border-radius:3px;color:#fff}form *{margin-right:6px}.muted{color:#777}
 """
 
-# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), other escapes (ESC, intermediates, final), then the C0 and C1
-# controls but newline and tab: what a terminal would act on instead of showing.
-_ESCAPES: Final = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]?")
-_CONTROLS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 
 def clean_log(data: bytes) -> str:
-    """Log bytes as text with terminal escape sequences and control characters removed (a
-    carriage return ends the line as a terminal would show it: the text after it stays)."""
-    text = data.decode("utf-8", errors="replace")
-    text = _ESCAPES.sub("", text)
-    text = "\n".join(line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line for line in text.split("\n"))
-    return _CONTROLS.sub("", text)
+    """Log bytes as text as a terminal would show them (``safe_text.stripped``)."""
+    return safe_text.stripped(data)
 
 
 def _e(value: object) -> str:

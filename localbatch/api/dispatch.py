@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from localbatch.api.errors import CLIENT_ERRORS, client_error, to_api_error, unsupported_operation
 from localbatch.api.principal import current_principal, daemon_owner, is_admin
 from localbatch.awsbatch import consumables, infra, requests
-from localbatch.awsbatch.jobdefinition import from_register_request, to_register_request
+from localbatch.awsbatch.jobdefinition import from_register_request, payload_problem, to_register_request
 from localbatch.awsbatch.jobdetail import job_detail, job_summary
 from localbatch.awsbatch.requests import is_digits, job_definition_ref
 from localbatch.batch import BatchService
@@ -106,6 +106,9 @@ class BatchDispatcher:
             raise unsupported_operation(operation)
         if self._read_only and operation not in READ_OPERATIONS:
             raise client_error(f"{operation} needs the daemon")
+        too_big = payload_problem(operation, body)
+        if too_big is not None:
+            raise client_error(too_big)
         return handler(body)
 
     # -- jobs ---------------------------------------------------------------------------------

@@ -79,6 +79,10 @@ DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 # Connections the kernel queues before the server accepts them (capped by net.core.somaxconn);
 # a burst beyond it waits in the client (``client.DaemonClient`` connects again).
 LISTEN_BACKLOG: Final = 1024
+# A connection that sends nothing for this long (a request begun and never finished, an idle
+# keep-alive) is closed, so that slow or stuck clients cannot hold the server's threads. A stream
+# waiting for a job's output sends nothing and is not affected; clients reconnect once.
+DEFAULT_IDLE_TIMEOUT_S: Final = 120.0
 JSON_TYPE: Final = "application/json"
 AMZ_JSON_TYPE: Final = "application/x-amz-json-1.1"
 STREAM_TYPE: Final = "application/octet-stream"
@@ -469,6 +473,7 @@ class ApiServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_interval_s: float = 0.2,
         group: str | None = None,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
         """``dispatcher``: what executes operations (an ``Api`` is built around it with
         ``supported``), or an ``Api`` to serve as it is (shared with another listener).
@@ -482,6 +487,7 @@ class ApiServer:
         else:
             self.api = Api(dispatcher, supported=supported)
         self.max_body_bytes = max_body_bytes
+        self.idle_timeout_s = idle_timeout_s
         self._poll_interval_s = poll_interval_s
         self._server: _HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -496,6 +502,7 @@ class ApiServer:
         if self._server is not None:
             raise RuntimeError("the API server is already running")
         server = self._listen()
+        server.idle_timeout_s = self.idle_timeout_s
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": self._poll_interval_s},
@@ -643,6 +650,7 @@ class _Connections:
     def _track_init(self, api: Api, max_body_bytes: int) -> None:
         self.api = api
         self.max_body_bytes = max_body_bytes
+        self.idle_timeout_s: float | None = None
         self.closing = threading.Event()
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
@@ -751,6 +759,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.peer = peer_user(self.connection)
+        self.connection.settimeout(self.server.idle_timeout_s)  # a read or write this long: closed
         self.server.track(self.connection)
 
     def finish(self) -> None:
@@ -793,6 +802,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         status = int(code)
         text = message or _PHRASES.get(status, "bad request")
+        # http.server says 501 for a method nothing here takes and 505 for HTTP/2: the client's
+        # fault, answered as such (a 5xx is a server error an AWS client would retry).
+        if status == HTTPStatus.NOT_IMPLEMENTED:
+            status, text = 405, f"method {str(self.command)[:40]!r} is not allowed; use GET, POST, PUT or DELETE"
+        elif status >= 500:
+            status = 400
         response = self.server.api.error_response(client_error(text, status))
         logger.debug("%s %s -> %d (%s)", response.request_id, self.command or "-", status, text)
         self._send(response)
@@ -812,19 +827,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if "Transfer-Encoding" in self.headers:
             self.send_error(411, "send the body with Content-Length, not Transfer-Encoding")
             return None
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1:
+            self.send_error(400, "more than one Content-Length")
+            return None
+        if not lengths:
             return b""
-        try:
-            length = int(length_header)
-            if length < 0:
-                raise ValueError(length)
-        except ValueError:
-            self.send_error(400, f"invalid Content-Length {length_header[:40]!r}")
+        length_header = lengths[0].strip()
+        if not (length_header.isascii() and length_header.isdigit()):  # int() would take "+2", "1_0", " ٣"
+            self.send_error(400, f"invalid Content-Length {length_header[:40]!r}: expected a number of bytes")
             return None
-        if length > self.server.max_body_bytes:
-            self.send_error(413, f"request body of {length} bytes; the limit is {self.server.max_body_bytes}")
+        limit = self.server.max_body_bytes
+        if len(length_header) > 18 or int(length_header) > limit:  # int() refuses over 4300 digits
+            size = length_header if len(length_header) <= 40 else f"{length_header[:40]}..."
+            self.send_error(413, f"request body of {size} bytes is over the limit of {limit} bytes{_mib(limit)}")
             return None
+        length = int(length_header)
         return self.rfile.read(length) if length else b""
 
     def _head(self, response: ApiResponse, *extra: str) -> list[str]:
@@ -919,6 +937,10 @@ def _signing_key_id(authorization: str) -> str | None:
     _, found, rest = authorization.partition("Credential=")
     key_id = rest.partition("/")[0] if found else ""
     return key_id[:128] if key_id.isalnum() else None
+
+
+def _mib(size: int) -> str:
+    return f" ({size // (1024 * 1024)} MiB)" if size % (1024 * 1024) == 0 and size else ""
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:

@@ -24,6 +24,7 @@ What AWS would refuse although localbatch runs it is ``awsbatch.export``'s to fi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,16 +39,34 @@ from localbatch.validation import describe
 
 __all__ = [
     "LOCAL_MEMBER",
+    "MAX_PAYLOAD_BYTES",
     "as_register_request",
     "container_properties",
     "document_from_request",
     "from_register_request",
+    "payload_problem",
     "request_from_document",
     "to_register_request",
 ]
 
 _DESCRIBE_ONLY = ("jobDefinitionArn", "revision", "status", "containerOrchestrationType")
 LOCAL_MEMBER = "localbatch"
+# AWS Batch's quotas on a request's size (the service quotas page): a registered job definition,
+# a submitted job. What localbatch adds (``LOCAL_MEMBER``) is not counted: AWS never sees it.
+MAX_PAYLOAD_BYTES: Mapping[str, int] = {"RegisterJobDefinition": 24 * 1024, "SubmitJob": 30 * 1024}
+
+
+def payload_problem(operation: str, body: Mapping[str, Any]) -> str | None:
+    """Why ``body`` is over AWS Batch's size quota for ``operation`` (compact JSON, as a client
+    sends it), or None."""
+    limit = MAX_PAYLOAD_BYTES.get(operation)
+    if limit is None:
+        return None
+    aws = {k: v for k, v in body.items() if k != LOCAL_MEMBER}
+    size = len(json.dumps(aws, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+    if size <= limit:
+        return None
+    return f"the {operation} request is {size} bytes; AWS Batch takes at most {limit} ({limit // 1024} KiB)"
 
 
 def as_register_request(entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -196,14 +196,19 @@ def logs(
         bool,
         typer.Option("--follow", "-f", help="Keep printing, through later attempts, until the job ends."),
     ] = False,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Write the bytes as they are also to a terminal (escape sequences act)."),
+    ] = False,
 ) -> None:
-    """Print a job attempt's output (stdout and stderr, as the container wrote them)."""
+    """Print a job attempt's output (stdout and stderr, as the container wrote them). On a terminal
+    control characters are shown as \\xNN instead of acting (--raw: as they are); into a pipe or a
+    file the bytes are exact."""
     params: dict[str, Any] = {"jobId": job_id, "follow": "true" if follow else "false"}
     if attempt is not None:
         params["attempt"] = attempt
     with bootstrap.backend(settings()) as backend:
-        for chunk in backend.stream(LOGS, params):
-            render.write_output(chunk)
+        render.write_output(backend.stream(LOGS, params), raw=raw)
 
 
 @handles_errors

@@ -140,8 +140,7 @@ def stop_on_signals() -> Iterator[list[int]]:
 def _print_output(backend: session.Backend, job_id: str) -> None:
     """The job's output, every attempt, as it is written."""
     try:
-        for chunk in backend.stream(LOGS, {"jobId": job_id, "follow": "true"}):
-            render.write_output(chunk)
+        render.write_output(backend.stream(LOGS, {"jobId": job_id, "follow": "true"}))
     except (LocalbatchError, OSError):
         pass  # the state lines say how the job ended; a lost output stream must not hide it
 

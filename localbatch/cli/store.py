@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from localbatch import bootstrap, render, storage, store_server
+from localbatch import bootstrap, render, safe_text, storage, store_server
 from localbatch.cli._common import handles_errors, print_json, settings
 from localbatch.errors import LocalbatchError, UsageError
 
@@ -59,7 +59,7 @@ def list_(
         return
     where = storage.parse_s3_url(url, "URL")
     for found in store.list_objects(where.bucket, where.key):
-        typer.echo(f"{found.size:>12}  s3://{found.bucket}/{found.key}")
+        typer.echo(f"{found.size:>12}  s3://{found.bucket}/{safe_text.visible(found.key)}")  # a key may hold anything
 
 
 @store_app.command("mb")
@@ -81,7 +81,7 @@ def copy(
 ) -> None:
     """Copy a file or directory into the store, or objects out of it (sizes are checked)."""
     for copied in storage.copy(bootstrap.object_store(settings()), source, destination):
-        typer.echo(f"{copied.size:>12}  s3://{copied.bucket}/{copied.key}")
+        typer.echo(f"{copied.size:>12}  s3://{copied.bucket}/{safe_text.visible(copied.key)}")
 
 
 def _started_server() -> store_server.ServerState | None:

@@ -36,13 +36,6 @@ NoProgressFlag = Annotated[
 # -- progress of run and wait -------------------------------------------------------------------
 
 
-def is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 class BatchProgress:
     """Counts per state, elapsed and estimated remaining time of a batch (an array's children,
     a dependency graph), shown live on a terminal and as a plain line on each change otherwise."""
@@ -92,7 +85,7 @@ class BatchProgress:
 
 
 def wants_live(no_progress: bool) -> bool:
-    return not no_progress and is_terminal(sys.stdout) and is_terminal(sys.stderr)
+    return not no_progress and render.is_terminal(sys.stdout) and render.is_terminal(sys.stderr)
 
 
 # -- top ----------------------------------------------------------------------------------------------
@@ -143,7 +136,7 @@ def top(
         if json_:
             print_json(session.top_snapshot(backend))
             return
-        interactive = not once and is_terminal(sys.stdout) and is_terminal(sys.stdin)
+        interactive = not once and render.is_terminal(sys.stdout) and render.is_terminal(sys.stdin)
         if not interactive:
             render.stdout().print(render.top_view(session.top_snapshot(backend), int(time.time() * 1000)))
             return

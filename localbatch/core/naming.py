@@ -19,7 +19,7 @@ LABEL_HOME = "localbatch.home"
 LABEL_VERSION = "localbatch.version"
 
 LOG_GROUP = "/aws/batch/job"
-_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 # AWS's rule for the names of jobs, job queues, compute environments and job definitions.
 AWS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
@@ -74,9 +74,9 @@ class Arns:
 
 def safe_name(job_id: str) -> str:
     """The job id with characters Docker names and file names refuse (``:`` of array
-    children, ``#`` of multi-node nodes) replaced by ``_``. Job ids are UUIDs (no ``_``), so
-    this never makes two ids alike."""
-    return _UNSAFE.sub("_", job_id)
+    children, ``#`` of multi-node nodes; ``/`` and ``.``, so that no id names a path outside its
+    directory) replaced by ``_``. Job ids are UUIDs (no ``_``), so this never makes two ids alike."""
+    return _UNSAFE.sub("_", job_id) or "_"
 
 
 def container_name(job_id: str, attempt: int) -> str:

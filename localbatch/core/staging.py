@@ -74,6 +74,25 @@ def template_problem(text: str) -> str | None:
     return None
 
 
+MAX_FILE_NAME_BYTES = 250  # a file system's 255, less the ".part" a download writes first
+
+
+def object_name_problem(source: str) -> str | None:
+    """Why an input ``source`` cannot be staged into a file of its own name (its key's last
+    part: ``.``, ``..``, a NUL or too long for a file system), or None. A prefix (ending in
+    ``/``) is checked key by key when it is listed."""
+    if "\x00" in source:
+        return "must not contain a NUL character"
+    if source.endswith("/"):
+        return None
+    name = source.rpartition("/")[2]
+    if name in (".", ".."):
+        return f"the key's last part {name!r} cannot be a file name; name an object, or end a prefix with '/'"
+    if len(name.encode()) > MAX_FILE_NAME_BYTES:
+        return f"the key's last part is {len(name.encode())} bytes; a file name is at most {MAX_FILE_NAME_BYTES}"
+    return None
+
+
 def uses_array_index(inputs: Sequence[StagedInput], outputs: Sequence[StagedOutput]) -> bool:
     texts = [i.source for i in inputs] + [o.destination for o in outputs]
     return any(f"${{{ARRAY_INDEX}}}" in text for text in texts)

@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 
 from localbatch import faults
-from localbatch.core import staging
+from localbatch.core import naming, staging
 from localbatch.core.staging import InputPlan, OutputPlan
 from localbatch.errors import ObjectStoreError
 from localbatch.ports import Bind, ContainerRuntime, ObjectStore, StoredObject
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 def attempt_dir(root: Path, job_id: str, attempt: int) -> Path:
     """Where one attempt stages. Job ids are AWS's (a UUID, ``:N`` for an array child)."""
-    return root / job_id.replace(":", "_").replace("#", "_") / str(attempt)
+    return root / naming.safe_name(job_id) / str(attempt)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,10 @@ def stage_in(
     where.mkdir(parents=True)
     transfers: list[Callable[[], StoredObject]] = []
     binds: list[Bind] = []
-    for plan in inputs:
+    for n, plan in enumerate(inputs):
+        problem = staging.object_name_problem(plan.source)
+        if problem is not None:  # checked when the definition was read; placeholders are filled since
+            raise ObjectStoreError(f"inputs[{n}].source {plan.source!r}: {problem}")
         url = parse_s3_url(plan.source, "source")
         local = where / plan.local
         if url.key and not url.key.endswith("/"):

@@ -7,7 +7,11 @@ fixture removes any left over (and the tests assert there are none).
 from __future__ import annotations
 
 import json
+import os
+import pty
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -230,3 +234,49 @@ def test_ctrl_c_during_a_hanging_image_pull_stops_at_once(cli: Cli, tmp_path: Pa
 def _job_statuses(cli: Cli) -> str:
     listed = cli("ls", "--json")
     return listed.stdout if listed.returncode == 0 else ""
+
+
+# What a container prints: an OSC that retitles the window, a CSI that clears the screen, an
+# OSC 52 that writes the clipboard, a bell.
+HOSTILE_OUTPUT = "a\x1b]0;pwned\x07b\x1b[2Jc\x1b]52;c;cHduZWQ=\x07d\n"
+
+
+def _on_a_terminal(cli: Cli, *args: str) -> str:
+    """What ``localbatch ARGS`` writes to a terminal (a pseudo-terminal's output, its CRLFs as LF)."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "localbatch", *args], env=cli.env, cwd=cli.home, stdout=terminal
+        )
+        os.close(terminal)
+        received = b""
+        for _ in range(10_000):
+            try:
+                part = os.read(controller, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not part:
+                break
+            received += part
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(controller)
+    return received.decode().replace("\r\n", "\n")
+
+
+def test_container_output_is_shown_not_obeyed_on_a_terminal_and_exact_into_a_pipe(cli: Cli, tmp_path: Path):
+    definition = write(
+        tmp_path,
+        "hostile.toml",
+        'name = "hostile"\nimage = "busybox:1.36"\n'
+        "command = ['printf', 'a\\033]0;pwned\\007b\\033[2Jc\\033]52;c;cHduZWQ=\\007d\\n']\n"
+        "[resources]\nvcpus = 0.5\nmemory_mib = 64\n",
+    )
+    result = cli("run", str(definition))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == HOSTILE_OUTPUT  # into a pipe: the bytes as written
+    job_id = cli.only_job()["jobId"]
+    assert cli("logs", job_id).stdout == HOSTILE_OUTPUT
+    shown = _on_a_terminal(cli, "logs", job_id)
+    assert shown == "a\\x1b]0;pwned\\x07b\\x1b[2Jc\\x1b]52;c;cHduZWQ=\\x07d\n"
+    assert _on_a_terminal(cli, "logs", job_id, "--raw") == HOSTILE_OUTPUT

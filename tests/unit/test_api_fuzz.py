@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from localbatch.api.dispatch import BatchDispatcher
 from localbatch.api.errors import ApiError
 from localbatch.api.logs_api import TARGET_PREFIX, LogsApi
 from localbatch.api.routes import route_table
-from localbatch.api.server import Api, ApiRequest, ApiResponse
+from localbatch.api.server import Api, ApiRequest, ApiResponse, ApiServer
 from localbatch.awsbatch.model import _logs_model, operation_names, service_model
 from localbatch.batch import BatchService
 from localbatch.core.definition import JobDefinition
@@ -602,3 +605,197 @@ def test_a_tag_request_for_a_revision_beyond_awss_integer_is_a_client_error(worl
     request = ApiRequest("GET", "/v1/tags/" + quote(f"{ARN}job-definition/work:99999999999999999999", safe=""), {}, b"")
     response = world.api.handle(request)
     assert response.status == 400, response.body
+
+
+# -- the HTTP framing, over a real socket -------------------------------------------------------------
+# Raw request bytes (request lines, headers, Content-Length, bodies) sent to an ``ApiServer`` on a
+# Unix socket in front of the same world. Every answer is an HTTP response with a status below 500
+# (AWS's error shape when refused) or a closed connection; the server answers a good request after
+# each; a refused request changes nothing.
+
+SOCKET_TIMEOUT_S = 20.0
+GOOD = b"POST /v1/describejobqueues HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+versions = st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1x", "HTTP/01.1", "HTTP", "", "FOO"])
+targets = st.one_of(
+    paths,
+    st.sampled_from(
+        [
+            "/v1/describejobs?%",
+            "/v1/listjobs?jobQueue=%ZZ&maxResults=%FF%FE",
+            "/v1/tags/%00",
+            "/v1/tags/..%2F..%2Fetc%2Fpasswd",
+            "http://localhost/v1/describejobqueues",
+            "*",
+            "/" + "a" * 70_000,
+            "/dashboard/jobs?queue=%FF",
+            "/dashboard/job/%2e%2e%2f",
+        ]
+    ),
+)
+header_lines = st.one_of(
+    st.tuples(st.sampled_from(["Content-Type", "X-Amz-Target", "Authorization", "Expect", "Host", "X"]), text).map(
+        lambda kv: f"{kv[0]}: {kv[1]}".encode("utf-8", "surrogatepass")
+    ),
+    st.sampled_from(
+        [
+            b"Content-Length: -1",
+            b"Content-Length: abc",
+            b"Content-Length: 99999999999999999999999",
+            b"Content-Length: +2",
+            b"Content-Length: 1_0",
+            b"Content-Length: \xd9\xa3",
+            b"Content-Length: 2, 2",
+            b"Content-Length: 0",
+            b"Content-Length: 100",
+            b"Content-Length: 9000000",
+            b"Transfer-Encoding: chunked",
+            b"Transfer-Encoding: gzip, chunked",
+            b"Expect: 100-continue",
+            b"Connection: close",
+            b"Connection: keep-alive",
+            b"X-Amz-Target: Logs_20140328.GetLogEvents",
+            b"no colon here",
+            b" folded: continuation",
+            b"X-Big: " + b"v" * 70_000,
+            b"X-Latin: \xff\xfe\x00",
+        ]
+    ),
+)
+
+
+@st.composite
+def raw_http(draw: st.DrawFn) -> bytes:
+    """One request's bytes: a request line, headers and a body, any of them malformed."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=200)) + b"\r\n\r\n"
+    method = draw(methods)
+    line = f"{method} {draw(targets)} {draw(versions)}".encode("utf-8", "surrogatepass")
+    body = draw(raw_bodies | junk.map(lambda v: json.dumps(v).encode()))
+    lines = [line, *draw(st.lists(header_lines, max_size=4))]
+    if not any(h.lower().startswith((b"content-length", b"transfer-encoding")) for h in lines[1:]):
+        lines.append(b"Content-Length: %d" % len(body))
+    if draw(st.integers(0, 19)) == 0:
+        lines += [b"X-Many: 1"] * 150
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def exchange(sock_path: Path, data: bytes) -> bytes:
+    """Send ``data``, close the sending side, read everything the server answers."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(SOCKET_TIMEOUT_S)
+        conn.connect(str(sock_path))
+        try:
+            conn.sendall(data)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:  # the server answered and closed before taking it all (a body over the limit)
+            pass
+        received = b""
+        for _ in range(10_000):
+            try:
+                part = conn.recv(65536)
+            except ConnectionResetError:
+                break
+            if not part:
+                break
+            received += part
+        return received
+
+
+def check_http(answer: bytes, what: object) -> list[int]:
+    """Every response in ``answer`` is well formed, below 500, in AWS's shape when refused."""
+    statuses = []
+    rest = answer
+    for _ in range(10):
+        if not rest:
+            break
+        head, separator, rest = rest.partition(b"\r\n\r\n")
+        assert separator, (what, answer[:500])
+        status_line, *header_lines_ = head.decode("latin-1").split("\r\n")
+        version, status, _phrase = status_line.split(" ", 2)
+        assert version == "HTTP/1.1", (what, status_line)
+        headers_ = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines_)}
+        assert int(status) < 500, (what, answer[:2000])
+        if "content-length" in headers_:
+            length = int(headers_["content-length"])
+            body, rest = rest[:length], rest[length:]
+        else:  # a stream to the end of the connection
+            body, rest = rest, b""
+        if int(status) >= 400 and headers_.get("content-type") == "application/json":
+            assert set(json.loads(body)) == {"__type", "message"}, (what, body)
+            assert "Traceback" not in body.decode(), (what, body)
+        statuses.append(int(status))
+    return statuses
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[FuzzWorld, Path]]:
+    world_ = FuzzWorld(InMemoryStateStore(), tmp_path)
+    directory = Path(tempfile.mkdtemp(prefix="lb-fuzz-", dir="/tmp"))  # a socket path must stay short
+    server = ApiServer(directory / "api.sock", world_.api, poll_interval_s=0.05)
+    server.start()
+    try:
+        yield world_, server.socket_path
+    finally:
+        server.shutdown(timeout_s=10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@settings(FUZZ, max_examples=100)
+@given(data=raw_http())
+def test_any_request_bytes_get_a_well_formed_answer_or_a_closed_connection(
+    served: tuple[FuzzWorld, Path], data: bytes
+) -> None:
+    world_, sock_path = served
+    world_.tick()
+    before = world_.state()
+    statuses = check_http(exchange(sock_path, data), data[:300])
+    world_.tick()
+    if not statuses or any(status != 200 for status in statuses):
+        assert world_.state() == before, (data[:300], statuses)
+    assert check_http(exchange(sock_path, GOOD), "good") == [200]
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "message"),
+    [
+        (b"Content-Length: 9000000", 413, "request body of 9000000 bytes is over the limit of 8388608 bytes (8 MiB)"),
+        (b"Content-Length: +2", 400, "invalid Content-Length '+2': expected a number of bytes"),
+        (b"Content-Length: 1_0", 400, "invalid Content-Length '1_0': expected a number of bytes"),
+        (b"Content-Length: 2\r\nContent-Length: 3", 400, "more than one Content-Length"),
+        (b"Transfer-Encoding: chunked", 411, "send the body with Content-Length, not Transfer-Encoding"),
+    ],
+)
+def test_bodies_the_server_cannot_frame_are_refused_naming_why(
+    served: tuple[FuzzWorld, Path], head: bytes, status: int, message: str
+) -> None:
+    world_, sock_path = served
+    before = world_.state()
+    request = b"POST /v1/submitjob HTTP/1.1\r\nContent-Type: application/json\r\n" + head + b"\r\n\r\n{}"
+    answer = exchange(sock_path, request)
+    assert check_http(answer, head) == [status]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"__type": "ClientException", "message": message}
+    assert world_.state() == before
+
+
+def test_a_client_that_stops_halfway_is_disconnected_and_the_server_goes_on(tmp_path: Path) -> None:
+    world_ = FuzzWorld(InMemoryStateStore(), tmp_path)
+    directory = Path(tempfile.mkdtemp(prefix="lb-idle-", dir="/tmp"))
+    server = ApiServer(directory / "api.sock", world_.api, poll_interval_s=0.05, idle_timeout_s=0.3)
+    server.start()
+    try:
+        stuck = []
+        head = b"POST /v1/submitjob HTTP/1.1\r\n"
+        for begun in (b"", head, head + b"Content-Length: 9\r\n\r\n{"):
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.settimeout(SOCKET_TIMEOUT_S)
+            conn.connect(str(server.socket_path))
+            conn.sendall(begun)
+            stuck.append(conn)
+        for conn in stuck:
+            with conn:
+                assert conn.recv(65536) == b""  # closed by the server, nothing answered
+        assert check_http(exchange(server.socket_path, GOOD), "good") == [200]
+    finally:
+        server.shutdown(timeout_s=10)
+        shutil.rmtree(directory, ignore_errors=True)
