@@ -13,6 +13,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_IMAGE := busybox:1.36
 DOCKERD_LOG ?= /var/log/localbatch-dockerd.log
+# pytest-xdist workers: integration tests mostly wait on containers, so two overlap well even on
+# two cores; each test file stays on one worker (--dist loadfile), as its fixtures assume.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 .DEFAULT_GOAL := help
 .PHONY: help install docker images tools demo test test-unit test-integration faults bench bench-quick soak lint fmt typecheck check clean
@@ -77,16 +81,16 @@ test: install ## Run every test: unit, and integration on the real engine (CI re
 	@$(MAKE) --no-print-directory tools || { \
 	  if [ "$$LOCALBATCH_REQUIRE_DOCKER" = 1 ]; then exit 1; fi; \
 	  echo "no chromium or tmux: the dashboard's browser test and top's terminal test will be skipped" >&2; }
-	$(BIN)/pytest
+	$(PYTEST)
 
 test-unit: install ## Fast tests only (no Docker)
-	$(BIN)/pytest tests/unit
+	$(PYTEST) tests/unit
 
 test-integration: install images tools ## Tests on the real engine only
-	$(BIN)/pytest tests/integration
+	$(PYTEST) tests/integration
 
 faults: install images ## Fault tests, the long ones too: engine restart, full disk, 1 GiB of output, kill -9 in every job state, 1,000 clients (tests/faults)
-	LOCALBATCH_FAULTS=1 $(BIN)/pytest -m faults tests/faults
+	$(PYTEST) tests/faults
 
 bench: install images ## Measure: against raw Docker, FIFO and moto; scheduler, store, API, daemon, S3 (benchmarks/results/)
 	$(BIN)/python -m benchmarks.run

@@ -33,11 +33,6 @@ from tests.integration.daemons import Daemon, started_daemon
 
 T = TypeVar("T")
 
-# A fault test too slow for CI's time budget runs under `make faults` (LOCALBATCH_FAULTS=1).
-long_fault = pytest.mark.skipif(
-    os.environ.get("LOCALBATCH_FAULTS") != "1", reason="a long fault test: `make faults` runs it"
-)
-
 _START_S = 60  # how long a dockerd may take to answer
 _STOP_S = 60  # how long it may take to stop (it stops running containers first: 10 s grace)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.engine import PrivateEngine, daemon_on, long_fault, until
+from tests.faults.engine import PrivateEngine, daemon_on, until
 from tests.integration.daemons import Daemon
 
-pytestmark = [pytest.mark.faults, pytest.mark.docker, long_fault, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.faults, pytest.mark.docker, pytest.mark.timeout(400)]
 
 CONFIG = """
 [[compute_environments]]

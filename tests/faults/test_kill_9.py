@@ -28,7 +28,6 @@ from localbatch.daemon import process
 from localbatch.daemon.startup import VANISHED
 from localbatch.extensions import EVENTS, LOGS
 from localbatch.faults import ENV
-from tests.faults.engine import long_fault
 from tests.integration.conftest import remove_labelled
 from tests.integration.daemons import Daemon, started_daemon
 
@@ -92,11 +91,11 @@ def no_containers_left(daemon: Daemon) -> None:
 @pytest.mark.parametrize(
     ("point", "state_at_death"),
     [
-        pytest.param("after_submit_commit", "SUBMITTED", marks=long_fault),
-        pytest.param("before_container_create", "STARTING", marks=long_fault),
-        ("after_container_create", "STARTING"),  # the CI case: a created container must not leak
-        pytest.param("after_container_start", "STARTING", marks=long_fault),
-        pytest.param("during_log_pump", "RUNNING", marks=long_fault),
+        ("after_submit_commit", "SUBMITTED"),
+        ("before_container_create", "STARTING"),
+        ("after_container_create", "STARTING"),  # a created container must not leak
+        ("after_container_start", "STARTING"),
+        ("during_log_pump", "RUNNING"),
     ],
 )
 def test_kill_9_at_a_point_loses_nothing_and_runs_the_job_once(
@@ -122,7 +121,6 @@ def test_kill_9_at_a_point_loses_nothing_and_runs_the_job_once(
         no_containers_left(daemon)
 
 
-@long_fault
 def test_kill_9_while_jobs_wait_pending_and_runnable(daemon: Daemon) -> None:
     two_vcpus = [{"type": "VCPU", "value": "2"}]
     first = daemon.submit_api(
@@ -148,7 +146,6 @@ def test_kill_9_while_jobs_wait_pending_and_runnable(daemon: Daemon) -> None:
     no_containers_left(daemon)
 
 
-@long_fault
 def test_a_container_removed_while_the_daemon_is_down_fails_its_attempt_and_the_job_retries(
     daemon: Daemon, docker_client: Any
 ) -> None:
@@ -165,7 +162,6 @@ def test_a_container_removed_while_the_daemon_is_down_fails_its_attempt_and_the_
     assert log_of(daemon, job_id) == "attempt 2\n"
 
 
-@long_fault
 @pytest.mark.parametrize("while_down", ["exits", "is_removed"])
 def test_a_terminate_request_survives_kill_9_and_the_job_ends_terminated_not_retried(
     daemon: Daemon, docker_client: Any, while_down: str
@@ -189,7 +185,6 @@ def test_a_terminate_request_survives_kill_9_and_the_job_ends_terminated_not_ret
     no_containers_left(daemon)
 
 
-@long_fault
 def test_a_daemon_killed_again_while_it_recovers_recovers_on_the_next_start(
     tmp_path: Path, docker_client: Any, busybox_image: str
 ) -> None:

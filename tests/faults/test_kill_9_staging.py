@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 
 from localbatch.faults import ENV
-from tests.faults.engine import long_fault
 from tests.faults.test_kill_9 import job_ids, listed_offline, log_of, no_containers_left, wait_dead
 from tests.integration.daemons import CONFIG, started_daemon
 from tests.integration.s3 import S3Server, running_s3_server
 
-pytestmark = [pytest.mark.faults, pytest.mark.docker, long_fault]
+pytestmark = [pytest.mark.faults, pytest.mark.docker]
 
 STAGED = """\
 name = "staged"
