@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from tests.faults.engine import PrivateEngine, daemon_on, until
+from tests.integration import daemons
 from tests.integration.daemons import Daemon
 
 pytestmark = [pytest.mark.faults, pytest.mark.docker, pytest.mark.timeout(600)]  # 1 GiB: ~2 min here
@@ -25,20 +26,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.docker, pytest.mark.timeout(600)] 
 MIB = 1024 * 1024
 FLOOD_MIB = int(os.environ.get("LOCALBATCH_FLOOD_MIB") or 1024)
 CAP_MIB = 10
-CONFIG = f"""
-[logs]
-max_attempt_mib = {CAP_MIB}
-
-[[compute_environments]]
-name = "local"
-max_vcpus = 2
-max_memory_mib = 1024
-
-[[job_queues]]
-name = "default"
-priority = 1
-compute_environments = ["local"]
-"""
+CONFIG = f"[logs]\nmax_attempt_mib = {CAP_MIB}\n" + daemons.CONFIG
 # 1 KiB lines (1023 x and a line break), between a first and a last line.
 JOBDEF = f"""
 name = "flood"
