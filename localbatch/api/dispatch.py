@@ -20,9 +20,9 @@ from localbatch.awsbatch.requests import is_digits, job_definition_ref
 from localbatch.batch import BatchService
 from localbatch.core.definition import JobDefinition
 from localbatch.core.naming import Arns
-from localbatch.core.policy import NO_POLICY, Policy
+from localbatch.core.policy import INFRASTRUCTURE_WRITES, NO_POLICY, Policy, may_change_infrastructure
 from localbatch.core.resources import Resources
-from localbatch.errors import NotFound
+from localbatch.errors import InvalidRequest, NotFound
 from localbatch.ports import ACTIVE, INACTIVE, TAGGABLE, JobDefinitionRecord, TagTarget
 
 T = TypeVar("T")
@@ -109,6 +109,11 @@ class BatchDispatcher:
         too_big = payload_problem(operation, body)
         if too_big is not None:
             raise client_error(too_big)
+        if operation in INFRASTRUCTURE_WRITES or (operation in _TAG_WRITES and not _names_a_job(body)):
+            caller = current_principal() or daemon_owner()
+            refused = may_change_infrastructure(operation, caller, self._policy, is_admin(caller, self._policy))
+            if refused is not None:
+                raise InvalidRequest([refused])
         return handler(body)
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -422,3 +427,11 @@ def _offset_page(key: str, items: Sequence[T], body: Body, render: Callable[[T],
     if end < len(items):
         response["nextToken"] = str(end)
     return response
+
+
+_TAG_WRITES = frozenset({"TagResource", "UntagResource"})
+
+
+def _names_a_job(body: Body) -> bool:
+    """Whether a tag request's ``resourceArn`` is a job's (its owner's business, not everyone's)."""
+    return ":job/" in str(body.get("resourceArn", ""))

@@ -174,6 +174,25 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+# What every user of a host shares: on a shared host only an admin may change it.
+INFRASTRUCTURE_WRITES = frozenset(
+    f"{verb}{kind}"
+    for verb in ("Create", "Update", "Delete")
+    for kind in ("JobQueue", "ComputeEnvironment", "SchedulingPolicy", "ConsumableResource")
+)
+
+
+def may_change_infrastructure(operation: str, caller: str, policy: Policy, caller_is_admin: bool) -> Problem | None:
+    """Why ``caller`` may not call ``operation``, which changes job queues, compute environments,
+    scheduling policies, consumable resources or their tags (what every user shares); None if it may."""
+    if not policy.shared or caller_is_admin:
+        return None
+    return Problem(
+        "policy.admins",
+        f"{operation} changes what every user of this host shares; only an admin may call it, and {caller} is not one",
+    )
+
+
 def may_stop(owner: str | None, caller: str, policy: Policy, caller_is_admin: bool) -> Problem | None:
     """Why ``caller`` may not cancel or terminate a job ``owner`` submitted; None if it may.
     Without a shared policy anyone may; a job recorded before owners were kept (None) only an admin."""

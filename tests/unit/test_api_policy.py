@@ -150,3 +150,35 @@ def test_a_spot_interrupt_of_someone_elses_job_is_refused_on_a_shared_host(tmp_p
     with acting_as("alice"):
         extensions.interrupt({}, {"jobId": "j1"})
     assert asked == ["j1"]
+
+
+def test_on_a_shared_host_only_admins_change_what_every_user_shares(tmp_path: Path) -> None:
+    world = make_world(policy=shared(tmp_path, admins=frozenset({"carol"})))
+    world.register()
+    status, body = as_peer(world, "alice", "SubmitJob", SUBMIT)
+    job_arn = body["jobArn"]
+    before = world.snapshot()
+    queue_arn = world.call("DescribeJobQueues", {})["jobQueues"][0]["jobQueueArn"]
+    for operation, params in [
+        ("UpdateJobQueue", {"jobQueue": "default", "state": "DISABLED"}),
+        ("DeleteJobQueue", {"jobQueue": "default"}),
+        ("UpdateComputeEnvironment", {"computeEnvironment": "local", "state": "DISABLED"}),
+        ("CreateSchedulingPolicy", {"name": "mine"}),
+        ("CreateConsumableResource", {"consumableResourceName": "licences", "totalQuantity": 1}),
+        ("TagResource", {"resourceArn": queue_arn, "tags": {"owner": "alice"}}),
+    ]:
+        status, refused = as_peer(world, "alice", operation, params)
+        assert status == 400, (operation, refused)
+        assert refused["message"] == (
+            f"policy.admins: {operation} changes what every user of this host shares; "
+            "only an admin may call it, and alice is not one"
+        )
+    assert world.snapshot() == before
+    assert as_peer(world, "alice", "TagResource", {"resourceArn": job_arn, "tags": {"run": "7"}})[0] == 200
+    assert as_peer(world, "carol", "UpdateJobQueue", {"jobQueue": "default", "priority": 5})[0] == 200
+    assert as_peer(world, daemon_owner(), "CreateSchedulingPolicy", {"name": "ops"})[0] == 200
+
+
+def test_without_a_policy_table_anyone_changes_queues() -> None:
+    world = make_world()
+    assert as_peer(world, "alice", "UpdateJobQueue", {"jobQueue": "default", "priority": 5})[0] == 200
