@@ -19,10 +19,13 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
+
+from localbatch.errors import UsageError
 
 __all__ = ["AuditLog", "iso_time", "read_entries", "rotated_path"]
 
@@ -99,3 +102,38 @@ def read_entries(path: Path) -> Iterator[dict[str, Any]]:
                         yield entry
         except FileNotFoundError:
             continue
+        except OSError as exc:  # e.g. a user of the socket's group: the log is the daemon user's (0600)
+            raise UsageError(
+                f"cannot read the audit log {source}: {exc.strerror or exc}; it is readable by the daemon's user only"
+            ) from None
+
+
+def select_entries(
+    path: Path,
+    *,
+    since_ms: int | None = None,
+    principal: str | None = None,
+    operation: str | None = None,
+    last: int | None = None,
+) -> list[dict[str, Any]]:
+    """The entries of ``path`` (both generations) at or after ``since_ms``, by ``principal``, of
+    ``operation`` (any case), oldest first; only the ``last`` ones when given."""
+    found: deque[dict[str, Any]] = deque(maxlen=last)
+    for entry in read_entries(path):
+        if principal is not None and entry.get("principal") != principal:
+            continue
+        if operation is not None and str(entry.get("operation", "")).lower() != operation.lower():
+            continue
+        if since_ms is not None:
+            at = _epoch_ms(entry)
+            if at is None or at < since_ms:
+                continue
+        found.append(entry)
+    return list(found)
+
+
+def _epoch_ms(entry: Mapping[str, Any]) -> int | None:
+    try:
+        return int(datetime.fromisoformat(str(entry.get("time", "")).replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None

@@ -63,11 +63,11 @@ def _labelled(label: str, style: str, message: str) -> Text:
 
 
 def stdout() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, markup=False)  # text from users is never markup
 
 
 def stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def when(epoch_ms: int | None, *, date: bool = False) -> str:

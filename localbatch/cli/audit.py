@@ -5,25 +5,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from localbatch import render
-from localbatch.audit import read_entries
+from localbatch import render, safe_text
+from localbatch.audit import select_entries
 from localbatch.cli._common import handles_errors, settings
 from localbatch.cli.events import since_ms
 from localbatch.errors import UsageError
-
-
-def _epoch_ms(entry: dict[str, Any]) -> int | None:
-    try:
-        return int(datetime.fromisoformat(str(entry.get("time", "")).replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
 
 
 @handles_errors
@@ -42,17 +33,7 @@ def audit(
         raise UsageError(f"-n: must be at least 1, got {last}")
     current = settings()
     start = since_ms(since, int(time.time() * 1000)) if since != "0" else None
-    found: deque[dict[str, Any]] = deque(maxlen=last)
-    for entry in read_entries(current.audit_log_path):
-        if principal is not None and entry.get("principal") != principal:
-            continue
-        if operation is not None and str(entry.get("operation", "")).lower() != operation.lower():
-            continue
-        if start is not None:
-            at = _epoch_ms(entry)
-            if at is None or at < start:
-                continue
-        found.append(entry)
+    found = select_entries(current.audit_log_path, since_ms=start, principal=principal, operation=operation, last=last)
     if json_:
         for entry in found:
             typer.echo(json.dumps(entry, separators=(",", ":")))
@@ -64,7 +45,7 @@ def audit(
     table.add_column("time", no_wrap=True)
     for column in ("principal", "from", "operation", "target", "outcome"):
         table.add_column(column)
-    for entry in found:
+    for entry in safe_text.fields(found):  # callers chose these strings: shown, never obeyed
         target = entry.get("target") or {}
         shown_target = " ".join(f"{v}" for v in target.values()) if isinstance(target, dict) else str(target)
         outcome = str(entry.get("outcome", ""))

@@ -140,7 +140,7 @@ def top(
         if not interactive:
             render.stdout().print(render.top_view(session.top_snapshot(backend), int(time.time() * 1000)))
             return
-        console = Console(highlight=False)
+        console = Console(highlight=False, markup=False)
         try:
             with keys(sys.stdin) as pressed, Live(console=console, screen=True, auto_refresh=False) as live:
                 while True:

@@ -197,6 +197,23 @@ def test_the_cli_filters_and_prints_the_file_without_a_daemon(tmp_path):
     assert table.exit_code == 0 and "ClientException: no job" in table.output
 
 
+def test_the_cli_shows_what_callers_sent_never_obeys_it_and_names_an_unreadable_log(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    log = AuditLog(home / "audit.log", clock=Clock())
+    log.record(
+        {"principal": "eve", "operation": "CancelJob", "target": {"jobId": "[/]\x1b]0;pwned\x07"}, "outcome": "ok"}
+    )
+    env = {"LOCALBATCH_HOME": str(home), "LOCALBATCH_CONFIG": "", "COLUMNS": "200"}
+    table = CliRunner().invoke(app, ["audit"], env=env)
+    assert table.exit_code == 0, table.output
+    assert "[/]\\x1b]0;pwned\\x07" in table.output and "\x1b" not in table.output
+    (home / "audit.log").unlink()
+    (home / "audit.log").mkdir()  # as unreadable as another user's 0600 file is (tests run as root)
+    refused = CliRunner().invoke(app, ["audit"], env=env)
+    assert refused.exit_code == 2 and f"cannot read the audit log {home / 'audit.log'}" in refused.stderr
+
+
 def test_a_failing_sink_never_breaks_the_request(tmp_path):
     dispatcher = FakeDispatcher()
     api = Api(dispatcher, supported=SUPPORTED)

@@ -109,3 +109,11 @@ def test_queues_table_says_how_each_queue_schedules() -> None:
     text = console.export_text()
     assert "FIFO" in text
     assert "fair share (teams); cancel CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY after 600 s" in text
+
+
+def test_text_from_users_is_shown_as_written_never_read_as_markup(capsys: Any) -> None:
+    reason = "cancelled: [/] by bob [link=http://example.invalid]click[/link] [bold]"
+    summary = {"jobId": "j-1", "jobName": "[red]x", "jobQueue": "default", "status": "FAILED", "createdAt": 0}
+    render.stdout().print(render.jobs_table([{**summary, "statusReason": reason}]))
+    shown = capsys.readouterr().out
+    assert "".join(reason.split()) in "".join(shown.split()) and "[red]x" in shown  # folded, not parsed
