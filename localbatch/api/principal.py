@@ -21,7 +21,7 @@ from functools import cache
 
 from localbatch.core.policy import Policy
 
-__all__ = ["acting_as", "current_principal", "daemon_owner", "is_admin", "peer_user", "user_name"]
+__all__ = ["UNKNOWN_PEER", "acting_as", "current_principal", "daemon_owner", "is_admin", "peer_user", "user_name"]
 
 _PRINCIPAL: ContextVar[str | None] = ContextVar("localbatch_principal", default=None)
 
@@ -56,6 +56,10 @@ def user_name(uid: int) -> str:
 
 
 _PEERCRED = getattr(socket, "SO_PEERCRED", None)  # Linux; elsewhere the peer stays unnamed
+
+
+# Who a shared socket's peer is when the system cannot say: a user like any other, no admin.
+UNKNOWN_PEER = "unknown peer"
 
 
 def peer_user(connection: socket.socket) -> str | None:

@@ -52,7 +52,7 @@ from typing import Any, Final, Protocol, TypeAlias
 from urllib.parse import parse_qs
 
 from localbatch.api.errors import ApiError, client_error, to_api_error, unsupported_operation
-from localbatch.api.principal import acting_as, current_principal, daemon_owner, peer_user
+from localbatch.api.principal import UNKNOWN_PEER, acting_as, current_principal, daemon_owner, peer_user
 from localbatch.api.routes import RouteTable, route_table
 from localbatch.awsbatch.jobdefinition import LOCAL_MEMBER
 from localbatch.awsbatch.model import validate_request
@@ -538,6 +538,7 @@ class ApiServer:
                 raise ApiServerError(f"policy.socket_group: this host has no group named {self.group!r}") from None
         _clear_stale_socket(path)
         server = _UnixHttpServer(path, self.api, self.max_body_bytes)
+        server.shared = self.group is not None
         try:
             # umask is process-wide, but this runs once at daemon start-up; the chmod is the guarantee.
             previous = os.umask(0o177)
@@ -697,6 +698,9 @@ class _UnixHttpServer(_Connections, socketserver.ThreadingMixIn, socketserver.Un
     daemon_threads = True
     block_on_close = False  # shutdown() joins connections itself, with a deadline
     request_queue_size = LISTEN_BACKLOG
+    # Whether users besides the daemon's may connect ([policy] socket_group). Then a peer the
+    # kernel cannot name is UNKNOWN_PEER, never taken for the daemon's own user (an admin).
+    shared = False
 
     def __init__(self, path: str, api: Api, max_body_bytes: int) -> None:
         socketserver.UnixStreamServer.__init__(self, path, _RequestHandler, bind_and_activate=False)
@@ -759,6 +763,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.peer = peer_user(self.connection)
+        if self.peer is None and isinstance(self.server, _UnixHttpServer) and self.server.shared:
+            self.peer = UNKNOWN_PEER
         self.connection.settimeout(self.server.idle_timeout_s)  # a read or write this long: closed
         self.server.track(self.connection)
 

@@ -28,8 +28,9 @@ from botocore.awsrequest import HeadersDict, prepare_request_dict  # type: ignor
 from botocore.parsers import RestJSONParser  # type: ignore[import-untyped]
 from botocore.serialize import create_serializer  # type: ignore[import-untyped]
 
+from localbatch.api import server as server_module
 from localbatch.api.errors import ApiError, client_error, server_error, to_api_error, unsupported_operation
-from localbatch.api.principal import current_principal, daemon_owner
+from localbatch.api.principal import UNKNOWN_PEER, current_principal, daemon_owner
 from localbatch.api.server import Api, ApiRequest, ApiServer, ApiServerError
 from localbatch.awsbatch.model import service_model
 from localbatch.client import DaemonClient, DaemonError, DaemonUnreachable, RequestRejected
@@ -917,3 +918,19 @@ def test_each_request_is_logged_at_debug_with_operation_status_and_duration(serv
 
 def request_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if " -> " in r.getMessage()]
+
+
+def test_on_a_shared_socket_a_peer_the_system_cannot_name_is_nobody_in_particular(sock, monkeypatch):
+    seen: list[str | None] = []
+
+    class Recorder:
+        def handle(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+            seen.append(current_principal())
+            return {"jobSummaryList": []}
+
+    monkeypatch.setattr(server_module, "peer_user", lambda connection: None)  # as where SO_PEERCRED is missing
+    group = grp.getgrgid(os.getgid()).gr_name
+    for shared_group in (None, group):  # 0600: only the daemon's user can connect; 0660: anyone of the group
+        with ApiServer(sock, Recorder(), poll_interval_s=FAST_POLL_S, group=shared_group), DaemonClient(sock) as c:
+            c.call("ListJobs", {"jobQueue": "default"})
+    assert seen == [None, UNKNOWN_PEER]  # None: the daemon's owner; UNKNOWN_PEER: no admin
