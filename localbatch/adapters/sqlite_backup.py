@@ -26,7 +26,9 @@ from localbatch.errors import StateStoreError
 
 __all__ = ["BackupSummary", "backup", "inspect", "restore"]
 
-_PAGES_PER_STEP = 1024  # the live database is locked only this many pages at a time
+# One step: in WAL mode the copy holds only a read transaction, so the daemon keeps writing; a copy
+# in several steps would start again at every write and might never end on a busy daemon.
+_ALL_PAGES = -1
 _SIDE_FILES = ("-wal", "-shm")
 
 
@@ -47,11 +49,14 @@ def backup(database: Path, destination: Path) -> BackupSummary:
         raise StateStoreError(f"state database {database}: no such file (nothing to back up)")
     if destination.is_dir():
         raise StateStoreError(f"backup file {destination}: is a directory; name a file")
+    live = {database.name + suffix for suffix in ("", *_SIDE_FILES)}
+    if destination.resolve().parent == database.resolve().parent and destination.name in live:
+        raise StateStoreError(f"backup file {destination}: that is the live state itself; name a file elsewhere")
     partial = destination.with_name(destination.name + ".partial")
     try:
         _create_private(partial)
         with _connect(database, read_only=True) as source, _connect(partial) as target:
-            source.backup(target, pages=_PAGES_PER_STEP)
+            source.backup(target, pages=_ALL_PAGES)
         summary = inspect(partial)
         os.replace(partial, destination)
     except (OSError, sqlite3.Error) as exc:
@@ -101,7 +106,7 @@ def restore(backup_file: Path, database: Path, stamp: str) -> tuple[BackupSummar
     try:
         _create_private(incoming)
         with _connect(backup_file, read_only=True) as source, _connect(incoming) as target:
-            source.backup(target, pages=_PAGES_PER_STEP)
+            source.backup(target, pages=_ALL_PAGES)
         if database.exists():
             kept = database.with_name(f"{database.name}.before-restore-{stamp}")
             with _connect(database) as current:  # fold the write-ahead log into the file first

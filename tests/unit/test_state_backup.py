@@ -132,6 +132,8 @@ def test_a_backup_of_a_home_without_state_or_onto_a_directory_says_so(tmp_path: 
     filled(tmp_path / "home", 1)
     with pytest.raises(StateStoreError, match="is a directory"):
         bootstrap.backup_state(settings(tmp_path / "home"), tmp_path)
+    with pytest.raises(StateStoreError, match="the live state itself"):
+        bootstrap.backup_state(settings(tmp_path / "home"), tmp_path / "home" / "state.db")
 
 
 def test_the_cli_backs_up_and_restores(tmp_path: Path) -> None:
