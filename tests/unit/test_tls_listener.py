@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import ssl
 from collections.abc import Iterator
@@ -40,6 +41,18 @@ def test_an_address_off_loopback_needs_a_certificate_and_names_the_key(tmp_path,
     assert settings.listen == ("0.0.0.0", 8750)
     assert settings.tls == tls.TlsSettings(cert, key)
     assert settings.tls.ca_bundle == cert
+
+
+def test_a_user_who_cannot_read_the_daemons_key_still_resolves_the_shared_config(tmp_path, pair, monkeypatch):
+    cert, key = pair
+    key.write_text("not a key")  # the daemon would refuse it; the user's ls need not read it
+    readable = os.access
+    monkeypatch.setattr(config.os, "access", lambda path, mode: False if Path(path) == key else readable(path, mode))
+    env = {"LOCALBATCH_LISTEN": "0.0.0.0:8750", "LOCALBATCH_TLS_CERTIFICATE": str(cert), "LOCALBATCH_TLS_KEY": str(key)}
+    assert config.resolve(env=env, cwd=tmp_path).tls == tls.TlsSettings(cert, key)
+    monkeypatch.setattr(config.os, "access", readable)
+    with pytest.raises(ConfigError, match=r"tls_key"):
+        config.resolve(env=env, cwd=tmp_path)
 
 
 def test_bad_certificate_files_are_refused_with_the_key_named(tmp_path, pair):
