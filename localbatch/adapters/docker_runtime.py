@@ -81,6 +81,7 @@ import io
 import logging
 import math
 import os
+import re
 import tarfile
 import threading
 import warnings
@@ -666,8 +667,10 @@ def _epoch_ms(stamp: object) -> int | None:
     time (``0001-01-01T00:00:00Z``: never) or anything unreadable."""
     if not isinstance(stamp, str) or stamp.startswith("0001-"):
         return None
+    # Python 3.10's fromisoformat takes neither "Z" nor more than 6 digits of fraction.
+    normal = re.sub(r"(\.\d{6})\d+", r"\1", stamp.replace("Z", "+00:00"))
     try:
-        return round(datetime.fromisoformat(stamp).timestamp() * 1000)
+        return round(datetime.fromisoformat(normal).timestamp() * 1000)
     except ValueError:
         return None
 
