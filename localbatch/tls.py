@@ -88,3 +88,9 @@ def _subject(path: Path) -> str | None:
 
 
 _SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C"}
+
+
+def listener_url(host: str, port: int, secure: bool) -> str:
+    """The TCP listener's base URL: https with TLS, IPv6 addresses in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if secure else 'http'}://{shown}:{port}"

@@ -57,6 +57,7 @@ from localbatch.api.routes import RouteTable, route_table
 from localbatch.awsbatch.jobdefinition import LOCAL_MEMBER
 from localbatch.awsbatch.model import validate_request
 from localbatch.errors import LocalbatchError, Problem
+from localbatch.tls import listener_url
 
 __all__ = [
     "EXTENSION_PREFIX",
@@ -619,9 +620,7 @@ class TcpApiServer(ApiServer):
 
     @property
     def where(self) -> str:
-        host, port = self.address
-        shown = f"[{host}]" if ":" in host else host
-        return f"{'https' if self.tls is not None else 'http'}://{shown}:{port}"
+        return listener_url(*self.address, secure=self.tls is not None)
 
     @property
     def description(self) -> str:

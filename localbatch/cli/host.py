@@ -95,11 +95,10 @@ def daemon_start(
 def _listener(current: Settings) -> str:
     """The TCP listener's URL and whether it speaks TLS (with which certificate)."""
     assert current.listen is not None
-    host, port = current.listen
-    shown = f"[{host}]" if ":" in host else host
+    url = tls.listener_url(*current.listen, secure=current.tls is not None)
     if current.tls is None:
-        return f"http://{shown}:{port} (no TLS)"
-    return f"https://{shown}:{port} (TLS on, certificate {tls.certificate_summary(current.tls.certificate)})"
+        return f"{url} (no TLS)"
+    return f"{url} (TLS on, certificate {tls.certificate_summary(current.tls.certificate)})"
 
 
 @daemon_app.command("run")
@@ -212,7 +211,7 @@ def credentials(
         key = found
     endpoint = api_credentials.read_endpoint(current.home)
     if endpoint is None and current.listen is not None:
-        endpoint = _listener(current).partition(" ")[0]
+        endpoint = tls.listener_url(*current.listen, secure=current.tls is not None)
     values = {
         "AWS_ACCESS_KEY_ID": key.access_key_id,
         "AWS_SECRET_ACCESS_KEY": key.secret_access_key,
