@@ -7,6 +7,7 @@ never sent through the ``logging`` module and never stored in SQLite.
 
 from __future__ import annotations
 
+import glob
 import logging
 import threading
 import time
@@ -220,6 +221,13 @@ class LogPump(threading.Thread):
 
 
 _COPY_CHUNK = 1024 * 1024
+
+
+def discard(path: Path) -> None:
+    """Remove an attempt's log and any spill files a pump cut short (kill -9) left beside it,
+    before the log is written again from the engine."""
+    for stale in (path, *path.parent.glob(f"{glob.escape(path.name)}.tail-*")):
+        stale.unlink(missing_ok=True)
 
 
 def gap_marker(lost: int, why: str) -> bytes:

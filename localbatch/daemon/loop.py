@@ -768,7 +768,7 @@ class ControlLoop:
         assert attempt is not None and attempt.started_at is not None
         path = logs.attempt_log_path(self._settings.logs_dir, job.job_id, attempt.number)
         if fresh_log:  # re-adopted: the engine still has everything; rewrite the file from it
-            path.unlink(missing_ok=True)
+            logs.discard(path)
         try:
             # Its output ends when the container stops: the loop looks at once, not at its next poll.
             pump: logs.LogPump | None = logs.LogPump(

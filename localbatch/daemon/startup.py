@@ -195,7 +195,7 @@ def _collect(
         job, event = _without_container(job, now)
         return job, [event]
     path = logs.attempt_log_path(settings.logs_dir, job.job_id, attempt.number)
-    path.unlink(missing_ok=True)
+    logs.discard(path)
     pump = logs.LogPump(runtime.logs(container_id), path, max_bytes=settings.max_attempt_log_mib * 1024 * 1024 or None)
     pump.start()
     pump.join(timeout=30)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from localbatch.logs import LogPump
+from localbatch.logs import LogPump, discard
 
 DROPPED = re.compile(rb"\n\[localbatch: (\d+) bytes of output dropped here: [^\n]*\]\n")
 
@@ -72,3 +72,13 @@ def test_a_write_that_fails_leaves_a_marked_gap_once_space_is_back(tmp_path: Pat
         path.read_bytes() == b"before\n\n[localbatch: 48 bytes of output lost here: no space left on device]\nafter\n"
     )
     assert pump.error is not None and "No space left on device" in pump.error
+
+
+def test_a_log_rewritten_from_the_engine_first_loses_what_a_cut_short_pump_left(tmp_path: Path) -> None:
+    log = tmp_path / "1.log"
+    for stale in (log, tmp_path / "1.log.tail-0", tmp_path / "1.log.tail-1"):  # a kill -9 mid-spill
+        stale.write_bytes(b"old")
+    (tmp_path / "2.log.tail-0").write_bytes(b"another attempt's")
+    discard(log)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2.log.tail-0"]
+    assert _pump([b"x" * 100, b"\n"], log, max_bytes=1000) == b"x" * 100 + b"\n"
